@@ -1,0 +1,426 @@
+/*
+ * rudo.h — the public interface of rudo, a mark-sweep garbage collector for C.
+ *
+ * rudo manages one process-wide heap. Objects belong to *kinds*: a kind says
+ * how the collector finds the pointers inside an object (a trace callback, a
+ * pointer-layout bitmap, "every word may be a pointer", or "no pointers").
+ * Roots are found conservatively on the stacks and registers of attached
+ * threads and (optionally) in the program's static data, and precisely in
+ * registered root slots and handles.
+ *
+ * Conventions used below:
+ *  - "Aborts" means: prints "rudo: <function>: <reason>" to stderr and calls
+ *    abort(). Misuse that would otherwise corrupt the heap always aborts.
+ *  - Functions returning int return 0 on success or one of RUDO_E* (> 0).
+ *  - "Attached thread": a thread that called rudo_thread_attach() (or created
+ *    the heap) and has not detached. Functions that touch the heap must be
+ *    called from an attached thread unless stated otherwise.
+ *
+ * Names starting with rudo__ are internal: they appear here only because the
+ * inline fast paths use them.
+ */
+#ifndef RUDO_H
+#define RUDO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RUDO_VERSION_MAJOR 0
+#define RUDO_VERSION_MINOR 1
+#define RUDO_VERSION_PATCH 0
+
+#if defined(__GNUC__)
+#define RUDO_LIKELY(x) __builtin_expect(!!(x), 1)
+#define RUDO_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define RUDO_API __attribute__((visibility("default")))
+#else
+#define RUDO_LIKELY(x) (x)
+#define RUDO_UNLIKELY(x) (x)
+#define RUDO_API
+#endif
+
+/* Error codes returned by functions documented as returning int. */
+enum {
+    RUDO_OK = 0,
+    RUDO_EINVAL = 1,  /* an argument is out of range */
+    RUDO_EEXIST = 2,  /* already exists / already attached */
+    RUDO_ENOENT = 3,  /* not found (e.g. a root that was never added) */
+    RUDO_ENOMEM = 4,  /* the operating system refused memory */
+    RUDO_ESTATE = 5,  /* wrong state (e.g. no heap, thread not attached) */
+};
+
+/* Returns a static string describing an error code; never NULL.
+ * Thread-safe; may be called without a heap. */
+RUDO_API const char *rudo_strerror(int err);
+
+/* ------------------------------------------------------------------------ */
+/* Heap lifecycle                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* Called when an allocation cannot be satisfied even after a full collection.
+ * `size` is the requested size. If the handler returns, the allocation
+ * returns NULL. The handler may call rudo_collect(); it must not allocate
+ * from the rudo heap. */
+typedef void (*rudo_oom_fn)(size_t size, void *data);
+
+typedef struct rudo_config {
+    /* Bytes allocated before the first automatic collection. Default 4 MiB.
+     * Environment override: RUDO_HEAP_INITIAL (bytes; suffix K, M, G). */
+    size_t initial_heap;
+    /* Upper bound on the heap's committed pages, in bytes; 0 = no bound other
+     * than the address-space reservation (64 GiB). Environment override:
+     * RUDO_HEAP_MAX. */
+    size_t max_heap;
+    /* Heap-growth policy: an automatic collection starts when the bytes
+     * allocated since the last collection exceed
+     *     max(initial_heap, live_bytes_after_last_collection * growth).
+     * Larger values trade memory for fewer collections. Default 1.0; must be
+     * > 0. Environment override: RUDO_GROWTH. */
+    double growth;
+    /* Scan the writable static data of the program and its shared libraries
+     * conservatively (found with dl_iterate_phdr). Default true. */
+    bool scan_static_data;
+    /* Scan attached threads' stacks and registers conservatively. Default
+     * true. A runtime that roots every pointer precisely may turn it off. */
+    bool scan_stacks;
+    /* Number of marker threads; 0 = number of online CPUs. Environment
+     * override: RUDO_MARKERS. Marking is serial in this version: the value is
+     * recorded and reported, and later versions mark in parallel with it. */
+    unsigned markers;
+    /* Number of collections an empty page stays in the heap's free pool
+     * before its memory is returned to the operating system (madvise).
+     * Default 2. */
+    unsigned release_delay;
+    /* Out-of-memory handler (may be NULL) and its argument. */
+    rudo_oom_fn on_oom;
+    void *oom_data;
+} rudo_config;
+
+/* Fills *cfg with the defaults described above. Thread-safe. */
+RUDO_API void rudo_config_init(rudo_config *cfg);
+
+/* Creates the process-wide heap from *cfg (NULL = defaults), then applies the
+ * environment overrides, and attaches the calling thread.
+ * Returns RUDO_OK; RUDO_EEXIST if a heap already exists; RUDO_EINVAL if a
+ * config value or environment variable is invalid (a message names it);
+ * RUDO_ENOMEM if the address space cannot be reserved.
+ * Not thread-safe with respect to rudo_heap_destroy(). */
+RUDO_API int rudo_heap_create(const rudo_config *cfg);
+
+/* Destroys the heap: every object becomes invalid, no finalizer runs, every
+ * mapping the heap made is released. The calling thread must be the only
+ * attached thread (aborts otherwise). A new heap may be created afterwards. */
+RUDO_API void rudo_heap_destroy(void);
+
+/* True if a heap exists. Thread-safe. */
+RUDO_API bool rudo_heap_exists(void);
+
+/* ------------------------------------------------------------------------ */
+/* Kinds                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* A kind handle. Kinds live as long as the heap. */
+typedef uint32_t rudo_kind;
+
+#define RUDO_MAX_KINDS 1024u
+
+/* Two kinds exist in every heap: */
+#define RUDO_KIND_CONSERVATIVE ((rudo_kind)0) /* every word may be a pointer */
+#define RUDO_KIND_ATOMIC ((rudo_kind)1)       /* no pointers */
+
+typedef struct rudo_tracer rudo_tracer;
+
+/* A trace callback: must call rudo_visit(tr, &field) for every field of `obj`
+ * that may hold a pointer to a heap object (NULL is allowed; values that do
+ * not point into the heap are ignored, so tagged integers are harmless).
+ * `size` is the object's usable size. It runs during a collection, with the
+ * world stopped: it must not allocate, collect, or take locks that mutators
+ * hold. It is only ever called on an object allocated with this kind. */
+typedef void (*rudo_trace_fn)(void *obj, size_t size, rudo_tracer *tr);
+
+/* A finalizer: runs once, after the collection that found `obj` unreachable,
+ * on the thread that ran that collection, outside every collector lock.
+ * It may read the object and everything it references, and may allocate.
+ * Objects reachable from a finalizable object are kept until its finalizer
+ * has run; if the finalizer stores `obj` somewhere reachable, it lives on
+ * but is not finalized again. */
+typedef void (*rudo_finalize_fn)(void *obj, void *data);
+
+typedef enum rudo_tracing {
+    RUDO_TRACE_CONSERVATIVE = 0, /* every aligned word may be a pointer */
+    RUDO_TRACE_ATOMIC = 1,       /* contains no pointers */
+    RUDO_TRACE_CALLBACK = 2,     /* `trace` visits the pointer fields */
+    RUDO_TRACE_LAYOUT = 3,       /* `layout` marks the pointer words */
+} rudo_tracing;
+
+typedef struct rudo_kind_desc {
+    const char *name;        /* used in messages and statistics; copied */
+    rudo_tracing tracing;
+    rudo_trace_fn trace;     /* RUDO_TRACE_CALLBACK */
+    /* RUDO_TRACE_LAYOUT: bit i of layout[i / 64] set = word i holds a
+     * pointer, for words 0 .. layout_words-1 (1 to 1024 words). An object
+     * larger than the layout is treated as an array of such structs: the
+     * layout repeats every layout_words words. */
+    const uint64_t *layout;
+    size_t layout_words;
+    rudo_finalize_fn finalize; /* optional */
+    void *finalize_data;
+} rudo_kind_desc;
+
+/* Registers a kind. Returns the handle, or aborts if: no heap exists, desc
+ * is NULL, the name is NULL, the tracing mode is unknown, a callback kind has
+ * no trace function, a layout kind has no layout or a bad word count, or
+ * RUDO_MAX_KINDS kinds exist. Thread-safe (takes the heap lock). */
+RUDO_API rudo_kind rudo_kind_register(const rudo_kind_desc *desc);
+
+/* Shorthands for rudo_kind_register. */
+RUDO_API rudo_kind rudo_kind_traced(const char *name, rudo_trace_fn trace);
+RUDO_API rudo_kind rudo_kind_layout(const char *name, size_t words,
+                                    const uint64_t *layout);
+RUDO_API rudo_kind rudo_kind_conservative(const char *name);
+RUDO_API rudo_kind rudo_kind_atomic(const char *name);
+
+/* Sets (or clears, with NULL) the finalizer of a kind. Objects allocated
+ * before the call are affected too. Aborts on an unknown kind. */
+RUDO_API void rudo_kind_set_finalizer(rudo_kind kind, rudo_finalize_fn fn,
+                                      void *data);
+
+/* The kind's name. Aborts on an unknown kind. */
+RUDO_API const char *rudo_kind_name(rudo_kind kind);
+
+/* ------------------------------------------------------------------------ */
+/* Tracing (for trace callbacks)                                            */
+/* ------------------------------------------------------------------------ */
+
+/* The visible part of a tracer; the collector's own state follows it. */
+struct rudo_tracer {
+    void ***rudo__cur; /* next free entry of the slot buffer */
+    void ***rudo__end; /* end of the slot buffer */
+};
+
+RUDO_API void rudo__tracer_flush(rudo_tracer *tr);
+
+/* Reports one slot of the object being traced. Cheap: the slot address is
+ * buffered and processed after the callback returns. */
+static inline void rudo_visit(rudo_tracer *tr, void **slot) {
+    if (*slot == NULL)
+        return;
+    if (RUDO_UNLIKELY(tr->rudo__cur == tr->rudo__end))
+        rudo__tracer_flush(tr);
+    *tr->rudo__cur++ = slot;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Allocation                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Objects up to RUDO_SMALL_MAX bytes live in pages of one size class and one
+ * kind; larger ones in the large-object space. */
+#define RUDO_GRANULE 16u
+#define RUDO_SMALL_MAX 32768u
+
+/* Per-thread allocation state the inline fast path reads (internal). */
+struct rudo__mutator_fast {
+    void **lists[RUDO_MAX_KINDS]; /* per kind: free-list head per size class */
+};
+extern __thread struct rudo__mutator_fast *rudo__tl
+    __attribute__((tls_model("initial-exec")));
+extern RUDO_API const uint8_t rudo__class_of_granules[RUDO_SMALL_MAX / RUDO_GRANULE + 1];
+
+RUDO_API void *rudo__alloc_slow(rudo_kind kind, size_t size);
+
+/* Allocates `size` bytes of kind `kind`: zeroed, aligned to 16 bytes. May
+ * run a collection (a safepoint). Returns NULL only when the heap limit is
+ * reached after a full collection and the OOM handler returned.
+ * Aborts if: no heap, the thread is not attached, size is 0, size is larger
+ * than the heap could ever hold, or the kind is unknown. */
+static inline void *rudo_alloc(rudo_kind kind, size_t size) {
+    struct rudo__mutator_fast *t = rudo__tl;
+    if (RUDO_LIKELY(t != NULL && size - 1 < RUDO_SMALL_MAX &&
+                    kind < RUDO_MAX_KINDS)) {
+        void **lists = t->lists[kind];
+        if (RUDO_LIKELY(lists != NULL)) {
+            unsigned cls = rudo__class_of_granules[(size + RUDO_GRANULE - 1) /
+                                                   RUDO_GRANULE];
+            void **cell = (void **)lists[cls];
+            if (RUDO_LIKELY(cell != NULL)) {
+                lists[cls] = *cell;
+                *cell = NULL;
+                return cell;
+            }
+        }
+    }
+    return rudo__alloc_slow(kind, size);
+}
+
+/* Allocates n * elem_size bytes as rudo_alloc does; aborts if the product
+ * overflows. */
+RUDO_API void *rudo_alloc_array(rudo_kind kind, size_t n, size_t elem_size);
+
+/* Conservative and atomic allocation without naming a kind (bdwgc's
+ * GC_MALLOC and GC_MALLOC_ATOMIC). */
+static inline void *rudo_malloc(size_t size) {
+    return rudo_alloc(RUDO_KIND_CONSERVATIVE, size);
+}
+static inline void *rudo_malloc_atomic(size_t size) {
+    return rudo_alloc(RUDO_KIND_ATOMIC, size);
+}
+
+/* Resizes an object of a conservative or atomic kind: returns an object of
+ * the same kind and at least `size` bytes whose first min(old, new) bytes
+ * are the old contents (the rest zeroed). It may be `obj` itself when it
+ * already has room. obj == NULL behaves as rudo_alloc of the conservative
+ * kind. Aborts if obj is not the base of a heap object, its kind is traced
+ * or has a layout, or size is 0. Returns NULL as rudo_alloc does. */
+RUDO_API void *rudo_realloc(void *obj, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* Roots                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Registers a precise root: the pointer stored at *slot keeps its object
+ * alive until the slot is removed. Adding the same slot twice aborts.
+ * Thread-safe. */
+RUDO_API void rudo_root_add(void **slot);
+
+/* Removes a precise root. Returns RUDO_OK, or RUDO_ENOENT (and prints a
+ * message naming the function) if the slot was never added. Thread-safe. */
+RUDO_API int rudo_root_remove(void **slot);
+
+/* Registers the memory [start, end) as a conservative root range (every
+ * aligned word may be a pointer), e.g. a malloc'd table. Aborts if
+ * start > end. Thread-safe. */
+RUDO_API void rudo_root_add_range(void *start, void *end);
+
+/* Removes the range that started at `start`. Returns RUDO_OK or
+ * RUDO_ENOENT. Thread-safe. */
+RUDO_API int rudo_root_remove_range(void *start);
+
+/* Scoped handles, for runtimes that root precisely: a handle is a slot that
+ * is a root until the scope that created it exits. Scopes nest and are per
+ * thread; exit them in reverse order of entry (aborts otherwise). */
+typedef struct rudo_scope {
+    size_t rudo__mark;
+    unsigned rudo__depth;
+} rudo_scope;
+
+RUDO_API void rudo_scope_enter(rudo_scope *scope);
+RUDO_API void rudo_scope_exit(rudo_scope *scope);
+/* Returns a slot holding obj, valid until the innermost scope exits. Aborts
+ * outside any scope. The slot may be written to (e.g. after a resize). */
+RUDO_API void **rudo_handle(void *obj);
+
+/* ------------------------------------------------------------------------ */
+/* Collection                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Runs a full collection now (with the world stopped), then any finalizers
+ * that became due. If other threads request a collection at the same time,
+ * one collection serves them all. Aborts if the thread is not attached. */
+RUDO_API void rudo_collect(void);
+
+/* Information about one collection, passed to the collection callback. */
+typedef struct rudo_gc_event {
+    uint64_t number;         /* 1 for the first collection */
+    uint64_t pause_ns;       /* world stopped: request to resume */
+    uint64_t ttsp_ns;        /* time to safepoint: request to all stopped */
+    uint64_t mark_ns;
+    uint64_t sweep_ns;       /* eager part of the sweep */
+    size_t live_bytes;       /* after the collection */
+    size_t heap_bytes;       /* committed pages after the collection */
+} rudo_gc_event;
+
+typedef void (*rudo_gc_callback)(const rudo_gc_event *ev, void *data);
+
+/* Sets a function called after every collection, on the collecting thread,
+ * after the world is resumed and before finalizers run (NULL to remove). It
+ * must not allocate. Thread-safe. */
+RUDO_API void rudo_set_gc_callback(rudo_gc_callback fn, void *data);
+
+/* ------------------------------------------------------------------------ */
+/* Threads and safepoints                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Attaches the calling thread: it gets its own allocation state and its
+ * stack is scanned for roots. Returns RUDO_OK, RUDO_EEXIST if already
+ * attached, RUDO_ESTATE if no heap exists. A thread that exits while
+ * attached is detached by a thread-exit destructor. Thread-safe. */
+RUDO_API int rudo_thread_attach(void);
+
+/* Detaches the calling thread; its pages are handed back to the heap and
+ * reused by other threads. Objects it allocated stay alive while reachable
+ * from elsewhere. Aborts if the thread is not attached or is inside a
+ * blocking region. Thread-safe. */
+RUDO_API void rudo_thread_detach(void);
+
+/* True if the calling thread is attached. */
+RUDO_API bool rudo_thread_is_attached(void);
+
+/* A safepoint: if another thread is waiting to collect, stop here until the
+ * collection ends. Call it in long loops that do not allocate. */
+RUDO_API void rudo__safepoint_slow(void);
+/* Nonzero while a collection waits for threads to stop (internal). */
+extern RUDO_API int rudo__stop_requested;
+static inline void rudo_safepoint(void) {
+    /* Relaxed: a poll that misses a request just made is caught by the next
+     * poll; the slow path synchronises through the handshake mutex. */
+    if (RUDO_UNLIKELY(__atomic_load_n(&rudo__stop_requested, __ATOMIC_RELAXED)))
+        rudo__safepoint_slow();
+}
+
+/* Brackets a region in which the thread does not touch the heap (no heap
+ * pointer is read or written, no rudo call but rudo_blocking_leave), such
+ * as a blocking system call. Collections proceed without waiting for it;
+ * its stack (as of rudo_blocking_enter) is still scanned. Leaving waits for
+ * a running collection to end. Regions do not nest (aborts). */
+RUDO_API void rudo_blocking_enter(void);
+RUDO_API void rudo_blocking_leave(void);
+
+/* ------------------------------------------------------------------------ */
+/* Queries                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* True if p points into (or at) an allocated heap object. Any thread. */
+RUDO_API bool rudo_is_heap_ptr(const void *p);
+/* Base address of the allocated object containing p, or NULL. */
+RUDO_API void *rudo_base(const void *p);
+/* Usable size of the object whose base is p. Aborts if p is not the base of
+ * an allocated heap object. */
+RUDO_API size_t rudo_size(const void *p);
+/* Kind of the object whose base is p. Aborts as rudo_size. */
+RUDO_API rudo_kind rudo_kind_of(const void *p);
+
+/* ------------------------------------------------------------------------ */
+/* Statistics                                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct rudo_stats {
+    uint64_t collections;
+    uint64_t bytes_allocated;   /* total since heap creation */
+    size_t heap_bytes;          /* committed pages now (small + large) */
+    size_t heap_peak_bytes;     /* maximum of heap_bytes */
+    size_t live_bytes;          /* live after the last collection */
+    uint64_t mark_ns_total;     /* time in marking, all collections */
+    uint64_t sweep_ns_total;    /* eager sweep at collection end */
+    uint64_t lazy_sweep_ns_total; /* page sweeps done by allocators */
+    uint64_t pause_ns_total;
+    uint64_t pause_ns_max;
+    uint64_t ttsp_ns_max;       /* time to safepoint, maximum */
+    uint64_t ttsp_ns_median;    /* over the last (up to) 1024 collections */
+    uint64_t finalizers_run;
+    unsigned threads_attached;
+    unsigned markers;
+} rudo_stats;
+
+/* Fills *out with a snapshot. Thread-safe; needs a heap (aborts otherwise). */
+RUDO_API void rudo_get_stats(rudo_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RUDO_H */

@@ -1,0 +1,34 @@
+/* testlib.h — the small test harness shared by rudo's tests.
+ *
+ * CHECK(cond) records a failure (with file, line and the expression) and
+ * goes on; a test program ends with `return test_report();`, which prints
+ * "N passed, N failed" and returns nonzero if anything failed.
+ * expect_death() runs a function in a forked child and checks that it
+ * aborts with a message containing a given text. */
+#ifndef RUDO_TESTLIB_H
+#define RUDO_TESTLIB_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+extern unsigned long test_passed, test_failed;
+
+void test_check(bool ok, const char *expr, const char *file, int line);
+#define CHECK(cond) test_check((cond) ? true : false, #cond, __FILE__, __LINE__)
+#define CHECK_EQ(a, b)                                                          \
+    test_check((a) == (b), #a " == " #b, __FILE__, __LINE__)
+
+/* Prints the summary; returns the process exit status. */
+int test_report(void);
+
+/* Runs fn(arg) in a child process. Passes if the child dies by SIGABRT
+ * and its stderr contains `needle`. */
+void expect_death(const char *what, void (*fn)(void *), void *arg,
+                  const char *needle);
+
+/* Deterministic pseudo-random numbers (xorshift64*). */
+uint64_t test_rand(uint64_t *state);
+
+/* Current value of an environment variable as an integer, or def. */
+long test_env_long(const char *name, long def);
+#endif
