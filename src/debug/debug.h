@@ -1,0 +1,26 @@
+/* debug.h — heap verifier and test hooks (internal).
+ *
+ * The verifier is ordinary code compiled into every build; it runs after
+ * each collection when the library is built with RUDO_DEBUG or when the
+ * environment sets RUDO_VERIFY=1. Tests call the hooks directly (they link
+ * the static library). */
+#ifndef RUDO_DEBUG_H
+#define RUDO_DEBUG_H
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Whether the object whose base is obj was marked by the last collection.
+ * Aborts if obj is not the base of a heap object. */
+bool rudo__debug_is_marked(const void *obj);
+
+/* Verifies the heap now (after a collection's marking: every slot of every
+ * marked object points to a marked object or outside the heap; no free cell
+ * is marked). Aborts with a message on the first violation. Call from an
+ * attached thread with no collection running. */
+void rudo__debug_verify_heap(void);
+
+/* Number of pages in the free pool and number of pages in use. */
+size_t rudo__debug_free_pages(void);
+size_t rudo__debug_used_pages(void);
+
+#endif
