@@ -201,6 +201,7 @@ RUDO_API const char *rudo_kind_name(rudo_kind kind);
 struct rudo_tracer {
     void ***rudo__cur; /* next free entry of the slot buffer */
     void ***rudo__end; /* end of the slot buffer */
+    void (*rudo__flush)(rudo_tracer *tr); /* empties the buffer */
 };
 
 RUDO_API void rudo__tracer_flush(rudo_tracer *tr);
@@ -362,7 +363,13 @@ RUDO_API void rudo_thread_detach(void);
 RUDO_API bool rudo_thread_is_attached(void);
 
 /* A safepoint: if another thread is waiting to collect, stop here until the
- * collection ends. Call it in long loops that do not allocate. */
+ * collection ends. Call it in long loops that do not allocate.
+ *
+ * Stopping is cooperative: a collection waits until every attached thread
+ * is at a safepoint or in a blocking region. An attached thread that waits
+ * for another thread (pthread_join, a mutex or condition variable, a
+ * blocking read) must therefore wait inside rudo_blocking_enter/leave, or a
+ * collection requested by the thread it waits for waits for it in turn. */
 RUDO_API void rudo__safepoint_slow(void);
 /* Nonzero while a collection waits for threads to stop (internal). */
 extern RUDO_API int rudo__stop_requested;

@@ -1,0 +1,25 @@
+# The README's commands. `make test` builds and runs every test;
+# `make bench` builds in Release and runs the benchmark suite.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all test bench bench-plots install clean
+
+all:
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j$(JOBS)
+
+test: all
+	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+
+bench:
+	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DRUDO_BUILD_TESTS=OFF
+	cmake --build build-release -j$(JOBS)
+	python3 bench/run.py --build build-release $(ARGS)
+
+install: all
+	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
+
+clean:
+	rm -rf $(BUILD) build-release

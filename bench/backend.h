@@ -1,0 +1,92 @@
+/*
+ * backend.h — the small memory-management interface every benchmark in
+ * bench/ is written against.
+ *
+ * Each benchmark is one .c file; it is linked once per backend:
+ *   backend_rudo.c   rudo (this project), precise layout kinds
+ *   backend_bdwgc.c  the Boehm-Demers-Weiser collector (Debian libgc-dev)
+ *   backend_malloc.c explicit malloc/free: glibc, or mimalloc when compiled
+ *                    with BK_MIMALLOC
+ * The build defines BK_GC to 1 for the collector backends and 0 for the
+ * malloc backends, so a benchmark can skip the work of freeing (walking a
+ * dead tree) when nobody needs it: that walk is part of the cost of explicit
+ * memory management, not of garbage collection.
+ *
+ * Rules a benchmark follows so that one source serves every backend:
+ *  - every object it drops is passed to bk_free() (or to a walk guarded by
+ *    bk_must_free()); the collector backends ignore it;
+ *  - pointers held only in static data are registered with bk_root_add();
+ *  - a thread other than the main one calls bk_thread_attach() before its
+ *    first allocation and bk_thread_detach() before it ends;
+ *  - the main thread brackets a wait for other threads (pthread_join) with
+ *    bk_blocking_enter()/bk_blocking_leave(), so a collection started by a
+ *    worker does not wait for it.
+ */
+#ifndef BENCH_BACKEND_H
+#define BENCH_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef BK_GC
+#error "bench/backend.h: the build must define BK_GC (1 = collector, 0 = malloc)"
+#endif
+
+/* A node type: `size` bytes whose first `nptrs` words are pointers to other
+ * objects (or NULL) and whose remaining words hold no pointers. `id` is the
+ * backend's handle for it (rudo: a layout kind). */
+typedef struct bk_type {
+    uint32_t size;
+    uint32_t id;
+} bk_type;
+
+/* The backend's name as printed in results: "rudo", "bdwgc", "glibc",
+ * "mimalloc". */
+const char *bk_name(void);
+
+/* Sets the memory manager up on the main thread. `threads` is the number of
+ * threads that will allocate (the main thread included). */
+void bk_init(unsigned threads);
+
+/* Called by each extra thread before its first allocation / before it ends. */
+void bk_thread_attach(void);
+void bk_thread_detach(void);
+
+/* Brackets a region where the calling thread neither allocates nor touches
+ * heap objects (e.g. pthread_join). */
+void bk_blocking_enter(void);
+void bk_blocking_leave(void);
+
+/* Declares a node type; call after bk_init, on the main thread. */
+bk_type bk_node_type(const char *name, size_t size, unsigned nptrs);
+
+/* Allocates one node of type t. Never returns NULL. The contents are
+ * unspecified (the collectors hand out zeroed memory, malloc does not), so
+ * the benchmarks write every field. */
+void *bk_alloc(bk_type t);
+
+/* Allocates an array of n pointers, all NULL. */
+void **bk_alloc_ptrs(size_t n);
+
+/* Allocates `size` bytes that hold no pointers; contents unspecified. */
+void *bk_alloc_blob(size_t size);
+
+/* Frees an object the program has dropped: free() for the malloc backends,
+ * nothing for the collectors. */
+void bk_free(void *p);
+
+/* True when dropped objects must be passed to bk_free (malloc backends). */
+static inline bool bk_must_free(void) { return !BK_GC; }
+
+/* Registers / removes a static pointer slot as a root. */
+void bk_root_add(void **slot);
+void bk_root_remove(void **slot);
+
+/* Runs a full collection now (no-op for malloc). */
+void bk_collect(void);
+
+/* Number of marker threads the collector uses (0 for malloc). */
+unsigned bk_markers(void);
+
+#endif /* BENCH_BACKEND_H */

@@ -1,0 +1,116 @@
+/*
+ * backend_rudo.c — the benchmark interface on rudo.
+ *
+ * Node types are precise layout kinds (rudo_kind_layout): the first nptrs
+ * words are pointer words, the rest are data, and the layout covers the
+ * node's size rounded up to the 16-byte granule so that it never repeats
+ * inside one cell. Pointer arrays are a one-word all-pointer layout kind
+ * (repeated over the array); blobs are RUDO_KIND_ATOMIC.
+ * Setting BENCH_RUDO_CONSERVATIVE=1 in the environment allocates nodes and
+ * pointer arrays as RUDO_KIND_CONSERVATIVE instead (like bdwgc's GC_MALLOC).
+ *
+ * Pauses and mark times come from the collection callback (pause_ns and
+ * mark_ns of rudo_gc_event).
+ */
+#include "backend.h"
+#include "common.h"
+
+#include <rudo.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static rudo_kind g_ptr_array_kind;
+static int g_conservative;
+
+const char *bk_name(void) { return "rudo"; }
+
+static void on_gc(const rudo_gc_event *ev, void *data) {
+    (void)data;
+    bench_gc_record(ev->pause_ns, ev->mark_ns);
+}
+
+void bk_init(unsigned threads) {
+    (void)threads;
+    rudo_config cfg;
+    rudo_config_init(&cfg);
+    int err = rudo_heap_create(&cfg);
+    if (err != RUDO_OK) {
+        fprintf(stderr, "bench: rudo_heap_create: %s\n", rudo_strerror(err));
+        exit(1);
+    }
+    rudo_set_gc_callback(on_gc, NULL);
+    const char *c = getenv("BENCH_RUDO_CONSERVATIVE");
+    g_conservative = c != NULL && strcmp(c, "1") == 0;
+    static const uint64_t all_pointers = 1;
+    g_ptr_array_kind = g_conservative ? RUDO_KIND_CONSERVATIVE
+                                      : rudo_kind_layout("bench-ptr-array", 1, &all_pointers);
+}
+
+void bk_thread_attach(void) {
+    int err = rudo_thread_attach();
+    if (err != RUDO_OK) {
+        fprintf(stderr, "bench: rudo_thread_attach: %s\n", rudo_strerror(err));
+        exit(1);
+    }
+}
+
+void bk_thread_detach(void) { rudo_thread_detach(); }
+
+void bk_blocking_enter(void) { rudo_blocking_enter(); }
+void bk_blocking_leave(void) { rudo_blocking_leave(); }
+
+bk_type bk_node_type(const char *name, size_t size, unsigned nptrs) {
+    size_t words = (size + RUDO_GRANULE - 1) / RUDO_GRANULE * (RUDO_GRANULE / sizeof(void *));
+    if (nptrs > 64 || nptrs > words) {
+        fprintf(stderr, "bench: node type %s: %u pointers in %zu bytes\n", name, nptrs, size);
+        exit(1);
+    }
+    bk_type t = {.size = (uint32_t)size, .id = RUDO_KIND_CONSERVATIVE};
+    if (!g_conservative) {
+        uint64_t layout = nptrs == 64 ? ~(uint64_t)0 : ((uint64_t)1 << nptrs) - 1;
+        t.id = rudo_kind_layout(name, words, &layout);
+    }
+    return t;
+}
+
+void *bk_alloc(bk_type t) {
+    void *p = rudo_alloc(t.id, t.size);
+    if (p == NULL) {
+        fprintf(stderr, "bench: rudo_alloc(%u) returned NULL\n", t.size);
+        exit(1);
+    }
+    return p;
+}
+
+void **bk_alloc_ptrs(size_t n) {
+    void **p = rudo_alloc_array(g_ptr_array_kind, n, sizeof(void *));
+    if (p == NULL) {
+        fprintf(stderr, "bench: rudo_alloc_array(%zu) returned NULL\n", n);
+        exit(1);
+    }
+    return p;
+}
+
+void *bk_alloc_blob(size_t size) {
+    void *p = rudo_alloc(RUDO_KIND_ATOMIC, size);
+    if (p == NULL) {
+        fprintf(stderr, "bench: rudo_alloc(atomic, %zu) returned NULL\n", size);
+        exit(1);
+    }
+    return p;
+}
+
+void bk_free(void *p) { (void)p; }
+
+void bk_root_add(void **slot) { rudo_root_add(slot); }
+void bk_root_remove(void **slot) { (void)rudo_root_remove(slot); }
+
+void bk_collect(void) { rudo_collect(); }
+
+unsigned bk_markers(void) {
+    rudo_stats st;
+    rudo_get_stats(&st);
+    return st.markers;
+}

@@ -1,0 +1,227 @@
+/* alloc.c — the allocation slow path. The fast path (rudo_alloc in
+ * rudo.h) pops the thread's free list of the size class; when the list is
+ * empty, this file gives the class a new page: a page with free cells from
+ * the heap's avail list (swept now: lazy sweeping) or a fresh one. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc/alloc.h"
+#include "debug/debug.h"
+#include "sweep/sweep.h"
+
+__thread struct rudo__mutator_fast *rudo__tl
+    __attribute__((tls_model("initial-exec"))) RUDO_API;
+
+/* Ends page p's time as the allocation page of its class. `head` is the
+ * class's free-list head: cells below it were allocated since the page was
+ * swept (lists are in address order), cells from it on are still free. */
+static void retire_page(rudo__heap *h, rudo__page *p, void *head) {
+    char *start = rudo__page_addr(p);
+    size_t below = head ? (size_t)((char *)head - start) / p->cell_size
+                        : p->ncells;
+    for (size_t w = 0; w * 64 < below; w++) {
+        size_t n = below - w * 64;
+        p->alloc[w] |= n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
+    }
+    p->owner_list = NULL;
+    if (head && !p->listed) {
+        rudo__list_push(&h->avail[p->kind * RUDO_NCLASSES + p->cls], p);
+        p->listed = 1;
+    }
+}
+
+void rudo__alloc_retire_all(rudo__heap *h, rudo__mutator *m) {
+    for (unsigned k = 0; k < h->nkinds; k++) {
+        rudo__kind_alloc *ka = (rudo__kind_alloc *)(void *)m->fast.lists[k];
+        if (!ka)
+            continue;
+        for (unsigned c = 0; c < RUDO_NCLASSES; c++) {
+            if (ka->pages[c]) {
+                retire_page(h, ka->pages[c], ka->lists[c]);
+                ka->pages[c] = NULL;
+                ka->lists[c] = NULL;
+            }
+        }
+    }
+}
+
+static void maybe_collect(rudo__heap *h, rudo__mutator *m) {
+    /* Relaxed: both are heuristics; a stale value delays or advances the
+     * collection by at most one page's worth of allocation. */
+    if (atomic_load_explicit(&h->alloc_since_gc, memory_order_relaxed) >=
+        atomic_load_explicit(&h->trigger, memory_order_relaxed))
+        rudo__collect(m, "allocation");
+}
+
+static void count_alloc(rudo__heap *h, size_t bytes) {
+    /* Relaxed: counters for the trigger and statistics. */
+    atomic_fetch_add_explicit(&h->alloc_since_gc, bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->bytes_allocated, bytes, memory_order_relaxed);
+}
+
+/* A page of (kind, class c) with free cells, its list in *head, or NULL
+ * if the heap limit or the reservation is reached. */
+static rudo__page *take_page(rudo__heap *h, rudo_kind kind, unsigned c,
+                             void **head, size_t *nfree) {
+    rudo__page_list *l = &h->avail[kind * RUDO_NCLASSES + c];
+    for (;;) {
+        rudo__lock_acquire(&h->heap_lock);
+        rudo__page *p = rudo__list_pop(l);
+        if (p) {
+            p->listed = 0;
+            rudo__lock_release(&h->heap_lock);
+            *nfree = rudo__sweep_page(h, p, head);
+            if (*nfree)
+                return p;
+            continue; /* full after all: leave it unlisted */
+        }
+        p = rudo__pages_alloc(1);
+        rudo__lock_release(&h->heap_lock);
+        if (!p)
+            return NULL;
+        p->type = RUDO_PAGE_SMALL;
+        p->cls = (uint8_t)c;
+        p->kind = kind;
+        p->cell_size = rudo__class_size[c];
+        p->ncells = (uint32_t)(RUDO_PAGE_SIZE / p->cell_size);
+        p->recip = (uint32_t)((((uint64_t)1 << 32) + p->cell_size - 1) / p->cell_size);
+        p->swept_gc = h->gc_count;
+        /* Fresh memory is zero: only the links need writing. */
+        char *start = rudo__page_addr(p);
+        void *list = NULL;
+        for (size_t i = p->ncells; i-- > 0;) {
+            void **cell = (void **)(start + i * p->cell_size);
+            *cell = list;
+            list = cell;
+        }
+        *head = list;
+        *nfree = p->ncells;
+        return p;
+    }
+}
+
+static void *out_of_memory(rudo__heap *h, size_t size) {
+    if (h->cfg.on_oom)
+        h->cfg.on_oom(size, h->cfg.oom_data);
+    return NULL;
+}
+
+static void *alloc_small(rudo__heap *h, rudo__mutator *m, rudo_kind kind,
+                         size_t size) {
+    rudo__kind_alloc *ka = (rudo__kind_alloc *)(void *)m->fast.lists[kind];
+    if (!ka) {
+        ka = calloc(1, sizeof *ka);
+        if (!ka)
+            rudo__fatal("rudo_alloc", "out of memory for thread allocation state");
+        m->fast.lists[kind] = ka->lists;
+    }
+    unsigned c = rudo__size_class(size);
+    bool collected = false;
+    for (;;) {
+        void **cell = ka->lists[c];
+        if (cell) {
+            ka->lists[c] = *cell;
+            *cell = NULL;
+            return cell;
+        }
+        if (ka->pages[c]) {
+            retire_page(h, ka->pages[c], NULL); /* full */
+            ka->pages[c] = NULL;
+        }
+        maybe_collect(h, m);
+        void *head;
+        size_t nfree;
+        rudo__page *p = take_page(h, kind, c, &head, &nfree);
+        if (!p) {
+            if (collected)
+                return out_of_memory(h, size);
+            rudo__collect(m, "heap limit");
+            collected = true;
+            continue;
+        }
+        p->owner = m->id;
+        p->owner_list = &ka->lists[c];
+        ka->pages[c] = p;
+        ka->lists[c] = head;
+        count_alloc(h, nfree * p->cell_size);
+    }
+}
+
+static void *alloc_large(rudo__heap *h, rudo__mutator *m, rudo_kind kind,
+                         size_t size) {
+    size_t usable = (size + RUDO_GRANULE - 1) & ~(size_t)(RUDO_GRANULE - 1);
+    size_t npages = (usable + RUDO_PAGE_SIZE - 1) >> RUDO_PAGE_SHIFT;
+    maybe_collect(h, m);
+    for (int attempt = 0;; attempt++) {
+        rudo__lock_acquire(&h->heap_lock);
+        rudo__page *p = rudo__pages_alloc(npages);
+        if (p) {
+            p->type = RUDO_PAGE_LARGE;
+            p->kind = kind;
+            p->cell_size = usable;
+            p->ncells = 1;
+            p->span = npages;
+            p->owner = m->id;
+            p->swept_gc = h->gc_count;
+            p->alloc[0] = 1;
+            rudo__list_push(&h->large, p);
+        }
+        rudo__lock_release(&h->heap_lock);
+        if (p) {
+            count_alloc(h, npages * RUDO_PAGE_SIZE);
+            return rudo__page_addr(p);
+        }
+        if (attempt == 1)
+            return out_of_memory(h, size);
+        rudo__collect(m, "heap limit");
+    }
+}
+
+void *rudo__alloc_slow(rudo_kind kind, size_t size) {
+    const char *fn = "rudo_alloc";
+    rudo__mutator *m = rudo__need_mutator(fn);
+    rudo__heap *h = rudo__the_heap;
+    if (kind >= h->nkinds)
+        rudo__fatal(fn, "unknown kind %u (%u kinds registered)", kind, h->nkinds);
+    if (size == 0)
+        rudo__fatal(fn, "size 0 (kind '%s')", h->kinds[kind].name);
+    if (size > h->reserve - RUDO_PAGE_SIZE)
+        rudo__fatal(fn, "size %zu is larger than the heap can ever hold", size);
+    rudo_safepoint();
+    if (size <= RUDO_SMALL_MAX)
+        return alloc_small(h, m, kind, size);
+    return alloc_large(h, m, kind, size);
+}
+
+void *rudo_alloc_array(rudo_kind kind, size_t n, size_t elem_size) {
+    size_t bytes;
+    if (__builtin_mul_overflow(n, elem_size, &bytes))
+        rudo__fatal("rudo_alloc_array", "%zu * %zu bytes overflows", n, elem_size);
+    return rudo_alloc(kind, bytes);
+}
+
+void *rudo_realloc(void *obj, size_t size) {
+    const char *fn = "rudo_realloc";
+    if (!obj)
+        return rudo_alloc(RUDO_KIND_CONSERVATIVE, size);
+    rudo__heap *h = rudo__need_heap(fn);
+    rudo__page *p;
+    if (rudo__find_object(h, obj, &p) != obj)
+        rudo__fatal(fn, "%p is not the base of a heap object", obj);
+    rudo_tracing t = h->kinds[p->kind].tracing;
+    if (t != RUDO_TRACE_CONSERVATIVE && t != RUDO_TRACE_ATOMIC)
+        rudo__fatal(fn, "kind '%s' is traced or has a layout; only "
+                    "conservative and atomic objects can be resized",
+                    h->kinds[p->kind].name);
+    if (size == 0)
+        rudo__fatal(fn, "size 0");
+    size_t old = p->cell_size;
+    if (size <= old) {
+        memset((char *)obj + size, 0, old - size);
+        return obj;
+    }
+    void *n = rudo_alloc(p->kind, size);
+    if (n)
+        memcpy(n, obj, old);
+    return n;
+}

@@ -1,0 +1,41 @@
+/* fatal.c — error messages. Formats into a stack buffer and writes it with
+ * one write(2): no allocation, no lock, usable with the heap inconsistent. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "debug/debug.h"
+
+static void vreport(const char *fn, const char *fmt, va_list ap) {
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf, "rudo: %s: ", fn);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n < sizeof buf) {
+        int m = vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+        if (m > 0)
+            n += m;
+    }
+    if ((size_t)n >= sizeof buf - 1)
+        n = (int)sizeof buf - 2;
+    buf[n++] = '\n';
+    ssize_t w = write(2, buf, (size_t)n);
+    (void)w;
+}
+
+void rudo__fatal(const char *fn, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(fn, fmt, ap);
+    va_end(ap);
+    abort();
+}
+
+void rudo__warn(const char *fn, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(fn, fmt, ap);
+    va_end(ap);
+}

@@ -1,0 +1,124 @@
+/* verify.c — the heap verifier and test hooks. Ordinary code behind a
+ * runtime flag (RUDO_DEBUG builds, RUDO_VERIFY=1), so it cannot rot. */
+#include "debug/debug.h"
+#include "heap/heap.h"
+#include "mark/mark.h"
+
+/* The allocated cell containing v and its mark, read from the raw bits
+ * (after marking, find_object would call every unmarked cell free). */
+static bool raw_lookup(rudo__heap *h, void *v, bool *marked) {
+    rudo__page *p = rudo__page_of(h, v);
+    if (!p)
+        return false;
+    if (p->type == RUDO_PAGE_TAIL)
+        p -= p->span;
+    uintptr_t off = (uintptr_t)v - (uintptr_t)rudo__page_addr(p);
+    size_t i;
+    if (p->type == RUDO_PAGE_SMALL) {
+        i = rudo__cell_index(p, off);
+        if (i >= p->ncells)
+            return false;
+    } else if (p->type == RUDO_PAGE_LARGE) {
+        if (off >= p->cell_size)
+            return false;
+        i = 0;
+    } else {
+        return false;
+    }
+    if (!rudo__bit(p->alloc, i))
+        return false;
+    *marked = rudo__bit((const uint64_t *)p->mark, i);
+    return true;
+}
+
+static void check_word(rudo__heap *h, void *from, void *v) {
+    bool marked;
+    if (raw_lookup(h, v, &marked) && !marked)
+        rudo__fatal("rudo verify", "marked object %p holds %p, an allocated "
+                    "but unmarked object", from, v);
+}
+
+/* Tracer for callback kinds: checks each reported slot at flush time. */
+typedef struct {
+    rudo_tracer tr;
+    void **buf[64];
+    void *obj;
+} vtracer;
+
+static void vflush(rudo_tracer *tr) {
+    vtracer *t = (vtracer *)tr;
+    rudo__heap *h = rudo__the_heap;
+    for (void ***s = t->buf; s < t->tr.rudo__cur; s++)
+        check_word(h, t->obj, **s);
+    t->tr.rudo__cur = t->buf;
+}
+
+static void verify_object(rudo__heap *h, rudo__page *p, char *obj) {
+    const rudo__kind *k = &h->kinds[p->kind];
+    void **w = (void **)obj;
+    size_t nw = p->cell_size / sizeof(void *);
+    switch (k->tracing) {
+    case RUDO_TRACE_ATOMIC:
+        break;
+    case RUDO_TRACE_CONSERVATIVE:
+        for (size_t i = 0; i < nw; i++)
+            check_word(h, obj, w[i]);
+        break;
+    case RUDO_TRACE_LAYOUT:
+        for (size_t i = 0; i < nw; i++)
+            if (rudo__bit(k->layout, i % k->layout_words))
+                check_word(h, obj, w[i]);
+        break;
+    case RUDO_TRACE_CALLBACK: {
+        vtracer t;
+        t.tr.rudo__cur = t.buf;
+        t.tr.rudo__end = t.buf + 64;
+        t.tr.rudo__flush = vflush;
+        t.obj = obj;
+        k->trace(obj, p->cell_size, &t.tr);
+        vflush(&t.tr);
+        break;
+    }
+    }
+}
+
+void rudo__debug_verify_heap(void) {
+    rudo__heap *h = rudo__need_heap("rudo__debug_verify_heap");
+    for (size_t pi = 0; pi < h->hwm; pi++) {
+        rudo__page *p = &h->pages[pi];
+        if (p->type != RUDO_PAGE_SMALL && p->type != RUDO_PAGE_LARGE)
+            continue;
+        rudo__page_check(p);
+        char *start = rudo__page_addr(p);
+        for (size_t i = 0; i < p->ncells; i++) {
+            bool m = rudo__bit((const uint64_t *)p->mark, i);
+            if (m && !rudo__bit(p->alloc, i))
+                rudo__fatal("rudo verify", "free cell %p is marked",
+                            (void *)(start + i * p->cell_size));
+            if (m)
+                verify_object(h, p, start + i * p->cell_size);
+        }
+    }
+}
+
+bool rudo__debug_is_marked(const void *obj) {
+    rudo__heap *h = rudo__need_heap("rudo__debug_is_marked");
+    rudo__page *p = rudo__page_of(h, obj);
+    if (p && p->type == RUDO_PAGE_TAIL)
+        p -= p->span;
+    if (!p || (p->type != RUDO_PAGE_SMALL && p->type != RUDO_PAGE_LARGE))
+        rudo__fatal("rudo__debug_is_marked", "%p is not in a heap page", obj);
+    size_t i = p->type == RUDO_PAGE_SMALL
+                   ? rudo__cell_index(p, (uintptr_t)obj - (uintptr_t)rudo__page_addr(p))
+                   : 0;
+    return rudo__bit((const uint64_t *)p->mark, i);
+}
+
+size_t rudo__debug_free_pages(void) {
+    rudo__heap *h = rudo__need_heap("rudo__debug_free_pages");
+    return h->hwm - h->pages_in_use;
+}
+
+size_t rudo__debug_used_pages(void) {
+    return rudo__need_heap("rudo__debug_used_pages")->pages_in_use;
+}

@@ -1,0 +1,96 @@
+/* os.c — Linux implementation of the platform layer. */
+#include "platform/platform.h"
+
+#include <link.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Relaxed: a test sets it on the thread that then reserves. */
+static atomic_bool fail_next_reserve;
+
+void rudo__os_fail_next_reserve(void) {
+    atomic_store_explicit(&fail_next_reserve, true, memory_order_relaxed);
+}
+
+void *rudo__os_reserve(size_t size, size_t align) {
+    if (atomic_exchange_explicit(&fail_next_reserve, false, memory_order_relaxed))
+        return NULL;
+    /* Over-reserve by `align`, then trim both ends so the range is aligned. */
+    size_t total = size + align;
+    char *raw = mmap(NULL, total, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+    size_t head = start - (uintptr_t)raw;
+    size_t tail = total - head - size;
+    if (head)
+        munmap(raw, head);
+    if (tail)
+        munmap((char *)start + size, tail);
+    return (void *)start;
+}
+
+void rudo__os_release(void *p, size_t size) { munmap(p, size); }
+
+void rudo__os_decommit(void *p, size_t size) {
+    madvise(p, size, MADV_DONTNEED);
+}
+
+bool rudo__os_stack_bounds(void **lo, void **hi) {
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return false;
+    void *addr;
+    size_t size;
+    int rc = pthread_attr_getstack(&attr, &addr, &size);
+    pthread_attr_destroy(&attr);
+    if (rc != 0)
+        return false;
+    *lo = addr;
+    *hi = (char *)addr + size;
+    return true;
+}
+
+struct segs_arg {
+    void (*fn)(void *lo, void *hi, void *arg);
+    void *arg;
+};
+
+static int phdr_cb(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    struct segs_arg *a = data;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W))
+            continue;
+        char *lo = (char *)(info->dlpi_addr + ph->p_vaddr);
+        a->fn(lo, lo + ph->p_memsz, a->arg);
+    }
+    return 0;
+}
+
+void rudo__os_static_segments(void (*fn)(void *lo, void *hi, void *arg),
+                              void *arg) {
+    struct segs_arg a = {fn, arg};
+    dl_iterate_phdr(phdr_cb, &a);
+}
+
+/* getcontext stores the general registers unmangled (setjmp mangles rbp),
+ * so a pointer kept only in a callee-saved register is seen. */
+int rudo__os_save_registers(ucontext_t *ctx) { return getcontext(ctx); }
+
+uint64_t rudo__now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+unsigned rudo__os_cpus(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1u;
+}

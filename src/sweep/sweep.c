@@ -1,0 +1,102 @@
+/* sweep.c — preparing pages for marking, the eager end-of-collection pass,
+ * and the lazy sweep of one page. */
+#include <string.h>
+
+#include "debug/debug.h"
+#include "platform/platform.h"
+#include "sweep/sweep.h"
+
+static inline uint64_t mark_word(const rudo__page *p, size_t w) {
+    return atomic_load_explicit(&p->mark[w], memory_order_relaxed);
+}
+
+/* Bits of the cells that exist in word w of a page with n cells. */
+static inline uint64_t valid_bits(size_t n, size_t w) {
+    if (w * 64 >= n)
+        return 0;
+    return n - w * 64 >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << (n - w * 64)) - 1;
+}
+
+void rudo__sweep_prepare(rudo__heap *h) {
+    for (size_t pi = 0; pi < h->hwm; pi++) {
+        rudo__page *p = &h->pages[pi];
+        if (p->type != RUDO_PAGE_SMALL && p->type != RUDO_PAGE_LARGE)
+            continue;
+        bool unswept = p->swept_gc < h->gc_count;
+        for (size_t w = 0; w * 64 < p->ncells; w++) {
+            if (unswept) {
+                /* Cells that died in an earlier collection are free. */
+                p->alloc[w] &= mark_word(p, w);
+                p->fin[w] &= p->alloc[w];
+            }
+            atomic_store_explicit(&p->mark[w], 0, memory_order_relaxed);
+        }
+        p->swept_gc = h->gc_count;
+    }
+}
+
+size_t rudo__sweep_after_mark(rudo__heap *h) {
+    size_t live = 0;
+    rudo__lock_acquire(&h->heap_lock);
+    for (size_t pi = 0; pi < h->hwm; pi++) {
+        rudo__page *p = &h->pages[pi];
+        if (p->type == RUDO_PAGE_SMALL) {
+            size_t n = 0;
+            for (size_t w = 0; w * 64 < p->ncells; w++)
+                n += (size_t)__builtin_popcountll(mark_word(p, w));
+            live += n * p->cell_size;
+            rudo__page_list *l = &h->avail[p->kind * RUDO_NCLASSES + p->cls];
+            if (n < p->ncells && n > 0 && !p->listed) {
+                rudo__list_push(l, p);
+                p->listed = 1;
+            } else if ((n == 0 || n == p->ncells) && p->listed) {
+                rudo__list_remove(l, p);
+                p->listed = 0;
+            }
+            if (n == 0)
+                rudo__pages_free(p, 1);
+        } else if (p->type == RUDO_PAGE_LARGE) {
+            if (mark_word(p, 0) & 1) {
+                live += p->cell_size;
+            } else {
+                rudo__list_remove(&h->large, p);
+                rudo__pages_free(p, p->span);
+            }
+        }
+    }
+    rudo__pages_release_due();
+    rudo__lock_release(&h->heap_lock);
+    return live;
+}
+
+size_t rudo__sweep_page(rudo__heap *h, rudo__page *p, void **head) {
+    uint64_t t0 = rudo__now_ns();
+    bool unswept = p->swept_gc < h->gc_count;
+    char *start = rudo__page_addr(p);
+    size_t size = p->cell_size, nfree = 0;
+    void *list = NULL;
+    /* Walk backwards so the list comes out in address order, which the
+     * allocation frontier rule (heap.h) relies on. */
+    for (size_t w = (p->ncells + 63) / 64; w-- > 0;) {
+        uint64_t live = p->alloc[w];
+        if (unswept)
+            live &= mark_word(p, w);
+        p->alloc[w] = live;
+        p->fin[w] &= live;
+        uint64_t free_bits = ~live & valid_bits(p->ncells, w);
+        while (free_bits) {
+            size_t b = 63 - (size_t)__builtin_clzll(free_bits);
+            free_bits &= ~((uint64_t)1 << b);
+            void **cell = (void **)(start + (w * 64 + b) * size);
+            memset(cell, 0, size);
+            *cell = list;
+            list = cell;
+            nfree++;
+        }
+    }
+    p->swept_gc = h->gc_count;
+    *head = list;
+    atomic_fetch_add_explicit(&h->lazy_sweep_ns, rudo__now_ns() - t0,
+                              memory_order_relaxed);
+    return nfree;
+}

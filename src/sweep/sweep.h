@@ -1,0 +1,34 @@
+/* sweep.h — sweeping and finalization (internal).
+ *
+ * A collection ends with an eager pass over the page descriptors that
+ * counts live bytes, frees pages with no live cell and large objects that
+ * died, and lists pages with free cells on their (kind, class) avail list.
+ * The cells of those pages are swept lazily: an allocator that takes a page
+ * builds its free list (rudo__sweep_page). */
+#ifndef RUDO_SWEEP_H
+#define RUDO_SWEEP_H
+#include "heap/heap.h"
+#include "roots/roots.h"
+
+/* ---- sweep.c ---- */
+/* Before marking: make every page's alloc bits exact and clear the marks. */
+void rudo__sweep_prepare(rudo__heap *h);
+/* After marking: the eager pass described above. Returns live bytes. */
+size_t rudo__sweep_after_mark(rudo__heap *h);
+/* Builds the free list of page p (not current, not on a list), zeroing its
+ * free cells. Returns the number of free cells; *head gets the list, in
+ * address order. */
+size_t rudo__sweep_page(rudo__heap *h, rudo__page *p, void **head);
+
+/* ---- finalize.c ---- */
+void rudo__final_init(rudo__heap *h);
+void rudo__final_destroy(rudo__heap *h);
+/* Queues obj for its kind's finalizer (collector, world stopped). */
+void rudo__final_queue(rudo__heap *h, void *obj);
+/* Reports the queued objects as precise roots. */
+void rudo__final_enumerate(rudo__heap *h, rudo__root_visitor *v);
+/* Runs queued finalizers on the calling thread, outside every collector
+ * lock; does nothing if this thread is already running finalizers. */
+void rudo__final_run(rudo__heap *h, rudo__mutator *m);
+
+#endif

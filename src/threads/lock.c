@@ -1,0 +1,75 @@
+/* lock.c — mutexes with ranks and a lock-order checker. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "debug/debug.h"
+#include "threads/threads.h"
+
+#define MAX_HELD 16
+
+/* Per-thread stack of the locks this thread holds (checker only). */
+static __thread rudo__lock *held[MAX_HELD];
+static __thread int nheld;
+
+/* Relaxed: the flag is set before threads that matter start (creation,
+ * tests), and a stale read only skips or adds a check. */
+static atomic_bool check_on =
+#ifdef RUDO_DEBUG
+    true;
+#else
+    false;
+#endif
+
+void rudo__lock_check_enable(bool on) {
+    atomic_store_explicit(&check_on, on, memory_order_relaxed);
+}
+
+bool rudo__lock_check_enabled(void) {
+    return atomic_load_explicit(&check_on, memory_order_relaxed);
+}
+
+void rudo__lock_init(rudo__lock *l, int rank, const char *name) {
+    pthread_mutex_init(&l->mutex, NULL);
+    l->rank = rank;
+    l->name = name;
+}
+
+void rudo__lock_destroy(rudo__lock *l) { pthread_mutex_destroy(&l->mutex); }
+
+static void check_order(rudo__lock *l) {
+    for (int i = 0; i < nheld; i++) {
+        if (held[i]->rank >= l->rank)
+            rudo__fatal("lock order", "taking '%s' (rank %d) while holding '%s' "
+                        "(rank %d): ranks must increase",
+                        l->name, l->rank, held[i]->name, held[i]->rank);
+    }
+    if (nheld == MAX_HELD)
+        rudo__fatal("lock order", "more than %d locks held", MAX_HELD);
+}
+
+void rudo__lock_acquire(rudo__lock *l) {
+    bool check = rudo__lock_check_enabled();
+    if (check)
+        check_order(l);
+    pthread_mutex_lock(&l->mutex);
+    if (check)
+        held[nheld++] = l;
+}
+
+void rudo__lock_release(rudo__lock *l) {
+    /* Remove l from the held stack if the checker recorded it (it may have
+     * been enabled while l was held). */
+    for (int i = nheld - 1; i >= 0; i--) {
+        if (held[i] == l) {
+            for (int j = i; j < nheld - 1; j++)
+                held[j] = held[j + 1];
+            nheld--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&l->mutex);
+}
+
+void rudo__lock_wait(rudo__lock *l, pthread_cond_t *cv) {
+    pthread_cond_wait(cv, &l->mutex);
+}
