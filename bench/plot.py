@@ -9,8 +9,9 @@ pauses.csv, mark.csv) and writes there:
               collections (all repetitions) whose pause is at most x, per
               collector backend
   mark.png    mark time per forced full collection, by heap shape
-together with the gnuplot script (plots.gp) and its data files (*.dat), so a
-chart can be restyled by editing plots.gp and running gnuplot on it.
+and the gnuplot script with its data files to plot-data/ in that directory,
+so a chart can be restyled by editing plot-data/plots.gp and running gnuplot
+on it.
 Needs gnuplot (Debian: gnuplot-nox). Standard library only.
 """
 
@@ -53,7 +54,7 @@ def write_bars(path, rows, value, scale):
             data[g][r["backend"]] = float(r[value]) * scale
     present = [k for k in BACKENDS if any(k in data[g] for g in groups)]
     with open(path, "w") as f:
-        f.write("benchmark " + " ".join(present) + "\n")
+        f.write("# benchmark " + " ".join(present) + "\n")
         for g in groups:
             f.write('"%s" ' % g + " ".join(
                 "%.4g" % data[g][k] if k in data[g] else "-" for k in present) + "\n")
@@ -80,8 +81,7 @@ def bar_plot(out, dat, present, ylabel, title):
         parts.append("'%s' using %d:xtic(1) title '%s' lc rgb '%s'"
                      % (dat, i + 2, k, COLORS.get(k, "black")))
     lines.append("plot " + ", \\\n     ".join(parts))
-    lines += ["unset logscale y", "unset title", "unset xtics", "set xtics", "unset key",
-              "set key"]
+    lines += ["unset logscale y", "unset title", "set xtics norotate"]
     return lines
 
 
@@ -99,16 +99,18 @@ def main():
     pauses = read_csv(os.path.join(res, "pauses.csv"))
     mark = read_csv(os.path.join(res, "mark.csv"))
 
+    data_dir = os.path.join(res, "plot-data")
+    os.makedirs(data_dir, exist_ok=True)
     gp = ["set terminal pngcairo size 1100,650 font ',10'",
           "set encoding utf8"]
     made = []
 
-    present = write_bars(os.path.join(res, "wall.dat"), table, "wall_ms", 1.0)
-    gp += bar_plot(os.path.join(res, "wall.png"), os.path.join(res, "wall.dat"), present,
+    present = write_bars(os.path.join(data_dir, "wall.dat"), table, "wall_ms", 1.0)
+    gp += bar_plot(os.path.join(res, "wall.png"), os.path.join(data_dir, "wall.dat"), present,
                    "median wall time (ms, log scale)", "Wall time (median of repetitions)")
     made.append("wall.png")
-    present = write_bars(os.path.join(res, "rss.dat"), table, "peak_rss_kib", 1 / 1024.0)
-    gp += bar_plot(os.path.join(res, "rss.png"), os.path.join(res, "rss.dat"), present,
+    present = write_bars(os.path.join(data_dir, "rss.dat"), table, "peak_rss_kib", 1 / 1024.0)
+    gp += bar_plot(os.path.join(res, "rss.png"), os.path.join(data_dir, "rss.dat"), present,
                    "peak RSS (MiB, log scale)", "Peak resident set size (median of repetitions)")
     made.append("rss.png")
 
@@ -130,14 +132,14 @@ def main():
                "collections with pause <= x (all repetitions)'" % (rows, cols),
                "set logscale x", "set xlabel 'pause (ms, log scale)'",
                "set ylabel 'fraction of collections'", "set yrange [0:1.02]",
-               "set grid", "set key bottom right"]
+               "set grid", "set key top left"]
         for i, g in enumerate(order):
             parts = []
             for k in BACKENDS:
                 vals = sorted(v for v in by_bench[g].get(k, []) if v > 0)
                 if not vals:
                     continue
-                dat = os.path.join(res, "pauses-%d-%s.dat" % (i, k))
+                dat = os.path.join(data_dir, "pauses-%d-%s.dat" % (i, k))
                 with open(dat, "w") as f:
                     n = len(vals)
                     for j, v in enumerate(vals):
@@ -163,19 +165,22 @@ def main():
                 data[s] = {}
             data[s][m["backend"]] = float(m["mark_ms"])
         present = [k for k in BACKENDS if any(k in data[s] for s in shapes)]
-        dat = os.path.join(res, "mark.dat")
+        dat = os.path.join(data_dir, "mark.dat")
         with open(dat, "w") as f:
-            f.write("shape " + " ".join(present) + "\n")
+            f.write("# shape " + " ".join(present) + "\n")
             for s in shapes:
                 f.write('"%s" ' % s + " ".join(
                     "%.4g" % data[s][k] if k in data[s] else "-" for k in present) + "\n")
         objs = mark[0].get("objects", "?")
+        markers = ", ".join("%s %s" % (m["backend"], m["markers"]) for m in mark
+                            if m["benchmark"] == shapes[0])
         gp += bar_plot(os.path.join(res, "mark.png"), dat, present,
                        "mark time per full collection (ms, log scale)",
-                       "Marking a live heap of %s 32-byte objects" % objs)
+                       "Marking a live heap of %s 32-byte objects (markers: %s)"
+                       % (objs, markers))
         made.append("mark.png")
 
-    script = os.path.join(res, "plots.gp")
+    script = os.path.join(data_dir, "plots.gp")
     with open(script, "w") as f:
         f.write("\n".join(gp) + "\n")
     r = subprocess.run(["gnuplot", script], capture_output=True, text=True)

@@ -80,7 +80,7 @@ def benchmarks(mt_threads):
     suite += [
         Bench("binary-trees", "binary-trees", ["--depth", "18"], ["--depth", "16"]),
         Bench("alloc-rate", "alloc-rate", ["--count", "30000000"], ["--count", "5000000"]),
-        Bench("large-heap", "large-heap", ["--live-mib", "256", "--churn", "3"],
+        Bench("large-heap", "large-heap", ["--live-mib", "384", "--churn", "3"],
               ["--live-mib", "128", "--churn", "1"]),
     ]
     for shape in ("tree", "graph", "list"):
@@ -185,22 +185,41 @@ def find_bin_dir(build):
 
 
 class Progress:
-    """A one-line progress report on stderr."""
+    """A one-line progress report on stderr, with an estimate of the time
+    left from the runs of each benchmark done so far."""
 
-    def __init__(self, total):
-        self.total = total
+    def __init__(self, counts):
+        self.left = dict(counts)  # benchmark key -> runs left
+        self.total = sum(counts.values())
         self.done = 0
+        self.spent = {}           # benchmark key -> [seconds, runs]
         self.start = time.monotonic()
         self.tty = sys.stderr.isatty()
         self.width = 0
 
+    def record(self, key, seconds):
+        self.done += 1
+        self.left[key] -= 1
+        s = self.spent.setdefault(key, [0.0, 0])
+        s[0] += seconds
+        s[1] += 1
+
+    def eta(self):
+        if not self.spent:
+            return None
+        all_s = sum(s for s, _ in self.spent.values())
+        all_n = sum(n for _, n in self.spent.values())
+        t = 0.0
+        for key, n in self.left.items():
+            s = self.spent.get(key)
+            t += n * (s[0] / s[1] if s else all_s / all_n)
+        return t
+
     def show(self, text):
         elapsed = time.monotonic() - self.start
-        eta = ""
-        if self.done > 0:
-            left = elapsed / self.done * (self.total - self.done)
-            eta = "  ~%ds left" % left
-        line = "[%3d/%d %4ds%s] %s" % (self.done + 1, self.total, elapsed, eta, text)
+        eta = self.eta()
+        line = "[%3d/%d %4ds%s] %s" % (self.done + 1, self.total, elapsed,
+                                        "" if eta is None else "  ~%ds left" % eta, text)
         if self.tty:
             pad = max(0, self.width - len(line))
             sys.stderr.write("\r" + line + " " * pad)
@@ -464,8 +483,7 @@ def main():
         ks = [k for k in ks if os.access(binary(b, k), os.X_OK)]
         if ks:
             plan.append((b, ks))
-    total = sum(len(ks) for _, ks in plan) * repeat
-    progress = Progress(total)
+    progress = Progress({(b.name, b.threads): len(ks) * repeat for b, ks in plan})
     started = datetime.datetime.now()
 
     runs = {}  # (bench name, threads, backend) -> [Run]
@@ -477,7 +495,7 @@ def main():
                 progress.show("%-12s thr=%d  %-8s rep %d/%d" % (b.name, b.threads, k, rep + 1, repeat))
                 r = run_once(spawn, binary(b, k), args, env, timeout)
                 runs.setdefault((b.name, b.threads, k), []).append(r)
-                progress.done += 1
+                progress.record((b.name, b.threads), r.elapsed)
                 if not r.ok:
                     progress.note("FAILED %s %s (threads %d, rep %d): %s"
                                   % (b.name, k, b.threads, rep + 1, r.error))
@@ -488,7 +506,7 @@ def main():
         bench = next(b for b, _ in plan if b.name == name and b.threads == threads)
         rows_by_bench.setdefault((name, threads), {})[k] = Row(bench, k, rs)
 
-    lines = ["rudo benchmarks, %s, %s run, %d repetitions, backends alternating"
+    lines = ["rudo benchmarks, %s, %s run, %d repetition(s), backends alternating"
              % (started.strftime("%Y-%m-%d %H:%M"), "quick" if opts.quick else "full", repeat)]
     lines += machine_text()
     if opts.markers is not None:
@@ -552,8 +570,11 @@ def main():
                            row.mark_ms, row.mark_min_ms, row.mark_mobj_s))
     with open(os.path.join(opts.results, "summary.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
+    shown = os.path.relpath(opts.results)
+    if shown.startswith(".."):
+        shown = os.path.abspath(opts.results)
     print("\nresults: %s/{latest,runs,pauses,mark}.csv, summary.txt%s"
-          % (os.path.relpath(opts.results), "; table also in " + opts.csv if opts.csv else ""))
+          % (shown, "; table also in " + opts.csv if opts.csv else ""))
     failed = sum(1 for rs in runs.values() for r in rs if not r.ok)
     if failed:
         print("%d run(s) failed; see the FAILED lines above" % failed)

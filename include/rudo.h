@@ -148,7 +148,10 @@ typedef void (*rudo_trace_fn)(void *obj, size_t size, rudo_tracer *tr);
  * It may read the object and everything it references, and may allocate.
  * Objects reachable from a finalizable object are kept until its finalizer
  * has run; if the finalizer stores `obj` somewhere reachable, it lives on
- * but is not finalized again. */
+ * but is not finalized again. Finalizable objects that become unreachable
+ * together (one referencing another, cycles included) are all finalized
+ * after the same collection, in no particular order: a finalizer may see
+ * objects whose own finalizer has already run (they are still intact). */
 typedef void (*rudo_finalize_fn)(void *obj, void *data);
 
 typedef enum rudo_tracing {

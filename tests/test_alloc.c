@@ -35,8 +35,10 @@ static bool all_zero(const void *p, size_t n) {
 }
 
 /* Overwrites the dead part of the stack so stale copies of pointers from
- * earlier calls do not act as conservative roots. */
-__attribute__((noinline)) static void clobber_stack(void) {
+ * earlier calls do not act as conservative roots.
+ * Not instrumented: AddressSanitizer would leave unwritten redzones around
+ * buf, keeping whatever stale words lay there. */
+__attribute__((noinline, no_sanitize_address)) static void clobber_stack(void) {
     char buf[32 * 1024];
     memset(buf, 0, sizeof buf);
     __asm__ volatile("" : : "r"(buf) : "memory");
@@ -47,8 +49,8 @@ __attribute__((noinline)) static void clobber_stack(void) {
 static unsigned long n_bad;
 static void bad(const char *what, size_t req, const void *p, size_t got) {
     if (n_bad++ < 20)
-        fprintf(stderr, "  bad object: %s (request %zu -> %p, usable %zu)\n", what,
-                req, p, got);
+        fprintf(stderr, "  bad object: %s (request %zu -> %p, usable %zu)\n", what, req, p,
+                got);
 }
 
 /* Everything rudo_alloc promises about a fresh object of `req` bytes. */
@@ -62,8 +64,7 @@ static void check_fresh(void *p, rudo_kind kind, size_t req) {
     if (got < req)
         bad("usable size < requested", req, p, got);
     /* Size classes waste at most 12.5% over the granule-rounded size. */
-    if (req >= 16 && req <= 2048 && got > round16(req) &&
-        (got - round16(req)) * 8 > got)
+    if (req >= 16 && req <= 2048 && got > round16(req) && (got - round16(req)) * 8 > got)
         bad("size class wastes more than 12.5%", req, p, got);
     if (((uintptr_t)p & 15) != 0)
         bad("not 16-byte aligned", req, p, got);
@@ -72,8 +73,7 @@ static void check_fresh(void *p, rudo_kind kind, size_t req) {
         bad("not zeroed", req, p, got);
     if (rudo_kind_of(p) != kind)
         bad("wrong kind", req, p, got);
-    if (rudo_base(p) != p || rudo_base(c + got / 2) != p ||
-        rudo_base(c + got - 1) != p)
+    if (rudo_base(p) != p || rudo_base(c + got / 2) != p || rudo_base(c + got - 1) != p)
         bad("rudo_base of an interior address", req, p, got);
     if (!rudo_is_heap_ptr(p) || !rudo_is_heap_ptr(c + got - 1))
         bad("rudo_is_heap_ptr false", req, p, got);
@@ -85,7 +85,7 @@ static unsigned char pattern_of(size_t i) { return (unsigned char)(i % 251 + 1);
  * neighbours, plus the first large sizes. The objects of the first range are
  * kept alive and filled with distinct patterns: live objects must not overlap
  * and must survive a collection untouched. */
-static void test_size_classes(rudo_kind kind) {
+__attribute__((noinline)) static void test_size_classes(rudo_kind kind) {
     enum { N = 1024 };
     n_bad = 0;
     void **volatile keep = rudo_alloc_array(RUDO_KIND_CONSERVATIVE, N + 1, sizeof(void *));
@@ -115,8 +115,8 @@ static void test_size_classes(rudo_kind kind) {
         for (size_t i = 0; i < got; i++)
             if (p[i] != pattern_of(s)) {
                 if (overlapped++ < 10)
-                    fprintf(stderr, "  object of %zu bytes at %p corrupted at %zu\n",
-                            s, (void *)p, i);
+                    fprintf(stderr, "  object of %zu bytes at %p corrupted at %zu\n", s,
+                            (void *)p, i);
                 break;
             }
         if (!rudo__debug_is_marked(p))
@@ -129,9 +129,8 @@ static void test_size_classes(rudo_kind kind) {
 
 /* Large objects: usable size, alignment, zeroing, interior queries, and the
  * whole object is writable. */
-static void test_large(void) {
-    static const size_t sizes[] = {RUDO_SMALL_MAX + 1, 64u << 10, 1u << 20,
-                                   100u << 20};
+__attribute__((noinline)) static void test_large(void) {
+    static const size_t sizes[] = {RUDO_SMALL_MAX + 1, 64u << 10, 1u << 20, 100u << 20};
     n_bad = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         size_t s = sizes[i];
@@ -159,18 +158,31 @@ static int cmp_uptr(const void *a, const void *b) {
 }
 
 /* Allocates n objects of `size` bytes filled with 0xAA, held only by this
- * frame, and records their (masked) addresses in rec. They are garbage once
- * this returns. */
-__attribute__((noinline)) static void make_dirty_garbage(rudo_kind kind, size_t size,
-                                                         size_t n, uintptr_t *rec) {
+ * frame, except every 8th, which is stored in `keep` (a live conservative
+ * array) when keep is not NULL. Records the (masked) addresses of the others
+ * in rec and returns their number: they are garbage once this returns. */
+__attribute__((noinline)) static size_t
+make_dirty_garbage(rudo_kind kind, size_t size, size_t n, uintptr_t *rec, void **keep) {
     void **arr = rudo_alloc_array(RUDO_KIND_CONSERVATIVE, n, sizeof(void *));
+    size_t ng = 0;
     for (size_t i = 0; i < n; i++) {
         void *o = rudo_alloc(kind, size);
         memset(o, 0xAA, rudo_size(o));
         arr[i] = o;
-        rec[i] = (uintptr_t)o ^ MASK;
+        if (keep && i % 8 == 0)
+            keep[i / 8] = o;
+        else
+            rec[ng++] = (uintptr_t)o ^ MASK;
     }
     __asm__ volatile("" : : "r"(arr) : "memory");
+    return ng;
+}
+
+/* Unmasks and sorts a record of addresses. */
+static void unmask_sort(uintptr_t *rec, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        rec[i] ^= MASK;
+    qsort(rec, n, sizeof *rec, cmp_uptr);
 }
 
 /* Whether [a, a+len) overlaps one of the recorded objects of old_size bytes
@@ -191,43 +203,82 @@ static bool overlaps_old(const uintptr_t *rec, size_t n, size_t old_size, uintpt
 /* Memory freed by a collection and handed out again must be zero: dirty
  * garbage, collect, allocate again (same class, another class, large) and
  * check every new object is zero. The same-class case must actually reuse
- * the freed memory, or the check would prove nothing. */
-static void test_zero_after_reuse(rudo_kind kind) {
+ * the freed memory, or the check would prove nothing: it runs in a fresh
+ * heap, whose free-page pool then holds only the pages just freed (in an
+ * older heap the pool may hand out other free pages first). */
+__attribute__((noinline)) static void test_zero_after_reuse(int which) {
     enum { N = 10000 };
     const size_t size = 64;
+    CHECK(rudo_heap_create(NULL) == RUDO_OK);
+    k_traced = rudo_kind_traced("alloc-traced", trace_word0);
+    rudo_kind kind = which == 0   ? RUDO_KIND_CONSERVATIVE
+                     : which == 1 ? RUDO_KIND_ATOMIC
+                                  : k_traced;
     uintptr_t *rec = malloc(N * sizeof *rec);
     n_bad = 0;
 
-    make_dirty_garbage(kind, size, N, rec);
-    for (size_t i = 0; i < N; i++)
-        rec[i] ^= MASK;
-    qsort(rec, N, sizeof *rec, cmp_uptr);
+    /* 1. Whole pages of garbage: the pages return to the free pool. */
+    size_t ng = make_dirty_garbage(kind, size, N, rec, NULL);
+    unmask_sort(rec, ng);
     clobber_stack();
     rudo_collect();
-
     size_t reused = 0;
     for (size_t i = 0; i < 2 * N; i++) {
         void *p = rudo_alloc(kind, size);
         check_fresh(p, kind, size);
-        if (p && overlaps_old(rec, N, size, (uintptr_t)p, size))
+        if (p && overlaps_old(rec, ng, size, (uintptr_t)p, size))
             reused++;
     }
-    /* Conservative scanning may retain a few of the N; most must be reused. */
-    CHECK(reused >= N / 2);
+    /* Conservative scanning may retain a few of them; most must be reused. */
+    if (reused < ng / 2)
+        fprintf(stderr, "  kind %u: only %zu of %zu freed cells reused by %d allocations\n",
+                (unsigned)kind, reused, ng, 2 * N);
+    CHECK(reused >= ng / 2);
     CHECK(n_bad == 0);
 
-    /* Another size class on (possibly) the same pages. */
-    make_dirty_garbage(kind, size, N, rec);
-    for (size_t i = 0; i < N; i++)
-        rec[i] ^= MASK;
-    qsort(rec, N, sizeof *rec, cmp_uptr);
+    /* 2. Pages where every 8th object survives: the freed cells between the
+     * survivors are reused (a lazily swept page), and must be zero; the
+     * survivors keep their contents. */
+    void **volatile keep =
+        rudo_alloc_array(RUDO_KIND_CONSERVATIVE, N / 8 + 1, sizeof(void *));
+    ng = make_dirty_garbage(kind, size, N, rec, keep);
+    unmask_sort(rec, ng);
+    clobber_stack();
+    rudo_collect();
+    reused = 0;
+    for (size_t i = 0; i < ng; i++) {
+        void *p = rudo_alloc(kind, size);
+        check_fresh(p, kind, size);
+        if (p && overlaps_old(rec, ng, size, (uintptr_t)p, size))
+            reused++;
+    }
+    if (reused < ng / 2)
+        fprintf(stderr, "  kind %u: only %zu of %zu cells freed between survivors reused\n",
+                (unsigned)kind, reused, ng);
+    CHECK(reused >= ng / 2);
+    CHECK(n_bad == 0);
+    size_t damaged = 0;
+    for (size_t i = 0; i < N / 8; i++) {
+        const unsigned char *o = keep[i];
+        for (size_t b = 0; b < size; b++)
+            if (o[b] != 0xAA) {
+                damaged++;
+                break;
+            }
+    }
+    CHECK(damaged == 0);
+    keep = NULL;
+
+    /* 3. Another size class on (possibly) the same pages. */
+    ng = make_dirty_garbage(kind, size, N, rec, NULL);
+    unmask_sort(rec, ng);
     clobber_stack();
     rudo_collect();
     reused = 0;
     for (size_t i = 0; i < N; i++) {
         void *p = rudo_alloc(kind, 400);
         check_fresh(p, kind, 400);
-        if (p && overlaps_old(rec, N, size, (uintptr_t)p, rudo_size(p)))
+        if (p && overlaps_old(rec, ng, size, (uintptr_t)p, rudo_size(p)))
             reused++;
     }
     printf("test_zero_after_reuse(kind %u): %zu of %d objects of another class "
@@ -235,19 +286,20 @@ static void test_zero_after_reuse(rudo_kind kind) {
            (unsigned)kind, reused, N);
     CHECK(n_bad == 0);
 
-    /* Large objects. */
-    make_dirty_garbage(kind, 1u << 20, 8, rec);
+    /* 4. Large objects. */
+    (void)make_dirty_garbage(kind, 1u << 20, 8, rec, NULL);
     clobber_stack();
     rudo_collect();
     for (int i = 0; i < 8; i++)
         check_fresh(rudo_alloc(kind, 1u << 20), kind, 1u << 20);
     CHECK(n_bad == 0);
     free(rec);
+    rudo_heap_destroy();
 }
 
 /* Addresses that are not in the heap. */
 static int a_static_int;
-static void test_not_heap(void) {
+__attribute__((noinline)) static void test_not_heap(void) {
     int local = 0;
     char *m = malloc(256);
     CHECK(!rudo_is_heap_ptr(&local));
@@ -261,7 +313,7 @@ static void test_not_heap(void) {
     free(m);
 }
 
-static void test_kind_of(void) {
+__attribute__((noinline)) static void test_kind_of(void) {
     rudo_kind ks[6];
     ks[0] = RUDO_KIND_CONSERVATIVE;
     ks[1] = RUDO_KIND_ATOMIC;
@@ -281,7 +333,7 @@ static void test_kind_of(void) {
     CHECK(rudo_kind_of(b) == RUDO_KIND_ATOMIC);
 }
 
-static void test_alloc_array(void) {
+__attribute__((noinline)) static void test_alloc_array(void) {
     n_bad = 0;
     void *a = rudo_alloc_array(k_traced, 100, 24);
     check_fresh(a, k_traced, 2400);
@@ -297,9 +349,9 @@ static unsigned char rpat(size_t i) { return (unsigned char)(i * 7 + 3); }
 /* Grows and shrinks one object through small and large sizes: the kind is
  * kept, the old contents are preserved up to min(old usable, new), and bytes
  * past the old usable size are zero. */
-static void test_realloc_kind(rudo_kind kind) {
-    static const size_t steps[] = {40, 100, 1000, 5000, 40000, 2u << 20,
-                                   3000, 10, 20000, 70000};
+__attribute__((noinline)) static void test_realloc_kind(rudo_kind kind) {
+    static const size_t steps[] = {40,       100,  1000, 5000,  40000,
+                                   2u << 20, 3000, 10,   20000, 70000};
     unsigned char *p = rudo_alloc(kind, 24);
     memset(p, 0, rudo_size(p));
     for (size_t i = 0; i < rudo_size(p); i++)
@@ -322,8 +374,8 @@ static void test_realloc_kind(rudo_kind kind) {
             if (q[i] != 0)
                 bad_at = i;
         if (bad_at != (size_t)-1)
-            fprintf(stderr, "  realloc %zu -> %zu (kind %u): wrong byte at %zu\n", old,
-                    n, (unsigned)kind, bad_at);
+            fprintf(stderr, "  realloc %zu -> %zu (kind %u): wrong byte at %zu\n", old, n,
+                    (unsigned)kind, bad_at);
         CHECK(bad_at == (size_t)-1);
         for (size_t i = 0; i < rudo_size(q); i++)
             q[i] = rpat(i);
@@ -335,17 +387,17 @@ static void test_realloc_kind(rudo_kind kind) {
 }
 
 /* Builds a conservative object whose only reference to a child is in its
- * contents, grows it with rudo_realloc, and returns the new object masked. */
-__attribute__((noinline)) static uintptr_t make_grown_parent(void) {
+ * contents, grows it with rudo_realloc, and returns the new object (the
+ * child's address does not leave this frame). */
+__attribute__((noinline)) static void **make_grown_parent(void) {
     unsigned char *child = rudo_malloc_atomic(64);
     memset(child, 0x77, 64);
     void **parent = rudo_malloc(16);
     parent[1] = child;
-    parent = rudo_realloc(parent, 100000);
-    return (uintptr_t)parent ^ MASK;
+    return rudo_realloc(parent, 100000);
 }
 
-static void test_realloc(void) {
+__attribute__((noinline)) static void test_realloc(void) {
     void *n = rudo_realloc(NULL, 100);
     CHECK(n != NULL && rudo_kind_of(n) == RUDO_KIND_CONSERVATIVE);
     CHECK(n && rudo_size(n) >= 100 && all_zero(n, rudo_size(n)));
@@ -355,15 +407,15 @@ static void test_realloc(void) {
     test_realloc_kind(rudo_kind_conservative("realloc-conservative"));
 
     /* A pointer copied by realloc still keeps its target alive. */
-    volatile uintptr_t masked = make_grown_parent();
+    void **volatile parent = make_grown_parent();
     clobber_stack();
     rudo_collect();
     rudo_collect();
-    void **parent = (void **)(masked ^ MASK);
     unsigned char *child = parent[1];
     CHECK(rudo__debug_is_marked(parent));
     CHECK(child != NULL && rudo__debug_is_marked(child));
     CHECK(child && child[0] == 0x77 && child[63] == 0x77);
+    parent = NULL;
 }
 
 int main(void) {
@@ -374,14 +426,19 @@ int main(void) {
     test_size_classes(RUDO_KIND_ATOMIC);
     test_size_classes(k_traced);
     test_large();
-    test_zero_after_reuse(RUDO_KIND_CONSERVATIVE);
-    test_zero_after_reuse(RUDO_KIND_ATOMIC);
-    test_zero_after_reuse(k_traced);
     test_not_heap();
     test_kind_of();
     test_alloc_array();
     test_realloc();
-
     rudo_heap_destroy();
+
+    /* A new heap is mapped where the old one was, so a stale pointer left on
+     * the stack by an earlier heap could alias and retain an object of the
+     * next one. Test functions are noinline (main's frame holds no heap
+     * pointer), and the stack below main is cleared before each heap. */
+    for (int which = 0; which < 3; which++) {
+        clobber_stack();
+        test_zero_after_reuse(which);
+    }
     return test_report();
 }

@@ -119,8 +119,8 @@ static void test_once(void) {
             odd_event += fin_event[id] == gc;
         } else {
             struct fobj *o = arr[i];
-            even_never += fin_count[id] == 0 && rudo__debug_is_marked(o) &&
-                          o->check == check_of(id);
+            even_never +=
+                fin_count[id] == 0 && rudo__debug_is_marked(o) && o->check == check_of(id);
         }
     }
     CHECK(odd_once == N / 2);
@@ -256,9 +256,7 @@ static void test_children_intact(void) {
 
 /* 4. Resurrection: the finalizer stores the object in a root; it lives on
  * with its child, and is not finalized again, not even when it dies again. */
-static void fin_resurrect(void *obj, void *data) {
-    g_resurrect = finalized(obj, data);
-}
+static void fin_resurrect(void *obj, void *data) { g_resurrect = finalized(obj, data); }
 
 static void test_resurrection(void) {
     rudo_kind k = make_kind("fin-resurrect", trace_child, fin_resurrect);
@@ -280,8 +278,8 @@ static void test_resurrection(void) {
     CHECK(g_resurrect == r);
     for (int round = 0; round < 3; round++) {
         rudo_collect();
-        bool ok = fin_count[id] == 1 && rudo__debug_is_marked(r) && r->check == check_of(id) &&
-                  r->child == c && rudo__debug_is_marked(c);
+        bool ok = fin_count[id] == 1 && rudo__debug_is_marked(r) &&
+                  r->check == check_of(id) && r->child == c && rudo__debug_is_marked(c);
         for (int i = 0; ok && i < 32; i++)
             ok = c[i] == 0xC0DE0000u + (unsigned)i;
         CHECK(ok);
@@ -322,6 +320,48 @@ static void test_set_finalizer(void) {
     CHECK(stats().finalizers_run == runs);
 }
 
+/* 6. Dead finalizable objects that reference each other (a chain and a
+ * two-object cycle): each was found unreachable by the same collection, so
+ * each finalizer runs after that collection -- not one link per
+ * collection. */
+static void test_finalizable_graph(void) {
+    enum { LEN = 10 };
+    rudo_kind k = make_kind("fin-chain", trace_child, fin_plain);
+    /* Each object of its own size class, so they lie on different pages. */
+    uint64_t first = next_id;
+    struct fobj *head = fobj_new(k, sizeof *head), *prev = head;
+    g_root = head;
+    for (int i = 1; i < LEN; i++) {
+        struct fobj *o = fobj_new(k, sizeof *o + (size_t)i * 256);
+        prev->child = o;
+        prev = o;
+    }
+    struct fobj *a = fobj_new(k, sizeof *a), *b = fobj_new(k, 4000);
+    a->child = b;
+    b->child = a;
+    uint64_t ida = a->id, idb = b->id;
+    rudo_collect(); /* the chain is rooted, the cycle is not */
+    CHECK(fin_count[ida] == 1 && fin_count[idb] == 1);
+    g_root = NULL;
+    rudo_collect();
+    int once = 0;
+    for (int i = 0; i < LEN; i++)
+        once += fin_count[first + i] == 1;
+    if (once != LEN)
+        fprintf(stderr,
+                "  only %d of a dead chain of %d finalizable objects finalized "
+                "by the collection that found them unreachable\n",
+                once, LEN);
+    CHECK(once == LEN);
+    /* Whatever the order, after enough collections each ran exactly once. */
+    for (int i = 0; i < LEN; i++)
+        rudo_collect();
+    once = 0;
+    for (int i = 0; i < LEN; i++)
+        once += fin_count[first + i] == 1;
+    CHECK(once == LEN);
+}
+
 int main(void) {
     main_thread = pthread_self();
     rudo_config cfg;
@@ -341,6 +381,7 @@ int main(void) {
     test_children_intact();
     test_resurrection();
     test_set_finalizer();
+    test_finalizable_graph();
     CHECK(fin_wrong == 0);
 
     rudo_heap_destroy();

@@ -28,7 +28,7 @@ struct child {
 static rudo_kind k_child;
 static int dead[MAX_IDS]; /* finalizer runs per child id */
 static uint64_t next_id = 1;
-static void *g_root;      /* the only root */
+static void *g_root; /* the only root */
 
 static uint64_t check_of(uint64_t id) { return id * 2654435761u + 17; }
 
@@ -77,13 +77,13 @@ static void collect2(void) {
 #define CB_MAGIC 0xC0FFEEu
 
 struct cb_obj {
-    uint64_t magic;      /* not a pointer */
-    struct child *a;     /* traced */
-    uintptr_t hidden;    /* not traced: holds a child's address */
-    struct child *b;     /* traced */
-    uint64_t usable;     /* the size the callback must be given */
-    void *tagged[3];     /* traced, holding values that are not heap pointers */
-    struct child *skip;  /* a pointer the callback deliberately does not visit */
+    uint64_t magic;     /* not a pointer */
+    struct child *a;    /* traced */
+    uintptr_t hidden;   /* not traced: holds a child's address */
+    struct child *b;    /* traced */
+    uint64_t usable;    /* the size the callback must be given */
+    void *tagged[3];    /* traced, holding values that are not heap pointers */
+    struct child *skip; /* a pointer the callback deliberately does not visit */
 };
 
 static unsigned long cb_calls, cb_bad_calls;
@@ -267,8 +267,8 @@ static void test_conservative_kind(const char *what, rudo_kind k, size_t size) {
     w[3] = (uint64_t)(uintptr_t)c3;
     w[last] = (uint64_t)(uintptr_t)clast;
     w[5] = (uint64_t)(uintptr_t)cint + 8; /* interior pointer */
-    memcpy(o + 4, &cmis, sizeof cmis); /* misaligned: no aligned word holds it */
-    w[2] = 12345;                      /* integers are harmless */
+    memcpy(o + 4, &cmis, sizeof cmis);    /* misaligned: no aligned word holds it */
+    w[2] = 12345;                         /* integers are harmless */
     collect2();
     expect_alive(what, c3, ids[0]);
     expect_alive(what, clast, ids[1]);

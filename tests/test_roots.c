@@ -95,8 +95,10 @@ __attribute__((noinline)) static void collect_several(void) {
 }
 
 /* Overwrites the dead part of the stack (and, by the call, the
- * caller-saved registers) so stale pointers do not act as roots. */
-__attribute__((noinline)) static void clobber_stack(void) {
+ * caller-saved registers) so stale pointers do not act as roots.
+ * Not instrumented: AddressSanitizer would leave unwritten redzones around
+ * buf, keeping whatever stale words lay there. */
+__attribute__((noinline, no_sanitize_address)) static void clobber_stack(void) {
     char buf[32 * 1024];
     memset(buf, 0, sizeof buf);
     __asm__ volatile("" : : "r"(buf) : "memory");
@@ -106,7 +108,7 @@ __attribute__((noinline)) static void clobber_stack(void) {
 /* Part 1: conservative roots                                              */
 /* ---------------------------------------------------------------------- */
 
-static void test_volatile_local(void) {
+__attribute__((noinline)) static void test_volatile_local(void) {
     void *volatile local = new_probe(1);
     collect_several();
     check_survived("volatile local", local, 1);
@@ -132,7 +134,7 @@ __attribute__((noinline)) static bool hold_in_register(uintptr_t masked, uint64_
     return ok;
 }
 
-static void test_register(void) {
+__attribute__((noinline)) static void test_register(void) {
     /* The caller keeps only the masked value; the allocating frame is gone
      * and its stack overwritten. */
     volatile uintptr_t masked = new_probe_masked(2);
@@ -141,13 +143,13 @@ static void test_register(void) {
     check_survived("callee-saved register (after)", (void *)(masked ^ MASK), 2);
 }
 
-static void *g_static_root;
+static void *volatile g_static_root; /* volatile: every store happens */
 
 __attribute__((noinline)) static void set_static_root(uint64_t id) {
     g_static_root = new_probe(id);
 }
 
-static void test_static_global(void) {
+__attribute__((noinline)) static void test_static_global(void) {
     set_static_root(3);
     clobber_stack();
     collect_several();
@@ -160,7 +162,7 @@ __attribute__((noinline)) static char *new_probe_interior(uint64_t id) {
     return (char *)new_probe(id) + 100;
 }
 
-static void test_interior_on_stack(void) {
+__attribute__((noinline)) static void test_interior_on_stack(void) {
     /* Only a pointer 100 bytes into the object is kept. */
     char *volatile interior = new_probe_interior(4);
     clobber_stack();
@@ -171,8 +173,8 @@ static void test_interior_on_stack(void) {
 
 /* Unreachable garbage: 10000 two-node cycles and a ring of 100000 nodes,
  * built in a non-inlined function so no pointer to them stays live. While
- * building, they are held by a root slot so a collection inside shows they
- * really occupy memory. */
+ * building, they are held through a static global (static data is scanned),
+ * so a collection inside shows they really occupy memory. */
 struct cnode {
     struct cnode *next;
     uint64_t payload[3];
@@ -183,7 +185,9 @@ static void trace_cnode(void *obj, size_t size, rudo_tracer *tr) {
     rudo_visit(tr, (void **)&((struct cnode *)obj)->next);
 }
 
-static void *g_build_root; /* points to a conservative array while building */
+/* Points to a conservative array while building; volatile so that the
+ * compiler cannot drop the store as dead (nothing in C reads it). */
+static void *volatile g_build_root;
 
 __attribute__((noinline)) static size_t build_garbage(rudo_kind k) {
     enum { PAIRS = 10000, RING = 100000 };
@@ -211,7 +215,7 @@ __attribute__((noinline)) static size_t build_garbage(rudo_kind k) {
     return st.live_bytes;
 }
 
-static void test_reclaim_cycles(void) {
+__attribute__((noinline)) static void test_reclaim_cycles(void) {
     rudo_kind k = rudo_kind_traced("cnode", trace_cnode);
     rudo_stats st;
     clobber_stack();
@@ -241,7 +245,7 @@ static void test_reclaim_cycles(void) {
 
 static void *g_slot; /* a precise root slot (static data is not scanned) */
 
-static void test_precise_root(void) {
+__attribute__((noinline)) static void test_precise_root(void) {
     rudo_root_add(&g_slot);
     g_slot = new_probe(10);
     /* Negative control: a probe held only by the (unscanned) stack. */
@@ -265,9 +269,9 @@ static void test_precise_root(void) {
     g_slot = NULL;
 }
 
-static void *g_unscanned_static;
+static void *volatile g_unscanned_static;
 
-static void test_static_not_scanned(void) {
+__attribute__((noinline)) static void test_static_not_scanned(void) {
     /* With scan_static_data = false a static global is no root. */
     g_unscanned_static = new_probe(13);
     rudo_collect();
@@ -275,7 +279,7 @@ static void test_static_not_scanned(void) {
     g_unscanned_static = NULL;
 }
 
-static void test_scoped_handles(void) {
+__attribute__((noinline)) static void test_scoped_handles(void) {
     rudo_scope outer, inner;
     rudo_scope_enter(&outer);
     void **h1 = rudo_handle(new_probe(20));
@@ -301,7 +305,7 @@ static void test_scoped_handles(void) {
     CHECK(finalized[22] == 1);
 }
 
-static void test_root_range(void) {
+__attribute__((noinline)) static void test_root_range(void) {
     enum { WORDS = 64 };
     uintptr_t *buf = calloc(WORDS, sizeof *buf);
     rudo_root_add_range(buf, buf + WORDS);

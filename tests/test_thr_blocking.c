@@ -77,6 +77,11 @@ static void sleep_ms(long ms) {
     }
 }
 
+static void sleep_us(long us) {
+    struct timespec ts = {0, us * 1000L};
+    nanosleep(&ts, NULL);
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -313,8 +318,9 @@ static void test_leave_waits(void) {
 
 /* ---- 4: rapid enter/leave while others collect ---------------------------- */
 
-static atomic_int churn_stop, churn_failures;
+static atomic_int churn_done, churn_failures;
 static atomic_long churn_regions;
+static long churn_iters;
 
 static void *churn_thread(void *arg) {
     uintptr_t idx = (uintptr_t)arg;
@@ -330,7 +336,7 @@ static void *churn_thread(void *arg) {
         want[i] = keep[i]->sum;
     }
     long n = 0;
-    while (!atomic_load(&churn_stop)) {
+    while (n < churn_iters) {
         rudo_blocking_enter();
         if (n % 16 == 0)
             sched_yield();
@@ -347,6 +353,7 @@ static void *churn_thread(void *arg) {
         }
     }
     atomic_fetch_add(&churn_regions, n);
+    atomic_fetch_add(&churn_done, 1);
     rudo_thread_detach();
     return NULL;
 }
@@ -354,17 +361,20 @@ static void *churn_thread(void *arg) {
 static void test_churn(void) {
     enum { NCHURN = 3 };
     pthread_t tid[NCHURN];
-    for (uintptr_t i = 0; i < NCHURN; i++)
-        pthread_create(&tid[i], NULL, churn_thread, (void *)i);
+    churn_iters = scaled(20000);
     rudo_stats a, b;
     rudo_get_stats(&a);
+    for (uintptr_t i = 0; i < NCHURN; i++)
+        pthread_create(&tid[i], NULL, churn_thread, (void *)i);
     uint64_t rng = 3;
-    long rounds = scaled(300);
-    for (long i = 0; i < rounds; i++) {
+    long rounds = 0;
+    while (atomic_load(&churn_done) < NCHURN) { /* collect until they finish */
         (void)make_tree(5, &rng);
         rudo_collect();
+        rounds++;
+        if (rounds % 4 == 0)
+            sleep_us(100); /* back-to-back collections would starve them */
     }
-    atomic_store(&churn_stop, 1);
     rudo_blocking_enter();
     for (int i = 0; i < NCHURN; i++)
         pthread_join(tid[i], NULL);
@@ -374,7 +384,7 @@ static void test_churn(void) {
            (long)(b.collections - a.collections), atomic_load(&churn_regions));
     CHECK(b.collections >= a.collections + (uint64_t)rounds);
     CHECK_EQ(atomic_load(&churn_failures), 0);
-    CHECK(atomic_load(&churn_regions) > 0);
+    CHECK_EQ(atomic_load(&churn_regions), NCHURN * churn_iters);
 }
 
 /* ---- 5: misuse ------------------------------------------------------------- */

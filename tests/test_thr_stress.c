@@ -15,6 +15,7 @@
  * The finalizer counts the tag's id.
  *
  * Checks:
+ *  - no thread runs while a trace callback does (the world is stopped);
  *  - after every forced collection (random points, random threads) the
  *    thread verifies every node reachable from its roots: id, payload,
  *    checksum, child pointers equal to the shadow's, tag intact, and its tag
@@ -34,7 +35,7 @@
  *    once and stats.finalizers_run agrees.
  *
  * Usage: test_thr_stress [SEED [STEPS [THREADS]]] — STEPS per thread;
- * defaults: fixed seed, 12000 * TEST_SCALE steps, 4 threads.
+ * defaults: fixed seed, 50000 * TEST_SCALE steps, 4 threads.
  * Environment: TEST_SCALE (factor, default 1), TEST_TIMEOUT (s, default 500). */
 #include <pthread.h>
 #include <signal.h>
@@ -106,12 +107,18 @@ static uint64_t pay_word(uint64_t id, uint64_t i) { return mix64(id * 131 + i + 
 
 static rudo_kind kind_node, kind_tag;
 
+/* Trace callbacks run with the world stopped: a running mutator must never
+ * see one in progress. */
+static atomic_int tracing_now;
+
 static void trace_node(void *obj, size_t size, rudo_tracer *tr) {
     (void)size;
     node *n = obj;
+    atomic_fetch_add(&tracing_now, 1);
     for (int k = 0; k < MAXC; k++)
         rudo_visit(tr, (void **)&n->child[k]);
     rudo_visit(tr, (void **)&n->tag);
+    atomic_fetch_sub(&tracing_now, 1);
 }
 
 /* ---- shadow --------------------------------------------------------------- */
@@ -126,6 +133,7 @@ typedef struct shadow {
 } shadow;
 
 #define NROOTS 16
+#define LIVE_TARGET 2000 /* above this many own reachable nodes, new ones replace roots */
 #define NSHARED 8
 
 static int nthreads;
@@ -243,6 +251,23 @@ static uint64_t pick(tstate *t, bool own) {
     return cur;
 }
 
+/* A node this thread may rewire that has an empty child slot (id + 1, and
+ * the slot in *k), or 0 if a few tries find none. */
+static uint64_t pick_with_room(tstate *t, int *k) {
+    for (int tries = 0; tries < 8; tries++) {
+        uint64_t a = pick(t, true);
+        if (a == 0)
+            continue;
+        int k0 = (int)(test_rand(&t->rng) % MAXC);
+        for (int i = 0; i < MAXC; i++)
+            if (sh[a - 1].child[(k0 + i) % MAXC] == 0) {
+                *k = (k0 + i) % MAXC;
+                return a;
+            }
+    }
+    return 0;
+}
+
 /* Checks one node against its shadow; returns false (and reports) if not. */
 static bool node_ok(tstate *t, uint64_t id, bool check_marked) {
     node *n = ptr_of(id);
@@ -310,33 +335,39 @@ static void verify_own(tstate *t) {
 /* One random operation. */
 static void step(tstate *t) {
     uint64_t op = test_rand(&t->rng) % 100;
-    if (op < 30) { /* allocate a node; hang it from a root or a node */
+    if (op < 40) { /* allocate a node; hang it from an empty slot or a root */
         uint64_t id = new_node(t, false);
-        uint64_t a = t->own_live > 1500 ? 0 : pick(t, true);
-        if (a == 0 || test_rand(&t->rng) % 4 == 0) {
-            int r = (int)(test_rand(&t->rng) % NROOTS);
-            t->roots[r] = *t->tmp;
-            t->rootid[r] = id + 1;
-        } else {
-            int k = (int)(test_rand(&t->rng) % MAXC);
+        int k = 0;
+        uint64_t a = t->own_live > LIVE_TARGET ? 0 : pick_with_room(t, &k);
+        if (a != 0) {
             ptr_of(a - 1)->child[k] = *t->tmp;
             sh[a - 1].child[k] = id + 1;
+        } else { /* over the target, or no room found: use a root */
+            int r = (int)(test_rand(&t->rng) % NROOTS);
+            if (t->own_live <= LIVE_TARGET)
+                for (int i = 0; i < NROOTS && t->rootid[r] != 0; i++)
+                    r = (r + 1) % NROOTS; /* an empty one if there is one */
+            t->roots[r] = *t->tmp;
+            t->rootid[r] = id + 1;
         }
         *t->tmp = NULL;
-    } else if (op < 55) { /* rewire an edge */
+    } else if (op < 56) { /* rewire an edge (mostly filling an empty slot) */
         uint64_t a = pick(t, true);
         if (a == 0)
             return;
-        uint64_t b = test_rand(&t->rng) % 5 == 0 ? 0 : pick(t, false);
+        uint64_t b = test_rand(&t->rng) % 10 == 0 ? 0 : pick(t, false);
         int k = (int)(test_rand(&t->rng) % MAXC);
+        if (test_rand(&t->rng) % 8 != 0)
+            for (int i = 0; i < MAXC && sh[a - 1].child[k] != 0; i++)
+                k = (k + 1) % MAXC;
         ptr_of(a - 1)->child[k] = b ? ptr_of(b - 1) : NULL;
         sh[a - 1].child[k] = b;
-    } else if (op < 63) { /* set or clear a root */
+    } else if (op < 58) { /* set or clear a root */
         int r = (int)(test_rand(&t->rng) % NROOTS);
-        uint64_t b = test_rand(&t->rng) % 2 == 0 ? 0 : pick(t, false);
+        uint64_t b = test_rand(&t->rng) % 4 == 0 ? 0 : pick(t, false);
         t->roots[r] = b ? ptr_of(b - 1) : NULL;
         t->rootid[r] = b;
-    } else if (op < 67) { /* publish a frozen leaf */
+    } else if (op < 61) { /* publish a frozen leaf */
         uint64_t id = new_node(t, true);
         int s = (int)(test_rand(&t->rng) % NSHARED);
         pthread_mutex_lock(&shared_mu);
@@ -344,7 +375,7 @@ static void step(tstate *t) {
         shared_id[s] = id + 1;
         pthread_mutex_unlock(&shared_mu);
         *t->tmp = NULL;
-    } else if (op < 72) { /* take a shared leaf into the graph */
+    } else if (op < 65) { /* take a shared leaf into the graph */
         int s = (int)(test_rand(&t->rng) % NSHARED);
         pthread_mutex_lock(&shared_mu);
         void *p = shared_slot[s];
@@ -353,21 +384,31 @@ static void step(tstate *t) {
         if (pid == 0)
             return;
         /* No safepoint until p is linked: p cannot be collected meanwhile. */
-        uint64_t a = pick(t, true);
+        int k = 0;
+        uint64_t a = pick_with_room(t, &k);
         if (a != 0) {
-            int k = (int)(test_rand(&t->rng) % MAXC);
             ptr_of(a - 1)->child[k] = p;
             sh[a - 1].child[k] = pid;
-        } else {
-            int r = (int)(test_rand(&t->rng) % NROOTS);
-            t->roots[r] = p;
-            t->rootid[r] = pid;
+        } else { /* an empty root slot, if there is one */
+            int r0 = (int)(test_rand(&t->rng) % NROOTS);
+            for (int i = 0; i < NROOTS; i++) {
+                int r = (r0 + i) % NROOTS;
+                if (t->rootid[r] == 0) {
+                    t->roots[r] = p;
+                    t->rootid[r] = pid;
+                    break;
+                }
+            }
         }
-    } else if (op < 73) { /* forced collection, then verify */
+    } else if (op < 66) { /* forced collection, then verify */
         rudo_collect();
+        if (atomic_load(&tracing_now) != 0)
+            fail(t, "a trace callback runs after rudo_collect returned", 0);
         t->forced++;
         verify_own(t);
     } else { /* read a random path */
+        if (atomic_load(&tracing_now) != 0)
+            fail(t, "a mutator runs while a trace callback runs", 0);
         uint64_t a = pick(t, false);
         if (a != 0 && ptr_of(a - 1)->id != a - 1)
             fail(t, "node id differs on a walk", a - 1);
@@ -484,7 +525,7 @@ static void *thread_main(void *arg) {
 int main(int argc, char **argv) {
     start_watchdog();
     uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : 0x5eed2024u;
-    steps = argc > 2 ? strtol(argv[2], NULL, 0) : scaled(12000);
+    steps = argc > 2 ? strtol(argv[2], NULL, 0) : scaled(50000);
     nthreads = argc > 3 ? atoi(argv[3]) : 4;
     if (steps < 1 || nthreads < 1 || nthreads > 64) {
         fprintf(stderr, "usage: %s [SEED [STEPS [THREADS]]]\n", argv[0]);

@@ -89,11 +89,17 @@ typedef struct tnode {
 
 static rudo_kind kind_layout, kind_traced;
 
+/* Trace callbacks run with the world stopped: a running mutator must never
+ * see one in progress (checked after every forced collection). */
+static atomic_int tracing_now;
+
 static void trace_tnode(void *obj, size_t size, rudo_tracer *tr) {
     (void)size;
     tnode *n = obj;
+    atomic_fetch_add(&tracing_now, 1);
     rudo_visit(tr, (void **)&n->left);
     rudo_visit(tr, (void **)&n->right);
+    atomic_fetch_sub(&tracing_now, 1);
 }
 
 static uint64_t combine(uint64_t val, const tnode *l, const tnode *r) {
@@ -277,6 +283,7 @@ static void *worker_main(void *arg) {
         /* Forced collection, then verify everything we can see. */
         if (it % r->collect_every == r->collect_every - 1) {
             rudo_collect();
+            note(r, atomic_load(&tracing_now) == 0, "world stopped during tracing", me);
             forced++;
             for (int k = 0; k < KEEP; k++)
                 note(r, tree_ok(mine[k], mine_sum[k]), "kept tree after collection", me);
@@ -362,7 +369,7 @@ static void *worker_main(void *arg) {
     rudo_get_stats(&st);
     note(r, st.threads_attached >= 2 && st.threads_attached <= 1u + (unsigned)n / 2,
          "threads_attached after odd threads detached", me);
-    for (int round = 0; round < 3; round++) {
+    for (int rep = 0; rep < 3; rep++) {
         tnode *g = make_tree(r->depth + 1, &rng);
         (void)g;
         rudo_collect();
@@ -383,7 +390,7 @@ static void run_threads(int nthreads) {
     memset(&r, 0, sizeof r);
     r.nthreads = nthreads;
     r.depth = 8;
-    r.iters = scaled(480) / nthreads;
+    r.iters = scaled(1600) / nthreads;
     if (r.iters < 4)
         r.iters = 4;
     r.collect_every = 4;

@@ -185,7 +185,7 @@ void *rudo__alloc_slow(rudo_kind kind, size_t size) {
         rudo__fatal(fn, "unknown kind %u (%u kinds registered)", kind, h->nkinds);
     if (size == 0)
         rudo__fatal(fn, "size 0 (kind '%s')", h->kinds[kind].name);
-    if (size > h->reserve - RUDO_PAGE_SIZE)
+    if (size > RUDO_RESERVE_DEFAULT - RUDO_PAGE_SIZE)
         rudo__fatal(fn, "size %zu is larger than the heap can ever hold", size);
     rudo_safepoint();
     if (size <= RUDO_SMALL_MAX)

@@ -276,6 +276,16 @@ rudo_kind rudo_kind_of(const void *p) {
 
 /* ---- statistics -------------------------------------------------------------- */
 
+/* Takes gc_lock at a moment when no collection runs. An attached caller
+ * parks as at a safepoint meanwhile (the collection may be waiting for it). */
+static void lock_idle(rudo__heap *h) {
+    rudo__mutator *m = rudo__self();
+    if (m)
+        rudo__capture_roots(m);
+    rudo__lock_acquire(&h->gc_lock);
+    rudo__park(h, m);
+}
+
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
@@ -285,9 +295,7 @@ void rudo_get_stats(rudo_stats *out) {
     rudo__heap *h = rudo__need_heap("rudo_get_stats");
     memset(out, 0, sizeof *out);
     /* gc_lock excludes a running collection, whose fields these are. */
-    rudo__lock_acquire(&h->gc_lock);
-    while (h->collecting)
-        rudo__lock_wait(&h->gc_lock, &h->resume_cv);
+    lock_idle(h);
     out->collections = h->gc_count;
     out->live_bytes = h->live_bytes;
     out->mark_ns_total = h->st.mark_ns;
@@ -320,9 +328,7 @@ void rudo_get_stats(rudo_stats *out) {
 
 void rudo_set_gc_callback(rudo_gc_callback fn, void *data) {
     rudo__heap *h = rudo__need_heap("rudo_set_gc_callback");
-    rudo__lock_acquire(&h->gc_lock);
-    while (h->collecting)
-        rudo__lock_wait(&h->gc_lock, &h->resume_cv);
+    lock_idle(h);
     h->gc_callback = fn;
     h->gc_callback_data = data;
     rudo__lock_release(&h->gc_lock);

@@ -189,11 +189,16 @@ static void visit_slot(rudo__root_visitor *v, void **slot) {
     rudo__mark_value(((mark_visitor *)v)->mk, *slot);
 }
 
-/* Finalizable objects that are not marked get queued for their finalizer
- * and marked, with everything they reach, so the finalizer sees them
- * intact. The fin bit makes this happen once per object. */
+/* Finalizable objects that are not marked are all queued for their
+ * finalizer first, then marked with everything they reach, so every
+ * finalizer sees its object intact. Queuing all before marking any means
+ * objects that die together are finalized in the same collection, even
+ * when one references another (in no particular order). The fin bit makes
+ * this happen once per object. */
 static void mark_finalizable(rudo__marker *mk) {
     rudo__heap *h = mk->h;
+    void **due_objs = NULL;
+    size_t ndue = 0, cap = 0;
     for (size_t pi = 0; pi < h->hwm; pi++) {
         rudo__page *p = &h->pages[pi];
         if ((p->type != RUDO_PAGE_SMALL && p->type != RUDO_PAGE_LARGE) ||
@@ -207,13 +212,24 @@ static void mark_finalizable(rudo__marker *mk) {
                 size_t i = w * 64 + (size_t)__builtin_ctzll(due);
                 due &= due - 1;
                 p->fin[w] |= (uint64_t)1 << (i % 64);
-                char *obj = start + i * p->cell_size;
-                rudo__final_queue(h, obj);
-                rudo__mark_value(mk, obj);
+                if (ndue == cap) {
+                    cap = cap ? cap * 2 : 256;
+                    void **n = realloc(due_objs, cap * sizeof *n);
+                    if (!n)
+                        rudo__fatal("rudo_collect", "out of memory queueing finalizers");
+                    due_objs = n;
+                }
+                due_objs[ndue++] = start + i * p->cell_size;
             }
         }
+    }
+    for (size_t i = 0; i < ndue; i++)
+        rudo__final_queue(h, due_objs[i]);
+    for (size_t i = 0; i < ndue; i++) {
+        rudo__mark_value(mk, due_objs[i]);
         drain(mk);
     }
+    free(due_objs);
 }
 
 void rudo__mark_phase(rudo__heap *h) {

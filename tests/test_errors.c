@@ -1,0 +1,431 @@
+/* test_errors.c — misuse is reported, never silently accepted: each bad
+ * call aborts with "rudo: <function>: ..." (checked in a forked child with
+ * expect_death, the needle being the public function's name), and the
+ * recoverable errors return their documented codes. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rudo.h"
+#include "testlib.h"
+
+/* Expects fn(arg) to abort with the documented message format
+ * "rudo: <function>: <reason>" naming `function`. */
+static void expect_abort(const char *what, void (*fn)(void *), void *arg,
+                         const char *function) {
+    char needle[96];
+    snprintf(needle, sizeof needle, "rudo: %s: ", function);
+    expect_death(what, fn, arg, needle);
+}
+
+static void *volatile sink;
+static rudo_kind k_traced, k_layout;
+
+static void trace_nothing(void *obj, size_t size, rudo_tracer *tr) {
+    (void)obj;
+    (void)size;
+    (void)tr;
+}
+
+/* Runs fn with stderr redirected to a temporary file and returns what it
+ * printed (static buffer). */
+static const char *capture_stderr(void (*fn)(void *), void *arg) {
+    static char buf[4096];
+    fflush(stderr);
+    FILE *tmp = tmpfile();
+    int saved = dup(2);
+    dup2(fileno(tmp), 2);
+    fn(arg);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(tmp);
+    size_t n = fread(buf, 1, sizeof buf - 1, tmp);
+    buf[n] = '\0';
+    fclose(tmp);
+    return buf;
+}
+
+/* ---- calls before any heap exists ---- */
+static void no_heap_alloc(void *a) {
+    (void)a;
+    sink = rudo_alloc(RUDO_KIND_CONSERVATIVE, 16);
+}
+static void no_heap_collect(void *a) {
+    (void)a;
+    rudo_collect();
+}
+static void no_heap_register(void *a) {
+    (void)a;
+    rudo_kind_desc d = {0};
+    d.name = "x";
+    d.tracing = RUDO_TRACE_ATOMIC;
+    (void)rudo_kind_register(&d);
+}
+static void no_heap_stats(void *a) {
+    (void)a;
+    rudo_stats st;
+    rudo_get_stats(&st);
+}
+
+/* ---- allocation ---- */
+static void alloc_unknown_kind(void *a) {
+    (void)a;
+    sink = rudo_alloc(999, 16);
+}
+static void alloc_kind_out_of_range(void *a) {
+    (void)a;
+    sink = rudo_alloc(RUDO_MAX_KINDS + 5, 16);
+}
+static void alloc_zero(void *a) {
+    (void)a;
+    sink = rudo_alloc(RUDO_KIND_ATOMIC, 0);
+}
+static void alloc_huge(void *a) {
+    (void)a;
+    sink = rudo_alloc(RUDO_KIND_ATOMIC, SIZE_MAX / 2);
+}
+static void alloc_array_overflow(void *a) {
+    (void)a;
+    sink = rudo_alloc_array(RUDO_KIND_ATOMIC, SIZE_MAX / 2, 4);
+}
+
+/* ---- queries on addresses that are not object bases ---- */
+static void size_of_stack(void *a) {
+    (void)a;
+    int local = 0;
+    sink = &local;
+    (void)rudo_size(&local);
+}
+static void size_of_malloc(void *a) {
+    (void)a;
+    (void)rudo_size(calloc(1, 32));
+}
+static void size_of_interior(void *a) {
+    (void)a;
+    char *p = rudo_malloc(64);
+    sink = p;
+    (void)rudo_size(p + 16);
+}
+static void kind_of_stack(void *a) {
+    (void)a;
+    int local = 0;
+    sink = &local;
+    (void)rudo_kind_of(&local);
+}
+static void kind_of_malloc(void *a) {
+    (void)a;
+    (void)rudo_kind_of(calloc(1, 32));
+}
+
+/* ---- kind registration ---- */
+static void register_null(void *a) {
+    (void)a;
+    (void)rudo_kind_register(NULL);
+}
+static void register_null_name(void *a) {
+    (void)a;
+    rudo_kind_desc d = {0};
+    d.tracing = RUDO_TRACE_ATOMIC;
+    (void)rudo_kind_register(&d);
+}
+static void register_bad_mode(void *a) {
+    (void)a;
+    rudo_kind_desc d = {0};
+    d.name = "bad-mode";
+    d.tracing = (rudo_tracing)42;
+    (void)rudo_kind_register(&d);
+}
+static void register_callback_without_fn(void *a) {
+    (void)a;
+    rudo_kind_desc d = {0};
+    d.name = "no-trace";
+    d.tracing = RUDO_TRACE_CALLBACK;
+    (void)rudo_kind_register(&d);
+}
+static void register_layout_without_bitmap(void *a) {
+    (void)a;
+    rudo_kind_desc d = {0};
+    d.name = "no-layout";
+    d.tracing = RUDO_TRACE_LAYOUT;
+    d.layout_words = 4;
+    (void)rudo_kind_register(&d);
+}
+static void register_layout_bad_words(void *a) {
+    static const uint64_t bits[32] = {1};
+    rudo_kind_desc d = {0};
+    d.name = "bad-words";
+    d.tracing = RUDO_TRACE_LAYOUT;
+    d.layout = bits;
+    d.layout_words = (size_t)(uintptr_t)a; /* 0 or 1025 */
+    (void)rudo_kind_register(&d);
+}
+static void register_too_many(void *a) {
+    (void)a;
+    for (unsigned i = 0; i <= RUDO_MAX_KINDS; i++)
+        (void)rudo_kind_atomic("many");
+}
+static void name_of_unknown_kind(void *a) {
+    (void)a;
+    (void)rudo_kind_name(777);
+}
+static void set_finalizer_unknown_kind(void *a) {
+    (void)a;
+    rudo_kind_set_finalizer(777, NULL, NULL);
+}
+
+/* ---- realloc ---- */
+static void realloc_traced(void *a) {
+    (void)a;
+    sink = rudo_realloc(rudo_alloc(k_traced, 32), 64);
+}
+static void realloc_layout(void *a) {
+    (void)a;
+    sink = rudo_realloc(rudo_alloc(k_layout, 32), 64);
+}
+static void realloc_interior(void *a) {
+    (void)a;
+    char *p = rudo_malloc(64);
+    sink = rudo_realloc(p + 16, 128);
+}
+static void realloc_zero(void *a) {
+    (void)a;
+    sink = rudo_realloc(rudo_malloc(64), 0);
+}
+
+/* ---- roots and scopes ---- */
+static void *slot;
+static void root_add_twice(void *a) {
+    (void)a;
+    rudo_root_add(&slot);
+    rudo_root_add(&slot);
+}
+static void range_backwards(void *a) {
+    (void)a;
+    static char buf[64];
+    rudo_root_add_range(buf + 32, buf);
+}
+static void handle_outside_scope(void *a) {
+    (void)a;
+    sink = rudo_handle(rudo_malloc(8));
+}
+static void scopes_out_of_order(void *a) {
+    (void)a;
+    rudo_scope s1, s2;
+    rudo_scope_enter(&s1);
+    rudo_scope_enter(&s2);
+    rudo_scope_exit(&s1);
+}
+static void nested_blocking(void *a) {
+    (void)a;
+    rudo_blocking_enter();
+    rudo_blocking_enter();
+}
+
+/* ---- threads ---- */
+static void *unattached_alloc(void *a) {
+    (void)a;
+    sink = rudo_alloc(RUDO_KIND_CONSERVATIVE, 16);
+    return NULL;
+}
+static void *unattached_collect(void *a) {
+    (void)a;
+    rudo_collect();
+    return NULL;
+}
+static void *unattached_detach(void *a) {
+    (void)a;
+    rudo_thread_detach();
+    return NULL;
+}
+/* In the child process: a thread that never attached runs one of these. */
+static void *(*const unattached_calls[])(void *) = {unattached_alloc, unattached_collect,
+                                                    unattached_detach};
+static void from_unattached_thread(void *which) {
+    pthread_t t;
+    pthread_create(&t, NULL, unattached_calls[(uintptr_t)which], NULL);
+    pthread_join(t, NULL);
+}
+
+static pthread_mutex_t att_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t att_cv = PTHREAD_COND_INITIALIZER;
+static bool att_ready;
+static void *attach_and_wait(void *a) {
+    (void)a;
+    rudo_thread_attach();
+    pthread_mutex_lock(&att_mu);
+    att_ready = true;
+    pthread_cond_signal(&att_cv);
+    pthread_mutex_unlock(&att_mu);
+    for (;;)
+        pause();
+    return NULL;
+}
+/* rudo_heap_destroy while another thread is attached. */
+static void destroy_with_attached_thread(void *a) {
+    (void)a;
+    pthread_t t;
+    pthread_create(&t, NULL, attach_and_wait, NULL);
+    pthread_mutex_lock(&att_mu);
+    while (!att_ready)
+        pthread_cond_wait(&att_cv, &att_mu);
+    pthread_mutex_unlock(&att_mu);
+    rudo_heap_destroy();
+}
+
+/* ---- recoverable errors ---- */
+static void *never_added;
+static int remove_result;
+static void remove_never_added(void *a) {
+    (void)a;
+    remove_result = rudo_root_remove(&never_added);
+}
+static void remove_range_never_added(void *a) {
+    (void)a;
+    remove_result = rudo_root_remove_range(&never_added);
+}
+
+static int create_rc;
+static void do_create(void *cfg) { create_rc = rudo_heap_create(cfg); }
+
+/* rudo_heap_create with an invalid environment variable or config value:
+ * RUDO_EINVAL, a message naming the culprit, no heap left behind. */
+static void expect_einval(const char *what, const rudo_config *cfg, const char *needle) {
+    create_rc = -1;
+    const char *msg = capture_stderr(do_create, (void *)cfg);
+    bool ok = create_rc == RUDO_EINVAL && strstr(msg, needle) != NULL &&
+              !rudo_heap_exists() && !rudo_thread_is_attached();
+    if (!ok)
+        fprintf(stderr, "  %s: rc %d, heap %d, message: %s\n", what, create_rc,
+                (int)rudo_heap_exists(), msg);
+    test_check(ok, what, __FILE__, __LINE__);
+    if (rudo_heap_exists())
+        rudo_heap_destroy();
+}
+
+static void test_config_errors(void) {
+    rudo_heap_destroy();
+    CHECK(!rudo_heap_exists());
+    static const struct {
+        const char *var, *val;
+    } bad_env[] = {{"RUDO_HEAP_MAX", "banana"},
+                   {"RUDO_HEAP_MAX", "12Q"},
+                   {"RUDO_HEAP_INITIAL", "lots"},
+                   {"RUDO_GROWTH", "fast"},
+                   {"RUDO_MARKERS", "many"}};
+    for (size_t i = 0; i < sizeof bad_env / sizeof bad_env[0]; i++) {
+        char what[96];
+        snprintf(what, sizeof what, "rudo_heap_create: %s=%s", bad_env[i].var,
+                 bad_env[i].val);
+        setenv(bad_env[i].var, bad_env[i].val, 1);
+        expect_einval(what, NULL, bad_env[i].var);
+        unsetenv(bad_env[i].var);
+    }
+    rudo_config cfg;
+    rudo_config_init(&cfg);
+    cfg.growth = 0.0;
+    expect_einval("rudo_heap_create: growth 0", &cfg, "growth");
+    cfg.growth = -1.0;
+    expect_einval("rudo_heap_create: growth -1", &cfg, "growth");
+
+    /* A valid value with a suffix is accepted. */
+    setenv("RUDO_HEAP_MAX", "16M", 1);
+    CHECK(rudo_heap_create(NULL) == RUDO_OK);
+    unsetenv("RUDO_HEAP_MAX");
+    CHECK(rudo_malloc(100) != NULL);
+    rudo_heap_destroy();
+}
+
+int main(void) {
+    /* Before any heap exists. */
+    CHECK(!rudo_heap_exists());
+    CHECK(rudo_thread_attach() == RUDO_ESTATE);
+    expect_abort("rudo_alloc without a heap", no_heap_alloc, NULL, "rudo_alloc");
+    expect_abort("rudo_collect without a heap", no_heap_collect, NULL, "rudo_collect");
+    expect_abort("rudo_kind_register without a heap", no_heap_register, NULL,
+                 "rudo_kind_register");
+    expect_abort("rudo_get_stats without a heap", no_heap_stats, NULL, "rudo_get_stats");
+    for (int e = 0; e <= 6; e++)
+        CHECK(rudo_strerror(e) != NULL && rudo_strerror(e)[0] != '\0');
+    CHECK(rudo_strerror(-1) != NULL && rudo_strerror(1000) != NULL);
+
+    CHECK(rudo_heap_create(NULL) == RUDO_OK);
+    CHECK(rudo_heap_create(NULL) == RUDO_EEXIST); /* twice */
+    CHECK(rudo_heap_exists());
+    CHECK(rudo_thread_attach() == RUDO_EEXIST); /* creating attached us */
+    k_traced = rudo_kind_traced("traced", trace_nothing);
+    static const uint64_t bits[1] = {1};
+    k_layout = rudo_kind_layout("layout", 1, bits);
+    CHECK(rudo_malloc(16) != NULL); /* the failed second create broke nothing */
+
+    expect_abort("rudo_alloc: unknown kind 999", alloc_unknown_kind, NULL, "rudo_alloc");
+    expect_abort("rudo_alloc: kind >= RUDO_MAX_KINDS", alloc_kind_out_of_range, NULL,
+                 "rudo_alloc");
+    expect_abort("rudo_alloc: size 0", alloc_zero, NULL, "rudo_alloc");
+    expect_abort("rudo_alloc: size SIZE_MAX/2", alloc_huge, NULL, "rudo_alloc");
+    expect_abort("rudo_alloc_array: n * size overflows", alloc_array_overflow, NULL,
+                 "rudo_alloc_array");
+
+    expect_abort("rudo_size: stack address", size_of_stack, NULL, "rudo_size");
+    expect_abort("rudo_size: malloc'd address", size_of_malloc, NULL, "rudo_size");
+    expect_abort("rudo_size: interior address", size_of_interior, NULL, "rudo_size");
+    expect_abort("rudo_kind_of: stack address", kind_of_stack, NULL, "rudo_kind_of");
+    expect_abort("rudo_kind_of: malloc'd address", kind_of_malloc, NULL, "rudo_kind_of");
+
+    expect_abort("rudo_kind_register: NULL desc", register_null, NULL,
+                 "rudo_kind_register");
+    expect_abort("rudo_kind_register: NULL name", register_null_name, NULL,
+                 "rudo_kind_register");
+    expect_abort("rudo_kind_register: unknown tracing mode", register_bad_mode, NULL,
+                 "rudo_kind_register");
+    expect_abort("rudo_kind_register: callback kind without trace fn",
+                 register_callback_without_fn, NULL, "rudo_kind_register");
+    expect_abort("rudo_kind_register: layout kind without layout",
+                 register_layout_without_bitmap, NULL, "rudo_kind_register");
+    expect_abort("rudo_kind_register: layout_words 0", register_layout_bad_words,
+                 (void *)(uintptr_t)0, "rudo_kind_register");
+    expect_abort("rudo_kind_register: layout_words 1025", register_layout_bad_words,
+                 (void *)(uintptr_t)1025, "rudo_kind_register");
+    expect_abort("rudo_kind_register: more than RUDO_MAX_KINDS", register_too_many, NULL,
+                 "rudo_kind_register");
+    expect_abort("rudo_kind_name: unknown kind", name_of_unknown_kind, NULL,
+                 "rudo_kind_name");
+    expect_abort("rudo_kind_set_finalizer: unknown kind", set_finalizer_unknown_kind, NULL,
+                 "rudo_kind_set_finalizer");
+
+    expect_abort("rudo_realloc: traced kind", realloc_traced, NULL, "rudo_realloc");
+    expect_abort("rudo_realloc: layout kind", realloc_layout, NULL, "rudo_realloc");
+    expect_abort("rudo_realloc: interior pointer", realloc_interior, NULL, "rudo_realloc");
+    expect_abort("rudo_realloc: size 0", realloc_zero, NULL, "rudo_realloc");
+
+    expect_abort("rudo_root_add: same slot twice", root_add_twice, NULL, "rudo_root_add");
+    expect_abort("rudo_root_add_range: start > end", range_backwards, NULL,
+                 "rudo_root_add_range");
+    expect_abort("rudo_handle: outside any scope", handle_outside_scope, NULL,
+                 "rudo_handle");
+    expect_abort("rudo_scope_exit: out of order", scopes_out_of_order, NULL,
+                 "rudo_scope_exit");
+    expect_abort("rudo_blocking_enter: nested", nested_blocking, NULL,
+                 "rudo_blocking_enter");
+
+    expect_abort("rudo_alloc: unattached thread", from_unattached_thread,
+                 (void *)(uintptr_t)0, "rudo_alloc");
+    expect_abort("rudo_collect: unattached thread", from_unattached_thread,
+                 (void *)(uintptr_t)1, "rudo_collect");
+    expect_abort("rudo_thread_detach: unattached thread", from_unattached_thread,
+                 (void *)(uintptr_t)2, "rudo_thread_detach");
+    expect_abort("rudo_heap_destroy: another thread attached", destroy_with_attached_thread,
+                 NULL, "rudo_heap_destroy");
+
+    /* Removing what was never added: ENOENT and a message, no abort. */
+    const char *msg = capture_stderr(remove_never_added, NULL);
+    CHECK(remove_result == RUDO_ENOENT);
+    CHECK(strstr(msg, "rudo_root_remove") != NULL);
+    (void)capture_stderr(remove_range_never_added, NULL); /* may warn */
+    CHECK(remove_result == RUDO_ENOENT);
+
+    test_config_errors();
+    return test_report();
+}
