@@ -139,7 +139,7 @@ static long tree_bad(const tnode *n, bool marks) {
     long bad = tree_bad(n->left, marks) + tree_bad(n->right, marks);
     if (n->sum != combine(n))
         bad++;
-    if (marks && !rudo__debug_is_marked(n))
+    if (marks && (!rudo_is_heap_ptr(n) || rudo_base(n) != n || !rudo__debug_is_marked(n)))
         bad++;
     return bad;
 }
@@ -406,6 +406,7 @@ int main(void) {
     rudo_config cfg;
     rudo_config_init(&cfg);
     cfg.initial_heap = 1u << 20;
+    cfg.scan_static_data = false; /* roots: stacks and slow_root (registered) */
     int rc = rudo_heap_create(&cfg);
     CHECK_EQ(rc, RUDO_OK);
     if (rc != RUDO_OK)

@@ -21,9 +21,10 @@ static void retire_page(rudo__heap *h, rudo__page *p, void *head) {
                         : p->ncells;
     for (size_t w = 0; w * 64 < below; w++) {
         size_t n = below - w * 64;
-        p->alloc[w] |= n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
+        rudo__st(&p->alloc[w], rudo__ld(&p->alloc[w]) |
+                                   (n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1));
     }
-    p->owner_list = NULL;
+    atomic_store_explicit(&p->owner_list, NULL, memory_order_release);
     if (head && !p->listed) {
         rudo__list_push(&h->avail[p->kind * RUDO_NCLASSES + p->cls], p);
         p->listed = 1;
@@ -85,7 +86,7 @@ static rudo__page *take_page(rudo__heap *h, rudo_kind kind, unsigned c,
         p->cell_size = rudo__class_size[c];
         p->ncells = (uint32_t)(RUDO_PAGE_SIZE / p->cell_size);
         p->recip = (uint32_t)((((uint64_t)1 << 32) + p->cell_size - 1) / p->cell_size);
-        p->swept_gc = h->gc_count;
+        rudo__st(&p->swept_gc, h->gc_count);
         /* Fresh memory is zero: only the links need writing. */
         char *start = rudo__page_addr(p);
         void *list = NULL;
@@ -140,7 +141,7 @@ static void *alloc_small(rudo__heap *h, rudo__mutator *m, rudo_kind kind,
             continue;
         }
         p->owner = m->id;
-        p->owner_list = &ka->lists[c];
+        atomic_store_explicit(&p->owner_list, &ka->lists[c], memory_order_release);
         ka->pages[c] = p;
         ka->lists[c] = head;
         count_alloc(h, nfree * p->cell_size);
@@ -162,8 +163,8 @@ static void *alloc_large(rudo__heap *h, rudo__mutator *m, rudo_kind kind,
             p->ncells = 1;
             p->span = npages;
             p->owner = m->id;
-            p->swept_gc = h->gc_count;
-            p->alloc[0] = 1;
+            rudo__st(&p->swept_gc, h->gc_count);
+            rudo__st(&p->alloc[0], 1);
             rudo__list_push(&h->large, p);
         }
         rudo__lock_release(&h->heap_lock);

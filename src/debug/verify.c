@@ -25,9 +25,9 @@ static bool raw_lookup(rudo__heap *h, void *v, bool *marked) {
     } else {
         return false;
     }
-    if (!rudo__bit(p->alloc, i))
+    if (!rudo__abit(p->alloc, i))
         return false;
-    *marked = rudo__bit((const uint64_t *)p->mark, i);
+    *marked = rudo__abit(p->mark, i);
     return true;
 }
 
@@ -84,15 +84,15 @@ static void verify_object(rudo__heap *h, rudo__page *p, char *obj) {
 
 void rudo__debug_verify_heap(void) {
     rudo__heap *h = rudo__need_heap("rudo__debug_verify_heap");
-    for (size_t pi = 0; pi < h->hwm; pi++) {
+    for (size_t pi = 0; pi < rudo__hwm(h); pi++) {
         rudo__page *p = &h->pages[pi];
         if (p->type != RUDO_PAGE_SMALL && p->type != RUDO_PAGE_LARGE)
             continue;
         rudo__page_check(p);
         char *start = rudo__page_addr(p);
         for (size_t i = 0; i < p->ncells; i++) {
-            bool m = rudo__bit((const uint64_t *)p->mark, i);
-            if (m && !rudo__bit(p->alloc, i))
+            bool m = rudo__abit(p->mark, i);
+            if (m && !rudo__abit(p->alloc, i))
                 rudo__fatal("rudo verify", "free cell %p is marked",
                             (void *)(start + i * p->cell_size));
             if (m)
@@ -111,12 +111,12 @@ bool rudo__debug_is_marked(const void *obj) {
     size_t i = p->type == RUDO_PAGE_SMALL
                    ? rudo__cell_index(p, (uintptr_t)obj - (uintptr_t)rudo__page_addr(p))
                    : 0;
-    return rudo__bit((const uint64_t *)p->mark, i);
+    return rudo__abit(p->mark, i);
 }
 
 size_t rudo__debug_free_pages(void) {
     rudo__heap *h = rudo__need_heap("rudo__debug_free_pages");
-    return h->hwm - h->pages_in_use;
+    return rudo__hwm(h) - h->pages_in_use;
 }
 
 size_t rudo__debug_used_pages(void) {

@@ -232,13 +232,24 @@ void *rudo__find_object(const rudo__heap *h, const void *a, rudo__page **pp) {
     } else {
         return NULL;
     }
-    bool allocated = rudo__bit(p->alloc, i);
-    if (p->swept_gc < h->gc_count)
-        allocated = allocated && rudo__bit((const uint64_t *)p->mark, i);
-    else if (!allocated && p->owner_list) {
-        /* A current page: cells below the free-list head were allocated. */
-        char *head = *p->owner_list;
-        allocated = head == NULL || start + i * p->cell_size < head;
+    void **ol = atomic_load_explicit(&p->owner_list, memory_order_acquire);
+    bool allocated = rudo__abit(p->alloc, i);
+    if (rudo__ld(&p->swept_gc) < h->gc_count) {
+        allocated = allocated && rudo__abit(p->mark, i);
+    } else if (!allocated && ol) {
+        /* A current page. On the caller's own, cells below the free-list
+         * head were allocated (exact). Another thread's free list cannot be
+         * read without a race: there every cell counts as allocated, which
+         * is right for every object the caller can legitimately hold. */
+        rudo__mutator *self = rudo__self();
+        rudo__kind_alloc *ka =
+            self ? (rudo__kind_alloc *)(void *)self->fast.lists[p->kind] : NULL;
+        if (ka && ol == &ka->lists[p->cls]) {
+            char *head = *ol;
+            allocated = head == NULL || start + i * p->cell_size < head;
+        } else {
+            allocated = true;
+        }
     }
     if (!allocated)
         return NULL;

@@ -68,12 +68,17 @@ typedef struct rudo__page {
     uint32_t owner;      /* id of the mutator that last allocated here */
     uint32_t recip;      /* small: ceil(2^32 / cell_size), for offset/size */
     size_t span;         /* large: pages in the span; tail: distance to head */
-    uint64_t swept_gc;   /* gc_count when last swept or filled */
+    _Atomic uint64_t swept_gc; /* gc_count when last swept (relaxed: as alloc) */
     uint64_t release_at; /* free: gc_count after which memory is released */
-    void **owner_list;   /* current: the allocator's free-list head */
+    /* current: the allocator's free-list head. Stored with release and
+     * loaded with acquire, so a query that sees NULL also sees the alloc
+     * bits written before it (rudo__find_object). */
+    void **_Atomic owner_list;
     struct rudo__page *next, *prev; /* list links */
     _Atomic uint64_t mark[RUDO_BITMAP_WORDS];
-    uint64_t alloc[RUDO_BITMAP_WORDS];
+    /* alloc is atomic (relaxed) only so that queries from other threads
+     * (rudo_base ...) read it race-free; see rudo__find_object. */
+    _Atomic uint64_t alloc[RUDO_BITMAP_WORDS];
     uint64_t fin[RUDO_BITMAP_WORDS]; /* finalizer already queued */
 } rudo__page;
 
@@ -141,7 +146,11 @@ typedef struct rudo__heap {
 
     /* heap_lock (rank HEAP): the page pool and lists, the kinds. */
     rudo__lock heap_lock;
-    size_t hwm;                 /* pages ever handed out (bump index) */
+    /* Pages ever handed out (bump index). Written under heap_lock; read
+     * relaxed by queries, which only need it to bound the descriptor table:
+     * the descriptor of any page they legitimately look at was written
+     * before the object they hold was published to them. */
+    _Atomic size_t hwm;
     size_t free_hint;           /* no free page below this index */
     uint64_t *free_map;         /* bit i set: page i is free */
     size_t free_map_bytes;
@@ -177,6 +186,10 @@ typedef struct rudo__heap {
 
 extern rudo__heap *rudo__the_heap;
 
+static inline size_t rudo__hwm(const rudo__heap *h) {
+    return atomic_load_explicit(&h->hwm, memory_order_relaxed);
+}
+
 /* The heap; aborts with "rudo: fn: no heap" if none exists. */
 rudo__heap *rudo__need_heap(const char *fn);
 
@@ -189,13 +202,27 @@ static inline char *rudo__page_addr(const rudo__page *p) {
  * used. */
 static inline rudo__page *rudo__page_of(const rudo__heap *h, const void *a) {
     uintptr_t off = (uintptr_t)a - (uintptr_t)h->base;
-    if (off >= (h->hwm << RUDO_PAGE_SHIFT))
+    if (off >= (rudo__hwm(h) << RUDO_PAGE_SHIFT))
         return NULL;
     return &h->pages[off >> RUDO_PAGE_SHIFT];
 }
 
 static inline bool rudo__bit(const uint64_t *bm, size_t i) {
     return (bm[i / 64] >> (i % 64)) & 1;
+}
+
+/* Relaxed accessors of the atomic bitmaps and fields (mark bits, alloc
+ * bits, swept_gc). Relaxed is enough: the collector and the allocators
+ * order their accesses through gc_lock and heap_lock; these atomics only
+ * make concurrent queries and mark-bit claims race-free. */
+static inline uint64_t rudo__ld(const _Atomic uint64_t *w) {
+    return atomic_load_explicit(w, memory_order_relaxed);
+}
+static inline void rudo__st(_Atomic uint64_t *w, uint64_t v) {
+    atomic_store_explicit(w, v, memory_order_relaxed);
+}
+static inline bool rudo__abit(const _Atomic uint64_t *bm, size_t i) {
+    return (rudo__ld(&bm[i / 64]) >> (i % 64)) & 1;
 }
 
 /* ---- collect.c ---- */

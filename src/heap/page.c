@@ -47,15 +47,15 @@ static void set_free(rudo__heap *h, size_t i, bool f) {
 /* First index >= from of a free page below hwm, or hwm. */
 static size_t next_free(const rudo__heap *h, size_t from) {
     size_t i = from;
-    while (i < h->hwm) {
+    while (i < rudo__hwm(h)) {
         uint64_t w = h->free_map[i / 64] >> (i % 64);
         if (w) {
             i += (size_t)__builtin_ctzll(w);
-            return i < h->hwm ? i : h->hwm;
+            return i < rudo__hwm(h) ? i : rudo__hwm(h);
         }
         i = (i / 64 + 1) * 64;
     }
-    return h->hwm;
+    return rudo__hwm(h);
 }
 
 /* Finds n consecutive free pages below hwm (first fit), or returns hwm
@@ -63,17 +63,17 @@ static size_t next_free(const rudo__heap *h, size_t from) {
  * (possibly extending a free run that ends at hwm). */
 static size_t find_span(rudo__heap *h, size_t n) {
     size_t i = next_free(h, h->free_hint);
-    if (n == 1 || i == h->hwm)
+    if (n == 1 || i == rudo__hwm(h))
         return i;
-    while (i < h->hwm) {
+    while (i < rudo__hwm(h)) {
         size_t j = i;
-        while (j < h->hwm && j - i < n && is_free(h, j))
+        while (j < rudo__hwm(h) && j - i < n && is_free(h, j))
             j++;
-        if (j - i == n || j == h->hwm)
+        if (j - i == n || j == rudo__hwm(h))
             return i;
         i = next_free(h, j + 1);
     }
-    return h->hwm;
+    return rudo__hwm(h);
 }
 
 rudo__page *rudo__pages_alloc(size_t n) {
@@ -84,12 +84,12 @@ rudo__page *rudo__pages_alloc(size_t n) {
     size_t i = find_span(h, n);
     if (i + n > h->npages)
         return NULL;
-    if (i + n > h->hwm) {
-        for (size_t j = h->hwm; j < i + n; j++) {
+    if (i + n > rudo__hwm(h)) {
+        for (size_t j = rudo__hwm(h); j < i + n; j++) {
             memset(&h->pages[j], 0, offsetof(rudo__page, mark));
             set_free(h, j, true);
         }
-        h->hwm = i + n;
+        atomic_store_explicit(&h->hwm, i + n, memory_order_relaxed);
     }
     for (size_t j = i; j < i + n; j++) {
         rudo__page *p = &h->pages[j];
@@ -121,12 +121,13 @@ void rudo__pages_free(rudo__page *p, size_t n) {
     for (size_t j = first; j < first + n; j++) {
         rudo__page *q = &h->pages[j];
         q->type = RUDO_PAGE_FREE;
-        q->owner_list = NULL;
+        atomic_store_explicit(&q->owner_list, NULL, memory_order_relaxed);
         q->release_at = h->gc_count + h->cfg.release_delay;
-        memset(q->alloc, 0, sizeof q->alloc);
         memset(q->fin, 0, sizeof q->fin);
-        for (size_t w = 0; w < RUDO_BITMAP_WORDS; w++)
-            atomic_store_explicit(&q->mark[w], 0, memory_order_relaxed);
+        for (size_t w = 0; w < RUDO_BITMAP_WORDS; w++) {
+            rudo__st(&q->mark[w], 0);
+            rudo__st(&q->alloc[w], 0);
+        }
         set_free(h, j, true);
         rudo__list_push(&h->release, q);
     }
@@ -158,13 +159,13 @@ void rudo__page_check(const rudo__page *p) {
             p->ncells != RUDO_PAGE_SIZE / p->cell_size)
             rudo__fatal(fn, "page %zu: size class fields disagree", idx);
         for (size_t w = 0; w < RUDO_BITMAP_WORDS; w++) {
-            uint64_t m = atomic_load_explicit(&p->mark[w], memory_order_relaxed);
+            uint64_t m = rudo__ld(&p->mark[w]), a = rudo__ld(&p->alloc[w]);
             uint64_t valid = w * 64 >= p->ncells ? 0
                              : (p->ncells - w * 64 >= 64 ? ~(uint64_t)0
                                 : (((uint64_t)1 << (p->ncells - w * 64)) - 1));
-            if ((m | p->alloc[w] | p->fin[w]) & ~valid)
+            if ((m | a | p->fin[w]) & ~valid)
                 rudo__fatal(fn, "page %zu: bit beyond the last cell", idx);
-            if (p->fin[w] & ~p->alloc[w])
+            if (p->fin[w] & ~a)
                 rudo__fatal(fn, "page %zu: finalized cell not allocated", idx);
         }
     } else if (p->type == RUDO_PAGE_LARGE) {

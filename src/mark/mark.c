@@ -85,7 +85,7 @@ void rudo__mark_value(rudo__marker *mk, void *v) {
         return;
     }
     /* Decision 12: only allocated cells are marked (alloc is exact now). */
-    if (!rudo__bit(p->alloc, i) || !set_mark(p, i))
+    if (!rudo__abit(p->alloc, i) || !set_mark(p, i))
         return;
     mk->objects_marked++;
     if (h->kinds[p->kind].tracing != RUDO_TRACE_ATOMIC)
@@ -157,14 +157,14 @@ static void drain_overflow(rudo__marker *mk) {
     rudo__heap *h = mk->h;
     while (mk->overflowed) {
         mk->overflowed = false;
-        for (size_t pi = 0; pi < h->hwm; pi++) {
+        for (size_t pi = 0; pi < rudo__hwm(h); pi++) {
             rudo__page *p = &h->pages[pi];
             if (!p->overflow)
                 continue;
             p->overflow = 0;
             char *start = rudo__page_addr(p);
             for (size_t i = 0; i < p->ncells; i++) {
-                if (rudo__bit((const uint64_t *)p->mark, i)) {
+                if (rudo__abit(p->mark, i)) {
                     trace_object(mk, start + i * p->cell_size, p);
                     drain(mk);
                 }
@@ -199,15 +199,14 @@ static void mark_finalizable(rudo__marker *mk) {
     rudo__heap *h = mk->h;
     void **due_objs = NULL;
     size_t ndue = 0, cap = 0;
-    for (size_t pi = 0; pi < h->hwm; pi++) {
+    for (size_t pi = 0; pi < rudo__hwm(h); pi++) {
         rudo__page *p = &h->pages[pi];
         if ((p->type != RUDO_PAGE_SMALL && p->type != RUDO_PAGE_LARGE) ||
             !h->kinds[p->kind].finalize)
             continue;
         char *start = rudo__page_addr(p);
         for (size_t w = 0; w * 64 < p->ncells; w++) {
-            uint64_t due = p->alloc[w] & ~p->fin[w] &
-                           ~atomic_load_explicit(&p->mark[w], memory_order_relaxed);
+            uint64_t due = rudo__ld(&p->alloc[w]) & ~p->fin[w] & ~rudo__ld(&p->mark[w]);
             while (due) {
                 size_t i = w * 64 + (size_t)__builtin_ctzll(due);
                 due &= due - 1;
@@ -237,7 +236,7 @@ void rudo__mark_phase(rudo__heap *h) {
     if (!mk)
         rudo__fatal("rudo_collect", "out of memory for the marker");
     mk->h = h;
-    mk->limit = (uintptr_t)h->hwm << RUDO_PAGE_SHIFT;
+    mk->limit = (uintptr_t)rudo__hwm(h) << RUDO_PAGE_SHIFT;
     mk->tr.rudo__cur = mk->slotbuf;
     mk->tr.rudo__end = mk->slotbuf + RUDO_SLOTBUF;
     mk->tr.rudo__flush = marker_flush;

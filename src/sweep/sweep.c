@@ -7,7 +7,7 @@
 #include "sweep/sweep.h"
 
 static inline uint64_t mark_word(const rudo__page *p, size_t w) {
-    return atomic_load_explicit(&p->mark[w], memory_order_relaxed);
+    return rudo__ld(&p->mark[w]);
 }
 
 /* Bits of the cells that exist in word w of a page with n cells. */
@@ -18,27 +18,28 @@ static inline uint64_t valid_bits(size_t n, size_t w) {
 }
 
 void rudo__sweep_prepare(rudo__heap *h) {
-    for (size_t pi = 0; pi < h->hwm; pi++) {
+    for (size_t pi = 0; pi < rudo__hwm(h); pi++) {
         rudo__page *p = &h->pages[pi];
         if (p->type != RUDO_PAGE_SMALL && p->type != RUDO_PAGE_LARGE)
             continue;
-        bool unswept = p->swept_gc < h->gc_count;
+        bool unswept = rudo__ld(&p->swept_gc) < h->gc_count;
         for (size_t w = 0; w * 64 < p->ncells; w++) {
             if (unswept) {
                 /* Cells that died in an earlier collection are free. */
-                p->alloc[w] &= mark_word(p, w);
-                p->fin[w] &= p->alloc[w];
+                uint64_t a = rudo__ld(&p->alloc[w]) & mark_word(p, w);
+                rudo__st(&p->alloc[w], a);
+                p->fin[w] &= a;
             }
-            atomic_store_explicit(&p->mark[w], 0, memory_order_relaxed);
+            rudo__st(&p->mark[w], 0);
         }
-        p->swept_gc = h->gc_count;
+        rudo__st(&p->swept_gc, h->gc_count);
     }
 }
 
 size_t rudo__sweep_after_mark(rudo__heap *h) {
     size_t live = 0;
     rudo__lock_acquire(&h->heap_lock);
-    for (size_t pi = 0; pi < h->hwm; pi++) {
+    for (size_t pi = 0; pi < rudo__hwm(h); pi++) {
         rudo__page *p = &h->pages[pi];
         if (p->type == RUDO_PAGE_SMALL) {
             size_t n = 0;
@@ -71,17 +72,17 @@ size_t rudo__sweep_after_mark(rudo__heap *h) {
 
 size_t rudo__sweep_page(rudo__heap *h, rudo__page *p, void **head) {
     uint64_t t0 = rudo__now_ns();
-    bool unswept = p->swept_gc < h->gc_count;
+    bool unswept = rudo__ld(&p->swept_gc) < h->gc_count;
     char *start = rudo__page_addr(p);
     size_t size = p->cell_size, nfree = 0;
     void *list = NULL;
     /* Walk backwards so the list comes out in address order, which the
      * allocation frontier rule (heap.h) relies on. */
     for (size_t w = (p->ncells + 63) / 64; w-- > 0;) {
-        uint64_t live = p->alloc[w];
+        uint64_t live = rudo__ld(&p->alloc[w]);
         if (unswept)
             live &= mark_word(p, w);
-        p->alloc[w] = live;
+        rudo__st(&p->alloc[w], live);
         p->fin[w] &= live;
         uint64_t free_bits = ~live & valid_bits(p->ncells, w);
         while (free_bits) {
@@ -94,7 +95,7 @@ size_t rudo__sweep_page(rudo__heap *h, rudo__page *p, void **head) {
             nfree++;
         }
     }
-    p->swept_gc = h->gc_count;
+    rudo__st(&p->swept_gc, h->gc_count);
     *head = list;
     atomic_fetch_add_explicit(&h->lazy_sweep_ns, rudo__now_ns() - t0,
                               memory_order_relaxed);
