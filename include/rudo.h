@@ -88,9 +88,12 @@ typedef struct rudo_config {
     /* Scan attached threads' stacks and registers conservatively. Default
      * true. A runtime that roots every pointer precisely may turn it off. */
     bool scan_stacks;
-    /* Number of marker threads; 0 = number of online CPUs. Environment
-     * override: RUDO_MARKERS. Marking is serial in this version: the value is
-     * recorded and reported, and later versions mark in parallel with it. */
+    /* Number of markers; 0 = number of online CPUs. 1 marks on the
+     * collecting thread alone; N > 1 adds N-1 marker threads, created at
+     * the first collection and parked between collections. Environment
+     * override: RUDO_MARKERS. RUDO_STEAL, RUDO_INBOX and RUDO_ROUTE (0 or 1)
+     * switch work stealing, inbox transfer and page-ownership routing
+     * (docs/marking.md). */
     unsigned markers;
     /* Number of collections an empty page stays in the heap's free pool
      * before its memory is returned to the operating system (madvise).
@@ -429,6 +432,25 @@ typedef struct rudo_stats {
 
 /* Fills *out with a snapshot. Thread-safe; needs a heap (aborts otherwise). */
 RUDO_API void rudo_get_stats(rudo_stats *out);
+
+/* What one marker did in the last collection. */
+typedef struct rudo_marker_stats {
+    uint64_t objects_marked;    /* objects whose mark bit it set */
+    uint64_t objects_traced;    /* objects it traced */
+    uint64_t steals_attempted;
+    uint64_t steals_won;
+    uint64_t batches_sent;      /* inbox transfers to other markers */
+    uint64_t batches_received;
+    uint64_t idle_ns;           /* time parked waiting for work */
+    uint64_t deque_high_water;  /* most items in its deque at once */
+    uint64_t deque_growths;     /* times its deque grew */
+    uint64_t overflows;         /* pushes deferred for lack of memory */
+} rudo_marker_stats;
+
+/* Copies the per-marker statistics of the last collection into out[0 ..
+ * max-1] and returns the number of markers (which may exceed max). Returns
+ * 0 before the first collection. Thread-safe; needs a heap. */
+RUDO_API unsigned rudo_get_marker_stats(rudo_marker_stats *out, unsigned max);
 
 #ifdef __cplusplus
 }

@@ -389,14 +389,17 @@ static void test_churn(void) {
 
 /* ---- 5: misuse ------------------------------------------------------------- */
 
+/* These run in a forked child, which does not inherit the watchdog. */
 static void nested_region(void *arg) {
     (void)arg;
+    alarm(30);
     rudo_blocking_enter();
     rudo_blocking_enter();
 }
 
 static void detach_in_region(void *arg) {
     (void)arg;
+    alarm(30);
     rudo_blocking_enter();
     rudo_thread_detach();
 }

@@ -7,6 +7,7 @@
 
 #include "debug/debug.h"
 #include "heap/heap.h"
+#include "mark/mark.h"
 #include "platform/platform.h"
 #include "roots/roots.h"
 #include "sweep/sweep.h"
@@ -193,6 +194,7 @@ void rudo_heap_destroy(void) {
                     h->nmutators);
     if (self)
         rudo__mutator_detach(self);
+    rudo__pool_destroy(h);
     rudo__final_destroy(h);
     rudo__roots_destroy(h);
     for (unsigned i = 0; i < h->nkinds; i++)
@@ -335,6 +337,19 @@ void rudo_get_stats(rudo_stats *out) {
         atomic_load_explicit(&h->bytes_allocated, memory_order_relaxed);
     out->lazy_sweep_ns_total =
         atomic_load_explicit(&h->lazy_sweep_ns, memory_order_relaxed);
+}
+
+unsigned rudo_get_marker_stats(rudo_marker_stats *out, unsigned max) {
+    rudo__heap *h = rudo__need_heap("rudo_get_marker_stats");
+    lock_idle(h);
+    unsigned n = 0;
+    if (h->pool && h->gc_count > 0) {
+        n = h->pool->n;
+        for (unsigned i = 0; i < n && i < max; i++)
+            out[i] = h->pool->m[i]->st;
+    }
+    rudo__lock_release(&h->gc_lock);
+    return n;
 }
 
 void rudo_set_gc_callback(rudo_gc_callback fn, void *data) {

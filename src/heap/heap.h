@@ -178,6 +178,7 @@ typedef struct rudo__heap {
     } st;
     _Atomic uint64_t finalizers_run;
     _Atomic uint64_t lazy_sweep_ns;
+    struct rudo__mark_pool *pool; /* markers; created at the first collection */
     rudo_gc_callback gc_callback;
     void *gc_callback_data;
     bool verify;                /* RUDO_DEBUG build or RUDO_VERIFY=1 */

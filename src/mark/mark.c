@@ -1,32 +1,39 @@
-/* mark.c — marking: from roots, through objects by kind, with a mark stack
- * that grows and never drops work.
+/* mark.c — marking an object and tracing it by kind, and the mark phase.
  *
- * An object is queued only by the marker that set its mark bit, so it is
- * traced once. When the mark stack cannot grow (no memory), the object
- * stays marked and its page is flagged `overflow`; after the stack drains,
- * flagged pages are scanned for marked cells, which are traced again (a
- * second trace of an object is harmless: its children are already marked
- * or get marked now). Only flagged pages are rescanned, never the heap. */
+ * An object is traced once: only the marker whose fetch-or set its mark bit
+ * queues it (on its own deque, or in the inbox of the marker that owns its
+ * page). When a deque cannot grow (no memory), the object stays marked and
+ * its page is flagged `overflow`; after the parallel phase, flagged pages
+ * are scanned for marked cells, which are traced again (a second trace is
+ * harmless: the children are marked already or get marked now). Only
+ * flagged pages are rescanned, never the heap. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "debug/debug.h"
 #include "mark/mark.h"
+#include "platform/platform.h"
 #include "roots/roots.h"
 #include "sweep/sweep.h"
 
-#define STACK_INITIAL 4096
+#define STACK_INITIAL 1024
 
-static unsigned fail_growths; /* test hook; world stopped when read */
+/* Test hook (collections left in which deque growth fails) and the
+ * pre-sizing hint; both touched by the collector alone. */
+static unsigned fail_growths;
 static rudo__mark_stats last_stats;
-static size_t stack_hint = STACK_INITIAL; /* previous high-water mark */
+static size_t stack_hint = STACK_INITIAL;
+/* Some page was flagged overflow in this collection. Relaxed: read by the
+ * collector after joining the markers (pool lock orders it). */
+static atomic_bool overflowed;
 
 void rudo__mark_fail_growth(unsigned n) { fail_growths = n; }
 rudo__mark_stats rudo__mark_last_stats(void) { return last_stats; }
 
 /* Sets the mark bit of cell i; true if this call set it. Relaxed: the bit
  * is only a claim token. The object's contents were published to the
- * collector by the stop-the-world handshake (a mutex), not by the bit. */
+ * markers by the stop-the-world handshake and the pool's start signal
+ * (mutexes), not by the bit. */
 static inline bool set_mark(rudo__page *p, size_t i) {
     _Atomic uint64_t *w = &p->mark[i / 64];
     uint64_t bit = (uint64_t)1 << (i % 64);
@@ -35,30 +42,18 @@ static inline bool set_mark(rudo__page *p, size_t i) {
     return !(atomic_fetch_or_explicit(w, bit, memory_order_relaxed) & bit);
 }
 
-static bool grow(rudo__marker *mk) {
-    if (fail_growths) {
-        fail_growths--;
-        return false;
-    }
-    size_t cap = mk->cap ? mk->cap * 2 : stack_hint;
-    void **s = realloc(mk->stack, cap * sizeof *s);
-    if (!s)
-        return false;
-    mk->stack = s;
-    mk->cap = cap;
-    return true;
+static void defer(rudo__marker *mk, rudo__page *p) {
+    /* Relaxed: read after the markers are joined (pool lock). */
+    __atomic_store_n(&p->overflow, 1, __ATOMIC_RELAXED);
+    atomic_store_explicit(&overflowed, true, memory_order_relaxed);
+    mk->st.overflows++;
 }
 
 static inline void push(rudo__marker *mk, void *obj, rudo__page *p) {
-    if (RUDO_UNLIKELY(mk->n == mk->cap) && !grow(mk)) {
-        p->overflow = 1;
-        mk->overflowed = true;
-        mk->overflows++;
-        return;
-    }
-    mk->stack[mk->n++] = obj;
-    if (mk->n > mk->high_water)
-        mk->high_water = mk->n;
+    if (RUDO_UNLIKELY(fail_growths))
+        rudo__deque_fail_next_growth(&mk->dq);
+    if (RUDO_UNLIKELY(!rudo__deque_push(&mk->dq, obj)))
+        defer(mk, p);
 }
 
 void rudo__mark_value(rudo__marker *mk, void *v) {
@@ -87,41 +82,51 @@ void rudo__mark_value(rudo__marker *mk, void *v) {
     /* Decision 12: only allocated cells are marked (alloc is exact now). */
     if (!rudo__abit(p->alloc, i) || !set_mark(p, i))
         return;
-    mk->objects_marked++;
-    if (h->kinds[p->kind].tracing != RUDO_TRACE_ATOMIC)
-        push(mk, obj, p);
+    mk->st.objects_marked++;
+    if (h->kinds[p->kind].tracing == RUDO_TRACE_ATOMIC)
+        return;
+    rudo__mark_pool *pool = mk->pool;
+    if (pool->route) {
+        unsigned dest = p->owner % pool->n;
+        if (dest != mk->id) {
+            rudo__pool_send(mk, dest, obj);
+            return;
+        }
+    }
+    push(mk, obj, p);
 }
 
 /* Conservative scan of [lo, hi): every aligned word may be a pointer. Not
- * instrumented by sanitizers: it reads stacks (with redzones) and other
- * threads' memory by design. */
-__attribute__((no_sanitize_address, no_sanitize_thread)) static void
-scan_range(rudo__marker *mk, void *lo, void *hi) {
+ * instrumented by sanitizers: it reads stacks (with redzones) and memory
+ * other threads may write (blocked threads' stacks, static data) by
+ * design; a stale word only retains an object longer. */
+__attribute__((no_sanitize_address, no_sanitize_thread)) void
+rudo__mark_range(rudo__marker *mk, void *lo, void *hi) {
     uintptr_t a = ((uintptr_t)lo + sizeof(void *) - 1) & ~(uintptr_t)(sizeof(void *) - 1);
     for (void **w = (void **)a; (char *)(w + 1) <= (char *)hi; w++)
         rudo__mark_value(mk, *w);
 }
 
 /* Processes the slots a trace callback reported. */
-static void flush_slots(rudo__marker *mk) {
+static void flush_slots(rudo_tracer *tr) {
+    rudo__marker *mk = (rudo__marker *)tr;
     void ***end = mk->tr.rudo__cur;
     mk->tr.rudo__cur = mk->slotbuf;
     for (void ***s = mk->slotbuf; s < end; s++)
         rudo__mark_value(mk, **s);
 }
 
-static void marker_flush(rudo_tracer *tr) { flush_slots((rudo__marker *)tr); }
-
 void rudo__tracer_flush(rudo_tracer *tr) { tr->rudo__flush(tr); }
 
-static void trace_object(rudo__marker *mk, char *obj, rudo__page *p) {
+static void trace_in(rudo__marker *mk, char *obj, rudo__page *p) {
     const rudo__kind *k = &mk->h->kinds[p->kind];
     size_t size = p->cell_size;
+    mk->st.objects_traced++;
     switch (k->tracing) {
     case RUDO_TRACE_ATOMIC:
         break;
     case RUDO_TRACE_CONSERVATIVE:
-        scan_range(mk, obj, obj + size);
+        rudo__mark_range(mk, obj, obj + size);
         break;
     case RUDO_TRACE_LAYOUT: {
         void **w = (void **)obj;
@@ -136,27 +141,34 @@ static void trace_object(rudo__marker *mk, char *obj, rudo__page *p) {
     }
     case RUDO_TRACE_CALLBACK:
         k->trace(obj, size, &mk->tr);
-        flush_slots(mk);
+        flush_slots(&mk->tr);
         break;
     }
 }
 
-static void drain(rudo__marker *mk) {
-    rudo__heap *h = mk->h;
-    while (mk->n) {
-        char *obj = mk->stack[--mk->n];
-        rudo__page *p = rudo__page_of(h, obj);
-        if (p->type == RUDO_PAGE_TAIL)
-            p -= p->span;
-        trace_object(mk, obj, p);
+void rudo__mark_trace(rudo__marker *mk, char *obj) {
+    rudo__page *p = rudo__page_of(mk->h, obj);
+    if (p->type == RUDO_PAGE_TAIL)
+        p -= p->span;
+    trace_in(mk, obj, p);
+}
+
+void rudo__mark_drain(rudo__marker *mk) {
+    void *obj;
+    while ((obj = rudo__deque_pop(&mk->dq)) != NULL) {
+        rudo__mark_trace(mk, obj);
+        if (RUDO_UNLIKELY(++mk->since_wake_check == 256)) {
+            mk->since_wake_check = 0;
+            rudo__pool_offer(mk);
+        }
     }
 }
 
-/* Traces every marked cell of overflowed pages until none is left. */
+/* Traces every marked cell of overflowed pages until none is left
+ * (collector only, after the parallel phase). */
 static void drain_overflow(rudo__marker *mk) {
     rudo__heap *h = mk->h;
-    while (mk->overflowed) {
-        mk->overflowed = false;
+    while (atomic_exchange_explicit(&overflowed, false, memory_order_relaxed)) {
         for (size_t pi = 0; pi < rudo__hwm(h); pi++) {
             rudo__page *p = &h->pages[pi];
             if (!p->overflow)
@@ -165,28 +177,12 @@ static void drain_overflow(rudo__marker *mk) {
             char *start = rudo__page_addr(p);
             for (size_t i = 0; i < p->ncells; i++) {
                 if (rudo__abit(p->mark, i)) {
-                    trace_object(mk, start + i * p->cell_size, p);
-                    drain(mk);
+                    trace_in(mk, start + i * p->cell_size, p);
+                    rudo__mark_drain(mk);
                 }
             }
         }
     }
-}
-
-static void visit_range(rudo__root_visitor *v, void *lo, void *hi);
-static void visit_slot(rudo__root_visitor *v, void **slot);
-
-typedef struct {
-    rudo__root_visitor v;
-    rudo__marker *mk;
-} mark_visitor;
-
-static void visit_range(rudo__root_visitor *v, void *lo, void *hi) {
-    scan_range(((mark_visitor *)v)->mk, lo, hi);
-}
-
-static void visit_slot(rudo__root_visitor *v, void **slot) {
-    rudo__mark_value(((mark_visitor *)v)->mk, *slot);
 }
 
 /* Finalizable objects that are not marked are all queued for their
@@ -226,33 +222,132 @@ static void mark_finalizable(rudo__marker *mk) {
         rudo__final_queue(h, due_objs[i]);
     for (size_t i = 0; i < ndue; i++) {
         rudo__mark_value(mk, due_objs[i]);
-        drain(mk);
+        rudo__mark_drain(mk);
     }
     free(due_objs);
 }
 
-void rudo__mark_phase(rudo__heap *h) {
-    rudo__marker *mk = calloc(1, sizeof *mk);
-    if (!mk)
-        rudo__fatal("rudo_collect", "out of memory for the marker");
-    mk->h = h;
+/* ---- root tasks -------------------------------------------------------------
+ * The collector enumerates the roots into tasks (ranges cut into chunks,
+ * runs of precise slots) that markers take with a fetch-add, so roots are
+ * divided among markers. */
+#define RANGE_CHUNK 16384
+#define SLOT_RUN 256
+
+struct rudo__root_task {
+    void *lo, *hi;  /* a conservative range, or NULL lo for a slot run */
+    size_t first, count;
+};
+
+static void add_task(rudo__mark_pool *pool, struct rudo__root_task t) {
+    if (pool->ntasks == pool->cap_tasks) {
+        size_t cap = pool->cap_tasks ? pool->cap_tasks * 2 : 256;
+        struct rudo__root_task *n = realloc(pool->tasks, cap * sizeof *n);
+        if (!n)
+            rudo__fatal("rudo_collect", "out of memory for root tasks");
+        pool->tasks = n;
+        pool->cap_tasks = cap;
+    }
+    pool->tasks[pool->ntasks++] = t;
+}
+
+typedef struct {
+    rudo__root_visitor v;
+    rudo__mark_pool *pool;
+} task_visitor;
+
+static void task_range(rudo__root_visitor *v, void *lo, void *hi) {
+    rudo__mark_pool *pool = ((task_visitor *)v)->pool;
+    for (char *a = lo; a < (char *)hi; a += RANGE_CHUNK) {
+        char *b = (char *)hi - a > RANGE_CHUNK ? a + RANGE_CHUNK : hi;
+        add_task(pool, (struct rudo__root_task){a, b, 0, 0});
+    }
+}
+
+static void task_slot(rudo__root_visitor *v, void **slot) {
+    rudo__mark_pool *pool = ((task_visitor *)v)->pool;
+    if (pool->nslots == pool->cap_slots) {
+        size_t cap = pool->cap_slots ? pool->cap_slots * 2 : 1024;
+        void ***n = realloc(pool->slots, cap * sizeof *n);
+        if (!n)
+            rudo__fatal("rudo_collect", "out of memory for root slots");
+        pool->slots = n;
+        pool->cap_slots = cap;
+    }
+    pool->slots[pool->nslots++] = slot;
+}
+
+void rudo__mark_root_task(rudo__marker *mk, size_t i) {
+    rudo__mark_pool *pool = mk->pool;
+    struct rudo__root_task *t = &pool->tasks[i];
+    if (t->lo) {
+        rudo__mark_range(mk, t->lo, t->hi);
+    } else {
+        for (size_t j = t->first; j < t->first + t->count; j++)
+            rudo__mark_value(mk, *pool->slots[j]);
+    }
+}
+
+static void collect_roots(rudo__heap *h, rudo__mark_pool *pool) {
+    pool->ntasks = pool->nslots = 0;
+    task_visitor tv = {{task_range, task_slot}, pool};
+    rudo__roots_enumerate(h, &tv.v);
+    for (size_t j = 0; j < pool->nslots; j += SLOT_RUN) {
+        size_t n = pool->nslots - j < SLOT_RUN ? pool->nslots - j : SLOT_RUN;
+        add_task(pool, (struct rudo__root_task){NULL, NULL, j, n});
+    }
+    atomic_store_explicit(&pool->next_task, 0, memory_order_relaxed);
+}
+
+/* ---- the phase --------------------------------------------------------------- */
+
+static void setup_marker(rudo__heap *h, rudo__marker *mk) {
+    memset(&mk->st, 0, sizeof mk->st);
     mk->limit = (uintptr_t)rudo__hwm(h) << RUDO_PAGE_SHIFT;
     mk->tr.rudo__cur = mk->slotbuf;
     mk->tr.rudo__end = mk->slotbuf + RUDO_SLOTBUF;
-    mk->tr.rudo__flush = marker_flush;
-    grow(mk);
+    mk->tr.rudo__flush = flush_slots;
+    mk->since_wake_check = 0;
+    size_t hint = fail_growths ? 16 : stack_hint;
+    if (!rudo__deque_init(&mk->dq, hint) && !rudo__deque_init(&mk->dq, 16))
+        rudo__fatal("rudo_collect", "out of memory for the mark deque");
+}
 
-    mark_visitor v = {{visit_range, visit_slot}, mk};
-    rudo__roots_enumerate(h, &v.v);
-    drain(mk);
+static void finish_marker(rudo__marker *mk) {
+    mk->st.deque_high_water = rudo__deque_high_water(&mk->dq);
+    mk->st.deque_growths = rudo__deque_growths(&mk->dq);
+    rudo__deque_destroy(&mk->dq); /* frees retired arrays: no thief is left */
+}
+
+void rudo__mark_phase(rudo__heap *h) {
+    rudo__mark_pool *pool = rudo__pool_get(h);
+    for (unsigned i = 0; i < pool->n; i++)
+        setup_marker(h, pool->m[i]);
+    collect_roots(h, pool);
+
+    rudo__pool_mark(pool);
+
+    /* Serial tail on the collector: deferred pages and finalizable objects
+     * (no routing: the other markers are parked). */
+    rudo__marker *mk = pool->m[0];
+    bool route = pool->route;
+    pool->route = false;
     drain_overflow(mk);
     mark_finalizable(mk);
     drain_overflow(mk);
+    pool->route = route;
 
-    last_stats = (rudo__mark_stats){mk->objects_marked, mk->overflows,
-                                    mk->high_water};
-    if (mk->high_water > stack_hint)
-        stack_hint = mk->high_water;
-    free(mk->stack);
-    free(mk);
+    rudo__mark_stats sum = {0, 0, 0};
+    for (unsigned i = 0; i < pool->n; i++) {
+        finish_marker(pool->m[i]);
+        sum.objects_marked += pool->m[i]->st.objects_marked;
+        sum.overflows += pool->m[i]->st.overflows;
+        if (pool->m[i]->st.deque_high_water > sum.high_water)
+            sum.high_water = pool->m[i]->st.deque_high_water;
+    }
+    last_stats = sum;
+    if (sum.high_water > stack_hint)
+        stack_hint = sum.high_water;
+    if (fail_growths)
+        fail_growths--;
 }

@@ -1,41 +1,102 @@
-/* mark.h — the marker (internal): mark bits, the mark stack, tracing
- * objects by kind, and the mark phase. */
+/* mark.h — the markers (internal): mark bits, per-marker work-stealing
+ * deques, inboxes for push-based transfer, page-ownership routing, and the
+ * mark phase. The protocol (work distribution, termination) is described in
+ * docs/marking.md. */
 #ifndef RUDO_MARK_H
 #define RUDO_MARK_H
 #include "heap/heap.h"
+#include "mark/deque.h"
 
 #define RUDO_SLOTBUF 256
+#define RUDO_BATCH 64 /* objects per inbox transfer (docs/marking.md) */
+
+struct rudo__mark_pool;
 
 /* One marker's state. The tracer handed to trace callbacks comes first so
- * rudo__tracer_flush can find the marker from it. */
+ * the flush function can find the marker from it. */
 typedef struct rudo__marker {
     rudo_tracer tr;
     void **slotbuf[RUDO_SLOTBUF]; /* slots reported by a trace callback */
     rudo__heap *h;
+    struct rudo__mark_pool *pool;
+    unsigned id;
     uintptr_t limit;              /* hwm << PAGE_SHIFT: bound of heap offsets */
-    void **stack;                 /* mark stack of object bases */
-    size_t n, cap;
-    size_t high_water;            /* largest n seen */
-    uint64_t objects_marked;
-    uint64_t overflows;           /* pushes deferred for lack of memory */
-    bool overflowed;              /* some page has overflow set */
+    rudo__deque dq;               /* own work; thieves steal from the top */
+    uint64_t rng;                 /* victim choice (xorshift) */
+    /* Inbox: batches other markers sent; under pool->lock. */
+    void **inbox;
+    size_t inbox_n, inbox_cap;
+    bool idle;                    /* parked; under pool->lock */
+    /* Outgoing batches, one per destination (routing), owner only. */
+    void ***out;
+    size_t *out_n;
+    void **spare;                 /* second inbox buffer, swapped in */
+    size_t spare_cap;
+    unsigned since_wake_check;
+    rudo_marker_stats st;
+    pthread_t thread;
 } rudo__marker;
 
+/* The marker pool: created at the first collection that needs it, parked
+ * between collections, destroyed with the heap. */
+typedef struct rudo__mark_pool {
+    unsigned n;                   /* markers, including the collector (0) */
+    rudo__marker **m;
+    bool steal, inbox, route;     /* switches (RUDO_STEAL, RUDO_INBOX, RUDO_ROUTE) */
+    rudo__lock lock;              /* rank MARK: everything below */
+    pthread_cond_t start_cv;      /* helpers wait for a collection */
+    pthread_cond_t work_cv;       /* idle markers wait for work or the end */
+    pthread_cond_t done_cv;       /* the collector waits for helpers */
+    uint64_t epoch;               /* collections started */
+    unsigned active;              /* markers not idle (termination) */
+    _Atomic unsigned nidle;       /* markers parked; read relaxed as a hint */
+    uint64_t wake_seq;            /* bumped to wake idle markers to steal */
+    unsigned finished;            /* helpers done with this epoch */
+    bool done, shutdown;
+    /* Root tasks of this collection: ranges (conservative) or slot runs. */
+    struct rudo__root_task *tasks;
+    size_t ntasks, cap_tasks;
+    void ***slots;
+    size_t nslots, cap_slots;
+    _Atomic size_t next_task;     /* relaxed fetch-add: tasks handed out */
+} rudo__mark_pool;
+
+/* ---- mark.c ---- */
 /* The whole mark phase of a full collection, with the world stopped:
- * roots, transitive closure, finalizable objects, deferred pages. */
+ * roots, parallel transitive closure, finalizable objects, deferred pages. */
 void rudo__mark_phase(rudo__heap *h);
-
 /* Marks the object containing value v if it is an allocated heap object
- * not yet marked, and queues it for tracing. */
+ * not yet marked, and queues it for tracing (or sends it to its owner). */
 void rudo__mark_value(rudo__marker *mk, void *v);
-
-/* Test hook: the next n mark-stack growths fail. */
+/* Traces one marked object: marks what it references. */
+void rudo__mark_trace(rudo__marker *mk, char *obj);
+/* Pops and traces the marker's own deque until it is empty. */
+void rudo__mark_drain(rudo__marker *mk);
+/* Conservative scan of [lo, hi). */
+void rudo__mark_range(rudo__marker *mk, void *lo, void *hi);
+/* Marks from root task i of this collection. */
+void rudo__mark_root_task(rudo__marker *mk, size_t i);
+/* Test hook: in the next n collections every deque growth fails (and
+ * deques start small), forcing the overflow slow path. */
 void rudo__mark_fail_growth(unsigned n);
-/* Statistics of the last mark phase (for tests and the log). */
+/* Statistics of the last mark phase, summed over markers. */
 typedef struct rudo__mark_stats {
     uint64_t objects_marked, overflows;
     size_t high_water;
 } rudo__mark_stats;
 rudo__mark_stats rudo__mark_last_stats(void);
+
+/* ---- parallel.c ---- */
+/* The pool for heap h, created on first use (n from the config). */
+rudo__mark_pool *rudo__pool_get(rudo__heap *h);
+void rudo__pool_destroy(rudo__heap *h);
+/* Runs the parallel part of marking: root tasks, then drain, inbox,
+ * stealing, until the termination protocol says every marker is out of
+ * work. Called by the collector, which is marker 0. */
+void rudo__pool_mark(rudo__mark_pool *pool);
+/* Sends obj (marked by mk) to marker dest's inbox, batched. */
+void rudo__pool_send(rudo__marker *mk, unsigned dest, void *obj);
+/* Wakes idle markers if mk has work to spare (cheap when nobody idles). */
+void rudo__pool_offer(rudo__marker *mk);
 
 #endif

@@ -1,0 +1,357 @@
+/* parallel.c — the marker pool: helper threads, push-based transfer
+ * through inboxes, work stealing, and termination detection.
+ *
+ * Termination (docs/marking.md). `active` counts markers that are not
+ * parked; it changes only under pool->lock. Invariant: a parked marker has
+ * an empty deque, an empty inbox and no unsent batch — it parks only after
+ * draining, sending, and checking its inbox under the lock. Work moves
+ * between markers only (a) by stealing, done by an active thief, or (b) by
+ * an inbox delivery, done under the lock by an active sender, which makes a
+ * parked receiver active before releasing the lock (as Chez Scheme counts
+ * the receiver in on its behalf). So when `active` reaches 0 under the
+ * lock, no work is left anywhere: the last marker to park sets `done` and
+ * wakes the others. */
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "debug/debug.h"
+#include "mark/mark.h"
+#include "platform/platform.h"
+
+static bool env_switch(const char *name, bool def) {
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return def;
+    return strcmp(v, "0") != 0;
+}
+
+static void *helper_main(void *arg);
+
+/* fork() copies only the calling thread: in the child the marker threads
+ * are gone, so the child forgets the pool (its memory is leaked) and makes
+ * a new one at its next collection. The pool lock is held across fork so
+ * the child never sees it taken by a vanished helper. */
+static void fork_prepare(void) {
+    rudo__heap *h = rudo__the_heap;
+    if (h && h->pool)
+        rudo__lock_acquire(&h->pool->lock);
+}
+
+static void fork_parent(void) {
+    rudo__heap *h = rudo__the_heap;
+    if (h && h->pool)
+        rudo__lock_release(&h->pool->lock);
+}
+
+static void fork_child(void) {
+    rudo__heap *h = rudo__the_heap;
+    if (h && h->pool) {
+        rudo__lock_release(&h->pool->lock);
+        h->pool = NULL;
+    }
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void register_atfork(void) {
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+rudo__mark_pool *rudo__pool_get(rudo__heap *h) {
+    if (h->pool)
+        return h->pool;
+    const char *fn = "rudo_collect";
+    pthread_once(&atfork_once, register_atfork);
+    rudo__mark_pool *pool = calloc(1, sizeof *pool);
+    if (!pool)
+        rudo__fatal(fn, "out of memory for the marker pool");
+    pool->n = h->cfg.markers ? h->cfg.markers : 1;
+    pool->steal = env_switch("RUDO_STEAL", true);
+    pool->inbox = env_switch("RUDO_INBOX", true);
+    /* Routing needs inboxes to send through. */
+    pool->route = pool->inbox && env_switch("RUDO_ROUTE", false);
+    rudo__lock_init(&pool->lock, RUDO_RANK_MARK, "mark_pool_lock");
+    pthread_cond_init(&pool->start_cv, NULL);
+    pthread_cond_init(&pool->work_cv, NULL);
+    pthread_cond_init(&pool->done_cv, NULL);
+    pool->m = calloc(pool->n, sizeof *pool->m);
+    if (!pool->m)
+        rudo__fatal(fn, "out of memory for the marker pool");
+    for (unsigned i = 0; i < pool->n; i++) {
+        rudo__marker *mk = aligned_alloc(64, (sizeof *mk + 63) & ~(size_t)63);
+        if (!mk)
+            rudo__fatal(fn, "out of memory for marker %u", i);
+        memset(mk, 0, sizeof *mk);
+        mk->h = h;
+        mk->pool = pool;
+        mk->id = i;
+        mk->rng = 0x9E3779B97F4A7C15ULL * (i + 1);
+        mk->out = calloc(pool->n, sizeof *mk->out);
+        mk->out_n = calloc(pool->n, sizeof *mk->out_n);
+        if (!mk->out || !mk->out_n)
+            rudo__fatal(fn, "out of memory for marker %u", i);
+        pool->m[i] = mk;
+    }
+    for (unsigned i = 1; i < pool->n; i++)
+        if (pthread_create(&pool->m[i]->thread, NULL, helper_main, pool->m[i]) != 0)
+            rudo__fatal(fn, "cannot create marker thread %u", i);
+    h->pool = pool;
+    return pool;
+}
+
+void rudo__pool_destroy(rudo__heap *h) {
+    rudo__mark_pool *pool = h->pool;
+    if (!pool)
+        return;
+    rudo__lock_acquire(&pool->lock);
+    pool->shutdown = true;
+    pthread_cond_broadcast(&pool->start_cv);
+    rudo__lock_release(&pool->lock);
+    for (unsigned i = 1; i < pool->n; i++)
+        pthread_join(pool->m[i]->thread, NULL);
+    for (unsigned i = 0; i < pool->n; i++) {
+        rudo__marker *mk = pool->m[i];
+        for (unsigned d = 0; d < pool->n; d++)
+            free(mk->out[d]);
+        free(mk->out);
+        free(mk->out_n);
+        free(mk->inbox);
+        free(mk->spare);
+        free(mk);
+    }
+    free(pool->m);
+    free(pool->tasks);
+    free(pool->slots);
+    rudo__lock_destroy(&pool->lock);
+    pthread_cond_destroy(&pool->start_cv);
+    pthread_cond_destroy(&pool->work_cv);
+    pthread_cond_destroy(&pool->done_cv);
+    free(pool);
+    h->pool = NULL;
+}
+
+/* ---- push-based transfer ------------------------------------------------------ */
+
+/* Hands mk's batch for dest to dest's inbox (under the lock), waking dest
+ * if it is parked. If the inbox cannot grow, mk keeps the work. */
+static void deliver(rudo__marker *mk, unsigned dest) {
+    rudo__mark_pool *pool = mk->pool;
+    rudo__marker *d = pool->m[dest];
+    size_t k = mk->out_n[dest];
+    mk->out_n[dest] = 0;
+    rudo__lock_acquire(&pool->lock);
+    if (d->inbox_n + k > d->inbox_cap) {
+        size_t cap = d->inbox_cap ? d->inbox_cap * 2 : 4 * RUDO_BATCH;
+        while (cap < d->inbox_n + k)
+            cap *= 2;
+        void **n = realloc(d->inbox, cap * sizeof *n);
+        if (!n) {
+            rudo__lock_release(&pool->lock);
+            for (size_t i = 0; i < k; i++)
+                rudo__mark_trace(mk, mk->out[dest][i]);
+            return;
+        }
+        d->inbox = n;
+        d->inbox_cap = cap;
+    }
+    memcpy(d->inbox + d->inbox_n, mk->out[dest], k * sizeof(void *));
+    d->inbox_n += k;
+    d->st.batches_received++;
+    if (d->idle) {
+        d->idle = false;
+        pool->active++;
+        /* Relaxed: nidle is a hint for rudo__pool_offer; the lock orders it. */
+        atomic_fetch_sub_explicit(&pool->nidle, 1, memory_order_relaxed);
+        pthread_cond_broadcast(&pool->work_cv);
+    }
+    rudo__lock_release(&pool->lock);
+    mk->st.batches_sent++;
+}
+
+void rudo__pool_send(rudo__marker *mk, unsigned dest, void *obj) {
+    if (!mk->out[dest]) {
+        mk->out[dest] = malloc(RUDO_BATCH * sizeof(void *));
+        if (!mk->out[dest]) {
+            rudo__mark_trace(mk, obj); /* no buffer: do the work here */
+            return;
+        }
+    }
+    mk->out[dest][mk->out_n[dest]++] = obj;
+    if (mk->out_n[dest] == RUDO_BATCH)
+        deliver(mk, dest);
+}
+
+static void flush_out(rudo__marker *mk) {
+    for (unsigned d = 0; d < mk->pool->n; d++)
+        if (mk->out_n[d])
+            deliver(mk, d);
+}
+
+/* Takes the whole inbox (swapping in the spare buffer) and traces it. */
+static bool take_inbox(rudo__marker *mk) {
+    rudo__mark_pool *pool = mk->pool;
+    if (!pool->inbox)
+        return false;
+    rudo__lock_acquire(&pool->lock);
+    size_t n = mk->inbox_n;
+    void **items = mk->inbox;
+    size_t cap = mk->inbox_cap;
+    if (n) {
+        mk->inbox = mk->spare;
+        mk->inbox_cap = mk->spare_cap;
+        mk->inbox_n = 0;
+    }
+    rudo__lock_release(&pool->lock);
+    if (!n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        rudo__mark_trace(mk, items[i]);
+    mk->spare = items;
+    mk->spare_cap = cap;
+    return true;
+}
+
+/* ---- stealing ------------------------------------------------------------------- */
+
+static unsigned next_victim(rudo__marker *mk) {
+    uint64_t x = mk->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    mk->rng = x;
+    return (unsigned)(x % mk->pool->n);
+}
+
+/* Random victims, a bounded number of attempts per round; between rounds
+ * the thread yields. Never a scan of all deques from index 0. */
+static bool try_steal(rudo__marker *mk) {
+    rudo__mark_pool *pool = mk->pool;
+    if (!pool->steal || pool->n == 1)
+        return false;
+    for (int round = 0; round < 3; round++) {
+        for (unsigned a = 0; a < 2 * pool->n; a++) {
+            unsigned v = next_victim(mk);
+            if (v == mk->id)
+                continue;
+            void *item;
+            mk->st.steals_attempted++;
+            if (rudo__deque_steal(&pool->m[v]->dq, &item) == RUDO__STEAL_OK) {
+                mk->st.steals_won++;
+                rudo__mark_trace(mk, item);
+                return true;
+            }
+        }
+        if (round < 2)
+            sched_yield();
+    }
+    return false;
+}
+
+void rudo__pool_offer(rudo__marker *mk) {
+    rudo__mark_pool *pool = mk->pool;
+    if (!pool->steal ||
+        atomic_load_explicit(&pool->nidle, memory_order_relaxed) == 0 ||
+        rudo__deque_size_hint(&mk->dq) < 2)
+        return;
+    rudo__lock_acquire(&pool->lock);
+    pool->wake_seq++;
+    pthread_cond_broadcast(&pool->work_cv);
+    rudo__lock_release(&pool->lock);
+}
+
+/* ---- parking and termination ----------------------------------------------------- */
+
+/* Parks mk until work arrives, a steal looks worth trying, or marking is
+ * done. Returns true when done. */
+static bool park(rudo__marker *mk) {
+    rudo__mark_pool *pool = mk->pool;
+    rudo__lock_acquire(&pool->lock);
+    if (mk->inbox_n) {
+        rudo__lock_release(&pool->lock);
+        return false;
+    }
+    mk->idle = true;
+    pool->active--;
+    atomic_fetch_add_explicit(&pool->nidle, 1, memory_order_relaxed);
+    if (pool->active == 0) {
+        pool->done = true;
+        pthread_cond_broadcast(&pool->work_cv);
+        rudo__lock_release(&pool->lock);
+        return true;
+    }
+    uint64_t t0 = rudo__now_ns(), seq = pool->wake_seq;
+    while (!pool->done && mk->idle && pool->wake_seq == seq)
+        rudo__lock_wait(&pool->lock, &pool->work_cv);
+    mk->st.idle_ns += rudo__now_ns() - t0;
+    bool done = pool->done;
+    if (!done && mk->idle) {
+        mk->idle = false;
+        pool->active++;
+        atomic_fetch_sub_explicit(&pool->nidle, 1, memory_order_relaxed);
+    }
+    rudo__lock_release(&pool->lock);
+    return done;
+}
+
+static void mark_loop(rudo__marker *mk) {
+    rudo__mark_pool *pool = mk->pool;
+    size_t i;
+    /* Relaxed: the index only hands out distinct tasks; the task array was
+     * published by the start signal (pool lock). */
+    while ((i = atomic_fetch_add_explicit(&pool->next_task, 1,
+                                          memory_order_relaxed)) < pool->ntasks) {
+        rudo__mark_root_task(mk, i);
+        rudo__mark_drain(mk);
+    }
+    for (;;) {
+        rudo__mark_drain(mk);
+        flush_out(mk);
+        if (take_inbox(mk))
+            continue;
+        if (try_steal(mk))
+            continue;
+        if (park(mk))
+            return;
+    }
+}
+
+static void *helper_main(void *arg) {
+    rudo__marker *mk = arg;
+    rudo__mark_pool *pool = mk->pool;
+    rudo__lock_acquire(&pool->lock);
+    uint64_t seen = 0;
+    for (;;) {
+        while (pool->epoch == seen && !pool->shutdown)
+            rudo__lock_wait(&pool->lock, &pool->start_cv);
+        if (pool->shutdown)
+            break;
+        seen = pool->epoch;
+        rudo__lock_release(&pool->lock);
+        mark_loop(mk);
+        rudo__lock_acquire(&pool->lock);
+        pool->finished++;
+        pthread_cond_signal(&pool->done_cv);
+    }
+    rudo__lock_release(&pool->lock);
+    return NULL;
+}
+
+void rudo__pool_mark(rudo__mark_pool *pool) {
+    rudo__lock_acquire(&pool->lock);
+    pool->epoch++;
+    pool->active = pool->n;
+    atomic_store_explicit(&pool->nidle, 0, memory_order_relaxed);
+    pool->done = false;
+    pool->finished = 0;
+    for (unsigned i = 0; i < pool->n; i++) {
+        pool->m[i]->idle = false;
+        pool->m[i]->inbox_n = 0;
+    }
+    pthread_cond_broadcast(&pool->start_cv);
+    rudo__lock_release(&pool->lock);
+    mark_loop(pool->m[0]);
+    rudo__lock_acquire(&pool->lock);
+    while (pool->finished < pool->n - 1)
+        rudo__lock_wait(&pool->lock, &pool->done_cv);
+    rudo__lock_release(&pool->lock);
+}
