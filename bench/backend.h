@@ -89,4 +89,17 @@ void bk_collect(void);
 /* Number of marker threads the collector uses (0 for malloc). */
 unsigned bk_markers(void);
 
+/* Prints what each marker did in the last collection, one line per marker
+ *   MARKER i marked=M traced=T steals=WON/ATTEMPTED sent=S recv=R
+ *          idle_us=I hw=H
+ * and one summary line
+ *   MARKERS n=N traced_min=.. traced_med=.. traced_max=.. balance=MAX/MIN
+ *           steals_won=.. steals_attempted=.. batches_sent=..
+ * (rudo: rudo_get_marker_stats; the other backends print nothing). */
+void bk_print_marker_stats(void);
+
+/* Writes backend-specific result fields ("key=value ...", or "") into buf:
+ * rudo reports its time to safepoint, ttsp_med_us and ttsp_max_us. */
+void bk_result_extra(char *buf, size_t size);
+
 #endif /* BENCH_BACKEND_H */

@@ -116,3 +116,10 @@ void bk_root_remove(void **slot) { (void)slot; }
 void bk_collect(void) { GC_gcollect(); }
 
 unsigned bk_markers(void) { return (unsigned)GC_get_parallel() + 1; }
+
+void bk_print_marker_stats(void) {}
+
+void bk_result_extra(char *buf, size_t size) {
+    if (size > 0)
+        buf[0] = '\0';
+}

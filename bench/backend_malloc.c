@@ -56,3 +56,10 @@ void bk_root_add(void **slot) { (void)slot; }
 void bk_root_remove(void **slot) { (void)slot; }
 void bk_collect(void) {}
 unsigned bk_markers(void) { return 0; }
+
+void bk_print_marker_stats(void) {}
+
+void bk_result_extra(char *buf, size_t size) {
+    if (size > 0)
+        buf[0] = '\0';
+}

@@ -114,3 +114,57 @@ unsigned bk_markers(void) {
     rudo_get_stats(&st);
     return st.markers;
 }
+
+static int cmp_u64(const void *x, const void *y) {
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return (a > b) - (a < b);
+}
+
+void bk_print_marker_stats(void) {
+    unsigned n = rudo_get_marker_stats(NULL, 0);
+    if (n == 0)
+        return;
+    rudo_marker_stats *ms = calloc(n, sizeof *ms);
+    uint64_t *traced = calloc(n, sizeof *traced);
+    if (ms == NULL || traced == NULL) {
+        fprintf(stderr, "bench: out of memory\n");
+        exit(1);
+    }
+    n = rudo_get_marker_stats(ms, n);
+    uint64_t won = 0, tried = 0, sent = 0, recv = 0, idle = 0;
+    for (unsigned i = 0; i < n; i++) {
+        const rudo_marker_stats *m = &ms[i];
+        printf("MARKER %u marked=%llu traced=%llu steals=%llu/%llu sent=%llu recv=%llu "
+               "idle_us=%.1f hw=%llu growths=%llu overflows=%llu\n",
+               i, (unsigned long long)m->objects_marked, (unsigned long long)m->objects_traced,
+               (unsigned long long)m->steals_won, (unsigned long long)m->steals_attempted,
+               (unsigned long long)m->batches_sent, (unsigned long long)m->batches_received,
+               (double)m->idle_ns / 1e3, (unsigned long long)m->deque_high_water,
+               (unsigned long long)m->deque_growths, (unsigned long long)m->overflows);
+        traced[i] = m->objects_traced;
+        won += m->steals_won;
+        tried += m->steals_attempted;
+        sent += m->batches_sent;
+        recv += m->batches_received;
+        idle += m->idle_ns;
+    }
+    qsort(traced, n, sizeof *traced, cmp_u64);
+    uint64_t lo = traced[0], hi = traced[n - 1];
+    printf("MARKERS n=%u traced_min=%llu traced_med=%llu traced_max=%llu balance=%s%.2f "
+           "steals_won=%llu steals_attempted=%llu batches_sent=%llu batches_received=%llu "
+           "idle_us_total=%.1f\n",
+           n, (unsigned long long)lo, (unsigned long long)traced[n / 2],
+           (unsigned long long)hi, lo == 0 ? "inf:" : "",
+           lo == 0 ? (double)hi : (double)hi / (double)lo, (unsigned long long)won,
+           (unsigned long long)tried, (unsigned long long)sent, (unsigned long long)recv,
+           (double)idle / 1e3);
+    free(ms);
+    free(traced);
+}
+
+void bk_result_extra(char *buf, size_t size) {
+    rudo_stats st;
+    rudo_get_stats(&st);
+    snprintf(buf, size, "ttsp_med_us=%.1f ttsp_max_us=%.1f", (double)st.ttsp_ns_median / 1e3,
+             (double)st.ttsp_ns_max / 1e3);
+}

@@ -161,6 +161,6 @@ void bench_result(const char *bench, unsigned threads, const char *extra) {
            "max_pause_us=%.1f p99_pause_us=%.1f%s%s\n",
            bench, bk_name(), threads, bk_markers(), (double)wall_ns / 1e6, n,
            (double)__atomic_load_n(&g_pause_max, __ATOMIC_RELAXED) / 1e3,
-           (double)p99 / 1e3, extra ? " " : "", extra ? extra : "");
+           (double)p99 / 1e3, extra && *extra ? " " : "", extra ? extra : "");
     fflush(stdout);
 }

@@ -161,6 +161,8 @@ int main(int argc, char **argv) {
         bk_blocking_leave();
         free(tids);
     }
-    bench_result(threads == 1 ? "gcbench" : "gcbench-mt", (unsigned)threads, NULL);
+    char extra[128];
+    bk_result_extra(extra, sizeof extra);
+    bench_result(threads == 1 ? "gcbench" : "gcbench-mt", (unsigned)threads, extra);
     return 0;
 }

@@ -12,10 +12,24 @@
  *          depth log2 n, no locality), plus one random cross edge per node;
  *   list   one linked list of half the nodes next to one wide array
  *          holding pointers to the other half (a single large object).
+ *
+ * With --build-threads T > 1 the nodes are allocated by T threads (the main
+ * thread waits), so their pages have T different owners (rudo's routing
+ * sends an object to the marker owner % markers): the tree's 2^k >= T
+ * subtrees below the top k levels are built one per thread in turn; the
+ * graph's and the list's nodes are allocated in T contiguous ranges, one
+ * per thread, and wired by the main thread. The shape in memory is the
+ * same as with one thread, except that each thread allocates from its own
+ * pages.
+ *
+ * After the result line, the collector backends may print what each marker
+ * did in the last collection (bk_print_marker_stats: MARKER / MARKERS
+ * lines, rudo only).
  */
 #include "backend.h"
 #include "common.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +42,8 @@ typedef struct MNode {
 static bk_type MNODE;
 static MNode *root;      /* tree, graph, list head */
 static MNode **wide;     /* list shape: the wide array */
-static MNode **scratch;  /* graph shape: all nodes while wiring */
+static MNode **scratch;  /* graph and list shapes: all nodes while wiring */
+static long build_threads = 1;
 
 static MNode *new_node(uint64_t id) {
     MNode *n = bk_alloc(MNODE);
@@ -47,12 +62,108 @@ static MNode *build_tree(long count, uint64_t *next_id) {
     return n;
 }
 
+/* ---- building with several threads -------------------------------------- */
+
+typedef struct Job {
+    MNode **slot; /* where the subtree goes (a field of a top node) */
+    long count;
+    uint64_t first_id;
+} Job;
+
+static Job *jobs;
+static long njobs;
+
+typedef struct Worker {
+    pthread_t tid;
+    long index;
+    char shape;
+    long n;
+} Worker;
+
+static void *worker_main(void *arg) {
+    Worker *w = arg;
+    bk_thread_attach();
+    if (w->shape == 't') {
+        for (long j = w->index; j < njobs; j += build_threads) {
+            uint64_t next_id = jobs[j].first_id;
+            *jobs[j].slot = build_tree(jobs[j].count, &next_id);
+        }
+    } else {
+        long lo = w->n * w->index / build_threads, hi = w->n * (w->index + 1) / build_threads;
+        for (long i = lo; i < hi; i++)
+            scratch[i] = new_node((uint64_t)i);
+    }
+    bk_thread_detach();
+    return NULL;
+}
+
+static void run_workers(char shape, long n) {
+    Worker *ws = calloc((size_t)build_threads, sizeof *ws);
+    if (ws == NULL)
+        bench_fail("out of memory");
+    for (long t = 0; t < build_threads; t++) {
+        ws[t] = (Worker){.index = t, .shape = shape, .n = n};
+        if (pthread_create(&ws[t].tid, NULL, worker_main, &ws[t]) != 0)
+            bench_fail("pthread_create failed");
+    }
+    bk_blocking_enter();
+    for (long t = 0; t < build_threads; t++)
+        pthread_join(ws[t].tid, NULL);
+    bk_blocking_leave();
+    free(ws);
+}
+
+/* Builds the top `levels` levels of a tree of `count` nodes on the main
+ * thread and records a job for each subtree below them. */
+static MNode *build_top(long count, int levels, uint64_t *next_id) {
+    if (count == 0)
+        return NULL;
+    MNode *n = new_node((*next_id)++);
+    long rest = count - 1;
+    long ca = rest / 2, cb = rest - rest / 2;
+    if (levels == 1) {
+        jobs[njobs++] = (Job){&n->a, ca, *next_id};
+        *next_id += (uint64_t)ca;
+        jobs[njobs++] = (Job){&n->b, cb, *next_id};
+        *next_id += (uint64_t)cb;
+    } else {
+        n->a = build_top(ca, levels - 1, next_id);
+        n->b = build_top(cb, levels - 1, next_id);
+    }
+    return n;
+}
+
+static void build_tree_threads(long n) {
+    int levels = 0;
+    while ((1L << levels) < build_threads)
+        levels++;
+    if (levels == 0)
+        levels = 1;
+    jobs = calloc((size_t)1 << levels, sizeof *jobs);
+    if (jobs == NULL)
+        bench_fail("out of memory");
+    uint64_t next_id = 0;
+    root = build_top(n, levels, &next_id); /* rooted before the workers run */
+    run_workers('t', n);
+    free(jobs);
+    jobs = NULL;
+}
+
+/* Allocates scratch[0 .. n-1], by build_threads threads when above 1. */
+static void alloc_scratch(long n) {
+    scratch = (MNode **)bk_alloc_ptrs((size_t)n);
+    if (build_threads > 1) {
+        run_workers('g', n);
+    } else {
+        for (long i = 0; i < n; i++)
+            scratch[i] = new_node((uint64_t)i);
+    }
+}
+
 /* Allocates n nodes, then wires node perm[i] to perm[2i+1], perm[2i+2] and
  * a random node. The scratch array keeps them reachable while wiring. */
 static void build_graph(long n) {
-    scratch = (MNode **)bk_alloc_ptrs((size_t)n);
-    for (long i = 0; i < n; i++)
-        scratch[i] = new_node((uint64_t)i);
+    alloc_scratch(n);
     uint32_t *perm = malloc((size_t)n * sizeof *perm);
     if (perm == NULL)
         bench_fail("out of memory");
@@ -79,6 +190,23 @@ static void build_graph(long n) {
 
 static void build_list(long n) {
     long half = n / 2;
+    if (build_threads > 1) {
+        /* Nodes from the threads; the list links them in reverse order of
+         * allocation, as the one-thread build does. */
+        alloc_scratch(n);
+        MNode *head = NULL;
+        for (long i = 0; i < half; i++) {
+            scratch[i]->a = head;
+            head = scratch[i];
+        }
+        root = head;
+        wide = (MNode **)bk_alloc_ptrs((size_t)(n - half));
+        for (long i = 0; i < n - half; i++)
+            wide[i] = scratch[half + i];
+        bk_free(scratch);
+        scratch = NULL;
+        return;
+    }
     MNode *head = NULL;
     for (long i = 0; i < half; i++) {
         MNode *x = new_node((uint64_t)i);
@@ -118,24 +246,32 @@ static int cmp_u64(const void *x, const void *y) {
 }
 
 int main(int argc, char **argv) {
-    bench_start(argc, argv, "--shape tree|graph|list [--objects 4000000] [--collections 5]");
+    bench_start(argc, argv,
+                "--shape tree|graph|list [--objects 4000000] [--collections 5] "
+                "[--build-threads 1]");
     const char *shape = bench_opt_str("--shape", "tree");
     long n = bench_opt_long("--objects", 4000000);
     long collections = bench_opt_long("--collections", 5);
-    if (n < 2 || n > 0x7fffffffL || collections < 1 || collections > 1000)
+    build_threads = bench_opt_long("--build-threads", 1);
+    if (n < 2 || n > 0x7fffffffL || collections < 1 || collections > 1000 ||
+        build_threads < 1 || build_threads > 64)
         bench_fail("mark-live: option out of range");
     if (strcmp(shape, "tree") != 0 && strcmp(shape, "graph") != 0 && strcmp(shape, "list") != 0)
         bench_fail("mark-live: unknown shape '%s'", shape);
 
-    bk_init(1);
+    bk_init((unsigned)build_threads);
     MNODE = bk_node_type("mark-live-node", sizeof(MNode), 3);
     bk_root_add((void **)&root);
     bk_root_add((void **)&wide);
     bk_root_add((void **)&scratch);
 
     if (shape[0] == 't') {
-        uint64_t next_id = 0;
-        root = build_tree(n, &next_id);
+        if (build_threads > 1) {
+            build_tree_threads(n);
+        } else {
+            uint64_t next_id = 0;
+            root = build_tree(n, &next_id);
+        }
     } else if (shape[0] == 'g') {
         build_graph(n);
     } else {
@@ -170,11 +306,13 @@ int main(int argc, char **argv) {
         bench_fail("mark-%s: %ld nodes reachable after collections, expected %ld", shape, reach,
                    n);
 
-    char name[32], extra[160];
+    char name[32], extra[200];
     snprintf(name, sizeof name, "mark-%s", shape);
-    snprintf(extra, sizeof extra, "objects=%ld mark_ms=%.2f mark_min_ms=%.2f mark_mobj_s=%.1f",
-             n, (double)median / 1e6, (double)best / 1e6,
-             median > 0 ? (double)n / ((double)median / 1e9) / 1e6 : 0.0);
+    snprintf(extra, sizeof extra,
+             "objects=%ld mark_ms=%.2f mark_min_ms=%.2f mark_mobj_s=%.1f build_threads=%ld", n,
+             (double)median / 1e6, (double)best / 1e6,
+             median > 0 ? (double)n / ((double)median / 1e9) / 1e6 : 0.0, build_threads);
     bench_result(name, 1, extra);
+    bk_print_marker_stats();
     return 0;
 }

@@ -17,8 +17,9 @@ _Noreturn void rudo__fatal(const char *fn, const char *fmt, ...)
 void rudo__warn(const char *fn, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Whether the object whose base is obj was marked by the last collection.
- * Aborts if obj is not the base of a heap object. */
+/* Whether the object whose base is obj was marked by the last collection
+ * (false if that collection freed its page). Aborts if obj is outside the
+ * heap's pages. */
 bool rudo__debug_is_marked(const void *obj);
 
 /* Verifies the heap now (after a collection's marking: every slot of every
@@ -30,5 +31,16 @@ void rudo__debug_verify_heap(void);
 /* Number of pages in the free pool and number of pages in use. */
 size_t rudo__debug_free_pages(void);
 size_t rudo__debug_used_pages(void);
+
+/* Lock-order test hook: takes heap_lock, then gc_lock (the wrong order),
+ * then releases both. With the checker enabled this aborts naming both
+ * locks; with it disabled it returns (nothing else holds them). */
+void rudo__debug_break_lock_order(void);
+
+/* Marker pool state after a collection: number of markers, and whether
+ * every helper finished the last mark phase and waits for the next one
+ * (no marker left waiting inside a phase). */
+unsigned rudo__debug_markers(void);
+bool rudo__debug_markers_quiescent(void);
 
 #endif

@@ -3,6 +3,7 @@
 #include "debug/debug.h"
 #include "heap/heap.h"
 #include "mark/mark.h"
+#include "threads/threads.h"
 
 /* The allocated cell containing v and its mark, read from the raw bits
  * (after marking, find_object would call every unmarked cell free). */
@@ -106,8 +107,10 @@ bool rudo__debug_is_marked(const void *obj) {
     rudo__page *p = rudo__page_of(h, obj);
     if (p && p->type == RUDO_PAGE_TAIL)
         p -= p->span;
-    if (!p || (p->type != RUDO_PAGE_SMALL && p->type != RUDO_PAGE_LARGE))
-        rudo__fatal("rudo__debug_is_marked", "%p is not in a heap page", obj);
+    if (!p)
+        rudo__fatal("rudo__debug_is_marked", "%p is not in the heap", obj);
+    if (p->type == RUDO_PAGE_FREE)
+        return false; /* the last collection found its whole page dead */
     size_t i = p->type == RUDO_PAGE_SMALL
                    ? rudo__cell_index(p, (uintptr_t)obj - (uintptr_t)rudo__page_addr(p))
                    : 0;
@@ -121,4 +124,30 @@ size_t rudo__debug_free_pages(void) {
 
 size_t rudo__debug_used_pages(void) {
     return rudo__need_heap("rudo__debug_used_pages")->pages_in_use;
+}
+
+void rudo__debug_break_lock_order(void) {
+    rudo__heap *h = rudo__need_heap("rudo__debug_break_lock_order");
+    rudo__lock_acquire(&h->heap_lock);
+    rudo__lock_acquire(&h->gc_lock);
+    rudo__lock_release(&h->gc_lock);
+    rudo__lock_release(&h->heap_lock);
+}
+
+unsigned rudo__debug_markers(void) {
+    rudo__heap *h = rudo__need_heap("rudo__debug_markers");
+    return h->pool ? h->pool->n : 0;
+}
+
+bool rudo__debug_markers_quiescent(void) {
+    rudo__heap *h = rudo__need_heap("rudo__debug_markers_quiescent");
+    rudo__mark_pool *pool = h->pool;
+    if (!pool)
+        return true;
+    rudo__lock_acquire(&pool->lock);
+    bool ok = pool->done && pool->active == 0 && pool->finished == pool->n - 1;
+    for (unsigned i = 0; i < pool->n; i++)
+        ok = ok && pool->m[i]->inbox_n == 0;
+    rudo__lock_release(&pool->lock);
+    return ok;
 }
