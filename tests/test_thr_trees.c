@@ -12,7 +12,9 @@
  *    rudo_root_add. The heap does not scan static data, so those slots are
  *    roots only because they were registered;
  *  - links trees published by other threads under its own nodes;
- *  - forces collections and verifies its own and the shared trees after them;
+ *  - forces collections and verifies its own and the shared trees after them,
+ *    and that no trace callback is still running when rudo_collect returns
+ *    (trace callbacks run with the world stopped);
  *  - hands trees to the next thread through a mailbox in malloc'd memory
  *    that holds the pointers XORed with a mask (not a root, and not a
  *    pointer even if it were scanned). Once the receiver holds them, the
