@@ -133,7 +133,7 @@ static MNode *build_top(long count, int levels, uint64_t *next_id) {
     return n;
 }
 
-static void build_tree_threads(long n) {
+static __attribute__((noinline)) void build_tree_threads(long n) {
     int levels = 0;
     while ((1L << levels) < build_threads)
         levels++;
@@ -162,7 +162,7 @@ static void alloc_scratch(long n) {
 
 /* Allocates n nodes, then wires node perm[i] to perm[2i+1], perm[2i+2] and
  * a random node. The scratch array keeps them reachable while wiring. */
-static void build_graph(long n) {
+static __attribute__((noinline)) void build_graph(long n) {
     alloc_scratch(n);
     uint32_t *perm = malloc((size_t)n * sizeof *perm);
     if (perm == NULL)
@@ -188,7 +188,7 @@ static void build_graph(long n) {
     scratch = NULL;
 }
 
-static void build_list(long n) {
+static __attribute__((noinline)) void build_list(long n) {
     long half = n / 2;
     if (build_threads > 1) {
         /* Nodes from the threads; the list links them in reverse order of
@@ -240,6 +240,33 @@ static long verify(const char *shape, long n) {
     return c;
 }
 
+static __attribute__((noinline)) void build(char shape, long n) {
+    if (shape == 't') {
+        if (build_threads > 1) {
+            build_tree_threads(n);
+        } else {
+            uint64_t next_id = 0;
+            root = build_tree(n, &next_id);
+        }
+    } else if (shape == 'g') {
+        build_graph(n);
+    } else {
+        build_list(n);
+    }
+}
+
+/* Overwrites the stack below the caller's frame, where the build left
+ * pointers (the graph's scratch array, nodes); a conservative stack scan
+ * would otherwise find them and keep e.g. the scratch array alive, which
+ * turns the random graph into an array of nodes traced in allocation order.
+ * The build functions are not inlined, so no pointer of theirs stays in
+ * main's frame. */
+static __attribute__((noinline)) void clear_stack(void) {
+    volatile uint64_t junk[32768];
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
+        junk[i] = 0;
+}
+
 static int cmp_u64(const void *x, const void *y) {
     uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
     return (a > b) - (a < b);
@@ -265,18 +292,8 @@ int main(int argc, char **argv) {
     bk_root_add((void **)&wide);
     bk_root_add((void **)&scratch);
 
-    if (shape[0] == 't') {
-        if (build_threads > 1) {
-            build_tree_threads(n);
-        } else {
-            uint64_t next_id = 0;
-            root = build_tree(n, &next_id);
-        }
-    } else if (shape[0] == 'g') {
-        build_graph(n);
-    } else {
-        build_list(n);
-    }
+    build(shape[0], n);
+    clear_stack();
     long reach = verify(shape, n);
     if (reach != n)
         bench_fail("mark-%s: %ld nodes reachable, expected %ld", shape, reach, n);
