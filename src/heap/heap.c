@@ -273,7 +273,7 @@ void *rudo_base(const void *p) {
 /* The page of the object whose base is p; aborts naming fn otherwise. */
 static rudo__page *object_page(const void *p, const char *fn) {
     rudo__heap *h = rudo__need_heap(fn);
-    rudo__page *pg;
+    rudo__page *pg = NULL;
     if (rudo__find_object(h, p, &pg) != p)
         rudo__fatal(fn, "%p is not the base of a heap object", p);
     return pg;

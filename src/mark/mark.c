@@ -33,12 +33,17 @@ rudo__mark_stats rudo__mark_last_stats(void) { return last_stats; }
 /* Sets the mark bit of cell i; true if this call set it. Relaxed: the bit
  * is only a claim token. The object's contents were published to the
  * markers by the stop-the-world handshake and the pool's start signal
- * (mutexes), not by the bit. */
-static inline bool set_mark(rudo__page *p, size_t i) {
+ * (mutexes), not by the bit. A lone marker needs no read-modify-write. */
+static inline bool set_mark(rudo__marker *mk, rudo__page *p, size_t i) {
     _Atomic uint64_t *w = &p->mark[i / 64];
     uint64_t bit = (uint64_t)1 << (i % 64);
-    if (atomic_load_explicit(w, memory_order_relaxed) & bit)
+    uint64_t old = atomic_load_explicit(w, memory_order_relaxed);
+    if (old & bit)
         return false;
+    if (mk->single) {
+        atomic_store_explicit(w, old | bit, memory_order_relaxed);
+        return true;
+    }
     return !(atomic_fetch_or_explicit(w, bit, memory_order_relaxed) & bit);
 }
 
@@ -49,14 +54,36 @@ static void defer(rudo__marker *mk, rudo__page *p) {
     mk->st.overflows++;
 }
 
+static bool grow_local(rudo__marker *mk) {
+    if (fail_growths)
+        return false;
+    size_t cap = mk->local_cap ? mk->local_cap * 2 : stack_hint;
+    void **n = realloc(mk->local, cap * sizeof *n);
+    if (!n)
+        return false;
+    mk->local = n;
+    mk->local_cap = cap;
+    mk->st.deque_growths++;
+    return true;
+}
+
 static inline void push(rudo__marker *mk, void *obj, rudo__page *p) {
+    __builtin_prefetch(obj);
+    if (RUDO_LIKELY(mk->local_n < mk->local_cap) || grow_local(mk)) {
+        mk->local[mk->local_n++] = obj;
+        if (RUDO_UNLIKELY(mk->local_n > mk->local_high))
+            mk->local_high = mk->local_n;
+        return;
+    }
+    /* The private stack cannot grow: the shared deque may still have room. */
     if (RUDO_UNLIKELY(fail_growths))
         rudo__deque_fail_next_growth(&mk->dq);
-    if (RUDO_UNLIKELY(!rudo__deque_push(&mk->dq, obj)))
+    if (!rudo__deque_push(&mk->dq, obj))
         defer(mk, p);
 }
 
-void rudo__mark_value(rudo__marker *mk, void *v) {
+static inline __attribute__((always_inline)) void mark_value(rudo__marker *mk,
+                                                             void *v) {
     rudo__heap *h = mk->h;
     uintptr_t off = (uintptr_t)v - (uintptr_t)h->base;
     if (off >= mk->limit)
@@ -80,7 +107,7 @@ void rudo__mark_value(rudo__marker *mk, void *v) {
         return;
     }
     /* Decision 12: only allocated cells are marked (alloc is exact now). */
-    if (!rudo__abit(p->alloc, i) || !set_mark(p, i))
+    if (!rudo__abit(p->alloc, i) || !set_mark(mk, p, i))
         return;
     mk->st.objects_marked++;
     if (h->kinds[p->kind].tracing == RUDO_TRACE_ATOMIC)
@@ -96,6 +123,8 @@ void rudo__mark_value(rudo__marker *mk, void *v) {
     push(mk, obj, p);
 }
 
+void rudo__mark_value(rudo__marker *mk, void *v) { mark_value(mk, v); }
+
 /* Conservative scan of [lo, hi): every aligned word may be a pointer. Not
  * instrumented by sanitizers: it reads stacks (with redzones) and memory
  * other threads may write (blocked threads' stacks, static data) by
@@ -104,7 +133,7 @@ __attribute__((no_sanitize_address, no_sanitize_thread)) void
 rudo__mark_range(rudo__marker *mk, void *lo, void *hi) {
     uintptr_t a = ((uintptr_t)lo + sizeof(void *) - 1) & ~(uintptr_t)(sizeof(void *) - 1);
     for (void **w = (void **)a; (char *)(w + 1) <= (char *)hi; w++)
-        rudo__mark_value(mk, *w);
+        mark_value(mk, *w);
 }
 
 /* Processes the slots a trace callback reported. */
@@ -113,7 +142,7 @@ static void flush_slots(rudo_tracer *tr) {
     void ***end = mk->tr.rudo__cur;
     mk->tr.rudo__cur = mk->slotbuf;
     for (void ***s = mk->slotbuf; s < end; s++)
-        rudo__mark_value(mk, **s);
+        mark_value(mk, **s);
 }
 
 void rudo__tracer_flush(rudo_tracer *tr) { tr->rudo__flush(tr); }
@@ -131,9 +160,20 @@ static void trace_in(rudo__marker *mk, char *obj, rudo__page *p) {
     case RUDO_TRACE_LAYOUT: {
         void **w = (void **)obj;
         size_t nw = size / sizeof(void *), lw = k->layout_words;
+        if (lw <= 64) {
+            /* One bitmap word: visit its set bits, repeated per struct. */
+            for (size_t base = 0; base < nw; base += lw) {
+                for (uint64_t b = k->layout[0]; b; b &= b - 1) {
+                    size_t i = base + (size_t)__builtin_ctzll(b);
+                    if (i < nw && w[i])
+                        mark_value(mk, w[i]);
+                }
+            }
+            break;
+        }
         for (size_t i = 0, j = 0; i < nw; i++) {
             if (rudo__bit(k->layout, j) && w[i])
-                rudo__mark_value(mk, w[i]);
+                mark_value(mk, w[i]);
             if (++j == lw)
                 j = 0;
         }
@@ -153,13 +193,40 @@ void rudo__mark_trace(rudo__marker *mk, char *obj) {
     trace_in(mk, obj, p);
 }
 
+/* Moves the oldest half of the private stack (objects found first: near
+ * the roots, so likely the largest subgraphs) to the shared deque, where
+ * thieves can take it. Done when markers are parked, or when the deque is
+ * empty and the private stack is deep, so a marker that wakes finds work. */
+static void share(rudo__marker *mk) {
+    rudo__mark_pool *pool = mk->pool;
+    if (mk->single || !pool->steal || mk->local_n < 2)
+        return;
+    bool hungry = atomic_load_explicit(&pool->nidle, memory_order_relaxed) > 0;
+    if (!hungry && (mk->local_n < 64 || rudo__deque_size_hint(&mk->dq) > 0))
+        return;
+    size_t k = mk->local_n / 2;
+    if (k > 256)
+        k = 256;
+    size_t moved = 0;
+    while (moved < k && rudo__deque_push(&mk->dq, mk->local[moved]))
+        moved++;
+    memmove(mk->local, mk->local + moved, (mk->local_n - moved) * sizeof *mk->local);
+    mk->local_n -= moved;
+    if (hungry)
+        rudo__pool_offer(mk);
+}
+
 void rudo__mark_drain(rudo__marker *mk) {
-    void *obj;
-    while ((obj = rudo__deque_pop(&mk->dq)) != NULL) {
+    for (;;) {
+        void *obj;
+        if (mk->local_n)
+            obj = mk->local[--mk->local_n];
+        else if ((obj = rudo__deque_pop(&mk->dq)) == NULL)
+            return;
         rudo__mark_trace(mk, obj);
-        if (RUDO_UNLIKELY(++mk->since_wake_check == 256)) {
+        if (RUDO_UNLIKELY(++mk->since_wake_check == 64)) {
             mk->since_wake_check = 0;
-            rudo__pool_offer(mk);
+            share(mk);
         }
     }
 }
@@ -308,14 +375,28 @@ static void setup_marker(rudo__heap *h, rudo__marker *mk) {
     mk->tr.rudo__end = mk->slotbuf + RUDO_SLOTBUF;
     mk->tr.rudo__flush = flush_slots;
     mk->since_wake_check = 0;
-    size_t hint = fail_growths ? 16 : stack_hint;
+    mk->single = mk->pool->n == 1;
+    mk->local_n = mk->local_high = 0;
+    if (fail_growths) {
+        /* Test hook: tiny stacks that cannot grow. */
+        free(mk->local);
+        mk->local = malloc(16 * sizeof *mk->local);
+        mk->local_cap = mk->local ? 16 : 0;
+    } else if (mk->local_cap < stack_hint) {
+        free(mk->local);
+        mk->local = NULL;
+        mk->local_cap = 0;
+        grow_local(mk); /* pre-sized from the last high-water mark */
+        mk->st.deque_growths = 0;
+    }
+    size_t hint = fail_growths ? 16 : 256;
     if (!rudo__deque_init(&mk->dq, hint) && !rudo__deque_init(&mk->dq, 16))
         rudo__fatal("rudo_collect", "out of memory for the mark deque");
 }
 
 static void finish_marker(rudo__marker *mk) {
-    mk->st.deque_high_water = rudo__deque_high_water(&mk->dq);
-    mk->st.deque_growths = rudo__deque_growths(&mk->dq);
+    mk->st.deque_high_water = mk->local_high + rudo__deque_high_water(&mk->dq);
+    mk->st.deque_growths += rudo__deque_growths(&mk->dq);
     rudo__deque_destroy(&mk->dq); /* frees retired arrays: no thief is left */
 }
 

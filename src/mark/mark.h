@@ -21,7 +21,12 @@ typedef struct rudo__marker {
     struct rudo__mark_pool *pool;
     unsigned id;
     uintptr_t limit;              /* hwm << PAGE_SHIFT: bound of heap offsets */
-    rudo__deque dq;               /* own work; thieves steal from the top */
+    rudo__deque dq;               /* shared work; thieves steal from the top */
+    /* Private mark stack: pushes and pops without fences. Part of it moves
+     * to dq when other markers are hungry (rudo__mark_drain). */
+    void **local;
+    size_t local_n, local_cap, local_high;
+    bool single;                  /* the only marker: no atomic RMW needed */
     uint64_t rng;                 /* victim choice (xorshift) */
     /* Inbox: batches other markers sent; under pool->lock. */
     void **inbox;

@@ -117,6 +117,7 @@ void rudo__pool_destroy(rudo__heap *h) {
         free(mk->out_n);
         free(mk->inbox);
         free(mk->spare);
+        free(mk->local);
         free(mk);
     }
     free(pool->m);
