@@ -20,6 +20,7 @@
  * Allowed growth: 1 MiB of anonymous mappings and 2 more of them (the
  * kernel may split or merge neighbours; see COUNT_SLACK for ASan). */
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,6 +215,10 @@ static void heap_lifetime(bool measure, const struct maps_info *before) {
 }
 
 int main(void) {
+    /* One malloc arena: glibc gives a thread that meets a contended arena a
+     * new 64 MiB one (rudo's marker threads malloc their inbox buffers),
+     * and never unmaps it; that mapping is glibc's, not the heap's. */
+    mallopt(M_ARENA_MAX, 1);
     /* Prime glibc's stack cache and thread arena (see above). */
     pthread_t t;
     pthread_create(&t, NULL, malloc_in_thread, NULL);
