@@ -142,8 +142,10 @@ typedef struct rudo_tracer rudo_tracer;
  * that may hold a pointer to a heap object (NULL is allowed; values that do
  * not point into the heap are ignored, so tagged integers are harmless).
  * `size` is the object's usable size. It runs during a collection, with the
- * world stopped: it must not allocate, collect, or take locks that mutators
- * hold. It is only ever called on an object allocated with this kind. */
+ * world stopped, on the collecting thread or on a marker thread, possibly
+ * at the same time as other trace calls on other objects: it must not
+ * allocate, collect, write the heap, or take locks that mutators hold. It is
+ * only ever called on an object allocated with this kind. */
 typedef void (*rudo_trace_fn)(void *obj, size_t size, rudo_tracer *tr);
 
 /* A finalizer: runs once, after the collection that found `obj` unreachable,

@@ -8,25 +8,9 @@
 /* The allocated cell containing v and its mark, read from the raw bits
  * (after marking, find_object would call every unmarked cell free). */
 static bool raw_lookup(rudo__heap *h, void *v, bool *marked) {
-    rudo__page *p = rudo__page_of(h, v);
-    if (!p)
-        return false;
-    if (p->type == RUDO_PAGE_TAIL)
-        p -= p->span;
-    uintptr_t off = (uintptr_t)v - (uintptr_t)rudo__page_addr(p);
+    rudo__page *p;
     size_t i;
-    if (p->type == RUDO_PAGE_SMALL) {
-        i = rudo__cell_index(p, off);
-        if (i >= p->ncells)
-            return false;
-    } else if (p->type == RUDO_PAGE_LARGE) {
-        if (off >= p->cell_size)
-            return false;
-        i = 0;
-    } else {
-        return false;
-    }
-    if (!rudo__abit(p->alloc, i))
+    if (!rudo__cell_of(h, v, &p, &i) || !rudo__abit(p->alloc, i))
         return false;
     *marked = rudo__abit(p->mark, i);
     return true;
@@ -105,15 +89,11 @@ void rudo__debug_verify_heap(void) {
 bool rudo__debug_is_marked(const void *obj) {
     rudo__heap *h = rudo__need_heap("rudo__debug_is_marked");
     rudo__page *p = rudo__page_of(h, obj);
-    if (p && p->type == RUDO_PAGE_TAIL)
-        p -= p->span;
+    size_t i;
     if (!p)
         rudo__fatal("rudo__debug_is_marked", "%p is not in the heap", obj);
-    if (p->type == RUDO_PAGE_FREE)
+    if (!rudo__cell_of(h, obj, &p, &i))
         return false; /* the last collection found its whole page dead */
-    size_t i = p->type == RUDO_PAGE_SMALL
-                   ? rudo__cell_index(p, (uintptr_t)obj - (uintptr_t)rudo__page_addr(p))
-                   : 0;
     return rudo__abit(p->mark, i);
 }
 

@@ -215,25 +215,11 @@ void rudo_heap_destroy(void) {
 /* ---- queries --------------------------------------------------------------- */
 
 void *rudo__find_object(const rudo__heap *h, const void *a, rudo__page **pp) {
-    rudo__page *p = rudo__page_of(h, a);
-    if (!p)
-        return NULL;
-    if (p->type == RUDO_PAGE_TAIL)
-        p -= p->span;
-    char *start = rudo__page_addr(p);
-    uintptr_t off = (uintptr_t)a - (uintptr_t)start;
+    rudo__page *p;
     size_t i;
-    if (p->type == RUDO_PAGE_SMALL) {
-        i = rudo__cell_index(p, off);
-        if (i >= p->ncells)
-            return NULL;
-    } else if (p->type == RUDO_PAGE_LARGE) {
-        if (off >= p->cell_size)
-            return NULL;
-        i = 0;
-    } else {
+    char *cell = rudo__cell_of(h, a, &p, &i);
+    if (!cell)
         return NULL;
-    }
     void **ol = atomic_load_explicit(&p->owner_list, memory_order_acquire);
     bool allocated = rudo__abit(p->alloc, i);
     if (rudo__ld(&p->swept_gc) < h->gc_count) {
@@ -248,7 +234,7 @@ void *rudo__find_object(const rudo__heap *h, const void *a, rudo__page **pp) {
             self ? (rudo__kind_alloc *)(void *)self->fast.lists[p->kind] : NULL;
         if (ka && ol == &ka->lists[p->cls]) {
             char *head = *ol;
-            allocated = head == NULL || start + i * p->cell_size < head;
+            allocated = head == NULL || cell < head;
         } else {
             allocated = true;
         }
@@ -257,7 +243,7 @@ void *rudo__find_object(const rudo__heap *h, const void *a, rudo__page **pp) {
         return NULL;
     if (pp)
         *pp = p;
-    return start + i * p->cell_size;
+    return cell;
 }
 
 bool rudo_is_heap_ptr(const void *p) {

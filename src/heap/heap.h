@@ -208,6 +208,36 @@ static inline rudo__page *rudo__page_of(const rudo__heap *h, const void *a) {
     return &h->pages[off >> RUDO_PAGE_SHIFT];
 }
 
+/* The cell containing address a: its page (the head page for a large
+ * object) in *pp, its index in *ip, its base as the result; NULL if a is in
+ * no cell (outside the pages ever used, in a free page, in the slack after
+ * the last cell). Says nothing about whether the cell is allocated. */
+static inline char *rudo__cell_of(const rudo__heap *h, const void *a,
+                                  rudo__page **pp, size_t *ip) {
+    rudo__page *p = rudo__page_of(h, a);
+    if (!p)
+        return NULL;
+    if (p->type == RUDO_PAGE_TAIL)
+        p -= p->span;
+    char *start = rudo__page_addr(p);
+    uintptr_t off = (uintptr_t)a - (uintptr_t)start;
+    size_t i;
+    if (p->type == RUDO_PAGE_SMALL) {
+        i = rudo__cell_index(p, off);
+        if (i >= p->ncells)
+            return NULL;
+    } else if (p->type == RUDO_PAGE_LARGE) {
+        if (off >= p->cell_size)
+            return NULL;
+        i = 0;
+    } else {
+        return NULL;
+    }
+    *pp = p;
+    *ip = i;
+    return start + i * p->cell_size;
+}
+
 static inline bool rudo__bit(const uint64_t *bm, size_t i) {
     return (bm[i / 64] >> (i % 64)) & 1;
 }

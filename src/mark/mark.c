@@ -85,27 +85,11 @@ static inline void push(rudo__marker *mk, void *obj, rudo__page *p) {
 static inline __attribute__((always_inline)) void mark_value(rudo__marker *mk,
                                                              void *v) {
     rudo__heap *h = mk->h;
-    uintptr_t off = (uintptr_t)v - (uintptr_t)h->base;
-    if (off >= mk->limit)
-        return;
-    rudo__page *p = &h->pages[off >> RUDO_PAGE_SHIFT];
-    char *obj;
+    rudo__page *p;
     size_t i;
-    if (p->type == RUDO_PAGE_SMALL) {
-        i = rudo__cell_index(p, off & (RUDO_PAGE_SIZE - 1));
-        if (i >= p->ncells)
-            return;
-        obj = h->base + (off & ~(uintptr_t)(RUDO_PAGE_SIZE - 1)) + i * p->cell_size;
-    } else if (p->type == RUDO_PAGE_LARGE || p->type == RUDO_PAGE_TAIL) {
-        if (p->type == RUDO_PAGE_TAIL)
-            p -= p->span;
-        obj = rudo__page_addr(p);
-        if ((uintptr_t)v - (uintptr_t)obj >= p->cell_size)
-            return;
-        i = 0;
-    } else {
+    char *obj = rudo__cell_of(h, v, &p, &i);
+    if (!obj)
         return;
-    }
     /* Decision 12: only allocated cells are marked (alloc is exact now). */
     if (!rudo__abit(p->alloc, i) || !set_mark(mk, p, i))
         return;
@@ -368,9 +352,8 @@ static void collect_roots(rudo__heap *h, rudo__mark_pool *pool) {
 
 /* ---- the phase --------------------------------------------------------------- */
 
-static void setup_marker(rudo__heap *h, rudo__marker *mk) {
+static void setup_marker(rudo__marker *mk) {
     memset(&mk->st, 0, sizeof mk->st);
-    mk->limit = (uintptr_t)rudo__hwm(h) << RUDO_PAGE_SHIFT;
     mk->tr.rudo__cur = mk->slotbuf;
     mk->tr.rudo__end = mk->slotbuf + RUDO_SLOTBUF;
     mk->tr.rudo__flush = flush_slots;
@@ -403,7 +386,7 @@ static void finish_marker(rudo__marker *mk) {
 void rudo__mark_phase(rudo__heap *h) {
     rudo__mark_pool *pool = rudo__pool_get(h);
     for (unsigned i = 0; i < pool->n; i++)
-        setup_marker(h, pool->m[i]);
+        setup_marker(pool->m[i]);
     collect_roots(h, pool);
 
     rudo__pool_mark(pool);

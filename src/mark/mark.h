@@ -20,7 +20,6 @@ typedef struct rudo__marker {
     rudo__heap *h;
     struct rudo__mark_pool *pool;
     unsigned id;
-    uintptr_t limit;              /* hwm << PAGE_SHIFT: bound of heap offsets */
     rudo__deque dq;               /* shared work; thieves steal from the top */
     /* Private mark stack: pushes and pops without fences. Part of it moves
      * to dq when other markers are hungry (rudo__mark_drain). */
