@@ -18,6 +18,9 @@ bench:
 	cmake --build build-release -j$(JOBS)
 	python3 bench/run.py --build build-release $(ARGS)
 
+bench-plots:
+	python3 bench/plot.py
+
 install: all
 	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
 

@@ -68,6 +68,8 @@ RUDO_API const char *rudo_strerror(int err);
  * from the rudo heap. */
 typedef void (*rudo_oom_fn)(size_t size, void *data);
 
+/* Heap configuration. Fill it with rudo_config_init, then change fields:
+ * a zeroed struct is not the default configuration. */
 typedef struct rudo_config {
     /* Bytes allocated before the first automatic collection. Default 4 MiB.
      * Environment override: RUDO_HEAP_INITIAL (bytes; suffix K, M, G). */
@@ -91,10 +93,18 @@ typedef struct rudo_config {
     /* Number of markers; 0 = number of online CPUs. 1 marks on the
      * collecting thread alone; N > 1 adds N-1 marker threads, created at
      * the first collection and parked between collections. Environment
-     * override: RUDO_MARKERS. RUDO_STEAL, RUDO_INBOX and RUDO_ROUTE (0 or 1)
-     * switch work stealing, inbox transfer and page-ownership routing
-     * (docs/marking.md). */
+     * override: RUDO_MARKERS. */
     unsigned markers;
+    /* Parallel-marking switches (docs/marking.md), each overridden by its
+     * environment variable set to 0 or 1: an idle marker steals from a
+     * random other marker's deque (mark_steal, RUDO_STEAL; default true);
+     * markers hand each other work in batches through inboxes (mark_inbox,
+     * RUDO_INBOX; default true); a marker sends an object on a page that
+     * another marker owns (page owner mod markers) to that marker's inbox
+     * (mark_route, RUDO_ROUTE; default false; needs mark_inbox). */
+    bool mark_steal;
+    bool mark_inbox;
+    bool mark_route;
     /* Number of collections an empty page stays in the heap's free pool
      * before its memory is returned to the operating system (madvise).
      * Default 2. */

@@ -9,6 +9,42 @@
 #include "platform/platform.h"
 #include "sweep/sweep.h"
 
+/* The RUDO_GC_LOG line: one per collection, on stderr. */
+static void log_line(rudo__heap *h, const char *reason, uint64_t pause,
+                     uint64_t ttsp, uint64_t mark_ns, uint64_t sweep_ns,
+                     size_t live) {
+    rudo__mark_stats ms = rudo__mark_last_stats();
+    rudo__mark_pool *pool = h->pool;
+    uint64_t steals = 0, won = 0, sent = 0, idle = 0;
+    char per[256];
+    size_t used = 0;
+    per[0] = '\0';
+    for (unsigned i = 0; i < pool->n; i++) {
+        const rudo_marker_stats *st = &pool->m[i]->st;
+        steals += st->steals_attempted;
+        won += st->steals_won;
+        sent += st->batches_sent;
+        idle += st->idle_ns;
+        if (used + 24 < sizeof per) {
+            int k = snprintf(per + used, sizeof per - used, "%s%llu", i ? "/" : "",
+                             (unsigned long long)st->objects_traced);
+            used += k > 0 ? (size_t)k : 0;
+        }
+    }
+    fprintf(stderr,
+            "rudo gc %llu (%s): pause %.3f ms (ttsp %.1f us, mark %.3f ms, "
+            "sweep %.3f ms), live %zu KiB, heap %zu KiB, %llu objects marked, "
+            "%u markers (traced %s; steals %llu/%llu, batches %llu, idle %.3f ms), "
+            "stack high water %zu, %u threads\n",
+            (unsigned long long)h->gc_count, reason, (double)pause / 1e6,
+            (double)ttsp / 1e3, (double)mark_ns / 1e6, (double)sweep_ns / 1e6,
+            live >> 10, (h->pages_committed * RUDO_PAGE_SIZE) >> 10,
+            (unsigned long long)ms.objects_marked, pool->n, per,
+            (unsigned long long)won, (unsigned long long)steals,
+            (unsigned long long)sent, (double)idle / 1e6, ms.high_water,
+            h->nmutators);
+}
+
 void rudo__run_collection(rudo__heap *h, const char *reason,
                           uint64_t t_request, uint64_t ttsp, rudo_gc_event *ev) {
     uint64_t t_mark = rudo__now_ns();
@@ -55,16 +91,6 @@ void rudo__run_collection(rudo__heap *h, const char *reason,
                           .mark_ns = mark_ns, .sweep_ns = sweep_ns,
                           .live_bytes = live,
                           .heap_bytes = h->pages_committed * RUDO_PAGE_SIZE};
-    if (h->gc_log) {
-        rudo__mark_stats ms = rudo__mark_last_stats();
-        fprintf(stderr,
-                "rudo gc %llu (%s): pause %.3f ms (ttsp %.1f us, mark %.3f ms, "
-                "sweep %.3f ms), live %zu KiB, heap %zu KiB, %llu objects "
-                "marked, mark stack high water %zu, %u threads\n",
-                (unsigned long long)h->gc_count, reason, (double)pause / 1e6,
-                (double)ttsp / 1e3, (double)mark_ns / 1e6, (double)sweep_ns / 1e6,
-                live >> 10, (h->pages_committed * RUDO_PAGE_SIZE) >> 10,
-                (unsigned long long)ms.objects_marked, ms.high_water,
-                h->nmutators);
-    }
+    if (h->gc_log)
+        log_line(h, reason, pause, ttsp, mark_ns, sweep_ns, live);
 }

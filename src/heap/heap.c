@@ -44,6 +44,9 @@ void rudo_config_init(rudo_config *cfg) {
     cfg->scan_stacks = true;
     cfg->markers = 0;
     cfg->release_delay = 2;
+    cfg->mark_steal = true;
+    cfg->mark_inbox = true;
+    cfg->mark_route = false;
 }
 
 /* Parses "123", "64K", "16M", "2G" into *out. */
@@ -92,6 +95,22 @@ static int apply_env(rudo_config *c) {
             return RUDO_EINVAL;
         }
         c->growth = d;
+    }
+    struct { const char *name; bool *field; } sw[] = {
+        {"RUDO_STEAL", &c->mark_steal},
+        {"RUDO_INBOX", &c->mark_inbox},
+        {"RUDO_ROUTE", &c->mark_route},
+    };
+    for (size_t i = 0; i < sizeof sw / sizeof sw[0]; i++) {
+        const char *v = getenv(sw[i].name);
+        if (!v || !*v)
+            continue;
+        if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
+            rudo__warn("rudo_heap_create", "invalid %s='%s' (want 0 or 1)",
+                       sw[i].name, v);
+            return RUDO_EINVAL;
+        }
+        *sw[i].field = v[0] == '1';
     }
     const char *m = getenv("RUDO_MARKERS");
     if (m && *m) {

@@ -46,7 +46,7 @@ typedef struct rudo__marker {
 typedef struct rudo__mark_pool {
     unsigned n;                   /* markers, including the collector (0) */
     rudo__marker **m;
-    bool steal, inbox, route;     /* switches (RUDO_STEAL, RUDO_INBOX, RUDO_ROUTE) */
+    bool steal, inbox, route;     /* switches (config mark_steal ...) */
     rudo__lock lock;              /* rank MARK: everything below */
     pthread_cond_t start_cv;      /* helpers wait for a collection */
     pthread_cond_t work_cv;       /* idle markers wait for work or the end */

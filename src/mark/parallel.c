@@ -19,13 +19,6 @@
 #include "mark/mark.h"
 #include "platform/platform.h"
 
-static bool env_switch(const char *name, bool def) {
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return def;
-    return strcmp(v, "0") != 0;
-}
-
 static void *helper_main(void *arg);
 
 /* fork() copies only the calling thread: in the child the marker threads
@@ -66,10 +59,10 @@ rudo__mark_pool *rudo__pool_get(rudo__heap *h) {
     if (!pool)
         rudo__fatal(fn, "out of memory for the marker pool");
     pool->n = h->cfg.markers ? h->cfg.markers : 1;
-    pool->steal = env_switch("RUDO_STEAL", true);
-    pool->inbox = env_switch("RUDO_INBOX", true);
+    pool->steal = h->cfg.mark_steal;
+    pool->inbox = h->cfg.mark_inbox;
     /* Routing needs inboxes to send through. */
-    pool->route = pool->inbox && env_switch("RUDO_ROUTE", false);
+    pool->route = pool->inbox && h->cfg.mark_route;
     rudo__lock_init(&pool->lock, RUDO_RANK_MARK, "mark_pool_lock");
     pthread_cond_init(&pool->start_cv, NULL);
     pthread_cond_init(&pool->work_cv, NULL);
