@@ -217,12 +217,18 @@ static unsigned next_victim(rudo__marker *mk) {
 }
 
 /* Random victims, a bounded number of attempts per round; between rounds
- * the thread yields. Never a scan of all deques from index 0. */
+ * the thread backs off: first a short spin, then a yield (then the caller
+ * parks). Never a scan of all deques from index 0. */
 static bool try_steal(rudo__marker *mk) {
     rudo__mark_pool *pool = mk->pool;
     if (!pool->steal || pool->n == 1)
         return false;
     for (int round = 0; round < 3; round++) {
+        if (round == 1)
+            for (int i = 0; i < 64; i++)
+                rudo__cpu_relax();
+        else if (round == 2)
+            sched_yield();
         for (unsigned a = 0; a < 2 * pool->n; a++) {
             unsigned v = next_victim(mk);
             if (v == mk->id)
@@ -235,8 +241,6 @@ static bool try_steal(rudo__marker *mk) {
                 return true;
             }
         }
-        if (round < 2)
-            sched_yield();
     }
     return false;
 }

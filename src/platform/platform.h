@@ -31,6 +31,13 @@ void rudo__os_static_segments(void (*fn)(void *lo, void *hi, void *arg),
  * of *ctx sees every callee-saved register. Returns 0 on success. */
 int rudo__os_save_registers(ucontext_t *ctx);
 
+/* A spin-wait hint to the CPU (x86 `pause`). */
+static inline void rudo__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 /* Monotonic clock in nanoseconds. */
 uint64_t rudo__now_ns(void);
 
