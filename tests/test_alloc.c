@@ -200,6 +200,21 @@ static bool overlaps_old(const uintptr_t *rec, size_t n, size_t old_size, uintpt
     return lo > 0 && rec[lo - 1] + old_size > a;
 }
 
+/* Allocates count objects of `size` bytes of `kind`, each checked by
+ * check_fresh, and returns how many overlap the ng recorded garbage objects
+ * of the same size (rec sorted, unmasked). */
+static size_t alloc_count_reused(rudo_kind kind, size_t size, size_t count,
+                                 const uintptr_t *rec, size_t ng) {
+    size_t reused = 0;
+    for (size_t i = 0; i < count; i++) {
+        void *p = rudo_alloc(kind, size);
+        check_fresh(p, kind, size);
+        if (p && overlaps_old(rec, ng, size, (uintptr_t)p, size))
+            reused++;
+    }
+    return reused;
+}
+
 /* Memory freed by a collection and handed out again must be zero: dirty
  * garbage, collect, allocate again (same class, another class, large) and
  * check every new object is zero. The same-class case must actually reuse
@@ -222,13 +237,7 @@ __attribute__((noinline)) static void test_zero_after_reuse(int which) {
     unmask_sort(rec, ng);
     clobber_stack();
     rudo_collect();
-    size_t reused = 0;
-    for (size_t i = 0; i < 2 * N; i++) {
-        void *p = rudo_alloc(kind, size);
-        check_fresh(p, kind, size);
-        if (p && overlaps_old(rec, ng, size, (uintptr_t)p, size))
-            reused++;
-    }
+    size_t reused = alloc_count_reused(kind, size, 2 * N, rec, ng);
     /* Conservative scanning may retain a few of them; most must be reused. */
     if (reused < ng / 2)
         fprintf(stderr, "  kind %u: only %zu of %zu freed cells reused by %d allocations\n",
@@ -245,13 +254,7 @@ __attribute__((noinline)) static void test_zero_after_reuse(int which) {
     unmask_sort(rec, ng);
     clobber_stack();
     rudo_collect();
-    reused = 0;
-    for (size_t i = 0; i < ng; i++) {
-        void *p = rudo_alloc(kind, size);
-        check_fresh(p, kind, size);
-        if (p && overlaps_old(rec, ng, size, (uintptr_t)p, size))
-            reused++;
-    }
+    reused = alloc_count_reused(kind, size, ng, rec, ng);
     if (reused < ng / 2)
         fprintf(stderr, "  kind %u: only %zu of %zu cells freed between survivors reused\n",
                 (unsigned)kind, reused, ng);

@@ -20,6 +20,20 @@ static void expect_abort(const char *what, void (*fn)(void *), void *arg,
     expect_death(what, fn, arg, needle);
 }
 
+/* One misuse: fn(arg) must abort naming `function` (see expect_abort). */
+typedef struct abort_case {
+    const char *what;
+    void (*fn)(void *);
+    void *arg;
+    const char *function;
+} abort_case;
+
+/* expect_abort for each of n cases, in order. */
+static void expect_aborts(const abort_case *cases, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        expect_abort(cases[i].what, cases[i].fn, cases[i].arg, cases[i].function);
+}
+
 static void *volatile sink;
 static rudo_kind k_traced, k_layout;
 
@@ -48,6 +62,16 @@ static const char *capture_stderr(void (*fn)(void *), void *arg) {
     return buf;
 }
 
+/* Registers a kind described by name, tracing mode and layout_words, every
+ * other field zero (the misuse cases below get one of them wrong). */
+static void register_desc(const char *name, rudo_tracing tracing, size_t layout_words) {
+    rudo_kind_desc d = {0};
+    d.name = name;
+    d.tracing = tracing;
+    d.layout_words = layout_words;
+    (void)rudo_kind_register(&d);
+}
+
 /* ---- calls before any heap exists ---- */
 static void no_heap_alloc(void *a) {
     (void)a;
@@ -59,10 +83,7 @@ static void no_heap_collect(void *a) {
 }
 static void no_heap_register(void *a) {
     (void)a;
-    rudo_kind_desc d = {0};
-    d.name = "x";
-    d.tracing = RUDO_TRACE_ATOMIC;
-    (void)rudo_kind_register(&d);
+    register_desc("x", RUDO_TRACE_ATOMIC, 0);
 }
 static void no_heap_stats(void *a) {
     (void)a;
@@ -127,31 +148,19 @@ static void register_null(void *a) {
 }
 static void register_null_name(void *a) {
     (void)a;
-    rudo_kind_desc d = {0};
-    d.tracing = RUDO_TRACE_ATOMIC;
-    (void)rudo_kind_register(&d);
+    register_desc(NULL, RUDO_TRACE_ATOMIC, 0);
 }
 static void register_bad_mode(void *a) {
     (void)a;
-    rudo_kind_desc d = {0};
-    d.name = "bad-mode";
-    d.tracing = (rudo_tracing)42;
-    (void)rudo_kind_register(&d);
+    register_desc("bad-mode", (rudo_tracing)42, 0);
 }
 static void register_callback_without_fn(void *a) {
     (void)a;
-    rudo_kind_desc d = {0};
-    d.name = "no-trace";
-    d.tracing = RUDO_TRACE_CALLBACK;
-    (void)rudo_kind_register(&d);
+    register_desc("no-trace", RUDO_TRACE_CALLBACK, 0);
 }
 static void register_layout_without_bitmap(void *a) {
     (void)a;
-    rudo_kind_desc d = {0};
-    d.name = "no-layout";
-    d.tracing = RUDO_TRACE_LAYOUT;
-    d.layout_words = 4;
-    (void)rudo_kind_register(&d);
+    register_desc("no-layout", RUDO_TRACE_LAYOUT, 4);
 }
 static void register_layout_bad_words(void *a) {
     static const uint64_t bits[32] = {1};
@@ -342,11 +351,13 @@ int main(void) {
     /* Before any heap exists. */
     CHECK(!rudo_heap_exists());
     CHECK(rudo_thread_attach() == RUDO_ESTATE);
-    expect_abort("rudo_alloc without a heap", no_heap_alloc, NULL, "rudo_alloc");
-    expect_abort("rudo_collect without a heap", no_heap_collect, NULL, "rudo_collect");
-    expect_abort("rudo_kind_register without a heap", no_heap_register, NULL,
-                 "rudo_kind_register");
-    expect_abort("rudo_get_stats without a heap", no_heap_stats, NULL, "rudo_get_stats");
+    const abort_case no_heap[] = {
+        {"rudo_alloc without a heap", no_heap_alloc, NULL, "rudo_alloc"},
+        {"rudo_collect without a heap", no_heap_collect, NULL, "rudo_collect"},
+        {"rudo_kind_register without a heap", no_heap_register, NULL, "rudo_kind_register"},
+        {"rudo_get_stats without a heap", no_heap_stats, NULL, "rudo_get_stats"},
+    };
+    expect_aborts(no_heap, sizeof no_heap / sizeof no_heap[0]);
     for (int e = 0; e <= 6; e++)
         CHECK(rudo_strerror(e) != NULL && rudo_strerror(e)[0] != '\0');
     CHECK(rudo_strerror(-1) != NULL && rudo_strerror(1000) != NULL);
@@ -360,64 +371,60 @@ int main(void) {
     k_layout = rudo_kind_layout("layout", 1, bits);
     CHECK(rudo_malloc(16) != NULL); /* the failed second create broke nothing */
 
-    expect_abort("rudo_alloc: unknown kind 999", alloc_unknown_kind, NULL, "rudo_alloc");
-    expect_abort("rudo_alloc: kind >= RUDO_MAX_KINDS", alloc_kind_out_of_range, NULL,
-                 "rudo_alloc");
-    expect_abort("rudo_alloc: size 0", alloc_zero, NULL, "rudo_alloc");
-    expect_abort("rudo_alloc: size SIZE_MAX/2", alloc_huge, NULL, "rudo_alloc");
-    expect_abort("rudo_alloc_array: n * size overflows", alloc_array_overflow, NULL,
-                 "rudo_alloc_array");
-
-    expect_abort("rudo_size: stack address", size_of_stack, NULL, "rudo_size");
-    expect_abort("rudo_size: malloc'd address", size_of_malloc, NULL, "rudo_size");
-    expect_abort("rudo_size: interior address", size_of_interior, NULL, "rudo_size");
-    expect_abort("rudo_kind_of: stack address", kind_of_stack, NULL, "rudo_kind_of");
-    expect_abort("rudo_kind_of: malloc'd address", kind_of_malloc, NULL, "rudo_kind_of");
-
-    expect_abort("rudo_kind_register: NULL desc", register_null, NULL,
-                 "rudo_kind_register");
-    expect_abort("rudo_kind_register: NULL name", register_null_name, NULL,
-                 "rudo_kind_register");
-    expect_abort("rudo_kind_register: unknown tracing mode", register_bad_mode, NULL,
-                 "rudo_kind_register");
-    expect_abort("rudo_kind_register: callback kind without trace fn",
-                 register_callback_without_fn, NULL, "rudo_kind_register");
-    expect_abort("rudo_kind_register: layout kind without layout",
-                 register_layout_without_bitmap, NULL, "rudo_kind_register");
-    expect_abort("rudo_kind_register: layout_words 0", register_layout_bad_words,
-                 (void *)(uintptr_t)0, "rudo_kind_register");
-    expect_abort("rudo_kind_register: layout_words 1025", register_layout_bad_words,
-                 (void *)(uintptr_t)1025, "rudo_kind_register");
-    expect_abort("rudo_kind_register: more than RUDO_MAX_KINDS", register_too_many, NULL,
-                 "rudo_kind_register");
-    expect_abort("rudo_kind_name: unknown kind", name_of_unknown_kind, NULL,
-                 "rudo_kind_name");
-    expect_abort("rudo_kind_set_finalizer: unknown kind", set_finalizer_unknown_kind, NULL,
-                 "rudo_kind_set_finalizer");
-
-    expect_abort("rudo_realloc: traced kind", realloc_traced, NULL, "rudo_realloc");
-    expect_abort("rudo_realloc: layout kind", realloc_layout, NULL, "rudo_realloc");
-    expect_abort("rudo_realloc: interior pointer", realloc_interior, NULL, "rudo_realloc");
-    expect_abort("rudo_realloc: size 0", realloc_zero, NULL, "rudo_realloc");
-
-    expect_abort("rudo_root_add: same slot twice", root_add_twice, NULL, "rudo_root_add");
-    expect_abort("rudo_root_add_range: start > end", range_backwards, NULL,
-                 "rudo_root_add_range");
-    expect_abort("rudo_handle: outside any scope", handle_outside_scope, NULL,
-                 "rudo_handle");
-    expect_abort("rudo_scope_exit: out of order", scopes_out_of_order, NULL,
-                 "rudo_scope_exit");
-    expect_abort("rudo_blocking_enter: nested", nested_blocking, NULL,
-                 "rudo_blocking_enter");
-
-    expect_abort("rudo_alloc: unattached thread", from_unattached_thread,
-                 (void *)(uintptr_t)0, "rudo_alloc");
-    expect_abort("rudo_collect: unattached thread", from_unattached_thread,
-                 (void *)(uintptr_t)1, "rudo_collect");
-    expect_abort("rudo_thread_detach: unattached thread", from_unattached_thread,
-                 (void *)(uintptr_t)2, "rudo_thread_detach");
-    expect_abort("rudo_heap_destroy: another thread attached", destroy_with_attached_thread,
-                 NULL, "rudo_heap_destroy");
+    const abort_case misuse[] = {
+        /* allocation */
+        {"rudo_alloc: unknown kind 999", alloc_unknown_kind, NULL, "rudo_alloc"},
+        {"rudo_alloc: kind >= RUDO_MAX_KINDS", alloc_kind_out_of_range, NULL, "rudo_alloc"},
+        {"rudo_alloc: size 0", alloc_zero, NULL, "rudo_alloc"},
+        {"rudo_alloc: size SIZE_MAX/2", alloc_huge, NULL, "rudo_alloc"},
+        {"rudo_alloc_array: n * size overflows", alloc_array_overflow, NULL,
+         "rudo_alloc_array"},
+        /* queries on addresses that are not object bases */
+        {"rudo_size: stack address", size_of_stack, NULL, "rudo_size"},
+        {"rudo_size: malloc'd address", size_of_malloc, NULL, "rudo_size"},
+        {"rudo_size: interior address", size_of_interior, NULL, "rudo_size"},
+        {"rudo_kind_of: stack address", kind_of_stack, NULL, "rudo_kind_of"},
+        {"rudo_kind_of: malloc'd address", kind_of_malloc, NULL, "rudo_kind_of"},
+        /* kind registration */
+        {"rudo_kind_register: NULL desc", register_null, NULL, "rudo_kind_register"},
+        {"rudo_kind_register: NULL name", register_null_name, NULL, "rudo_kind_register"},
+        {"rudo_kind_register: unknown tracing mode", register_bad_mode, NULL,
+         "rudo_kind_register"},
+        {"rudo_kind_register: callback kind without trace fn", register_callback_without_fn,
+         NULL, "rudo_kind_register"},
+        {"rudo_kind_register: layout kind without layout", register_layout_without_bitmap,
+         NULL, "rudo_kind_register"},
+        {"rudo_kind_register: layout_words 0", register_layout_bad_words,
+         (void *)(uintptr_t)0, "rudo_kind_register"},
+        {"rudo_kind_register: layout_words 1025", register_layout_bad_words,
+         (void *)(uintptr_t)1025, "rudo_kind_register"},
+        {"rudo_kind_register: more than RUDO_MAX_KINDS", register_too_many, NULL,
+         "rudo_kind_register"},
+        {"rudo_kind_name: unknown kind", name_of_unknown_kind, NULL, "rudo_kind_name"},
+        {"rudo_kind_set_finalizer: unknown kind", set_finalizer_unknown_kind, NULL,
+         "rudo_kind_set_finalizer"},
+        /* realloc */
+        {"rudo_realloc: traced kind", realloc_traced, NULL, "rudo_realloc"},
+        {"rudo_realloc: layout kind", realloc_layout, NULL, "rudo_realloc"},
+        {"rudo_realloc: interior pointer", realloc_interior, NULL, "rudo_realloc"},
+        {"rudo_realloc: size 0", realloc_zero, NULL, "rudo_realloc"},
+        /* roots and scopes */
+        {"rudo_root_add: same slot twice", root_add_twice, NULL, "rudo_root_add"},
+        {"rudo_root_add_range: start > end", range_backwards, NULL, "rudo_root_add_range"},
+        {"rudo_handle: outside any scope", handle_outside_scope, NULL, "rudo_handle"},
+        {"rudo_scope_exit: out of order", scopes_out_of_order, NULL, "rudo_scope_exit"},
+        {"rudo_blocking_enter: nested", nested_blocking, NULL, "rudo_blocking_enter"},
+        /* threads */
+        {"rudo_alloc: unattached thread", from_unattached_thread, (void *)(uintptr_t)0,
+         "rudo_alloc"},
+        {"rudo_collect: unattached thread", from_unattached_thread, (void *)(uintptr_t)1,
+         "rudo_collect"},
+        {"rudo_thread_detach: unattached thread", from_unattached_thread,
+         (void *)(uintptr_t)2, "rudo_thread_detach"},
+        {"rudo_heap_destroy: another thread attached", destroy_with_attached_thread, NULL,
+         "rudo_heap_destroy"},
+    };
+    expect_aborts(misuse, sizeof misuse / sizeof misuse[0]);
 
     /* Removing what was never added: ENOENT and a message, no abort. */
     const char *msg = capture_stderr(remove_never_added, NULL);

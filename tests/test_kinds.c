@@ -256,6 +256,14 @@ static void test_layout(void) {
 /* RUDO_TRACE_CONSERVATIVE and RUDO_TRACE_ATOMIC                           */
 /* ---------------------------------------------------------------------- */
 
+/* Registers a kind through a rudo_kind_desc with only name and tracing set. */
+static rudo_kind register_desc(const char *name, rudo_tracing tracing) {
+    rudo_kind_desc d = {0};
+    d.name = name;
+    d.tracing = tracing;
+    return rudo_kind_register(&d);
+}
+
 static void test_conservative_kind(const char *what, rudo_kind k, size_t size) {
     unsigned char *o = rudo_alloc(k, size);
     uint64_t *w = (uint64_t *)o;
@@ -353,19 +361,17 @@ int main(void) {
     test_callback();
     test_layout();
 
-    rudo_kind_desc dc = {0};
-    dc.name = "cons-desc";
-    dc.tracing = RUDO_TRACE_CONSERVATIVE;
-    test_conservative_kind("conservative (desc), small", rudo_kind_register(&dc), 64);
-    test_conservative_kind("conservative (desc), large", rudo_kind_register(&dc), 100000);
+    test_conservative_kind("conservative (desc), small",
+                           register_desc("cons-desc", RUDO_TRACE_CONSERVATIVE), 64);
+    test_conservative_kind("conservative (desc), large",
+                           register_desc("cons-desc", RUDO_TRACE_CONSERVATIVE), 100000);
     test_conservative_kind("conservative (shorthand)", rudo_kind_conservative("cons"), 200);
     test_conservative_kind("conservative (built-in)", RUDO_KIND_CONSERVATIVE, 128);
 
-    rudo_kind_desc da = {0};
-    da.name = "atomic-desc";
-    da.tracing = RUDO_TRACE_ATOMIC;
-    test_atomic_kind("atomic (desc), small", rudo_kind_register(&da), 64);
-    test_atomic_kind("atomic (desc), large", rudo_kind_register(&da), 100000);
+    test_atomic_kind("atomic (desc), small", register_desc("atomic-desc", RUDO_TRACE_ATOMIC),
+                     64);
+    test_atomic_kind("atomic (desc), large", register_desc("atomic-desc", RUDO_TRACE_ATOMIC),
+                     100000);
     test_atomic_kind("atomic (shorthand)", rudo_kind_atomic("blob"), 256);
     test_atomic_kind("atomic (built-in)", RUDO_KIND_ATOMIC, 48);
 

@@ -40,57 +40,21 @@
  *
  * Environment: TEST_SCALE (factor, default 1), TEST_TIMEOUT (s, default 500). */
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "debug/debug.h"
 #include "rudo.h"
 #include "testlib.h"
 
-/* ---- helpers -------------------------------------------------------------- */
-
-static double scale_factor(void) {
-    const char *s = getenv("TEST_SCALE");
-    double v = s && *s ? strtod(s, NULL) : 1.0;
-    return v > 0 ? v : 1.0;
-}
-
-static long scaled(long n) {
-    long v = (long)((double)n * scale_factor());
-    return v < 1 ? 1 : v;
-}
-
-static void on_alarm(int sig) {
-    (void)sig;
-    static const char msg[] = "watchdog: test did not finish in time (deadlock?)\n";
-    (void)!write(2, msg, sizeof msg - 1);
-    _exit(3);
-}
-
-static void start_watchdog(void) {
-    signal(SIGALRM, on_alarm);
-    alarm((unsigned)test_env_long("TEST_TIMEOUT", 500));
-}
-
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
 /* ---- objects -------------------------------------------------------------- */
 
 typedef struct obj {
     struct obj *next;
-    uint64_t id, n, check; /* check = mix64(id ^ n) */
-    uint64_t data[];       /* data[i] = mix64(id + i) */
+    uint64_t id, n, check; /* check = test_mix64(id ^ n) */
+    uint64_t data[];       /* data[i] = test_mix64(id + i) */
 } obj;
 
 static rudo_kind kind_obj;
@@ -118,16 +82,16 @@ static obj *new_obj(uint64_t id, uint64_t n) {
     o->id = id;
     o->n = n;
     for (uint64_t i = 0; i < n; i++)
-        o->data[i] = mix64(id + i);
-    o->check = mix64(id ^ n);
+        o->data[i] = test_mix64(id + i);
+    o->check = test_mix64(id ^ n);
     return o;
 }
 
 static bool obj_ok(const obj *o, uint64_t id) {
-    if (o == NULL || o->id != id || o->check != mix64(id ^ o->n) || o->n > 5000)
+    if (o == NULL || o->id != id || o->check != test_mix64(id ^ o->n) || o->n > 5000)
         return false;
     for (uint64_t i = 0; i < o->n; i++)
-        if (o->data[i] != mix64(id + i))
+        if (o->data[i] != test_mix64(id + i))
             return false;
     return true;
 }
@@ -201,7 +165,7 @@ static void *cycle_thread(void *arg) {
         fail("not attached after rudo_thread_attach");
     if (rudo_thread_attach() != RUDO_EEXIST)
         fail("second rudo_thread_attach did not return RUDO_EEXIST");
-    uint64_t rng = mix64((uint64_t)ca->slot * 100003u + (uint64_t)ca->cycle) | 1;
+    uint64_t rng = test_mix64((uint64_t)ca->slot * 100003u + (uint64_t)ca->cycle) | 1;
 
     /* Garbage, with a few short-lived links so some is traced before dying. */
     obj *prev = NULL;
@@ -385,7 +349,7 @@ static void *exit_attached_thread(void *arg) {
 }
 
 int main(void) {
-    start_watchdog();
+    test_start_watchdog();
     /* Without a heap. */
     CHECK_EQ(rudo_thread_attach(), RUDO_ESTATE);
     CHECK(!rudo_thread_is_attached());
@@ -411,7 +375,7 @@ int main(void) {
     CHECK_EQ(base.threads_attached, 1u);
     printf("baseline: live %zu, heap %zu\n", base.live_bytes, base.heap_bytes);
 
-    cycles_per_slot = scaled(250) / 2;
+    cycles_per_slot = test_scaled(250) / 2;
     if (cycles_per_slot < 8)
         cycles_per_slot = 8;
     for (int half = 0; half < 2; half++) {

@@ -25,7 +25,6 @@
  *
  * Environment: TEST_SCALE (factor, default 1), TEST_TIMEOUT (s, default 500). */
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,38 +37,6 @@
 #include "testlib.h"
 
 /* ---- helpers -------------------------------------------------------------- */
-
-static double scale_factor(void) {
-    const char *s = getenv("TEST_SCALE");
-    double v = s && *s ? strtod(s, NULL) : 1.0;
-    return v > 0 ? v : 1.0;
-}
-
-static long scaled(long n) {
-    long v = (long)((double)n * scale_factor());
-    return v < 1 ? 1 : v;
-}
-
-static void on_alarm(int sig) {
-    (void)sig;
-    static const char msg[] = "watchdog: test did not finish in time (deadlock?)\n";
-    (void)!write(2, msg, sizeof msg - 1);
-    _exit(3);
-}
-
-static void start_watchdog(void) {
-    signal(SIGALRM, on_alarm);
-    alarm((unsigned)test_env_long("TEST_TIMEOUT", 500));
-}
-
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
 
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -97,6 +64,32 @@ static void wait_flag_attached(atomic_int *flag) {
     }
 }
 
+/* Polls a flag every poll_ms for up to 20 s (a fallback, so that a broken
+ * collector fails instead of hanging) without reaching safepoints (for a
+ * thread in a blocking region, or a trace callback); returns the flag. */
+static int wait_flag_timed(atomic_int *flag, long poll_ms) {
+    double deadline = now_s() + 20.0;
+    while (!atomic_load(flag) && now_s() < deadline)
+        sleep_ms(poll_ms);
+    return atomic_load(flag);
+}
+
+/* Attaches the calling thread; counts a failure in *failures if it cannot. */
+static bool attach_or_count(atomic_int *failures) {
+    if (rudo_thread_attach() == RUDO_OK)
+        return true;
+    atomic_fetch_add(failures, 1);
+    return false;
+}
+
+/* Joins n threads inside a blocking region (collections need not wait). */
+static void join_blocking(const pthread_t *tid, int n) {
+    rudo_blocking_enter();
+    for (int i = 0; i < n; i++)
+        pthread_join(tid[i], NULL);
+    rudo_blocking_leave();
+}
+
 /* ---- trees ---------------------------------------------------------------- */
 
 typedef struct tnode {
@@ -114,7 +107,8 @@ static void trace_tree(void *obj, size_t size, rudo_tracer *tr) {
 }
 
 static uint64_t combine(const tnode *n) {
-    return mix64(n->val ^ (n->left ? n->left->sum * 3 : 1) ^ (n->right ? n->right->sum * 5 : 2));
+    return test_mix64(n->val ^ (n->left ? n->left->sum * 3 : 1) ^
+                      (n->right ? n->right->sum * 5 : 2));
 }
 
 static tnode *make_tree(int depth, uint64_t *rng) {
@@ -150,10 +144,8 @@ static atomic_int parked, left_region, main_done, parked_failures;
 
 static void *parked_thread(void *arg) {
     (void)arg;
-    if (rudo_thread_attach() != RUDO_OK) {
-        atomic_fetch_add(&parked_failures, 1);
+    if (!attach_or_count(&parked_failures))
         return NULL;
-    }
     uint64_t rng = 77;
     /* Only this stack references the tree. */
     tnode *volatile root = make_tree(10, &rng);
@@ -162,9 +154,7 @@ static void *parked_thread(void *arg) {
     rudo_blocking_enter();
     atomic_store(&parked, 1);
     sleep_ms(1000);
-    double deadline = now_s() + 20.0;
-    while (!atomic_load(&main_done) && now_s() < deadline)
-        sleep_ms(5);
+    (void)wait_flag_timed(&main_done, 5);
     rudo_blocking_leave();
     atomic_store(&left_region, 1);
 
@@ -215,9 +205,7 @@ static void test_parked_does_not_delay(void) {
     CHECK(b.collections >= a.collections + 20);
     CHECK_EQ(b.threads_attached, 2u);
 
-    rudo_blocking_enter();
-    pthread_join(tid, NULL);
-    rudo_blocking_leave();
+    join_blocking(&tid, 1);
     CHECK(atomic_load(&left_region));
     CHECK_EQ(atomic_load(&parked_failures), 0);
 }
@@ -241,14 +229,8 @@ static void trace_slow(void *obj, size_t size, rudo_tracer *tr) {
     if (!atomic_exchange(&slow_armed, 0))
         return;
     atomic_store(&in_mark, 1);
-    double deadline = now_s() + 20.0;
-    while (!atomic_load(&leave_called)) {
-        if (now_s() > deadline) {
-            atomic_store(&trace_timed_out, 1);
-            break;
-        }
-        sleep_ms(1);
-    }
+    if (!wait_flag_timed(&leave_called, 1))
+        atomic_store(&trace_timed_out, 1);
     sleep_ms(200); /* a leave that does not wait returns meanwhile */
     atomic_store(&mark_done, 1);
 }
@@ -263,20 +245,15 @@ static void gc_cb(const rudo_gc_event *ev, void *data) {
 
 static void *leaver_thread(void *arg) {
     (void)arg;
-    if (rudo_thread_attach() != RUDO_OK) {
-        atomic_fetch_add(&leaver_failures, 1);
+    if (!attach_or_count(&leaver_failures))
         return NULL;
-    }
     uint64_t rng = 99;
     tnode *volatile root = make_tree(8, &rng);
     uint64_t want = root->sum;
 
     rudo_blocking_enter();
     atomic_store(&leaver_parked, 1);
-    double deadline = now_s() + 20.0;
-    while (!atomic_load(&in_mark) && now_s() < deadline)
-        sleep_ms(1);
-    atomic_store(&leaver_saw_in_mark, atomic_load(&in_mark));
+    atomic_store(&leaver_saw_in_mark, wait_flag_timed(&in_mark, 1));
     atomic_store(&leave_called, 1);
     rudo_blocking_leave();
     atomic_store(&leaver_saw_done, atomic_load(&mark_done));
@@ -302,9 +279,7 @@ static void test_leave_waits(void) {
     CHECK(!atomic_load(&trace_timed_out));
     CHECK(atomic_load(&mark_done));
 
-    rudo_blocking_enter();
-    pthread_join(tid, NULL);
-    rudo_blocking_leave();
+    join_blocking(&tid, 1);
     CHECK(atomic_load(&leaver_saw_in_mark));
     /* The central check: rudo_blocking_leave did not return mid-collection. */
     CHECK(atomic_load(&leaver_saw_done));
@@ -324,10 +299,8 @@ static long churn_iters;
 
 static void *churn_thread(void *arg) {
     uintptr_t idx = (uintptr_t)arg;
-    if (rudo_thread_attach() != RUDO_OK) {
-        atomic_fetch_add(&churn_failures, 1);
+    if (!attach_or_count(&churn_failures))
         return NULL;
-    }
     uint64_t rng = 1000 + idx;
     tnode *keep[4];
     uint64_t want[4];
@@ -361,7 +334,7 @@ static void *churn_thread(void *arg) {
 static void test_churn(void) {
     enum { NCHURN = 3 };
     pthread_t tid[NCHURN];
-    churn_iters = scaled(20000);
+    churn_iters = test_scaled(20000);
     rudo_stats a, b;
     rudo_get_stats(&a);
     for (uintptr_t i = 0; i < NCHURN; i++)
@@ -375,10 +348,7 @@ static void test_churn(void) {
         if (rounds % 4 == 0)
             sleep_us(100); /* back-to-back collections would starve them */
     }
-    rudo_blocking_enter();
-    for (int i = 0; i < NCHURN; i++)
-        pthread_join(tid[i], NULL);
-    rudo_blocking_leave();
+    join_blocking(tid, NCHURN);
     rudo_get_stats(&b);
     printf("churn: %ld collections, %ld blocking regions\n",
            (long)(b.collections - a.collections), atomic_load(&churn_regions));
@@ -405,7 +375,7 @@ static void detach_in_region(void *arg) {
 }
 
 int main(void) {
-    start_watchdog();
+    test_start_watchdog();
     rudo_config cfg;
     rudo_config_init(&cfg);
     cfg.initial_heap = 1u << 20;

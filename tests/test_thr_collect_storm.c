@@ -29,49 +29,15 @@
  * Environment: TEST_SCALE (factor, default 1), TEST_TIMEOUT (s, default 500). */
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "rudo.h"
 #include "testlib.h"
 
 /* ---- helpers -------------------------------------------------------------- */
-
-static double scale_factor(void) {
-    const char *s = getenv("TEST_SCALE");
-    double v = s && *s ? strtod(s, NULL) : 1.0;
-    return v > 0 ? v : 1.0;
-}
-
-static long scaled(long n) {
-    long v = (long)((double)n * scale_factor());
-    return v < 1 ? 1 : v;
-}
-
-static void on_alarm(int sig) {
-    (void)sig;
-    static const char msg[] = "watchdog: test did not finish in time (deadlock?)\n";
-    (void)!write(2, msg, sizeof msg - 1);
-    _exit(3);
-}
-
-static void start_watchdog(void) {
-    signal(SIGALRM, on_alarm);
-    alarm((unsigned)test_env_long("TEST_TIMEOUT", 500));
-}
-
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
 
 static uint64_t collections(void) {
     rudo_stats st;
@@ -115,7 +81,8 @@ static void world_check(void) {
 }
 
 static uint64_t combine(const tnode *n) {
-    return mix64(n->val ^ (n->left ? n->left->sum * 3 : 1) ^ (n->right ? n->right->sum * 5 : 2));
+    return test_mix64(n->val ^ (n->left ? n->left->sum * 3 : 1) ^
+                      (n->right ? n->right->sum * 5 : 2));
 }
 
 static tnode *make_tree(int depth, uint64_t *rng) {
@@ -181,12 +148,6 @@ typedef struct worker {
     void **root; /* malloc'd slot, registered */
 } worker;
 
-static void barrier_wait(pthread_barrier_t *b) {
-    rudo_blocking_enter();
-    pthread_barrier_wait(b);
-    rudo_blocking_leave();
-}
-
 static void *worker_main(void *arg) {
     worker *w = arg;
     storm *s = w->s;
@@ -194,7 +155,7 @@ static void *worker_main(void *arg) {
         atomic_fetch_add(&s->bad_trees, 1000);
         return NULL;
     }
-    uint64_t rng = mix64((uint64_t)w->idx + 1) | 1;
+    uint64_t rng = test_mix64((uint64_t)w->idx + 1) | 1;
     tnode *mine = make_tree(7, &rng); /* on the stack */
     uint64_t mine_sum = mine->sum;
     *w->root = make_tree(7, &rng);
@@ -202,7 +163,7 @@ static void *worker_main(void *arg) {
     uint64_t first = 0;
 
     for (long r = 0; r < s->rounds; r++) {
-        barrier_wait(&s->barrier);
+        test_barrier_wait(&s->barrier);
         if (w->idx == 0) {
             s->round_before = collections();
             if (r == 0)
@@ -242,7 +203,7 @@ static void *worker_main(void *arg) {
             root_sum = ((tnode *)*w->root)->sum;
         }
 
-        barrier_wait(&s->barrier); /* everyone is back */
+        test_barrier_wait(&s->barrier); /* everyone is back */
         if (w->idx == 0) {
             uint64_t after = collections();
             if (after < s->round_before + 1 || after > s->round_before + (uint64_t)s->nthreads)
@@ -259,7 +220,7 @@ static void run_storm(int nthreads) {
     storm s;
     memset(&s, 0, sizeof s);
     s.nthreads = nthreads;
-    s.rounds = scaled(200);
+    s.rounds = test_scaled(200);
     pthread_barrier_init(&s.barrier, NULL, (unsigned)nthreads);
     pthread_t tid[8];
     worker w[8];
@@ -295,7 +256,7 @@ static void run_storm(int nthreads) {
 }
 
 int main(void) {
-    start_watchdog();
+    test_start_watchdog();
     rudo_config cfg;
     rudo_config_init(&cfg);
     cfg.initial_heap = (size_t)64 << 20; /* no automatic collection */
@@ -311,7 +272,7 @@ int main(void) {
     shared_sum = shared_tree->sum;
     shared_root_node = shared_tree;
     /* At most one collection per call, plus a few. */
-    max_events = (uint64_t)scaled(200) * (4 + 8) + 64;
+    max_events = (uint64_t)test_scaled(200) * (4 + 8) + 64;
     event_seen = calloc(max_events, sizeof *event_seen);
     if (event_seen == NULL) {
         perror("calloc");

@@ -38,50 +38,14 @@
  * defaults: fixed seed, 50000 * TEST_SCALE steps, 4 threads.
  * Environment: TEST_SCALE (factor, default 1), TEST_TIMEOUT (s, default 500). */
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "debug/debug.h"
 #include "rudo.h"
 #include "testlib.h"
-
-/* ---- helpers -------------------------------------------------------------- */
-
-static double scale_factor(void) {
-    const char *s = getenv("TEST_SCALE");
-    double v = s && *s ? strtod(s, NULL) : 1.0;
-    return v > 0 ? v : 1.0;
-}
-
-static long scaled(long n) {
-    long v = (long)((double)n * scale_factor());
-    return v < 1 ? 1 : v;
-}
-
-static void on_alarm(int sig) {
-    (void)sig;
-    static const char msg[] = "watchdog: test did not finish in time (deadlock?)\n";
-    (void)!write(2, msg, sizeof msg - 1);
-    _exit(3);
-}
-
-static void start_watchdog(void) {
-    signal(SIGALRM, on_alarm);
-    alarm((unsigned)test_env_long("TEST_TIMEOUT", 500));
-}
-
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
 
 /* ---- objects -------------------------------------------------------------- */
 
@@ -102,8 +66,8 @@ typedef struct node {
     uint64_t payload[];
 } node;
 
-static uint64_t node_check(uint64_t id, uint64_t npay) { return mix64(id * 0x51ed27u ^ npay); }
-static uint64_t pay_word(uint64_t id, uint64_t i) { return mix64(id * 131 + i + 7); }
+static uint64_t node_check(uint64_t id, uint64_t npay) { return test_mix64(id * 0x51ed27u ^ npay); }
+static uint64_t pay_word(uint64_t id, uint64_t i) { return test_mix64(id * 131 + i + 7); }
 
 static rudo_kind kind_node, kind_tag;
 
@@ -523,9 +487,9 @@ static void *thread_main(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    start_watchdog();
+    test_start_watchdog();
     uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : 0x5eed2024u;
-    steps = argc > 2 ? strtol(argv[2], NULL, 0) : scaled(50000);
+    steps = argc > 2 ? strtol(argv[2], NULL, 0) : test_scaled(50000);
     nthreads = argc > 3 ? atoi(argv[3]) : 4;
     if (steps < 1 || nthreads < 1 || nthreads > 64) {
         fprintf(stderr, "usage: %s [SEED [STEPS [THREADS]]]\n", argv[0]);
@@ -563,7 +527,7 @@ int main(int argc, char **argv) {
     }
     for (int u = 0; u < nthreads; u++) {
         ts[u].idx = u;
-        ts[u].rng = mix64(seed ^ (0x1000u + (uint64_t)u)) | 1;
+        ts[u].rng = test_mix64(seed ^ (0x1000u + (uint64_t)u)) | 1;
         ts[u].roots = calloc(NROOTS, sizeof(void *));
         ts[u].tmp = calloc(1, sizeof(void *));
         ts[u].seen = calloc(nids, sizeof(uint32_t));

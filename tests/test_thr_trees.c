@@ -27,59 +27,13 @@
  * Environment: TEST_SCALE (a factor, default 1) scales the work;
  * TEST_TIMEOUT (seconds, default 500) bounds the run (watchdog). */
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "rudo.h"
 #include "testlib.h"
-
-/* ---- helpers -------------------------------------------------------------- */
-
-static double scale_factor(void) {
-    const char *s = getenv("TEST_SCALE");
-    double v = s && *s ? strtod(s, NULL) : 1.0;
-    return v > 0 ? v : 1.0;
-}
-
-static long scaled(long n) {
-    long v = (long)((double)n * scale_factor());
-    return v < 1 ? 1 : v;
-}
-
-static void on_alarm(int sig) {
-    (void)sig;
-    static const char msg[] = "watchdog: test did not finish in time (deadlock?)\n";
-    (void)!write(2, msg, sizeof msg - 1);
-    _exit(3);
-}
-
-static void start_watchdog(void) {
-    signal(SIGALRM, on_alarm);
-    alarm((unsigned)test_env_long("TEST_TIMEOUT", 500));
-}
-
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
-static uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
-
-/* Waits on a barrier inside a blocking region: a thread parked in
- * pthread_barrier_wait must not hold up collections of the others. */
-static void barrier_wait(pthread_barrier_t *b) {
-    rudo_blocking_enter();
-    pthread_barrier_wait(b);
-    rudo_blocking_leave();
-}
 
 /* ---- trees ---------------------------------------------------------------- */
 
@@ -105,7 +59,8 @@ static void trace_tnode(void *obj, size_t size, rudo_tracer *tr) {
 }
 
 static uint64_t combine(uint64_t val, const tnode *l, const tnode *r) {
-    return mix64(val ^ rotl(l ? l->sum : 0x1234, 17) ^ rotl(r ? r->sum : 0x5678, 41));
+    return test_mix64(val ^ test_rotl(l ? l->sum : 0x1234, 17) ^
+                      test_rotl(r ? r->sum : 0x5678, 41));
 }
 
 static tnode *new_node(uint64_t *rng) {
@@ -302,7 +257,7 @@ static void *worker_main(void *arg) {
     }
 
     /* ---- handoff: thread me sends to me+1, receives from me-1 ---------- */
-    barrier_wait(&r->barrier);
+    test_barrier_wait(&r->barrier);
     tnode *held[HANDOFF];
     tnode *got[HANDOFF];
     uint64_t got_sum[HANDOFF];
@@ -348,7 +303,7 @@ static void *worker_main(void *arg) {
     for (int k = 0; k < KEEP; k++)
         ((tnode *volatile *)mine)[k] = NULL;
 
-    barrier_wait(&r->barrier);
+    test_barrier_wait(&r->barrier);
     if (me % 2 == 1) {
         /* The trees we received die with us; the ones we sent now live only
          * on thread me+1's stack. */
@@ -392,7 +347,7 @@ static void run_threads(int nthreads) {
     memset(&r, 0, sizeof r);
     r.nthreads = nthreads;
     r.depth = 8;
-    r.iters = scaled(1600) / nthreads;
+    r.iters = test_scaled(1600) / nthreads;
     if (r.iters < 4)
         r.iters = 4;
     r.collect_every = 4;
@@ -449,7 +404,7 @@ static void run_threads(int nthreads) {
 }
 
 int main(void) {
-    start_watchdog();
+    test_start_watchdog();
     rudo_config cfg;
     rudo_config_init(&cfg);
     cfg.initial_heap = 1u << 20;

@@ -1,5 +1,7 @@
 #include "testlib.h"
 
+#include "rudo.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,4 +72,42 @@ uint64_t test_rand(uint64_t *state) {
 long test_env_long(const char *name, long def) {
     const char *v = getenv(name);
     return v && *v ? strtol(v, NULL, 0) : def;
+}
+
+long test_scaled(long n) {
+    const char *s = getenv("TEST_SCALE");
+    double f = s && *s ? strtod(s, NULL) : 1.0;
+    if (!(f > 0))
+        f = 1.0;
+    long v = (long)((double)n * f);
+    return v < 1 ? 1 : v;
+}
+
+static void on_alarm(int sig) {
+    (void)sig;
+    static const char msg[] = "watchdog: test did not finish in time (deadlock?)\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    _exit(3);
+}
+
+void test_start_watchdog(void) {
+    signal(SIGALRM, on_alarm);
+    alarm((unsigned)test_env_long("TEST_TIMEOUT", 500));
+}
+
+uint64_t test_mix64(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+uint64_t test_rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+void test_barrier_wait(pthread_barrier_t *b) {
+    rudo_blocking_enter();
+    pthread_barrier_wait(b);
+    rudo_blocking_leave();
 }

@@ -4,9 +4,12 @@
  * goes on; a test program ends with `return test_report();`, which prints
  * "N passed, N failed" and returns nonzero if anything failed.
  * expect_death() runs a function in a forked child and checks that it
- * aborts with a message containing a given text. */
+ * aborts with a message containing a given text. The test_thr_* programs
+ * share the helpers below it: work scaled by TEST_SCALE, a watchdog bounded
+ * by TEST_TIMEOUT, hashing, and barriers inside blocking regions. */
 #ifndef RUDO_TESTLIB_H
 #define RUDO_TESTLIB_H
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,4 +34,20 @@ uint64_t test_rand(uint64_t *state);
 
 /* Current value of an environment variable as an integer, or def. */
 long test_env_long(const char *name, long def);
+
+/* n times TEST_SCALE (a positive factor, default 1), at least 1. */
+long test_scaled(long n);
+
+/* Ends the process (status 3) after TEST_TIMEOUT seconds (default 500). */
+void test_start_watchdog(void);
+
+/* A 64-bit mixing function (splitmix64's finalizer): hashes x. */
+uint64_t test_mix64(uint64_t x);
+
+/* x rotated left by r bits (0 < r < 64). */
+uint64_t test_rotl(uint64_t x, int r);
+
+/* pthread_barrier_wait inside a blocking region: a thread parked at the
+ * barrier must not hold up collections of the others. */
+void test_barrier_wait(pthread_barrier_t *b);
 #endif
