@@ -74,9 +74,10 @@ typedef struct rudo_config {
     /* Bytes allocated before the first automatic collection. Default 4 MiB.
      * Environment override: RUDO_HEAP_INITIAL (bytes; suffix K, M, G). */
     size_t initial_heap;
-    /* Upper bound on the heap's committed pages, in bytes; 0 = no bound other
-     * than the address-space reservation (64 GiB). Environment override:
-     * RUDO_HEAP_MAX. */
+    /* Upper bound, in bytes, on the pages holding objects (small-object
+     * pages and large objects; free pages not yet returned to the OS do not
+     * count); 0 = no bound other than the address-space reservation
+     * (64 GiB). Environment override: RUDO_HEAP_MAX. */
     size_t max_heap;
     /* Heap-growth policy: an automatic collection starts when the bytes
      * allocated since the last collection exceed
@@ -159,7 +160,9 @@ typedef struct rudo_tracer rudo_tracer;
 typedef void (*rudo_trace_fn)(void *obj, size_t size, rudo_tracer *tr);
 
 /* A finalizer: runs once, after the collection that found `obj` unreachable,
- * on the thread that ran that collection, outside every collector lock.
+ * outside every collector lock, on an attached thread that has just
+ * finished or waited for a collection (one thread runs finalizers at a
+ * time; a thread already running them runs the new ones too).
  * It may read the object and everything it references, and may allocate.
  * Objects reachable from a finalizable object are kept until its finalizer
  * has run; if the finalizer stores `obj` somewhere reachable, it lives on
@@ -177,7 +180,8 @@ typedef enum rudo_tracing {
 } rudo_tracing;
 
 typedef struct rudo_kind_desc {
-    const char *name;        /* used in messages and statistics; copied */
+    const char *name;        /* used in messages and statistics; copied
+                              * (at most 47 characters are kept) */
     rudo_tracing tracing;
     rudo_trace_fn trace;     /* RUDO_TRACE_CALLBACK */
     /* RUDO_TRACE_LAYOUT: bit i of layout[i / 64] set = word i holds a
@@ -346,7 +350,8 @@ RUDO_API void rudo_collect(void);
 /* Information about one collection, passed to the collection callback. */
 typedef struct rudo_gc_event {
     uint64_t number;         /* 1 for the first collection */
-    uint64_t pause_ns;       /* world stopped: request to resume */
+    uint64_t pause_ns;       /* request to the end of the collection's work
+                              * (the world resumes right after) */
     uint64_t ttsp_ns;        /* time to safepoint: request to all stopped */
     uint64_t mark_ns;
     uint64_t sweep_ns;       /* eager part of the sweep */
@@ -410,7 +415,11 @@ RUDO_API void rudo_blocking_leave(void);
 /* Queries                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* True if p points into (or at) an allocated heap object. Any thread. */
+/* Queries may be called from any attached thread, and from an unattached
+ * one while no collection runs. An address inside a free cell of a page
+ * another thread is allocating from counts as allocated. */
+
+/* True if p points into (or at) an allocated heap object. */
 RUDO_API bool rudo_is_heap_ptr(const void *p);
 /* Base address of the allocated object containing p, or NULL. */
 RUDO_API void *rudo_base(const void *p);
@@ -426,7 +435,9 @@ RUDO_API rudo_kind rudo_kind_of(const void *p);
 
 typedef struct rudo_stats {
     uint64_t collections;
-    uint64_t bytes_allocated;   /* total since heap creation */
+    uint64_t bytes_allocated;   /* since heap creation; counted when a
+                                 * thread takes a page (its free cells) or a
+                                 * large object, so it runs slightly ahead */
     size_t heap_bytes;          /* committed pages now (small + large) */
     size_t heap_peak_bytes;     /* maximum of heap_bytes */
     size_t live_bytes;          /* live after the last collection */
@@ -454,8 +465,9 @@ typedef struct rudo_marker_stats {
     uint64_t batches_sent;      /* inbox transfers to other markers */
     uint64_t batches_received;
     uint64_t idle_ns;           /* time parked waiting for work */
-    uint64_t deque_high_water;  /* most items in its deque at once */
-    uint64_t deque_growths;     /* times its deque grew */
+    uint64_t deque_high_water;  /* most objects queued at once (private
+                                 * stack plus shared deque) */
+    uint64_t deque_growths;     /* times its private stack or deque grew */
     uint64_t overflows;         /* pushes deferred for lack of memory */
 } rudo_marker_stats;
 

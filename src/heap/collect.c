@@ -87,7 +87,7 @@ void rudo__run_collection(rudo__heap *h, const char *reason,
         h->st.ttsp_max = ttsp;
     h->st.ttsp_ring[(h->gc_count - 1) % 1024] = ttsp;
 
-    *ev = (rudo_gc_event){.number = h->gc_count, .ttsp_ns = ttsp,
+    *ev = (rudo_gc_event){.number = h->gc_count, .pause_ns = pause, .ttsp_ns = ttsp,
                           .mark_ns = mark_ns, .sweep_ns = sweep_ns,
                           .live_bytes = live,
                           .heap_bytes = h->pages_committed * RUDO_PAGE_SIZE};

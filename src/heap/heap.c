@@ -150,6 +150,7 @@ int rudo_heap_create(const rudo_config *cfg) {
     if (c.initial_heap == 0)
         c.initial_heap = (size_t)4 << 20;
 
+    rudo__sizeclass_check();
     rudo__heap *h = calloc(1, sizeof *h);
     if (!h)
         return RUDO_ENOMEM;
@@ -183,8 +184,8 @@ int rudo_heap_create(const rudo_config *cfg) {
     if (env_flag("RUDO_VERIFY"))
         h->verify = true;
     h->gc_log = env_flag("RUDO_GC_LOG");
-    if (env_flag("RUDO_LOCK_CHECK"))
-        rudo__lock_check_enable(true);
+    if (getenv("RUDO_LOCK_CHECK"))
+        rudo__lock_check_enable(env_flag("RUDO_LOCK_CHECK"));
     rudo__roots_init(h);
     rudo__final_init(h);
     rudo__the_heap = h;
@@ -294,9 +295,7 @@ rudo_kind rudo_kind_of(const void *p) {
 
 /* ---- statistics -------------------------------------------------------------- */
 
-/* Takes gc_lock at a moment when no collection runs. An attached caller
- * parks as at a safepoint meanwhile (the collection may be waiting for it). */
-static void lock_idle(rudo__heap *h) {
+void rudo__lock_idle(rudo__heap *h) {
     rudo__mutator *m = rudo__self();
     if (m)
         rudo__capture_roots(m);
@@ -313,7 +312,7 @@ void rudo_get_stats(rudo_stats *out) {
     rudo__heap *h = rudo__need_heap("rudo_get_stats");
     memset(out, 0, sizeof *out);
     /* gc_lock excludes a running collection, whose fields these are. */
-    lock_idle(h);
+    rudo__lock_idle(h);
     out->collections = h->gc_count;
     out->live_bytes = h->live_bytes;
     out->mark_ns_total = h->st.mark_ns;
@@ -346,7 +345,7 @@ void rudo_get_stats(rudo_stats *out) {
 
 unsigned rudo_get_marker_stats(rudo_marker_stats *out, unsigned max) {
     rudo__heap *h = rudo__need_heap("rudo_get_marker_stats");
-    lock_idle(h);
+    rudo__lock_idle(h);
     unsigned n = 0;
     if (h->pool && h->gc_count > 0) {
         n = h->pool->n;
@@ -359,7 +358,7 @@ unsigned rudo_get_marker_stats(rudo_marker_stats *out, unsigned max) {
 
 void rudo_set_gc_callback(rudo_gc_callback fn, void *data) {
     rudo__heap *h = rudo__need_heap("rudo_set_gc_callback");
-    lock_idle(h);
+    rudo__lock_idle(h);
     h->gc_callback = fn;
     h->gc_callback_data = data;
     rudo__lock_release(&h->gc_lock);

@@ -26,6 +26,8 @@
  * Classes: 16..128 by 16, then 8 classes per power of two up to 32 KiB.
  * Waste beyond 16-byte rounding is below 1/9 of the cell (docs/design.md). */
 extern const uint32_t rudo__class_size[RUDO_NCLASSES];
+/* Verifies both tables and the reciprocals; aborts on a mistake. */
+void rudo__sizeclass_check(void);
 static inline unsigned rudo__size_class(size_t size) {
     return rudo__class_of_granules[(size + RUDO_GRANULE - 1) / RUDO_GRANULE];
 }
@@ -107,7 +109,7 @@ static inline char *rudo__page_addr(const rudo__page *p);
 static inline size_t rudo__cell_index(const rudo__page *p, uintptr_t off) {
     /* off < PAGE_SIZE = 2^16 and cell_size <= 2^15, so the product fits in
      * 64 bits and the rounding error of recip stays below one cell;
-     * rudo__sizeclass_check verifies it for every offset at start-up. */
+     * rudo__sizeclass_check verifies it at every heap creation. */
     return (size_t)(((uint64_t)off * p->recip) >> 32);
 }
 
@@ -191,6 +193,11 @@ static inline size_t rudo__hwm(const rudo__heap *h) {
     return atomic_load_explicit(&h->hwm, memory_order_relaxed);
 }
 
+/* Takes gc_lock at a moment when no collection runs; while it waits, an
+ * attached caller parks as at a safepoint (the collection may be waiting
+ * for it). The caller releases gc_lock. */
+void rudo__lock_idle(rudo__heap *h);
+
 /* The heap; aborts with "rudo: fn: no heap" if none exists. */
 rudo__heap *rudo__need_heap(const char *fn);
 
@@ -260,7 +267,7 @@ static inline bool rudo__abit(const _Atomic uint64_t *bm, size_t i) {
 /* The collection itself, with the world stopped: retire allocation pages,
  * prepare, mark, verify (if enabled), eager sweep, statistics, log.
  * t_request is when the collection was requested, ttsp how long stopping
- * took. Fills *ev except pause_ns. */
+ * took. Fills *ev. */
 void rudo__run_collection(rudo__heap *h, const char *reason,
                           uint64_t t_request, uint64_t ttsp, rudo_gc_event *ev);
 

@@ -1,5 +1,6 @@
-/* sizeclass.c — the size-class table. Generated values, checked at
- * start-up by rudo__sizeclass_check (see heap.c). */
+/* sizeclass.c — the size-class table. Generated values, checked at heap
+ * creation by rudo__sizeclass_check. */
+#include "debug/debug.h"
 #include "heap/heap.h"
 
 const uint32_t rudo__class_size[RUDO_NCLASSES] = {
@@ -104,3 +105,30 @@ RUDO_API const uint8_t rudo__class_of_granules[RUDO_SMALL_MAX / RUDO_GRANULE + 1
     71, 71, 71, 71, 71, 71, 71, 71, 71, 71, 71, 71, 71, 71, 71, 71, 71, 71, 71, 71, 71, 71, 71, 71,
     71, 71, 71, 71, 71, 71, 71, 71, 71,
 };
+
+/* Checks the tables: classes grow, every request maps to the smallest
+ * class that holds it, and the reciprocal gives the right cell index for
+ * every offset in a page. Offsets are checked at each cell's first and
+ * last byte only: the computed index is monotonic in the offset, so being
+ * right at both ends of every cell makes it right everywhere. */
+void rudo__sizeclass_check(void) {
+    const char *fn = "rudo__sizeclass_check";
+    for (unsigned c = 0; c < RUDO_NCLASSES; c++) {
+        uint32_t size = rudo__class_size[c];
+        if (size % RUDO_GRANULE || (c && size <= rudo__class_size[c - 1]))
+            rudo__fatal(fn, "class %u: size %u out of order", c, size);
+        rudo__page p = {.cell_size = size};
+        p.recip = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
+        for (size_t i = 0; i < RUDO_PAGE_SIZE / size; i++) {
+            if (rudo__cell_index(&p, i * size) != i ||
+                rudo__cell_index(&p, i * size + size - 1) != i)
+                rudo__fatal(fn, "class %u: reciprocal wrong in cell %zu", c, i);
+        }
+    }
+    for (size_t g = 1; g <= RUDO_SMALL_MAX / RUDO_GRANULE; g++) {
+        unsigned c = rudo__class_of_granules[g];
+        if (rudo__class_size[c] < g * RUDO_GRANULE ||
+            (c && rudo__class_size[c - 1] >= g * RUDO_GRANULE))
+            rudo__fatal(fn, "%zu granules map to class %u", g, c);
+    }
+}

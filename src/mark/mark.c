@@ -109,6 +109,13 @@ static inline __attribute__((always_inline)) void mark_value(rudo__marker *mk,
 
 void rudo__mark_value(rudo__marker *mk, void *v) { mark_value(mk, v); }
 
+void rudo__mark_push(rudo__marker *mk, void *obj) {
+    rudo__page *p = rudo__page_of(mk->h, obj);
+    if (p->type == RUDO_PAGE_TAIL)
+        p -= p->span;
+    push(mk, obj, p);
+}
+
 /* Conservative scan of [lo, hi): every aligned word may be a pointer. Not
  * instrumented by sanitizers: it reads stacks (with redzones) and memory
  * other threads may write (blocked threads' stacks, static data) by
@@ -394,12 +401,14 @@ void rudo__mark_phase(rudo__heap *h) {
     /* Serial tail on the collector: deferred pages and finalizable objects
      * (no routing: the other markers are parked). */
     rudo__marker *mk = pool->m[0];
-    bool route = pool->route;
+    bool route = pool->route, single = mk->single;
     pool->route = false;
+    mk->single = true; /* the helpers are parked: no sharing, plain marks */
     drain_overflow(mk);
     mark_finalizable(mk);
     drain_overflow(mk);
     pool->route = route;
+    mk->single = single;
 
     rudo__mark_stats sum = {0, 0, 0};
     for (unsigned i = 0; i < pool->n; i++) {

@@ -72,6 +72,8 @@ void rudo__mark_phase(rudo__heap *h);
 /* Marks the object containing value v if it is an allocated heap object
  * not yet marked, and queues it for tracing (or sends it to its owner). */
 void rudo__mark_value(rudo__marker *mk, void *v);
+/* Queues a marked object on mk's own stack (or defers it, see mark.c). */
+void rudo__mark_push(rudo__marker *mk, void *obj);
 /* Traces one marked object: marks what it references. */
 void rudo__mark_trace(rudo__marker *mk, char *obj);
 /* Pops and traces the marker's own deque until it is empty. */

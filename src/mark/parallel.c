@@ -142,7 +142,7 @@ static void deliver(rudo__marker *mk, unsigned dest) {
         if (!n) {
             rudo__lock_release(&pool->lock);
             for (size_t i = 0; i < k; i++)
-                rudo__mark_trace(mk, mk->out[dest][i]);
+                rudo__mark_push(mk, mk->out[dest][i]); /* keep the work */
             return;
         }
         d->inbox = n;
@@ -166,7 +166,7 @@ void rudo__pool_send(rudo__marker *mk, unsigned dest, void *obj) {
     if (!mk->out[dest]) {
         mk->out[dest] = malloc(RUDO_BATCH * sizeof(void *));
         if (!mk->out[dest]) {
-            rudo__mark_trace(mk, obj); /* no buffer: do the work here */
+            rudo__mark_push(mk, obj); /* no buffer: keep the work */
             return;
         }
     }
@@ -304,6 +304,9 @@ static void mark_loop(rudo__marker *mk) {
     for (;;) {
         rudo__mark_drain(mk);
         flush_out(mk);
+        /* A delivery that could not get memory gives its batch back. */
+        if (mk->local_n || rudo__deque_size_hint(&mk->dq))
+            continue;
         if (take_inbox(mk))
             continue;
         if (try_steal(mk))

@@ -78,18 +78,31 @@ static void rehash(size_t cap) {
     free(old);
 }
 
+/* The registry changes only while no collection runs: markers read the
+ * registered slots after the enumeration released roots_lock, so a slot
+ * removed (and freed) meanwhile would be read after its end. */
+static void registry_begin(rudo__heap *h) {
+    rudo__lock_idle(h);
+    rudo__lock_acquire(&roots_lock);
+}
+
+static void registry_end(rudo__heap *h) {
+    rudo__lock_release(&roots_lock);
+    rudo__lock_release(&h->gc_lock);
+}
+
 void rudo_root_add(void **slot) {
     const char *fn = "rudo_root_add";
-    rudo__need_heap(fn);
+    rudo__heap *h = rudo__need_heap(fn);
     if (!slot)
         rudo__fatal(fn, "slot is NULL");
-    rudo__lock_acquire(&roots_lock);
+    registry_begin(h);
     if ((slots_used + 1) * 2 > slots_cap)
         rehash(slots_cap ? (slots_live * 4 > slots_cap ? slots_cap * 2 : slots_cap)
                          : 64);
     size_t i = probe(slot, false);
     if (slots[i] == slot) {
-        rudo__lock_release(&roots_lock);
+        registry_end(h);
         rudo__fatal(fn, "slot %p is already a root", (void *)slot);
     }
     i = probe(slot, true);
@@ -97,31 +110,31 @@ void rudo_root_add(void **slot) {
         slots_used++;
     slots[i] = slot;
     slots_live++;
-    rudo__lock_release(&roots_lock);
+    registry_end(h);
 }
 
 int rudo_root_remove(void **slot) {
     const char *fn = "rudo_root_remove";
-    rudo__need_heap(fn);
-    rudo__lock_acquire(&roots_lock);
+    rudo__heap *h = rudo__need_heap(fn);
+    registry_begin(h);
     size_t i = slots_cap ? probe(slot, false) : 0;
     if (!slots_cap || slots[i] != slot) {
-        rudo__lock_release(&roots_lock);
+        registry_end(h);
         rudo__warn(fn, "slot %p was never added", (void *)slot);
         return RUDO_ENOENT;
     }
     slots[i] = TOMB;
     slots_live--;
-    rudo__lock_release(&roots_lock);
+    registry_end(h);
     return RUDO_OK;
 }
 
 void rudo_root_add_range(void *start, void *end) {
     const char *fn = "rudo_root_add_range";
-    rudo__need_heap(fn);
+    rudo__heap *h = rudo__need_heap(fn);
     if ((char *)start > (char *)end)
         rudo__fatal(fn, "start %p is above end %p", start, end);
-    rudo__lock_acquire(&roots_lock);
+    registry_begin(h);
     if (nranges == cap_ranges) {
         size_t cap = cap_ranges ? cap_ranges * 2 : 16;
         struct range *r = realloc(ranges, cap * sizeof *r);
@@ -131,21 +144,21 @@ void rudo_root_add_range(void *start, void *end) {
         cap_ranges = cap;
     }
     ranges[nranges++] = (struct range){start, end};
-    rudo__lock_release(&roots_lock);
+    registry_end(h);
 }
 
 int rudo_root_remove_range(void *start) {
     const char *fn = "rudo_root_remove_range";
-    rudo__need_heap(fn);
-    rudo__lock_acquire(&roots_lock);
+    rudo__heap *h = rudo__need_heap(fn);
+    registry_begin(h);
     for (size_t i = 0; i < nranges; i++) {
         if (ranges[i].lo == start) {
             ranges[i] = ranges[--nranges];
-            rudo__lock_release(&roots_lock);
+            registry_end(h);
             return RUDO_OK;
         }
     }
-    rudo__lock_release(&roots_lock);
+    registry_end(h);
     rudo__warn(fn, "no range starts at %p", start);
     return RUDO_ENOENT;
 }

@@ -99,7 +99,6 @@ void rudo__collect(rudo__mutator *m, const char *reason) {
     rudo_gc_callback cb = h->gc_callback;
     void *cb_data = h->gc_callback_data;
     rudo__lock_release(&h->gc_lock);
-    ev.pause_ns = rudo__now_ns() - t0;
     if (cb)
         cb(&ev, cb_data);
     rudo__final_run(h, m);
