@@ -158,8 +158,14 @@ int rudo_heap_create(const rudo_config *cfg) {
     h->reserve = RUDO_RESERVE_DEFAULT;
     if (c.max_heap && c.max_heap + RUDO_PAGE_SIZE < h->reserve)
         h->reserve = (c.max_heap + 2 * RUDO_PAGE_SIZE - 1) & ~(RUDO_PAGE_SIZE - 1);
-    h->npages = h->reserve >> RUDO_PAGE_SHIFT;
     h->base = rudo__os_reserve(h->reserve, RUDO_PAGE_SIZE);
+    /* Where address space is limited (ulimit -v, valgrind), take less. */
+    while (!h->base && h->reserve > ((size_t)1 << 30) &&
+           (!c.max_heap || h->reserve / 2 > c.max_heap)) {
+        h->reserve /= 2;
+        h->base = rudo__os_reserve(h->reserve, RUDO_PAGE_SIZE);
+    }
+    h->npages = h->reserve >> RUDO_PAGE_SHIFT;
     h->pages_map_bytes = h->npages * sizeof(rudo__page);
     h->pages = h->base ? map_table(h->pages_map_bytes) : NULL;
     h->free_map_bytes = (h->npages + 63) / 64 * 8;

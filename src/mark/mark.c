@@ -54,7 +54,17 @@ static void defer(rudo__marker *mk, rudo__page *p) {
     mk->st.overflows++;
 }
 
+/* Makes room for one more push: reuses the space that sharing freed at the
+ * bottom once it is half the stack (so compaction is amortised O(1)),
+ * otherwise doubles the stack. */
 static bool grow_local(rudo__marker *mk) {
+    if (mk->local_lo && mk->local_lo >= mk->local_cap / 2) {
+        size_t n = mk->local_n - mk->local_lo;
+        memmove(mk->local, mk->local + mk->local_lo, n * sizeof *mk->local);
+        mk->local_lo = 0;
+        mk->local_n = n;
+        return true;
+    }
     if (fail_growths)
         return false;
     size_t cap = mk->local_cap ? mk->local_cap * 2 : stack_hint;
@@ -71,8 +81,8 @@ static inline void push(rudo__marker *mk, void *obj, rudo__page *p) {
     __builtin_prefetch(obj);
     if (RUDO_LIKELY(mk->local_n < mk->local_cap) || grow_local(mk)) {
         mk->local[mk->local_n++] = obj;
-        if (RUDO_UNLIKELY(mk->local_n > mk->local_high))
-            mk->local_high = mk->local_n;
+        if (RUDO_UNLIKELY(mk->local_n - mk->local_lo > mk->local_high))
+            mk->local_high = mk->local_n - mk->local_lo;
         return;
     }
     /* The private stack cannot grow: the shared deque may still have room. */
@@ -190,19 +200,23 @@ void rudo__mark_trace(rudo__marker *mk, char *obj) {
  * empty and the private stack is deep, so a marker that wakes finds work. */
 static void share(rudo__marker *mk) {
     rudo__mark_pool *pool = mk->pool;
-    if (mk->single || !pool->steal || mk->local_n < 2)
+    if (mk->single)
         return;
     bool hungry = atomic_load_explicit(&pool->nidle, memory_order_relaxed) > 0;
-    if (!hungry && (mk->local_n < 64 || rudo__deque_size_hint(&mk->dq) > 0))
+    if (hungry && pool->route)
+        rudo__pool_flush(mk); /* partial batches may be what they wait for */
+    size_t count = mk->local_n - mk->local_lo;
+    if (!pool->steal || count < 2)
         return;
-    size_t k = mk->local_n / 2;
+    if (!hungry && (count < 64 || rudo__deque_size_hint(&mk->dq) > 0))
+        return;
+    size_t k = count / 2;
     if (k > 256)
         k = 256;
     size_t moved = 0;
-    while (moved < k && rudo__deque_push(&mk->dq, mk->local[moved]))
+    while (moved < k && rudo__deque_push(&mk->dq, mk->local[mk->local_lo + moved]))
         moved++;
-    memmove(mk->local, mk->local + moved, (mk->local_n - moved) * sizeof *mk->local);
-    mk->local_n -= moved;
+    mk->local_lo += moved;
     if (hungry)
         rudo__pool_offer(mk);
 }
@@ -210,10 +224,13 @@ static void share(rudo__marker *mk) {
 void rudo__mark_drain(rudo__marker *mk) {
     for (;;) {
         void *obj;
-        if (mk->local_n)
+        if (mk->local_n > mk->local_lo) {
             obj = mk->local[--mk->local_n];
-        else if ((obj = rudo__deque_pop(&mk->dq)) == NULL)
+            if (mk->local_n == mk->local_lo)
+                mk->local_n = mk->local_lo = 0;
+        } else if ((obj = rudo__deque_pop(&mk->dq)) == NULL) {
             return;
+        }
         rudo__mark_trace(mk, obj);
         if (RUDO_UNLIKELY(++mk->since_wake_check == 64)) {
             mk->since_wake_check = 0;
@@ -366,7 +383,7 @@ static void setup_marker(rudo__marker *mk) {
     mk->tr.rudo__flush = flush_slots;
     mk->since_wake_check = 0;
     mk->single = mk->pool->n == 1;
-    mk->local_n = mk->local_high = 0;
+    mk->local_lo = mk->local_n = mk->local_high = 0;
     if (fail_growths) {
         /* Test hook: tiny stacks that cannot grow. */
         free(mk->local);

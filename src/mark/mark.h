@@ -23,8 +23,8 @@ typedef struct rudo__marker {
     rudo__deque dq;               /* shared work; thieves steal from the top */
     /* Private mark stack: pushes and pops without fences. Part of it moves
      * to dq when other markers are hungry (rudo__mark_drain). */
-    void **local;
-    size_t local_n, local_cap, local_high;
+    void **local;                 /* items are local[local_lo .. local_n) */
+    size_t local_lo, local_n, local_cap, local_high;
     bool single;                  /* the only marker: no atomic RMW needed */
     uint64_t rng;                 /* victim choice (xorshift) */
     /* Inbox: batches other markers sent; under pool->lock. */
@@ -102,6 +102,8 @@ void rudo__pool_destroy(rudo__heap *h);
 void rudo__pool_mark(rudo__mark_pool *pool);
 /* Sends obj (marked by mk) to marker dest's inbox, batched. */
 void rudo__pool_send(rudo__marker *mk, unsigned dest, void *obj);
+/* Delivers mk's partly filled outgoing batches. */
+void rudo__pool_flush(rudo__marker *mk);
 /* Wakes idle markers if mk has work to spare (cheap when nobody idles). */
 void rudo__pool_offer(rudo__marker *mk);
 

@@ -175,7 +175,7 @@ void rudo__pool_send(rudo__marker *mk, unsigned dest, void *obj) {
         deliver(mk, dest);
 }
 
-static void flush_out(rudo__marker *mk) {
+void rudo__pool_flush(rudo__marker *mk) {
     for (unsigned d = 0; d < mk->pool->n; d++)
         if (mk->out_n[d])
             deliver(mk, d);
@@ -303,9 +303,9 @@ static void mark_loop(rudo__marker *mk) {
     }
     for (;;) {
         rudo__mark_drain(mk);
-        flush_out(mk);
+        rudo__pool_flush(mk);
         /* A delivery that could not get memory gives its batch back. */
-        if (mk->local_n || rudo__deque_size_hint(&mk->dq))
+        if (mk->local_n > mk->local_lo || rudo__deque_size_hint(&mk->dq))
             continue;
         if (take_inbox(mk))
             continue;
