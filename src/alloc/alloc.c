@@ -21,7 +21,7 @@ static void retire_page(rudo__heap *h, rudo__page *p, void *head) {
                         : p->ncells;
     for (size_t w = 0; w * 64 < below; w++) {
         size_t n = below - w * 64;
-        rudo__st(&p->alloc[w], rudo__ld(&p->alloc[w]) |
+        rudo__st(&p->bits[w].alloc, rudo__ld(&p->bits[w].alloc) |
                                    (n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1));
     }
     atomic_store_explicit(&p->owner_list, NULL, memory_order_release);
@@ -164,7 +164,7 @@ static void *alloc_large(rudo__heap *h, rudo__mutator *m, rudo_kind kind,
             p->span = npages;
             p->owner = m->id;
             rudo__st(&p->swept_gc, h->gc_count);
-            rudo__st(&p->alloc[0], 1);
+            rudo__st(&p->bits[0].alloc, 1);
             rudo__list_push(&h->large, p);
         }
         rudo__lock_release(&h->heap_lock);

@@ -10,9 +10,9 @@
 static bool raw_lookup(rudo__heap *h, void *v, bool *marked) {
     rudo__page *p;
     size_t i;
-    if (!rudo__cell_of(h, v, &p, &i) || !rudo__abit(p->alloc, i))
+    if (!rudo__cell_of(h, v, &p, &i) || !rudo__allocated(p, i))
         return false;
-    *marked = rudo__abit(p->mark, i);
+    *marked = rudo__marked(p, i);
     return true;
 }
 
@@ -76,8 +76,8 @@ void rudo__debug_verify_heap(void) {
         rudo__page_check(p);
         char *start = rudo__page_addr(p);
         for (size_t i = 0; i < p->ncells; i++) {
-            bool m = rudo__abit(p->mark, i);
-            if (m && !rudo__abit(p->alloc, i))
+            bool m = rudo__marked(p, i);
+            if (m && !rudo__allocated(p, i))
                 rudo__fatal("rudo verify", "free cell %p is marked",
                             (void *)(start + i * p->cell_size));
             if (m)
@@ -94,7 +94,7 @@ bool rudo__debug_is_marked(const void *obj) {
         rudo__fatal("rudo__debug_is_marked", "%p is not in the heap", obj);
     if (!rudo__cell_of(h, obj, &p, &i))
         return false; /* the last collection found its whole page dead */
-    return rudo__abit(p->mark, i);
+    return rudo__marked(p, i);
 }
 
 size_t rudo__debug_free_pages(void) {

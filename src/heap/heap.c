@@ -247,9 +247,9 @@ void *rudo__find_object(const rudo__heap *h, const void *a, rudo__page **pp) {
     if (!cell)
         return NULL;
     void **ol = atomic_load_explicit(&p->owner_list, memory_order_acquire);
-    bool allocated = rudo__abit(p->alloc, i);
+    bool allocated = rudo__allocated(p, i);
     if (rudo__ld(&p->swept_gc) < h->gc_count) {
-        allocated = allocated && rudo__abit(p->mark, i);
+        allocated = allocated && rudo__marked(p, i);
     } else if (!allocated && ol) {
         /* A current page. On the caller's own, cells below the free-list
          * head were allocated (exact). Another thread's free list cannot be

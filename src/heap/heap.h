@@ -77,10 +77,13 @@ typedef struct rudo__page {
      * bits written before it (rudo__find_object). */
     void **_Atomic owner_list;
     struct rudo__page *next, *prev; /* list links */
-    _Atomic uint64_t mark[RUDO_BITMAP_WORDS];
-    /* alloc is atomic (relaxed) only so that queries from other threads
-     * (rudo_base ...) read it race-free; see rudo__find_object. */
-    _Atomic uint64_t alloc[RUDO_BITMAP_WORDS];
+    /* Mark and alloc words side by side: marking a cell reads both, so
+     * they share a cache line. alloc is atomic (relaxed) only so that
+     * queries from other threads (rudo_base ...) read it race-free; see
+     * rudo__find_object. */
+    struct rudo__bits {
+        _Atomic uint64_t mark, alloc;
+    } bits[RUDO_BITMAP_WORDS];
     uint64_t fin[RUDO_BITMAP_WORDS]; /* finalizer already queued */
 } rudo__page;
 
@@ -259,8 +262,11 @@ static inline uint64_t rudo__ld(const _Atomic uint64_t *w) {
 static inline void rudo__st(_Atomic uint64_t *w, uint64_t v) {
     atomic_store_explicit(w, v, memory_order_relaxed);
 }
-static inline bool rudo__abit(const _Atomic uint64_t *bm, size_t i) {
-    return (rudo__ld(&bm[i / 64]) >> (i % 64)) & 1;
+static inline bool rudo__marked(const rudo__page *p, size_t i) {
+    return (rudo__ld(&p->bits[i / 64].mark) >> (i % 64)) & 1;
+}
+static inline bool rudo__allocated(const rudo__page *p, size_t i) {
+    return (rudo__ld(&p->bits[i / 64].alloc) >> (i % 64)) & 1;
 }
 
 /* ---- collect.c ---- */

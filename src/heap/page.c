@@ -86,7 +86,7 @@ rudo__page *rudo__pages_alloc(size_t n) {
         return NULL;
     if (i + n > rudo__hwm(h)) {
         for (size_t j = rudo__hwm(h); j < i + n; j++) {
-            memset(&h->pages[j], 0, offsetof(rudo__page, mark));
+            memset(&h->pages[j], 0, offsetof(rudo__page, bits));
             set_free(h, j, true);
         }
         atomic_store_explicit(&h->hwm, i + n, memory_order_relaxed);
@@ -125,8 +125,8 @@ void rudo__pages_free(rudo__page *p, size_t n) {
         q->release_at = h->gc_count + h->cfg.release_delay;
         memset(q->fin, 0, sizeof q->fin);
         for (size_t w = 0; w < RUDO_BITMAP_WORDS; w++) {
-            rudo__st(&q->mark[w], 0);
-            rudo__st(&q->alloc[w], 0);
+            rudo__st(&q->bits[w].mark, 0);
+            rudo__st(&q->bits[w].alloc, 0);
         }
         set_free(h, j, true);
         rudo__list_push(&h->release, q);
@@ -159,7 +159,7 @@ void rudo__page_check(const rudo__page *p) {
             p->ncells != RUDO_PAGE_SIZE / p->cell_size)
             rudo__fatal(fn, "page %zu: size class fields disagree", idx);
         for (size_t w = 0; w < RUDO_BITMAP_WORDS; w++) {
-            uint64_t m = rudo__ld(&p->mark[w]), a = rudo__ld(&p->alloc[w]);
+            uint64_t m = rudo__ld(&p->bits[w].mark), a = rudo__ld(&p->bits[w].alloc);
             uint64_t valid = w * 64 >= p->ncells ? 0
                              : (p->ncells - w * 64 >= 64 ? ~(uint64_t)0
                                 : (((uint64_t)1 << (p->ncells - w * 64)) - 1));

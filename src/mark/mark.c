@@ -35,7 +35,7 @@ rudo__mark_stats rudo__mark_last_stats(void) { return last_stats; }
  * markers by the stop-the-world handshake and the pool's start signal
  * (mutexes), not by the bit. A lone marker needs no read-modify-write. */
 static inline bool set_mark(rudo__marker *mk, rudo__page *p, size_t i) {
-    _Atomic uint64_t *w = &p->mark[i / 64];
+    _Atomic uint64_t *w = &p->bits[i / 64].mark;
     uint64_t bit = (uint64_t)1 << (i % 64);
     uint64_t old = atomic_load_explicit(w, memory_order_relaxed);
     if (old & bit)
@@ -78,7 +78,6 @@ static bool grow_local(rudo__marker *mk) {
 }
 
 static inline void push(rudo__marker *mk, void *obj, rudo__page *p) {
-    __builtin_prefetch(obj);
     if (RUDO_LIKELY(mk->local_n < mk->local_cap) || grow_local(mk)) {
         mk->local[mk->local_n++] = obj;
         if (RUDO_UNLIKELY(mk->local_n - mk->local_lo > mk->local_high))
@@ -101,7 +100,7 @@ static inline __attribute__((always_inline)) void mark_value(rudo__marker *mk,
     if (!obj)
         return;
     /* Decision 12: only allocated cells are marked (alloc is exact now). */
-    if (!rudo__abit(p->alloc, i) || !set_mark(mk, p, i))
+    if (!rudo__allocated(p, i) || !set_mark(mk, p, i))
         return;
     mk->st.objects_marked++;
     if (h->kinds[p->kind].tracing == RUDO_TRACE_ATOMIC)
@@ -221,16 +220,40 @@ static void share(rudo__marker *mk) {
         rudo__pool_offer(mk);
 }
 
+/* The next queued object: private stack first, then the shared deque. */
+static inline void *pop(rudo__marker *mk) {
+    if (mk->local_n > mk->local_lo) {
+        void *obj = mk->local[--mk->local_n];
+        if (mk->local_n == mk->local_lo)
+            mk->local_n = mk->local_lo = 0;
+        return obj;
+    }
+    return rudo__deque_pop(&mk->dq);
+}
+
+/* Objects pass through a small FIFO between the stack and tracing: each is
+ * prefetched when it enters and traced PREFETCH_DEPTH pops later, so the
+ * cache miss on its first word overlaps with tracing the objects before
+ * it (profiles showed that load as half the marking time). */
+#define PREFETCH_DEPTH 8
+
 void rudo__mark_drain(rudo__marker *mk) {
+    void *ring[PREFETCH_DEPTH];
+    unsigned head = 0, n = 0;
     for (;;) {
-        void *obj;
-        if (mk->local_n > mk->local_lo) {
-            obj = mk->local[--mk->local_n];
-            if (mk->local_n == mk->local_lo)
-                mk->local_n = mk->local_lo = 0;
-        } else if ((obj = rudo__deque_pop(&mk->dq)) == NULL) {
-            return;
+        while (n < PREFETCH_DEPTH) {
+            void *obj = pop(mk);
+            if (!obj)
+                break;
+            __builtin_prefetch(obj);
+            ring[(head + n) % PREFETCH_DEPTH] = obj;
+            n++;
         }
+        if (n == 0)
+            return;
+        void *obj = ring[head];
+        head = (head + 1) % PREFETCH_DEPTH;
+        n--;
         rudo__mark_trace(mk, obj);
         if (RUDO_UNLIKELY(++mk->since_wake_check == 64)) {
             mk->since_wake_check = 0;
@@ -251,7 +274,7 @@ static void drain_overflow(rudo__marker *mk) {
             p->overflow = 0;
             char *start = rudo__page_addr(p);
             for (size_t i = 0; i < p->ncells; i++) {
-                if (rudo__abit(p->mark, i)) {
+                if (rudo__marked(p, i)) {
                     trace_in(mk, start + i * p->cell_size, p);
                     rudo__mark_drain(mk);
                 }
@@ -277,7 +300,7 @@ static void mark_finalizable(rudo__marker *mk) {
             continue;
         char *start = rudo__page_addr(p);
         for (size_t w = 0; w * 64 < p->ncells; w++) {
-            uint64_t due = rudo__ld(&p->alloc[w]) & ~p->fin[w] & ~rudo__ld(&p->mark[w]);
+            uint64_t due = rudo__ld(&p->bits[w].alloc) & ~p->fin[w] & ~rudo__ld(&p->bits[w].mark);
             while (due) {
                 size_t i = w * 64 + (size_t)__builtin_ctzll(due);
                 due &= due - 1;

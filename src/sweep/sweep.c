@@ -7,7 +7,7 @@
 #include "sweep/sweep.h"
 
 static inline uint64_t mark_word(const rudo__page *p, size_t w) {
-    return rudo__ld(&p->mark[w]);
+    return rudo__ld(&p->bits[w].mark);
 }
 
 /* Bits of the cells that exist in word w of a page with n cells. */
@@ -26,11 +26,11 @@ void rudo__sweep_prepare(rudo__heap *h) {
         for (size_t w = 0; w * 64 < p->ncells; w++) {
             if (unswept) {
                 /* Cells that died in an earlier collection are free. */
-                uint64_t a = rudo__ld(&p->alloc[w]) & mark_word(p, w);
-                rudo__st(&p->alloc[w], a);
+                uint64_t a = rudo__ld(&p->bits[w].alloc) & mark_word(p, w);
+                rudo__st(&p->bits[w].alloc, a);
                 p->fin[w] &= a;
             }
-            rudo__st(&p->mark[w], 0);
+            rudo__st(&p->bits[w].mark, 0);
         }
         rudo__st(&p->swept_gc, h->gc_count);
     }
@@ -79,10 +79,10 @@ size_t rudo__sweep_page(rudo__heap *h, rudo__page *p, void **head) {
     /* Walk backwards so the list comes out in address order, which the
      * allocation frontier rule (heap.h) relies on. */
     for (size_t w = (p->ncells + 63) / 64; w-- > 0;) {
-        uint64_t live = rudo__ld(&p->alloc[w]);
+        uint64_t live = rudo__ld(&p->bits[w].alloc);
         if (unswept)
             live &= mark_word(p, w);
-        rudo__st(&p->alloc[w], live);
+        rudo__st(&p->bits[w].alloc, live);
         p->fin[w] &= live;
         uint64_t free_bits = ~live & valid_bits(p->ncells, w);
         while (free_bits) {
