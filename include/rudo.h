@@ -82,7 +82,7 @@ typedef struct rudo_config {
     /* Heap-growth policy: an automatic collection starts when the bytes
      * allocated since the last collection exceed
      *     max(initial_heap, live_bytes_after_last_collection * growth).
-     * Larger values trade memory for fewer collections. Default 1.0; must be
+     * Larger values trade memory for fewer collections. Default 1.25; must be
      * > 0. Environment override: RUDO_GROWTH. */
     double growth;
     /* Scan the writable static data of the program and its shared libraries

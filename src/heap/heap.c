@@ -39,7 +39,7 @@ void rudo_config_init(rudo_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->initial_heap = (size_t)4 << 20;
     cfg->max_heap = 0;
-    cfg->growth = 1.0;
+    cfg->growth = 1.25;
     cfg->scan_static_data = true;
     cfg->scan_stacks = true;
     cfg->markers = 0;
