@@ -32,6 +32,10 @@ void rudo__debug_verify_heap(void);
 size_t rudo__debug_free_pages(void);
 size_t rudo__debug_used_pages(void);
 
+/* Verifier test hooks: set or clear the mark bit of the cell containing
+ * addr (it must be in a heap page), to corrupt the mark state on purpose. */
+void rudo__debug_set_mark(const void *addr, bool marked);
+
 /* Lock-order test hook: takes heap_lock, then gc_lock (the wrong order),
  * then releases both. With the checker enabled this aborts naming both
  * locks; with it disabled it returns (nothing else holds them). */

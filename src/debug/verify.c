@@ -131,3 +131,14 @@ bool rudo__debug_markers_quiescent(void) {
     rudo__lock_release(&pool->lock);
     return ok;
 }
+
+void rudo__debug_set_mark(const void *addr, bool marked) {
+    rudo__heap *h = rudo__need_heap("rudo__debug_set_mark");
+    rudo__page *p;
+    size_t i;
+    if (!rudo__cell_of(h, addr, &p, &i))
+        rudo__fatal("rudo__debug_set_mark", "%p is not in a heap cell", addr);
+    _Atomic uint64_t *w = &p->bits[i / 64].mark;
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    rudo__st(w, marked ? rudo__ld(w) | bit : rudo__ld(w) & ~bit);
+}
