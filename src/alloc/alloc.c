@@ -85,7 +85,7 @@ static rudo__page *take_page(rudo__heap *h, rudo_kind kind, unsigned c,
         p->kind = kind;
         p->cell_size = rudo__class_size[c];
         p->ncells = (uint32_t)(RUDO_PAGE_SIZE / p->cell_size);
-        p->recip = (uint32_t)((((uint64_t)1 << 32) + p->cell_size - 1) / p->cell_size);
+        p->recip = rudo__recip(p->cell_size);
         rudo__st(&p->swept_gc, h->gc_count);
         /* Fresh memory is zero: only the links need writing. */
         char *start = rudo__page_addr(p);

@@ -109,6 +109,11 @@ void rudo__pages_release_due(void);
 void rudo__page_check(const rudo__page *p);
 
 static inline char *rudo__page_addr(const rudo__page *p);
+/* ceil(2^32 / size): multiplying an offset by it and shifting right by 32
+ * divides by size (see rudo__cell_index). */
+static inline uint32_t rudo__recip(size_t size) {
+    return (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
+}
 static inline size_t rudo__cell_index(const rudo__page *p, uintptr_t off) {
     /* off < PAGE_SIZE = 2^16 and cell_size <= 2^15, so the product fits in
      * 64 bits and the rounding error of recip stays below one cell;

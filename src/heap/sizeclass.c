@@ -118,7 +118,7 @@ void rudo__sizeclass_check(void) {
         if (size % RUDO_GRANULE || (c && size <= rudo__class_size[c - 1]))
             rudo__fatal(fn, "class %u: size %u out of order", c, size);
         rudo__page p = {.cell_size = size};
-        p.recip = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
+        p.recip = rudo__recip(size);
         for (size_t i = 0; i < RUDO_PAGE_SIZE / size; i++) {
             if (rudo__cell_index(&p, i * size) != i ||
                 rudo__cell_index(&p, i * size + size - 1) != i)
