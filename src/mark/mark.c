@@ -228,6 +228,12 @@ static inline void *pop(rudo__marker *mk) {
             mk->local_n = mk->local_lo = 0;
         return obj;
     }
+    /* The owner's relaxed look at bottom and top is exact when it says
+     * empty: only the owner pushes, and thieves only take. Checking first
+     * spares the pop's seq_cst fence, which a chain (a linked list, whose
+     * private stack empties at every node) would otherwise pay per object. */
+    if (rudo__deque_size_hint(&mk->dq) == 0)
+        return NULL;
     return rudo__deque_pop(&mk->dq);
 }
 
