@@ -308,7 +308,9 @@ RUDO_API void *rudo_realloc(void *obj, size_t size);
 
 /* Registers a precise root: the pointer stored at *slot keeps its object
  * alive until the slot is removed. Adding the same slot twice aborts.
- * Thread-safe. */
+ * Thread-safe. The root functions below wait while a collection runs (an
+ * attached caller is then a safepoint), because markers read the
+ * registered slots. */
 RUDO_API void rudo_root_add(void **slot);
 
 /* Removes a precise root. Returns RUDO_OK, or RUDO_ENOENT (and prints a
