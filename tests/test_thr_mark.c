@@ -189,10 +189,39 @@ static void overflow(void) {
     rudo_heap_destroy();
 }
 
+/* Large objects are scanned in 8 KiB chunks shared among markers: every
+ * pointer word of a big layout object (layouts of 3 and of 100 words, so
+ * chunks start mid-struct) keeps its target, every other word does not. */
+static void chunked_layouts(unsigned words) {
+    make_heap(2, "1", "1", "0");
+    enum { NW = 40000 }; /* 320 KB: 40 chunks */
+    uint64_t layout[2] = {0, 0};
+    for (unsigned i = 0; i < words; i += 2)
+        layout[i / 64] |= (uint64_t)1 << (i % 64); /* even words are pointers */
+    rudo_kind k_big = rudo_kind_layout("big", words, layout);
+    static void *root;
+    rudo_root_add(&root);
+    void **big = rudo_alloc_array(k_big, NW, sizeof(void *));
+    root = big;
+    for (size_t i = 0; i < NW; i++)
+        big[i] = rudo_alloc(k_node, sizeof(node));
+    rudo_collect();
+    long wrong = 0;
+    for (size_t i = 0; i < NW; i++)
+        wrong += rudo__debug_is_marked(big[i]) != ((i % words) % 2 == 0);
+    if (wrong)
+        fprintf(stderr, "layout of %u words: %ld words judged wrongly\n", words, wrong);
+    CHECK(wrong == 0);
+    CHECK(rudo_root_remove(&root) == RUDO_OK);
+    rudo_heap_destroy();
+}
+
 int main(int argc, char **argv) {
     int per = argc > 1 ? atoi(argv[1]) : 2000;
     shared_work();
     overflow();
+    chunked_layouts(3);
+    chunked_layouts(100);
     /* 5 x 2000 = 10 000 collections, the switches in every useful mix. */
     stress(1, "1", "1", "0", per, 1);
     stress(4, "1", "0", "0", per, 2);

@@ -147,50 +147,95 @@ static void flush_slots(rudo_tracer *tr) {
 
 void rudo__tracer_flush(rudo_tracer *tr) { tr->rudo__flush(tr); }
 
+/* Marks through words [from, to) of obj, of a conservative or layout kind
+ * (a layout repeats every layout_words words). */
+static inline __attribute__((always_inline)) void
+scan_words(rudo__marker *mk, const rudo__kind *k, char *obj, size_t from,
+           size_t to) {
+    void **w = (void **)obj;
+    if (k->tracing == RUDO_TRACE_CONSERVATIVE) {
+        rudo__mark_range(mk, w + from, w + to);
+        return;
+    }
+    size_t lw = k->layout_words;
+    if (lw <= 64) {
+        /* One bitmap word: visit its set bits, repeated per struct. */
+        /* (from is 0 but for chunks: no division on the common path) */
+        for (size_t base = from ? from - from % lw : 0; base < to; base += lw) {
+            for (uint64_t b = k->layout[0]; b; b &= b - 1) {
+                size_t i = base + (size_t)__builtin_ctzll(b);
+                if (i >= from && i < to && w[i])
+                    mark_value(mk, w[i]);
+            }
+        }
+        return;
+    }
+    for (size_t i = from, j = from ? from % lw : 0; i < to; i++) {
+        if (rudo__bit(k->layout, j) && w[i])
+            mark_value(mk, w[i]);
+        if (++j == lw)
+            j = 0;
+    }
+}
+
+/* Large scanned objects are cut into chunks that are queued separately
+ * (tagged with the low bit: objects are 16-byte aligned), so a wide array
+ * is shared among markers instead of scanned by one. */
+#define CHUNK_WORDS 1024 /* 8 KiB */
+
+/* Queues the chunks after the first of a large object, then scans the
+ * first. Out of line: the common, small object stays on the fast path. */
+static __attribute__((noinline)) void trace_chunked(rudo__marker *mk,
+                                                    const rudo__kind *k,
+                                                    char *obj, rudo__page *p,
+                                                    size_t nw) {
+    for (size_t from = CHUNK_WORDS; from < nw; from += CHUNK_WORDS)
+        push(mk, obj + from * sizeof(void *) + 1, p);
+    scan_words(mk, k, obj, 0, CHUNK_WORDS);
+}
+
+/* Scans one queued chunk (its address tagged with the low bit). */
+static __attribute__((noinline)) void trace_chunk(rudo__marker *mk, char *addr) {
+    rudo__page *p = rudo__page_of(mk->h, addr);
+    if (p->type == RUDO_PAGE_TAIL)
+        p -= p->span;
+    char *obj = rudo__page_addr(p);
+    size_t from = (size_t)(addr - obj) / sizeof(void *);
+    size_t nw = p->cell_size / sizeof(void *);
+    size_t to = nw - from > CHUNK_WORDS ? from + CHUNK_WORDS : nw;
+    scan_words(mk, &mk->h->kinds[p->kind], obj, from, to);
+}
+
 static void trace_in(rudo__marker *mk, char *obj, rudo__page *p) {
     const rudo__kind *k = &mk->h->kinds[p->kind];
-    size_t size = p->cell_size;
+    size_t nw = p->cell_size / sizeof(void *);
     mk->st.objects_traced++;
     switch (k->tracing) {
     case RUDO_TRACE_ATOMIC:
         break;
     case RUDO_TRACE_CONSERVATIVE:
-        rudo__mark_range(mk, obj, obj + size);
+    case RUDO_TRACE_LAYOUT:
+        if (RUDO_UNLIKELY(nw > CHUNK_WORDS) && !mk->single)
+            trace_chunked(mk, k, obj, p, nw);
+        else
+            scan_words(mk, k, obj, 0, nw);
         break;
-    case RUDO_TRACE_LAYOUT: {
-        void **w = (void **)obj;
-        size_t nw = size / sizeof(void *), lw = k->layout_words;
-        if (lw <= 64) {
-            /* One bitmap word: visit its set bits, repeated per struct. */
-            for (size_t base = 0; base < nw; base += lw) {
-                for (uint64_t b = k->layout[0]; b; b &= b - 1) {
-                    size_t i = base + (size_t)__builtin_ctzll(b);
-                    if (i < nw && w[i])
-                        mark_value(mk, w[i]);
-                }
-            }
-            break;
-        }
-        for (size_t i = 0, j = 0; i < nw; i++) {
-            if (rudo__bit(k->layout, j) && w[i])
-                mark_value(mk, w[i]);
-            if (++j == lw)
-                j = 0;
-        }
-        break;
-    }
     case RUDO_TRACE_CALLBACK:
-        k->trace(obj, size, &mk->tr);
+        k->trace(obj, p->cell_size, &mk->tr);
         flush_slots(&mk->tr);
         break;
     }
 }
 
-void rudo__mark_trace(rudo__marker *mk, char *obj) {
-    rudo__page *p = rudo__page_of(mk->h, obj);
+void rudo__mark_trace(rudo__marker *mk, char *item) {
+    if (RUDO_UNLIKELY((uintptr_t)item & 1)) {
+        trace_chunk(mk, item - 1);
+        return;
+    }
+    rudo__page *p = rudo__page_of(mk->h, item);
     if (p->type == RUDO_PAGE_TAIL)
         p -= p->span;
-    trace_in(mk, obj, p);
+    trace_in(mk, item, p);
 }
 
 /* Moves the oldest half of the private stack (objects found first: near
