@@ -24,6 +24,7 @@ static void retire_page(rudo__heap *h, rudo__page *p, void *head) {
         rudo__st(&p->bits[w].alloc, rudo__ld(&p->bits[w].alloc) |
                                    (n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1));
     }
+    /* Release: a query that sees NULL sees the alloc bits above (heap.h). */
     atomic_store_explicit(&p->owner_list, NULL, memory_order_release);
     if (head && !p->listed) {
         rudo__list_push(&h->avail[p->kind * RUDO_NCLASSES + p->cls], p);
@@ -141,6 +142,7 @@ static void *alloc_small(rudo__heap *h, rudo__mutator *m, rudo_kind kind,
             continue;
         }
         p->owner = m->id;
+        /* Release, paired with the acquire in rudo__find_object (heap.h). */
         atomic_store_explicit(&p->owner_list, &ka->lists[c], memory_order_release);
         ka->pages[c] = p;
         ka->lists[c] = head;

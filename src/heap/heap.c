@@ -246,6 +246,7 @@ void *rudo__find_object(const rudo__heap *h, const void *a, rudo__page **pp) {
     char *cell = rudo__cell_of(h, a, &p, &i);
     if (!cell)
         return NULL;
+    /* Acquire: seeing NULL, the alloc bits written before it are visible. */
     void **ol = atomic_load_explicit(&p->owner_list, memory_order_acquire);
     bool allocated = rudo__allocated(p, i);
     if (rudo__ld(&p->swept_gc) < h->gc_count) {
@@ -326,6 +327,7 @@ void rudo_get_stats(rudo_stats *out) {
     out->pause_ns_total = h->st.pause_ns;
     out->pause_ns_max = h->st.pause_max;
     out->ttsp_ns_max = h->st.ttsp_max;
+    /* Relaxed: a counter (see below). */
     out->finalizers_run =
         atomic_load_explicit(&h->finalizers_run, memory_order_relaxed);
     out->threads_attached = h->nmutators;
@@ -343,6 +345,7 @@ void rudo_get_stats(rudo_stats *out) {
     out->heap_peak_bytes = h->pages_committed_peak * RUDO_PAGE_SIZE;
     rudo__lock_release(&h->heap_lock);
     rudo__lock_release(&h->gc_lock);
+    /* Relaxed: counters; a snapshot need not be consistent across them. */
     out->bytes_allocated =
         atomic_load_explicit(&h->bytes_allocated, memory_order_relaxed);
     out->lazy_sweep_ns_total =

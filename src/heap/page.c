@@ -89,6 +89,7 @@ rudo__page *rudo__pages_alloc(size_t n) {
             memset(&h->pages[j], 0, offsetof(rudo__page, bits));
             set_free(h, j, true);
         }
+        /* Relaxed: see the field (heap.h); heap_lock orders the writers. */
         atomic_store_explicit(&h->hwm, i + n, memory_order_relaxed);
     }
     for (size_t j = i; j < i + n; j++) {
@@ -121,6 +122,7 @@ void rudo__pages_free(rudo__page *p, size_t n) {
     for (size_t j = first; j < first + n; j++) {
         rudo__page *q = &h->pages[j];
         q->type = RUDO_PAGE_FREE;
+        /* Relaxed: the page was not current (retired earlier, with release). */
         atomic_store_explicit(&q->owner_list, NULL, memory_order_relaxed);
         q->release_at = h->gc_count + h->cfg.release_delay;
         memset(q->fin, 0, sizeof q->fin);

@@ -445,6 +445,7 @@ static void collect_roots(rudo__heap *h, rudo__mark_pool *pool) {
         size_t n = pool->nslots - j < SLOT_RUN ? pool->nslots - j : SLOT_RUN;
         add_task(pool, (struct rudo__root_task){NULL, NULL, j, n});
     }
+    /* Relaxed: markers read it after the pool's start signal (a mutex). */
     atomic_store_explicit(&pool->next_task, 0, memory_order_relaxed);
 }
 

@@ -247,6 +247,8 @@ static bool try_steal(rudo__marker *mk) {
 
 void rudo__pool_offer(rudo__marker *mk) {
     rudo__mark_pool *pool = mk->pool;
+    /* Relaxed: nidle is a hint; a stale value costs one wake-up too many
+     * or too few, and a parked marker is also woken by the end of work. */
     if (!pool->steal ||
         atomic_load_explicit(&pool->nidle, memory_order_relaxed) == 0 ||
         rudo__deque_size_hint(&mk->dq) < 2)
@@ -270,6 +272,7 @@ static bool park(rudo__marker *mk) {
     }
     mk->idle = true;
     pool->active--;
+    /* Relaxed: a hint for rudo__pool_offer; the pool lock orders it. */
     atomic_fetch_add_explicit(&pool->nidle, 1, memory_order_relaxed);
     if (pool->active == 0) {
         pool->done = true;
@@ -285,6 +288,7 @@ static bool park(rudo__marker *mk) {
     if (!done && mk->idle) {
         mk->idle = false;
         pool->active++;
+        /* Relaxed: as above. */
         atomic_fetch_sub_explicit(&pool->nidle, 1, memory_order_relaxed);
     }
     rudo__lock_release(&pool->lock);
@@ -341,6 +345,7 @@ void rudo__pool_mark(rudo__mark_pool *pool) {
     rudo__lock_acquire(&pool->lock);
     pool->epoch++;
     pool->active = pool->n;
+    /* Relaxed: under the pool lock, before the helpers start. */
     atomic_store_explicit(&pool->nidle, 0, memory_order_relaxed);
     pool->done = false;
     pool->finished = 0;
