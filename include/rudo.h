@@ -106,6 +106,9 @@ typedef struct rudo_config {
     bool mark_steal;
     bool mark_inbox;
     bool mark_route;
+    /* Objects per inbox transfer (1 to 65536; default 512). Environment
+     * override: RUDO_MARK_BATCH. */
+    unsigned mark_batch;
     /* Number of collections an empty page stays in the heap's free pool
      * before its memory is returned to the operating system (madvise).
      * Default 2. */

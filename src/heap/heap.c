@@ -47,6 +47,7 @@ void rudo_config_init(rudo_config *cfg) {
     cfg->mark_steal = true;
     cfg->mark_inbox = true;
     cfg->mark_route = false;
+    cfg->mark_batch = RUDO_BATCH;
 }
 
 /* Parses "123", "64K", "16M", "2G" into *out. */
@@ -112,6 +113,16 @@ static int apply_env(rudo_config *c) {
         }
         *sw[i].field = v[0] == '1';
     }
+    const char *b = getenv("RUDO_MARK_BATCH");
+    if (b && *b) {
+        char *end;
+        long n = strtol(b, &end, 10);
+        if (*end != '\0' || n < 1 || n > 65536) {
+            rudo__warn("rudo_heap_create", "invalid RUDO_MARK_BATCH='%s'", b);
+            return RUDO_EINVAL;
+        }
+        c->mark_batch = (unsigned)n;
+    }
     const char *m = getenv("RUDO_MARKERS");
     if (m && *m) {
         char *end;
@@ -143,6 +154,10 @@ int rudo_heap_create(const rudo_config *cfg) {
         return err;
     if (!(c.growth > 0)) {
         rudo__warn(fn, "growth must be > 0");
+        return RUDO_EINVAL;
+    }
+    if (c.mark_batch < 1 || c.mark_batch > 65536) {
+        rudo__warn(fn, "mark_batch must be 1 to 65536");
         return RUDO_EINVAL;
     }
     if (c.markers == 0)

@@ -8,7 +8,7 @@
 #include "mark/deque.h"
 
 #define RUDO_SLOTBUF 256
-#define RUDO_BATCH 64 /* objects per inbox transfer (docs/marking.md) */
+#define RUDO_BATCH 512 /* default objects per inbox transfer (docs/marking.md) */
 
 struct rudo__mark_pool;
 
@@ -47,6 +47,7 @@ typedef struct rudo__mark_pool {
     unsigned n;                   /* markers, including the collector (0) */
     rudo__marker **m;
     bool steal, inbox, route;     /* switches (config mark_steal ...) */
+    unsigned batch;               /* objects per inbox transfer */
     rudo__lock lock;              /* rank MARK: everything below */
     pthread_cond_t start_cv;      /* helpers wait for a collection */
     pthread_cond_t work_cv;       /* idle markers wait for work or the end */

@@ -63,6 +63,7 @@ rudo__mark_pool *rudo__pool_get(rudo__heap *h) {
     pool->inbox = h->cfg.mark_inbox;
     /* Routing needs inboxes to send through. */
     pool->route = pool->inbox && h->cfg.mark_route;
+    pool->batch = h->cfg.mark_batch;
     rudo__lock_init(&pool->lock, RUDO_RANK_MARK, "mark_pool_lock");
     pthread_cond_init(&pool->start_cv, NULL);
     pthread_cond_init(&pool->work_cv, NULL);
@@ -135,7 +136,7 @@ static void deliver(rudo__marker *mk, unsigned dest) {
     mk->out_n[dest] = 0;
     rudo__lock_acquire(&pool->lock);
     if (d->inbox_n + k > d->inbox_cap) {
-        size_t cap = d->inbox_cap ? d->inbox_cap * 2 : 4 * RUDO_BATCH;
+        size_t cap = d->inbox_cap ? d->inbox_cap * 2 : 4 * (size_t)pool->batch;
         while (cap < d->inbox_n + k)
             cap *= 2;
         void **n = realloc(d->inbox, cap * sizeof *n);
@@ -164,14 +165,14 @@ static void deliver(rudo__marker *mk, unsigned dest) {
 
 void rudo__pool_send(rudo__marker *mk, unsigned dest, void *obj) {
     if (!mk->out[dest]) {
-        mk->out[dest] = malloc(RUDO_BATCH * sizeof(void *));
+        mk->out[dest] = malloc(mk->pool->batch * sizeof(void *));
         if (!mk->out[dest]) {
             rudo__mark_push(mk, obj); /* no buffer: keep the work */
             return;
         }
     }
     mk->out[dest][mk->out_n[dest]++] = obj;
-    if (mk->out_n[dest] == RUDO_BATCH)
+    if (mk->out_n[dest] == mk->pool->batch)
         deliver(mk, dest);
 }
 
