@@ -79,7 +79,7 @@ def run(bindir, cfg, collections, objects):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build-perf")
+    ap.add_argument("--build", default="build-release")
     ap.add_argument("--set", required=True, choices=["scaling", "switches", "wide"])
     ap.add_argument("--shapes", default=None, help="comma list (default: all of the set)")
     ap.add_argument("--repeat", type=int, default=5)
