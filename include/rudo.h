@@ -259,6 +259,9 @@ extern __thread struct rudo__mutator_fast *rudo__tl
 extern RUDO_API const uint8_t rudo__class_of_granules[RUDO_SMALL_MAX / RUDO_GRANULE + 1];
 
 RUDO_API void *rudo__alloc_slow(rudo_kind kind, size_t size);
+/* Nonzero while a collection waits for threads to stop (internal). */
+extern RUDO_API int rudo__stop_requested;
+
 
 /* Allocates `size` bytes of kind `kind`: zeroed, aligned to 16 bytes. May
  * run a collection (a safepoint). Returns NULL only when the heap limit is
@@ -267,8 +270,12 @@ RUDO_API void *rudo__alloc_slow(rudo_kind kind, size_t size);
  * than the heap could ever hold, or the kind is unknown. */
 static inline void *rudo_alloc(rudo_kind kind, size_t size) {
     struct rudo__mutator_fast *t = rudo__tl;
+    /* A pending stop sends the allocation to the slow path, a safepoint,
+     * so an allocating thread stops within one allocation (relaxed: see
+     * rudo_safepoint). */
     if (RUDO_LIKELY(t != NULL && size - 1 < RUDO_SMALL_MAX &&
-                    kind < RUDO_MAX_KINDS)) {
+                    kind < RUDO_MAX_KINDS &&
+                    !__atomic_load_n(&rudo__stop_requested, __ATOMIC_RELAXED))) {
         void **lists = t->lists[kind];
         if (RUDO_LIKELY(lists != NULL)) {
             unsigned cls = rudo__class_of_granules[(size + RUDO_GRANULE - 1) /
@@ -399,8 +406,6 @@ RUDO_API bool rudo_thread_is_attached(void);
  * blocking read) must therefore wait inside rudo_blocking_enter/leave, or a
  * collection requested by the thread it waits for waits for it in turn. */
 RUDO_API void rudo__safepoint_slow(void);
-/* Nonzero while a collection waits for threads to stop (internal). */
-extern RUDO_API int rudo__stop_requested;
 static inline void rudo_safepoint(void) {
     /* Relaxed: a poll that misses a request just made is caught by the next
      * poll; the slow path synchronises through the handshake mutex. */

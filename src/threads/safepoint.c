@@ -11,7 +11,8 @@
  *     attach meanwhile take gc_lock and wait on resume_cv.
  *  3. A RUNNING thread that polls (allocation slow path, rudo_safepoint)
  *     and sees the request records its registers and stack pointer, takes
- *     gc_lock, becomes STOPPED, decrements nrunning, signals stopped_cv and
+ *     gc_lock, becomes STOPPED, decrements nrunning, signals stopped_cv if
+ *     it was the last one running besides the collector, and
  *     waits on resume_cv until `collecting` is false; then it is RUNNING.
  *     A thread that is STOPPED stays so across back-to-back collections
  *     (its roots cannot change while it waits).
@@ -50,7 +51,10 @@ void rudo__park(rudo__heap *h, rudo__mutator *m) {
     if (m && m->state == RUDO_MUT_RUNNING) {
         m->state = RUDO_MUT_STOPPED;
         h->nrunning--;
-        pthread_cond_signal(&h->stopped_cv);
+        /* Only the last thread to stop wakes the collector, which waits
+         * for nrunning == 1: one context switch instead of one per thread. */
+        if (h->nrunning <= 1)
+            pthread_cond_signal(&h->stopped_cv);
     }
     while (h->collecting)
         rudo__lock_wait(&h->gc_lock, &h->resume_cv);
@@ -118,7 +122,8 @@ void rudo_blocking_enter(void) {
     rudo__lock_acquire(&h->gc_lock);
     m->state = RUDO_MUT_BLOCKED;
     h->nrunning--;
-    pthread_cond_signal(&h->stopped_cv);
+    if (h->collecting && h->nrunning <= 1)
+        pthread_cond_signal(&h->stopped_cv); /* as in rudo__park */
     rudo__lock_release(&h->gc_lock);
 }
 
