@@ -186,12 +186,11 @@ scan_words(rudo__marker *mk, const rudo__kind *k, char *obj, size_t from,
 /* Queues the chunks after the first of a large object, then scans the
  * first. Out of line: the common, small object stays on the fast path. */
 static __attribute__((noinline)) void trace_chunked(rudo__marker *mk,
-                                                    const rudo__kind *k,
-                                                    char *obj, rudo__page *p,
-                                                    size_t nw) {
+                                                    char *obj, rudo__page *p) {
+    size_t nw = p->cell_size / sizeof(void *);
     for (size_t from = CHUNK_WORDS; from < nw; from += CHUNK_WORDS)
         push(mk, obj + from * sizeof(void *) + 1, p);
-    scan_words(mk, k, obj, 0, CHUNK_WORDS);
+    scan_words(mk, &mk->h->kinds[p->kind], obj, 0, CHUNK_WORDS);
 }
 
 /* Scans one queued chunk (its address tagged with the low bit). */
@@ -216,7 +215,7 @@ static void trace_in(rudo__marker *mk, char *obj, rudo__page *p) {
     case RUDO_TRACE_CONSERVATIVE:
     case RUDO_TRACE_LAYOUT:
         if (RUDO_UNLIKELY(nw > CHUNK_WORDS) && !mk->single)
-            trace_chunked(mk, k, obj, p, nw);
+            trace_chunked(mk, obj, p);
         else
             scan_words(mk, k, obj, 0, nw);
         break;
