@@ -116,8 +116,6 @@ static inline __attribute__((always_inline)) void mark_value(rudo__marker *mk,
     push(mk, obj, p);
 }
 
-void rudo__mark_value(rudo__marker *mk, void *v) { mark_value(mk, v); }
-
 void rudo__mark_push(rudo__marker *mk, void *obj) {
     rudo__page *p = rudo__page_of(mk->h, obj);
     if (p->type == RUDO_PAGE_TAIL)
@@ -129,8 +127,8 @@ void rudo__mark_push(rudo__marker *mk, void *obj) {
  * instrumented by sanitizers: it reads stacks (with redzones) and memory
  * other threads may write (blocked threads' stacks, static data) by
  * design; a stale word only retains an object longer. */
-__attribute__((no_sanitize_address, no_sanitize_thread)) void
-rudo__mark_range(rudo__marker *mk, void *lo, void *hi) {
+__attribute__((no_sanitize_address, no_sanitize_thread)) static void
+scan_range(rudo__marker *mk, void *lo, void *hi) {
     uintptr_t a = ((uintptr_t)lo + sizeof(void *) - 1) & ~(uintptr_t)(sizeof(void *) - 1);
     for (void **w = (void **)a; (char *)(w + 1) <= (char *)hi; w++)
         mark_value(mk, *w);
@@ -154,7 +152,7 @@ scan_words(rudo__marker *mk, const rudo__kind *k, char *obj, size_t from,
            size_t to) {
     void **w = (void **)obj;
     if (k->tracing == RUDO_TRACE_CONSERVATIVE) {
-        rudo__mark_range(mk, w + from, w + to);
+        scan_range(mk, w + from, w + to);
         return;
     }
     size_t lw = k->layout_words;
@@ -369,7 +367,7 @@ static void mark_finalizable(rudo__marker *mk) {
     for (size_t i = 0; i < ndue; i++)
         rudo__final_queue(h, due_objs[i]);
     for (size_t i = 0; i < ndue; i++) {
-        rudo__mark_value(mk, due_objs[i]);
+        mark_value(mk, due_objs[i]);
         rudo__mark_drain(mk);
     }
     free(due_objs);
@@ -429,10 +427,10 @@ void rudo__mark_root_task(rudo__marker *mk, size_t i) {
     rudo__mark_pool *pool = mk->pool;
     struct rudo__root_task *t = &pool->tasks[i];
     if (t->lo) {
-        rudo__mark_range(mk, t->lo, t->hi);
+        scan_range(mk, t->lo, t->hi);
     } else {
         for (size_t j = t->first; j < t->first + t->count; j++)
-            rudo__mark_value(mk, *pool->slots[j]);
+            mark_value(mk, *pool->slots[j]);
     }
 }
 

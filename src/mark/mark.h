@@ -70,17 +70,12 @@ typedef struct rudo__mark_pool {
 /* The whole mark phase of a full collection, with the world stopped:
  * roots, parallel transitive closure, finalizable objects, deferred pages. */
 void rudo__mark_phase(rudo__heap *h);
-/* Marks the object containing value v if it is an allocated heap object
- * not yet marked, and queues it for tracing (or sends it to its owner). */
-void rudo__mark_value(rudo__marker *mk, void *v);
 /* Queues a marked object on mk's own stack (or defers it, see mark.c). */
 void rudo__mark_push(rudo__marker *mk, void *obj);
 /* Traces one marked object: marks what it references. */
 void rudo__mark_trace(rudo__marker *mk, char *obj);
 /* Pops and traces the marker's own deque until it is empty. */
 void rudo__mark_drain(rudo__marker *mk);
-/* Conservative scan of [lo, hi). */
-void rudo__mark_range(rudo__marker *mk, void *lo, void *hi);
 /* Marks from root task i of this collection. */
 void rudo__mark_root_task(rudo__marker *mk, size_t i);
 /* Test hook: in the next n collections every deque growth fails (and
