@@ -421,6 +421,55 @@ __attribute__((noinline)) static void test_realloc(void) {
     parent = NULL;
 }
 
+/* Cells that die and stay unswept through a second collection are freed
+ * by that collection without being zeroed; the page's next sweep must still
+ * hand them out zeroed. Every other object is kept so the pages are not
+ * freed whole (which would zero them anyway). */
+static void **zero_holder;
+
+__attribute__((noinline)) static void fill_half_kept(rudo_kind kind, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char *o = rudo_alloc(kind, 48);
+        memset(o, 0xAA, rudo_size(o));
+        if (i % 2 == 0)
+            zero_holder[i / 2] = o;
+    }
+}
+
+__attribute__((noinline)) static void test_zero_after_two_collections(void) {
+    enum { N = 20000 };
+    CHECK(rudo_heap_create(NULL) == RUDO_OK);
+    rudo_kind kind = rudo_kind_conservative("two-collections");
+    zero_holder = rudo_alloc_array(RUDO_KIND_CONSERVATIVE, N / 2, sizeof(void *));
+    rudo_root_add((void **)&zero_holder);
+    fill_half_kept(kind, N);
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (size_t i = 0; i < N / 2; i++) {
+        uintptr_t a = (uintptr_t)zero_holder[i];
+        lo = a < lo ? a : lo;
+        hi = a > hi ? a : hi;
+    }
+    clobber_stack();
+    rudo_collect(); /* half of the cells die; their pages stay unswept */
+    rudo_collect(); /* they are freed unswept: the pages become dirty */
+    size_t bad = 0, got = 0, reused = 0;
+    for (size_t i = 0; i < N / 2; i++) {
+        unsigned char *o = rudo_alloc(kind, 48);
+        got += o != NULL;
+        reused += (uintptr_t)o > lo && (uintptr_t)o < hi;
+        if (o && !all_zero(o, rudo_size(o)))
+            bad++;
+    }
+    CHECK(got == N / 2);
+    CHECK(reused >= N / 4); /* the dead cells between the kept ones */
+    CHECK(bad == 0);
+    for (size_t i = 0; i < N / 2; i++)
+        bad += ((unsigned char *)zero_holder[i])[47] != 0xAA;
+    CHECK(bad == 0); /* the kept half is intact */
+    CHECK(rudo_root_remove((void **)&zero_holder) == RUDO_OK);
+    rudo_heap_destroy();
+}
+
 int main(void) {
     CHECK(rudo_heap_create(NULL) == RUDO_OK);
     k_traced = rudo_kind_traced("alloc-traced", trace_word0);
@@ -443,5 +492,7 @@ int main(void) {
         clobber_stack();
         test_zero_after_reuse(which);
     }
+    clobber_stack();
+    test_zero_after_two_collections();
     return test_report();
 }

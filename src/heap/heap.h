@@ -64,6 +64,7 @@ typedef struct rudo__page {
     uint8_t committed;   /* memory may be non-zero (not released to the OS) */
     uint8_t overflow;    /* marked cells whose tracing was deferred */
     uint8_t listed;      /* on the avail list of its (kind, class) */
+    uint8_t dirty;       /* some free cell may hold old data (see sweep.c) */
     uint32_t kind;
     size_t cell_size;    /* small: class size; large: usable size (>= 16) */
     uint32_t ncells;     /* small: cells in the page; large: 1 */

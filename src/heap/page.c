@@ -107,6 +107,7 @@ rudo__page *rudo__pages_alloc(size_t n) {
         p->type = RUDO_PAGE_TAIL;
         p->span = j - i;
         p->overflow = 0;
+        p->dirty = 0;
     }
     if (i == h->free_hint)
         h->free_hint = i + n;

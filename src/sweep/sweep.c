@@ -25,8 +25,13 @@ void rudo__sweep_prepare(rudo__heap *h) {
         bool unswept = rudo__ld(&p->swept_gc) < h->gc_count;
         for (size_t w = 0; w * 64 < p->ncells; w++) {
             if (unswept) {
-                /* Cells that died in an earlier collection are free. */
-                uint64_t a = rudo__ld(&p->bits[w].alloc) & mark_word(p, w);
+                /* Cells that died in an earlier collection are free, but
+                 * not zeroed: the page's next sweep must zero all free
+                 * cells, not only the newly dead ones. */
+                uint64_t was = rudo__ld(&p->bits[w].alloc);
+                uint64_t a = was & mark_word(p, w);
+                if (was != a)
+                    p->dirty = 1;
                 rudo__st(&p->bits[w].alloc, a);
                 p->fin[w] &= a;
             }
@@ -76,25 +81,38 @@ size_t rudo__sweep_page(rudo__heap *h, rudo__page *p, void **head) {
     char *start = rudo__page_addr(p);
     size_t size = p->cell_size, nfree = 0;
     void *list = NULL;
+    /* A free cell is zero but for its first word (the free-list link)
+     * unless it died since: cells allocated and now unmarked are zeroed,
+     * in runs, one memset per run. A dirty page (cells that died in an
+     * earlier collection were freed without a sweep) zeroes every free
+     * cell. */
+    bool dirty = p->dirty;
     /* Walk backwards so the list comes out in address order, which the
      * allocation frontier rule (heap.h) relies on. */
     for (size_t w = (p->ncells + 63) / 64; w-- > 0;) {
-        uint64_t live = rudo__ld(&p->bits[w].alloc);
+        uint64_t was = rudo__ld(&p->bits[w].alloc), live = was;
         if (unswept)
             live &= mark_word(p, w);
         rudo__st(&p->bits[w].alloc, live);
         p->fin[w] &= live;
         uint64_t free_bits = ~live & valid_bits(p->ncells, w);
+        for (uint64_t z = dirty ? free_bits : was & ~live; z;) {
+            size_t b = (size_t)__builtin_ctzll(z);
+            uint64_t rest = ~(z >> b);
+            size_t n = rest ? (size_t)__builtin_ctzll(rest) : 64 - b;
+            memset(start + (w * 64 + b) * size, 0, n * size);
+            z = n + b >= 64 ? 0 : z & ~((((uint64_t)1 << n) - 1) << b);
+        }
         while (free_bits) {
             size_t b = 63 - (size_t)__builtin_clzll(free_bits);
             free_bits &= ~((uint64_t)1 << b);
             void **cell = (void **)(start + (w * 64 + b) * size);
-            memset(cell, 0, size);
             *cell = list;
             list = cell;
             nfree++;
         }
     }
+    p->dirty = 0;
     rudo__st(&p->swept_gc, h->gc_count);
     *head = list;
     atomic_fetch_add_explicit(&h->lazy_sweep_ns, rudo__now_ns() - t0,
