@@ -81,10 +81,16 @@ typedef struct rudo_config {
     size_t max_heap;
     /* Heap-growth policy: an automatic collection starts when the bytes
      * allocated since the last collection exceed
-     *     max(initial_heap, live_bytes_after_last_collection * growth).
-     * Larger values trade memory for fewer collections. Default 1.25; must be
-     * > 0. Environment override: RUDO_GROWTH. */
+     *     max(initial_heap, min(live * growth, live + growth_limit))
+     * where live is the live bytes after the last collection. Larger growth
+     * trades memory for fewer collections. Default 1.25; must be > 0.
+     * Environment override: RUDO_GROWTH. */
     double growth;
+    /* Bounds how far the allocation between collections may exceed the live
+     * size, in bytes (see growth): large heaps then collect at about
+     * live + growth_limit, which keeps them compact. 0 = no bound. Default
+     * 16 MiB. Environment override: RUDO_GROWTH_LIMIT. */
+    size_t growth_limit;
     /* Scan the writable static data of the program and its shared libraries
      * conservatively (found with dl_iterate_phdr). Default true. */
     bool scan_static_data;

@@ -70,6 +70,8 @@ void rudo__run_collection(rudo__heap *h, const char *reason,
 
     h->live_bytes = live;
     double next = (double)live * h->cfg.growth;
+    if (h->cfg.growth_limit && next > (double)live + (double)h->cfg.growth_limit)
+        next = (double)live + (double)h->cfg.growth_limit;
     uint64_t trigger = next > (double)h->cfg.initial_heap ? (uint64_t)next
                                                           : h->cfg.initial_heap;
     /* Relaxed: mutators are stopped; gc_lock publishes these on resume. */

@@ -40,6 +40,7 @@ void rudo_config_init(rudo_config *cfg) {
     cfg->initial_heap = (size_t)4 << 20;
     cfg->max_heap = 0;
     cfg->growth = 1.25;
+    cfg->growth_limit = (size_t)16 << 20;
     cfg->scan_static_data = true;
     cfg->scan_stacks = true;
     cfg->markers = 0;
@@ -85,7 +86,8 @@ static bool env_flag(const char *name) {
 
 static int apply_env(rudo_config *c) {
     if (!env_size("RUDO_HEAP_INITIAL", &c->initial_heap) ||
-        !env_size("RUDO_HEAP_MAX", &c->max_heap))
+        !env_size("RUDO_HEAP_MAX", &c->max_heap) ||
+        !env_size("RUDO_GROWTH_LIMIT", &c->growth_limit))
         return RUDO_EINVAL;
     const char *g = getenv("RUDO_GROWTH");
     if (g && *g) {
