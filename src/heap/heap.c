@@ -79,6 +79,23 @@ static bool env_size(const char *name, size_t *out) {
     return false;
 }
 
+/* Reads an integer in [lo, hi] from the environment into *out if set;
+ * false (with a message) if it is set to anything else. */
+static bool env_unsigned(const char *name, long lo, long hi, unsigned *out) {
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return true;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end != '\0' || n < lo || n > hi) {
+        rudo__warn("rudo_heap_create", "invalid %s='%s' (want %ld to %ld)",
+                   name, v, lo, hi);
+        return false;
+    }
+    *out = (unsigned)n;
+    return true;
+}
+
 static bool env_flag(const char *name) {
     const char *v = getenv(name);
     return v && *v && strcmp(v, "0") != 0;
@@ -115,26 +132,9 @@ static int apply_env(rudo_config *c) {
         }
         *sw[i].field = v[0] == '1';
     }
-    const char *b = getenv("RUDO_MARK_BATCH");
-    if (b && *b) {
-        char *end;
-        long n = strtol(b, &end, 10);
-        if (*end != '\0' || n < 1 || n > 65536) {
-            rudo__warn("rudo_heap_create", "invalid RUDO_MARK_BATCH='%s'", b);
-            return RUDO_EINVAL;
-        }
-        c->mark_batch = (unsigned)n;
-    }
-    const char *m = getenv("RUDO_MARKERS");
-    if (m && *m) {
-        char *end;
-        long n = strtol(m, &end, 10);
-        if (*end != '\0' || n < 1 || n > 1024) {
-            rudo__warn("rudo_heap_create", "invalid RUDO_MARKERS='%s'", m);
-            return RUDO_EINVAL;
-        }
-        c->markers = (unsigned)n;
-    }
+    if (!env_unsigned("RUDO_MARK_BATCH", 1, 65536, &c->mark_batch) ||
+        !env_unsigned("RUDO_MARKERS", 1, 1024, &c->markers))
+        return RUDO_EINVAL;
     return RUDO_OK;
 }
 
