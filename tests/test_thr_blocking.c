@@ -92,10 +92,7 @@ static void join_blocking(const pthread_t *tid, int n) {
 
 /* ---- trees ---------------------------------------------------------------- */
 
-typedef struct tnode {
-    struct tnode *left, *right;
-    uint64_t val, sum;
-} tnode;
+typedef test_tnode tnode;
 
 static rudo_kind kind_tree;
 
@@ -106,24 +103,8 @@ static void trace_tree(void *obj, size_t size, rudo_tracer *tr) {
     rudo_visit(tr, (void **)&n->right);
 }
 
-static uint64_t combine(const tnode *n) {
-    return test_mix64(n->val ^ (n->left ? n->left->sum * 3 : 1) ^
-                      (n->right ? n->right->sum * 5 : 2));
-}
-
 static tnode *make_tree(int depth, uint64_t *rng) {
-    tnode *n = rudo_alloc(kind_tree, sizeof *n);
-    if (n == NULL) {
-        fprintf(stderr, "rudo_alloc returned NULL\n");
-        abort();
-    }
-    n->val = test_rand(rng);
-    if (depth > 0) {
-        n->left = make_tree(depth - 1, rng);
-        n->right = make_tree(depth - 1, rng);
-    }
-    n->sum = combine(n);
-    return n;
+    return test_tree_make(kind_tree, depth, rng);
 }
 
 /* Number of nodes whose sum is wrong (or, with marks, that are unmarked). */
@@ -131,7 +112,7 @@ static long tree_bad(const tnode *n, bool marks) {
     if (n == NULL)
         return 0;
     long bad = tree_bad(n->left, marks) + tree_bad(n->right, marks);
-    if (n->sum != combine(n))
+    if (n->sum != test_tree_sum(n))
         bad++;
     if (marks && (!rudo_is_heap_ptr(n) || rudo_base(n) != n || !rudo__debug_is_marked(n)))
         bad++;

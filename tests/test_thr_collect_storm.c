@@ -47,10 +47,7 @@ static uint64_t collections(void) {
 
 /* ---- trees ---------------------------------------------------------------- */
 
-typedef struct tnode {
-    struct tnode *left, *right;
-    uint64_t val, sum;
-} tnode;
+typedef test_tnode tnode;
 
 static rudo_kind kind_tree;
 
@@ -80,30 +77,14 @@ static void world_check(void) {
         atomic_fetch_add(&world_violations, 1);
 }
 
-static uint64_t combine(const tnode *n) {
-    return test_mix64(n->val ^ (n->left ? n->left->sum * 3 : 1) ^
-                      (n->right ? n->right->sum * 5 : 2));
-}
-
 static tnode *make_tree(int depth, uint64_t *rng) {
-    tnode *n = rudo_alloc(kind_tree, sizeof *n);
-    if (n == NULL) {
-        fprintf(stderr, "rudo_alloc returned NULL\n");
-        abort();
-    }
-    n->val = test_rand(rng);
-    if (depth > 0) {
-        n->left = make_tree(depth - 1, rng);
-        n->right = make_tree(depth - 1, rng);
-    }
-    n->sum = combine(n);
-    return n;
+    return test_tree_make(kind_tree, depth, rng);
 }
 
 static bool tree_ok(const tnode *n) {
     if (n == NULL)
         return true;
-    return tree_ok(n->left) && tree_ok(n->right) && n->sum == combine(n);
+    return tree_ok(n->left) && tree_ok(n->right) && n->sum == test_tree_sum(n);
 }
 
 /* ---- gc callback ------------------------------------------------------------ */

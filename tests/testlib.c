@@ -111,3 +111,23 @@ void test_barrier_wait(pthread_barrier_t *b) {
     pthread_barrier_wait(b);
     rudo_blocking_leave();
 }
+
+uint64_t test_tree_sum(const test_tnode *n) {
+    return test_mix64(n->val ^ (n->left ? n->left->sum * 3 : 1) ^
+                      (n->right ? n->right->sum * 5 : 2));
+}
+
+test_tnode *test_tree_make(rudo_kind kind, int depth, uint64_t *rng) {
+    test_tnode *n = rudo_alloc(kind, sizeof *n);
+    if (n == NULL) {
+        fprintf(stderr, "rudo_alloc returned NULL\n");
+        abort();
+    }
+    n->val = test_rand(rng);
+    if (depth > 0) {
+        n->left = test_tree_make(kind, depth - 1, rng);
+        n->right = test_tree_make(kind, depth - 1, rng);
+    }
+    n->sum = test_tree_sum(n);
+    return n;
+}

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rudo.h"
+
 extern unsigned long test_passed, test_failed;
 
 void test_check(bool ok, const char *expr, const char *file, int line);
@@ -50,4 +52,18 @@ uint64_t test_rotl(uint64_t x, int r);
 /* pthread_barrier_wait inside a blocking region: a thread parked at the
  * barrier must not hold up collections of the others. */
 void test_barrier_wait(pthread_barrier_t *b);
+/* A binary tree node whose sum checks its value and its children's sums,
+ * for tests that build trees and verify them after collections. The
+ * test registers the kind (with its own trace callback). */
+typedef struct test_tnode {
+    struct test_tnode *left, *right;
+    uint64_t val, sum;
+} test_tnode;
+
+/* The checksum a node must hold. */
+uint64_t test_tree_sum(const test_tnode *n);
+/* A complete tree of the given depth of kind `kind`, with random values;
+ * aborts if allocation returns NULL. */
+test_tnode *test_tree_make(rudo_kind kind, int depth, uint64_t *rng);
+
 #endif
