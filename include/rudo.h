@@ -77,14 +77,17 @@ typedef struct rudo_config {
     /* Upper bound, in bytes, on the pages holding objects (small-object
      * pages and large objects; free pages not yet returned to the OS do not
      * count); 0 = no bound other than the address-space reservation
-     * (64 GiB). Environment override: RUDO_HEAP_MAX. */
+     * (64 GiB). Any value at or above the reservation (SIZE_MAX included)
+     * means the same. Environment override: RUDO_HEAP_MAX (digits with an
+     * optional K, M or G suffix; a sign or a blank is rejected). */
     size_t max_heap;
     /* Heap-growth policy: an automatic collection starts when the bytes
      * allocated since the last collection exceed
      *     max(initial_heap, min(live * growth, live + growth_limit))
      * where live is the live bytes after the last collection. Larger growth
-     * trades memory for fewer collections. Default 1.25; must be > 0.
-     * Environment override: RUDO_GROWTH. */
+     * trades memory for fewer collections. Default 1.25; must be above 0
+     * and at most 1000 (RUDO_EINVAL otherwise). Environment override:
+     * RUDO_GROWTH. */
     double growth;
     /* Bounds how far the allocation between collections may exceed the live
      * size, in bytes (see growth): large heaps then collect at about
@@ -199,14 +202,20 @@ typedef struct rudo_kind_desc {
      * layout repeats every layout_words words. */
     const uint64_t *layout;
     size_t layout_words;
-    rudo_finalize_fn finalize; /* optional */
-    void *finalize_data;
+    rudo_finalize_fn finalize; /* optional (rudo_kind_set_finalizer) */
+    void *finalize_data;       /* its `data` argument */
 } rudo_kind_desc;
 
 /* Registers a kind. Returns the handle, or aborts if: no heap exists, desc
  * is NULL, the name is NULL, the tracing mode is unknown, a callback kind has
  * no trace function, a layout kind has no layout or a bad word count, or
- * RUDO_MAX_KINDS kinds exist. Thread-safe (takes the heap lock). */
+ * RUDO_MAX_KINDS kinds exist.
+ * Thread-safe: any thread, attached or not, may call it while other threads
+ * allocate, collect, register kinds or change finalizers (it takes the heap
+ * lock briefly and never waits for a collection). The kind is complete when
+ * the call returns: a thread that gets the handle from the registering
+ * thread through synchronisation (a lock, a release store read by an
+ * acquire load, pthread_create, ...) may use it at once. */
 RUDO_API rudo_kind rudo_kind_register(const rudo_kind_desc *desc);
 
 /* Shorthands for rudo_kind_register. */
@@ -216,12 +225,31 @@ RUDO_API rudo_kind rudo_kind_layout(const char *name, size_t words,
 RUDO_API rudo_kind rudo_kind_conservative(const char *name);
 RUDO_API rudo_kind rudo_kind_atomic(const char *name);
 
-/* Sets (or clears, with NULL) the finalizer of a kind. Objects allocated
- * before the call are affected too. Aborts on an unknown kind. */
+/* Sets (or clears, with fn NULL) the finalizer of a kind and its `data`
+ * argument. Objects allocated before the call are affected too. Aborts on
+ * an unknown kind. Each distinct (fn, data) pair ever set keeps a small
+ * record until the heap is destroyed (setting a pair again reuses it).
+ * Thread-safe: any thread, attached or not, may call it at any time,
+ * concurrently with allocation, collections, running finalizers and other
+ * calls on the same kind. The pair changes atomically: a finalizer is
+ * always called with the data given together with it, never another
+ * call's. Which pair applies to an object:
+ *  - a collection finds an unreachable object due for finalization if its
+ *    kind has a finalizer when the collector examines the object's page
+ *    (a change made during that collection may or may not be seen);
+ *  - the pair that runs is the one in effect when the finalizer is run,
+ *    not the one of the collection that found the object: a due object
+ *    whose kind's finalizer was changed in between runs the new pair, and
+ *    one whose kind's finalizer was cleared is not finalized (its memory is
+ *    reclaimed as if it had been finalized). While the queue runs, a call
+ *    applies to every finalizer started after the call returns; one
+ *    started during the call runs the old pair or the new one. */
 RUDO_API void rudo_kind_set_finalizer(rudo_kind kind, rudo_finalize_fn fn,
                                       void *data);
 
-/* The kind's name. Aborts on an unknown kind. */
+/* The kind's name (as stored: at most 47 characters), valid until the heap
+ * is destroyed. Aborts on an unknown kind. Thread-safe: any thread,
+ * attached or not; the name never changes. */
 RUDO_API const char *rudo_kind_name(rudo_kind kind);
 
 /* ------------------------------------------------------------------------ */
@@ -270,10 +298,21 @@ extern RUDO_API int rudo__stop_requested;
 
 
 /* Allocates `size` bytes of kind `kind`: zeroed, aligned to 16 bytes. May
- * run a collection (a safepoint). Returns NULL only when the heap limit is
- * reached after a full collection and the OOM handler returned.
- * Aborts if: no heap, the thread is not attached, size is 0, size is larger
- * than the heap could ever hold, or the kind is unknown. */
+ * run a collection (a safepoint).
+ * Returns NULL, after calling the OOM handler, only when the heap is full:
+ * after a full collection that this allocation ran or waited for, which
+ * found no finalizer due (finalizable garbage is finalized and collected
+ * again first), the live data (counted in pages, as densely as its size
+ * classes pack it) plus the request exceed max_heap (or the reservation).
+ * A request that can never fit (larger than max_heap or the reservation,
+ * SIZE_MAX included) returns NULL at once, without a collection. When the
+ * free room cannot serve the request (it lies in partly used pages of
+ * other size classes, or no free span is long enough for a large object),
+ * the allocation gives up after 64 collections (8 for a large object)
+ * that did not make room.
+ * Aborts if: no heap, the thread is not attached, the thread is in a
+ * blocking region or in a trace callback, size is 0, or the kind is
+ * unknown. Thread-safe. */
 static inline void *rudo_alloc(rudo_kind kind, size_t size) {
     struct rudo__mutator_fast *t = rudo__tl;
     /* A pending stop sends the allocation to the slow path, a safepoint,

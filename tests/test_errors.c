@@ -104,16 +104,20 @@ static void alloc_zero(void *a) {
     (void)a;
     sink = rudo_alloc(RUDO_KIND_ATOMIC, 0);
 }
-static void alloc_huge(void *a) {
-    (void)a;
-    sink = rudo_alloc(RUDO_KIND_ATOMIC, SIZE_MAX / 2);
-}
 static void alloc_array_overflow(void *a) {
     (void)a;
     sink = rudo_alloc_array(RUDO_KIND_ATOMIC, SIZE_MAX / 2, 4);
 }
 
 /* ---- queries on addresses that are not object bases ---- */
+static void size_of_null(void *a) {
+    (void)a;
+    (void)rudo_size(NULL);
+}
+static void kind_of_null(void *a) {
+    (void)a;
+    (void)rudo_kind_of(NULL);
+}
 static void size_of_stack(void *a) {
     (void)a;
     int local = 0;
@@ -323,7 +327,21 @@ static void test_config_errors(void) {
                    {"RUDO_HEAP_MAX", "12Q"},
                    {"RUDO_HEAP_INITIAL", "lots"},
                    {"RUDO_GROWTH", "fast"},
-                   {"RUDO_MARKERS", "many"}};
+                   {"RUDO_MARKERS", "many"},
+                   /* negative values are not 2^64 - 1 */
+                   {"RUDO_HEAP_MAX", "-1"},
+                   {"RUDO_HEAP_INITIAL", "-1"},
+                   {"RUDO_GROWTH_LIMIT", "-64M"},
+                   {"RUDO_HEAP_MAX", " 16M"},
+                   {"RUDO_MARKERS", "-1"},
+                   {"RUDO_MARK_BATCH", "-3"},
+                   {"RUDO_GC_STRESS", "-1"},
+                   {"RUDO_GC_STRESS", "often"},
+                   /* a growth whose trigger overflows */
+                   {"RUDO_GROWTH", "1e300"},
+                   {"RUDO_GROWTH", "inf"},
+                   {"RUDO_GROWTH", "nan"},
+                   {"RUDO_GROWTH", "1000.5"}};
     for (size_t i = 0; i < sizeof bad_env / sizeof bad_env[0]; i++) {
         char what[96];
         snprintf(what, sizeof what, "rudo_heap_create: %s=%s", bad_env[i].var,
@@ -338,6 +356,11 @@ static void test_config_errors(void) {
     expect_einval("rudo_heap_create: growth 0", &cfg, "growth");
     cfg.growth = -1.0;
     expect_einval("rudo_heap_create: growth -1", &cfg, "growth");
+    cfg.growth = 1e300;
+    expect_einval("rudo_heap_create: growth 1e300", &cfg, "growth");
+    cfg.growth = 1000.0; /* the documented maximum is accepted */
+    CHECK(rudo_heap_create(&cfg) == RUDO_OK);
+    rudo_heap_destroy();
 
     /* A valid value with a suffix is accepted. */
     setenv("RUDO_HEAP_MAX", "16M", 1);
@@ -376,10 +399,11 @@ int main(void) {
         {"rudo_alloc: unknown kind 999", alloc_unknown_kind, NULL, "rudo_alloc"},
         {"rudo_alloc: kind >= RUDO_MAX_KINDS", alloc_kind_out_of_range, NULL, "rudo_alloc"},
         {"rudo_alloc: size 0", alloc_zero, NULL, "rudo_alloc"},
-        {"rudo_alloc: size SIZE_MAX/2", alloc_huge, NULL, "rudo_alloc"},
         {"rudo_alloc_array: n * size overflows", alloc_array_overflow, NULL,
          "rudo_alloc_array"},
         /* queries on addresses that are not object bases */
+        {"rudo_size: NULL", size_of_null, NULL, "rudo_size"},
+        {"rudo_kind_of: NULL", kind_of_null, NULL, "rudo_kind_of"},
         {"rudo_size: stack address", size_of_stack, NULL, "rudo_size"},
         {"rudo_size: malloc'd address", size_of_malloc, NULL, "rudo_size"},
         {"rudo_size: interior address", size_of_interior, NULL, "rudo_size"},

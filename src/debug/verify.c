@@ -69,7 +69,7 @@ static void verify_object(rudo__heap *h, rudo__page *p, char *obj) {
 
 void rudo__debug_verify_heap(void) {
     rudo__heap *h = rudo__need_heap("rudo__debug_verify_heap");
-    for (size_t pi = 0; pi < rudo__hwm(h); pi++) {
+    for (size_t pi = 0; pi < rudo__hwm(h); pi = rudo__pages_next(h, pi)) {
         rudo__page *p = &h->pages[pi];
         if (p->type != RUDO_PAGE_SMALL && p->type != RUDO_PAGE_LARGE)
             continue;

@@ -72,8 +72,11 @@ void rudo__run_collection(rudo__heap *h, const char *reason,
     double next = (double)live * h->cfg.growth;
     if (h->cfg.growth_limit && next > (double)live + (double)h->cfg.growth_limit)
         next = (double)live + (double)h->cfg.growth_limit;
-    uint64_t trigger = next > (double)h->cfg.initial_heap ? (uint64_t)next
-                                                          : h->cfg.initial_heap;
+    if (next < (double)h->cfg.initial_heap)
+        next = (double)h->cfg.initial_heap;
+    /* Converting a double beyond the range of uint64_t is undefined; no
+     * heap gets near 2^62 bytes, so that is "never by the trigger". */
+    uint64_t trigger = next < 0x1p62 ? (uint64_t)next : (uint64_t)1 << 62;
     /* Relaxed: mutators are stopped; gc_lock publishes these on resume. */
     atomic_store_explicit(&h->trigger, trigger, memory_order_relaxed);
     atomic_store_explicit(&h->alloc_since_gc, 0, memory_order_relaxed);

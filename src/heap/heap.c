@@ -51,9 +51,12 @@ void rudo_config_init(rudo_config *cfg) {
     cfg->mark_batch = RUDO_BATCH;
 }
 
-/* Parses "123", "64K", "16M", "2G" into *out. */
+/* Parses "123", "64K", "16M", "2G" into *out. Digits only: strtoull
+ * would take "-1" as 2^64 - 1 and skip leading blanks. */
 static bool parse_size(const char *s, size_t *out) {
     char *end;
+    if (*s < '0' || *s > '9')
+        return false;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || end == s)
@@ -110,8 +113,9 @@ static int apply_env(rudo_config *c) {
     if (g && *g) {
         char *end;
         double d = strtod(g, &end);
-        if (*end != '\0' || !(d > 0)) {
-            rudo__warn("rudo_heap_create", "invalid RUDO_GROWTH='%s'", g);
+        if (*end != '\0' || !(d > 0) || d > RUDO_GROWTH_MAX) {
+            rudo__warn("rudo_heap_create", "invalid RUDO_GROWTH='%s' (want a "
+                       "number above 0, at most %g)", g, RUDO_GROWTH_MAX);
             return RUDO_EINVAL;
         }
         c->growth = d;
@@ -154,8 +158,12 @@ int rudo_heap_create(const rudo_config *cfg) {
     int err = apply_env(&c);
     if (err)
         return err;
-    if (!(c.growth > 0)) {
-        rudo__warn(fn, "growth must be > 0");
+    unsigned gc_stress = 0; /* not a config field: a testing aid */
+    if (!env_unsigned("RUDO_GC_STRESS", 0, 1000000000, &gc_stress))
+        return RUDO_EINVAL;
+    if (!(c.growth > 0) || c.growth > RUDO_GROWTH_MAX) {
+        rudo__warn(fn, "growth must be above 0 and at most %g (got %g)",
+                   RUDO_GROWTH_MAX, c.growth);
         return RUDO_EINVAL;
     }
     if (c.mark_batch < 1 || c.mark_batch > 65536) {
@@ -173,7 +181,10 @@ int rudo_heap_create(const rudo_config *cfg) {
         return RUDO_ENOMEM;
     h->cfg = c;
     h->reserve = RUDO_RESERVE_DEFAULT;
-    if (c.max_heap && c.max_heap + RUDO_PAGE_SIZE < h->reserve)
+    /* A small max_heap reserves only what it needs (plus a page). Written
+     * as a subtraction: max_heap may be anything up to SIZE_MAX, which
+     * means "no bound but the reservation". */
+    if (c.max_heap && c.max_heap < h->reserve - 2 * RUDO_PAGE_SIZE)
         h->reserve = (c.max_heap + 2 * RUDO_PAGE_SIZE - 1) & ~(RUDO_PAGE_SIZE - 1);
     h->base = rudo__os_reserve(h->reserve, RUDO_PAGE_SIZE);
     /* Where address space is limited (ulimit -v, valgrind), take less. */
@@ -187,9 +198,12 @@ int rudo_heap_create(const rudo_config *cfg) {
     h->pages = h->base ? map_table(h->pages_map_bytes) : NULL;
     h->free_map_bytes = (h->npages + 63) / 64 * 8;
     h->free_map = h->pages ? map_table(h->free_map_bytes) : NULL;
+    h->tail_dist_bytes = h->npages * sizeof *h->tail_dist;
+    h->tail_dist = h->free_map ? map_table(h->tail_dist_bytes) : NULL;
     size_t lists = (size_t)RUDO_MAX_KINDS * RUDO_NCLASSES * sizeof(rudo__page_list);
-    h->avail = h->free_map ? map_table(lists) : NULL;
+    h->avail = h->tail_dist ? map_table(lists) : NULL;
     if (!h->avail) {
+        if (h->tail_dist) rudo__os_release((void *)h->tail_dist, h->tail_dist_bytes);
         if (h->free_map) rudo__os_release(h->free_map, h->free_map_bytes);
         if (h->pages) rudo__os_release(h->pages, h->pages_map_bytes);
         if (h->base) rudo__os_release(h->base, h->reserve);
@@ -207,6 +221,12 @@ int rudo_heap_create(const rudo_config *cfg) {
     if (env_flag("RUDO_VERIFY"))
         h->verify = true;
     h->gc_log = env_flag("RUDO_GC_LOG");
+#ifdef RUDO_DEBUG
+    h->poison = true;
+#endif
+    if (env_flag("RUDO_POISON"))
+        h->poison = true;
+    h->gc_stress = gc_stress;
     if (getenv("RUDO_LOCK_CHECK"))
         rudo__lock_check_enable(env_flag("RUDO_LOCK_CHECK"));
     rudo__roots_init(h);
@@ -240,10 +260,10 @@ void rudo_heap_destroy(void) {
     rudo__pool_destroy(h);
     rudo__final_destroy(h);
     rudo__roots_destroy(h);
-    for (unsigned i = 0; i < h->nkinds; i++)
-        free(h->kinds[i].layout);
+    rudo__kinds_destroy(h);
     rudo__os_release(h->avail,
                      (size_t)RUDO_MAX_KINDS * RUDO_NCLASSES * sizeof(rudo__page_list));
+    rudo__os_release((void *)h->tail_dist, h->tail_dist_bytes);
     rudo__os_release(h->free_map, h->free_map_bytes);
     rudo__os_release(h->pages, h->pages_map_bytes);
     rudo__os_release(h->base, h->reserve);
@@ -275,7 +295,7 @@ void *rudo__find_object(const rudo__heap *h, const void *a, rudo__page **pp) {
          * is right for every object the caller can legitimately hold. */
         rudo__mutator *self = rudo__self();
         rudo__kind_alloc *ka =
-            self ? (rudo__kind_alloc *)(void *)self->fast.lists[p->kind] : NULL;
+            self ? self->kalloc[p->kind] : NULL;
         if (ka && ol == &ka->lists[p->cls]) {
             char *head = *ol;
             allocated = head == NULL || cell < head;
@@ -304,6 +324,8 @@ void *rudo_base(const void *p) {
 static rudo__page *object_page(const void *p, const char *fn) {
     rudo__heap *h = rudo__need_heap(fn);
     rudo__page *pg = NULL;
+    if (!p) /* find_object's NULL answer would look like a match */
+        rudo__fatal(fn, "the object is NULL");
     if (rudo__find_object(h, p, &pg) != p)
         rudo__fatal(fn, "%p is not the base of a heap object", p);
     return pg;

@@ -21,6 +21,8 @@
 #define RUDO_MAX_CELLS (RUDO_PAGE_SIZE / RUDO_GRANULE) /* 4096 */
 #define RUDO_BITMAP_WORDS (RUDO_MAX_CELLS / 64)       /* 64 */
 #define RUDO_RESERVE_DEFAULT ((size_t)64 << 30)      /* 64 GiB */
+#define RUDO_GROWTH_MAX 1000.0 /* largest growth factor (rudo.h) */
+#define RUDO_POISON_BYTE 0xdb  /* fills dead cells in poison mode */
 
 /* ---- sizeclass.c ---------------------------------------------------------
  * Classes: 16..128 by 16, then 8 classes per power of two up to 32 KiB.
@@ -37,7 +39,9 @@ enum rudo__page_type {
     RUDO_PAGE_FREE = 0,  /* in the free pool */
     RUDO_PAGE_SMALL,     /* cells of one size class and kind */
     RUDO_PAGE_LARGE,     /* first page of a large object */
-    RUDO_PAGE_TAIL,      /* a following page of a large object */
+    /* The following pages of a large object ("tails") have no type of
+     * their own: their descriptors are never written and read as free,
+     * uncommitted pages; heap->tail_dist says which span they belong to. */
 };
 
 /* Page descriptor. Bit i of a bitmap describes cell i (small pages) or the
@@ -70,7 +74,7 @@ typedef struct rudo__page {
     uint32_t ncells;     /* small: cells in the page; large: 1 */
     uint32_t owner;      /* id of the mutator that last allocated here */
     uint32_t recip;      /* small: ceil(2^32 / cell_size), for offset/size */
-    size_t span;         /* large: pages in the span; tail: distance to head */
+    size_t span;         /* large: pages in the span */
     _Atomic uint64_t swept_gc; /* gc_count when last swept (relaxed: as alloc) */
     uint64_t release_at; /* free: gc_count after which memory is released */
     /* current: the allocator's free-list head. Stored with release and
@@ -106,6 +110,12 @@ rudo__page *rudo__pages_alloc(size_t n);
 void rudo__pages_free(rudo__page *p, size_t n);
 /* Returns to the OS the free pages whose delay has passed (heap_lock). */
 void rudo__pages_release_due(void);
+/* The next page after page i that a walk over the pages in use must
+ * visit (hwm if none): past a large object's span at once (its tails have
+ * nothing to visit) and past runs of free pages, so that a walk reads no
+ * descriptor that was never written. Call with the world stopped or
+ * heap_lock held. */
+size_t rudo__pages_next(const struct rudo__heap *h, size_t i);
 /* Checks the page invariants; aborts naming the violated one. */
 void rudo__page_check(const rudo__page *p);
 
@@ -123,18 +133,38 @@ static inline size_t rudo__cell_index(const rudo__page *p, uintptr_t off) {
 }
 
 /* ---- kind.c --------------------------------------------------------------- */
+/* A finalizer with its argument: immutable once made, so a reader that
+ * loads a kind's `fin` once gets a matching pair. Kept until the heap is
+ * destroyed (a reader may still hold one after it is replaced). */
+typedef struct rudo__finalizer {
+    rudo_finalize_fn fn;           /* never NULL */
+    void *data;
+    struct rudo__finalizer *next;  /* the heap's list (heap_lock) */
+} rudo__finalizer;
+
+/* A kind record. Written before nkinds is released past it (kind.c), then
+ * immutable except for `fin`. */
 typedef struct rudo__kind {
     char name[48];
     rudo_tracing tracing;
     rudo_trace_fn trace;
     uint64_t *layout;      /* copy; LAYOUT only */
     size_t layout_words;
-    rudo_finalize_fn finalize;
-    void *finalize_data;
+    /* The finalizer in effect, NULL if none: stored with release by
+     * rudo_kind_set_finalizer, read with rudo__kind_fin. */
+    _Atomic(const rudo__finalizer *) fin;
 } rudo__kind;
 
-/* The kind record of k; aborts naming fn if k is unknown. */
+/* The kind record of k; aborts naming fn if k is unknown. Loads nkinds
+ * with acquire, so it suits handles that come straight from the user. */
 rudo__kind *rudo__kind_get(rudo_kind k, const char *fn);
+
+/* The finalizer of k now, NULL if none. Acquire: pairs with the release
+ * store in rudo_kind_set_finalizer, so the record's fn and data are the
+ * ones written before it was published. */
+static inline const rudo__finalizer *rudo__kind_fin(const rudo__kind *k) {
+    return atomic_load_explicit(&k->fin, memory_order_acquire);
+}
 
 /* ---- heap.c -------------------------------------------------------------- */
 typedef struct rudo__heap {
@@ -163,6 +193,14 @@ typedef struct rudo__heap {
      * before the object they hold was published to them. */
     _Atomic size_t hwm;
     size_t free_hint;           /* no free page below this index */
+    /* tail_dist[i]: for a tail page of a large object (any page of its
+     * span but the first), the distance to the first; 0 for every other
+     * page. A side table of 4 bytes a page, so that a large object's
+     * bookkeeping does not make a 1.6 KiB descriptor resident per page
+     * (a 63 GiB object would take 1.6 GB). Written under heap_lock; read
+     * relaxed by queries, for the reason given at hwm. */
+    _Atomic uint32_t *tail_dist;
+    size_t tail_dist_bytes;
     uint64_t *free_map;         /* bit i set: page i is free */
     size_t free_map_bytes;
     size_t pages_in_use;        /* small + large pages */
@@ -171,8 +209,13 @@ typedef struct rudo__heap {
     rudo__page_list release;    /* free, committed pages (by release_at) */
     rudo__page_list *avail;     /* [kind*NCLASSES+cls] pages with free cells */
     rudo__page_list large;      /* large objects */
+    /* The kinds: kinds[0 .. nkinds-1] are published and immutable but for
+     * their `fin` (kind.c). nkinds is written under heap_lock with release
+     * after the record; a reader given a handle by the user loads it with
+     * acquire (rudo__kind_get). */
     rudo__kind kinds[RUDO_MAX_KINDS];
-    unsigned nkinds;
+    _Atomic unsigned nkinds;
+    rudo__finalizer *fin_records; /* every finalizer record (heap_lock) */
 
     /* Allocation accounting; relaxed atomics: counters read for triggering
      * and statistics, where a slightly stale value is harmless. */
@@ -183,6 +226,12 @@ typedef struct rudo__heap {
     /* Written only by the collector with the world stopped. */
     uint64_t gc_count;
     size_t live_bytes;
+    /* The live data after the last collection in pages, as densely as
+     * its size classes can pack it, in units of 2^-16 page: a small page
+     * counts live cells / cells per page, a large object its span. What
+     * the out-of-memory rule compares with the limit (alloc.c). */
+    uint64_t live_pages16;
+    size_t final_queued;        /* finalizers the last collection queued */
     struct rudo__gc_stats {
         uint64_t mark_ns, sweep_ns, pause_ns, pause_max, ttsp_max;
         uint64_t ttsp_ring[1024];
@@ -192,6 +241,11 @@ typedef struct rudo__heap {
     struct rudo__mark_pool *pool; /* markers; created at the first collection */
     rudo_gc_callback gc_callback;
     void *gc_callback_data;
+    /* GC stress mode: collect every gc_stress allocations (RUDO_GC_STRESS;
+     * 0 = off), counted in stress_count (relaxed: a counter). */
+    unsigned gc_stress;
+    _Atomic uint64_t stress_count;
+    bool poison;                /* fill dead cells (RUDO_DEBUG, RUDO_POISON) */
     bool verify;                /* RUDO_DEBUG build or RUDO_VERIFY=1 */
     bool gc_log;                /* RUDO_GC_LOG=1 */
 } rudo__heap;
@@ -210,9 +264,21 @@ void rudo__lock_idle(rudo__heap *h);
 /* The heap; aborts with "rudo: fn: no heap" if none exists. */
 rudo__heap *rudo__need_heap(const char *fn);
 
+/* Frees the kinds' layouts and finalizer records (heap destruction, kind.c). */
+void rudo__kinds_destroy(rudo__heap *h);
+
 static inline char *rudo__page_addr(const rudo__page *p) {
     return rudo__the_heap->base +
            ((size_t)(p - rudo__the_heap->pages) << RUDO_PAGE_SHIFT);
+}
+
+/* The first page of the span holding a, an address inside an object (a
+ * tail page of a large object leads to its first page). */
+static inline rudo__page *rudo__head_page_of(const rudo__heap *h, const void *a) {
+    size_t pi = ((uintptr_t)a - (uintptr_t)h->base) >> RUDO_PAGE_SHIFT;
+    if (h->pages[pi].type == RUDO_PAGE_FREE)
+        pi -= atomic_load_explicit(&h->tail_dist[pi], memory_order_relaxed);
+    return &h->pages[pi];
 }
 
 /* The page containing address a, or NULL if a is outside the pages ever
@@ -230,13 +296,23 @@ static inline rudo__page *rudo__page_of(const rudo__heap *h, const void *a) {
  * the last cell). Says nothing about whether the cell is allocated. */
 static inline char *rudo__cell_of(const rudo__heap *h, const void *a,
                                   rudo__page **pp, size_t *ip) {
-    rudo__page *p = rudo__page_of(h, a);
-    if (!p)
+    uintptr_t off = (uintptr_t)a - (uintptr_t)h->base;
+    if (off >= (rudo__hwm(h) << RUDO_PAGE_SHIFT))
         return NULL;
-    if (p->type == RUDO_PAGE_TAIL)
-        p -= p->span;
-    char *start = rudo__page_addr(p);
-    uintptr_t off = (uintptr_t)a - (uintptr_t)start;
+    /* Works with the page index, not rudo__page_addr: descriptors are not
+     * a power of two in size, so p - pages would cost a multiplication. */
+    size_t pi = off >> RUDO_PAGE_SHIFT;
+    rudo__page *p = &h->pages[pi];
+    if (RUDO_UNLIKELY(p->type == RUDO_PAGE_FREE)) {
+        /* A free page, or a tail of a large object (rudo__head_page_of). */
+        size_t d = atomic_load_explicit(&h->tail_dist[pi], memory_order_relaxed);
+        if (d == 0)
+            return NULL;
+        p -= d;
+        pi -= d;
+    }
+    char *start = h->base + (pi << RUDO_PAGE_SHIFT);
+    off = (uintptr_t)a - (uintptr_t)start;
     size_t i;
     if (p->type == RUDO_PAGE_SMALL) {
         i = rudo__cell_index(p, off);

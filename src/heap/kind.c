@@ -1,4 +1,17 @@
-/* kind.c — the kind registry: how the collector finds pointers in objects. */
+/* kind.c — the kind registry: how the collector finds pointers in objects.
+ *
+ * Publication. A kind record is written completely, under heap_lock, before
+ * the store-release of nkinds that makes it count; every field except `fin`
+ * is immutable from then on, so a thread that has seen nkinds > k through
+ * an acquire load (or that learned k through some other happens-before
+ * chain from that store) reads the record without a lock.
+ *
+ * Finalizers. A kind's finalizer and its argument change together: `fin`
+ * points to an immutable {fn, data} record and a change swaps the pointer
+ * (release; readers acquire). A reader may still hold the old record when
+ * the pointer changes, so records are never freed before the heap is
+ * destroyed; a record is reused when the same pair is set again, which
+ * bounds them by the distinct pairs ever used. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,11 +20,39 @@
 
 rudo__kind *rudo__kind_get(rudo_kind k, const char *fn) {
     rudo__heap *h = rudo__need_heap(fn);
-    /* nkinds only grows, under heap_lock; kinds are registered before the
-     * threads that use them learn their handles. */
-    if (k >= h->nkinds)
-        rudo__fatal(fn, "unknown kind %u (%u kinds registered)", k, h->nkinds);
+    /* Acquire. A handle received with happens-before from its registration
+     * (as rudo.h asks) would do with relaxed: coherence gives nkinds > k and
+     * the record is already visible. But k comes from the user, who may
+     * have got it without (a relaxed store, a guess): acquire, pairing with
+     * the release in rudo_kind_register, makes every kind counted by the
+     * value read complete here, so such a caller may be told that the kind
+     * is unknown but never sees a half-written record. */
+    unsigned n = atomic_load_explicit(&h->nkinds, memory_order_acquire);
+    if (k >= n)
+        rudo__fatal(fn, "unknown kind %u (%u kinds registered)", k, n);
     return &h->kinds[k];
+}
+
+/* The record for {fn, data}: an existing one if the pair was set before,
+ * else a new one, kept on the heap's list (heap_lock held). NULL for no
+ * finalizer. */
+static const rudo__finalizer *finalizer_record(rudo__heap *h, rudo_finalize_fn fn,
+                                               void *data, const char *where) {
+    if (!fn)
+        return NULL;
+    for (const rudo__finalizer *r = h->fin_records; r; r = r->next)
+        if (r->fn == fn && r->data == data)
+            return r;
+    rudo__finalizer *r = malloc(sizeof *r);
+    if (!r) {
+        rudo__lock_release(&h->heap_lock);
+        rudo__fatal(where, "out of memory recording a finalizer");
+    }
+    r->fn = fn;
+    r->data = data;
+    r->next = h->fin_records;
+    h->fin_records = r;
+    return r;
 }
 
 rudo_kind rudo_kind_register(const rudo_kind_desc *d) {
@@ -49,20 +90,29 @@ rudo_kind rudo_kind_register(const rudo_kind_desc *d) {
         memcpy(layout, d->layout, n * sizeof *layout);
     }
     rudo__lock_acquire(&h->heap_lock);
-    if (h->nkinds == RUDO_MAX_KINDS) {
+    /* Relaxed: heap_lock orders the writers, and only writers change it. */
+    unsigned id = atomic_load_explicit(&h->nkinds, memory_order_relaxed);
+    if (id == RUDO_MAX_KINDS) {
         rudo__lock_release(&h->heap_lock);
+        free(layout);
         rudo__fatal(fn, "too many kinds (at most %u)", RUDO_MAX_KINDS);
     }
-    rudo__kind *k = &h->kinds[h->nkinds];
-    memset(k, 0, sizeof *k);
+    /* The slot is unpublished (id >= nkinds): no reader looks at it yet, so
+     * plain writes are safe. */
+    rudo__kind *k = &h->kinds[id];
+    memset(k->name, 0, sizeof k->name);
     strncpy(k->name, d->name, sizeof k->name - 1);
     k->tracing = d->tracing;
     k->trace = d->trace;
     k->layout = layout;
     k->layout_words = d->layout_words;
-    k->finalize = d->finalize;
-    k->finalize_data = d->finalize_data;
-    rudo_kind id = h->nkinds++;
+    /* Relaxed: published by the release store of nkinds just below. */
+    atomic_store_explicit(&k->fin,
+                          finalizer_record(h, d->finalize, d->finalize_data, fn),
+                          memory_order_relaxed);
+    /* Release: publishes the record written above to every thread that
+     * loads nkinds with acquire (rudo__kind_get, the allocation slow path). */
+    atomic_store_explicit(&h->nkinds, id + 1, memory_order_release);
     rudo__lock_release(&h->heap_lock);
     return id;
 }
@@ -91,14 +141,31 @@ rudo_kind rudo_kind_atomic(const char *name) {
 }
 
 void rudo_kind_set_finalizer(rudo_kind kind, rudo_finalize_fn fn, void *data) {
-    rudo__kind *k = rudo__kind_get(kind, "rudo_kind_set_finalizer");
+    const char *where = "rudo_kind_set_finalizer";
+    rudo__kind *k = rudo__kind_get(kind, where);
     rudo__heap *h = rudo__the_heap;
+    /* heap_lock guards the record list (lookup and insertion). */
     rudo__lock_acquire(&h->heap_lock);
-    k->finalize = fn;
-    k->finalize_data = data;
+    const rudo__finalizer *r = finalizer_record(h, fn, data, where);
+    /* Release: a reader that loads r (acquire, rudo__kind_fin) sees its
+     * fn and data as written above. */
+    atomic_store_explicit(&k->fin, r, memory_order_release);
     rudo__lock_release(&h->heap_lock);
 }
 
 const char *rudo_kind_name(rudo_kind kind) {
+    /* The name is immutable once the kind is published. */
     return rudo__kind_get(kind, "rudo_kind_name")->name;
+}
+
+void rudo__kinds_destroy(rudo__heap *h) {
+    /* Relaxed: the heap is being destroyed by its only thread. */
+    unsigned n = atomic_load_explicit(&h->nkinds, memory_order_relaxed);
+    for (unsigned i = 0; i < n; i++)
+        free(h->kinds[i].layout);
+    for (rudo__finalizer *r = h->fin_records, *next; r; r = next) {
+        next = r->next;
+        free(r);
+    }
+    h->fin_records = NULL;
 }

@@ -78,65 +78,107 @@ static size_t find_span(rudo__heap *h, size_t n) {
 
 rudo__page *rudo__pages_alloc(size_t n) {
     rudo__heap *h = rudo__the_heap;
-    if (h->cfg.max_heap &&
-        (h->pages_in_use + n) * RUDO_PAGE_SIZE > h->cfg.max_heap)
+    /* As divisions: n may be anything a caller computed from a size. */
+    if (h->cfg.max_heap && (n > h->cfg.max_heap / RUDO_PAGE_SIZE ||
+                            h->pages_in_use > h->cfg.max_heap / RUDO_PAGE_SIZE - n))
+        return NULL;
+    if (n > h->npages)
         return NULL;
     size_t i = find_span(h, n);
-    if (i + n > h->npages)
+    if (i > h->npages - n)
         return NULL;
-    if (i + n > rudo__hwm(h)) {
-        for (size_t j = rudo__hwm(h); j < i + n; j++) {
-            memset(&h->pages[j], 0, offsetof(rudo__page, bits));
+    size_t old_hwm = rudo__hwm(h);
+    if (i + n > old_hwm) {
+        /* Descriptors past hwm were never written: they read as free,
+         * uncommitted pages, and their memory is fresh (zero). */
+        for (size_t j = old_hwm; j < i + n; j++)
             set_free(h, j, true);
-        }
         /* Relaxed: see the field (heap.h); heap_lock orders the writers. */
         atomic_store_explicit(&h->hwm, i + n, memory_order_relaxed);
     }
     for (size_t j = i; j < i + n; j++) {
-        rudo__page *p = &h->pages[j];
         set_free(h, j, false);
-        if (p->committed) {
-            /* Recycled memory: zero it now; fresh or released memory is
-             * already zero. */
-            rudo__list_remove(&h->release, p);
-            memset(h->base + (j << RUDO_PAGE_SHIFT), 0, RUDO_PAGE_SIZE);
-        } else {
-            h->pages_committed++;
+        h->pages_committed++;
+        /* A tail's descriptor is read only where it may have been
+         * written (below the old hwm): a fresh span writes the first
+         * descriptor alone. */
+        if (j < old_hwm || j == i) {
+            rudo__page *p = &h->pages[j];
+            if (p->committed) {
+                /* Recycled memory: zero it now; fresh or released memory
+                 * is already zero. It was counted as committed already. */
+                rudo__list_remove(&h->release, p);
+                memset(h->base + (j << RUDO_PAGE_SHIFT), 0, RUDO_PAGE_SIZE);
+                h->pages_committed--;
+            }
+            /* A tail stays "uncommitted": its memory is released with the
+             * object (rudo__pages_free). */
+            p->committed = j == i;
         }
-        p->committed = 1;
-        p->type = RUDO_PAGE_TAIL;
-        p->span = j - i;
-        p->overflow = 0;
-        p->dirty = 0;
+        if (j > i) /* relaxed: see tail_dist (heap.h) */
+            atomic_store_explicit(&h->tail_dist[j], (uint32_t)(j - i),
+                                  memory_order_relaxed);
     }
+    rudo__page *p = &h->pages[i];
+    p->type = RUDO_PAGE_FREE; /* until the caller gives it its type */
+    p->span = 0;
+    p->overflow = 0;
+    p->dirty = 0;
     if (i == h->free_hint)
         h->free_hint = i + n;
     h->pages_in_use += n;
     if (h->pages_committed > h->pages_committed_peak)
         h->pages_committed_peak = h->pages_committed;
-    return &h->pages[i];
+    return p;
 }
 
 void rudo__pages_free(rudo__page *p, size_t n) {
     rudo__heap *h = rudo__the_heap;
     size_t first = (size_t)(p - h->pages);
-    for (size_t j = first; j < first + n; j++) {
-        rudo__page *q = &h->pages[j];
-        q->type = RUDO_PAGE_FREE;
-        /* Relaxed: the page was not current (retired earlier, with release). */
-        atomic_store_explicit(&q->owner_list, NULL, memory_order_relaxed);
-        q->release_at = h->gc_count + h->cfg.release_delay;
-        memset(q->fin, 0, sizeof q->fin);
-        for (size_t w = 0; w < RUDO_BITMAP_WORDS; w++) {
-            rudo__st(&q->bits[w].mark, 0);
-            rudo__st(&q->bits[w].alloc, 0);
+    p->type = RUDO_PAGE_FREE;
+    /* Relaxed: the page was not current (retired earlier, with release). */
+    atomic_store_explicit(&p->owner_list, NULL, memory_order_relaxed);
+    p->release_at = h->gc_count + h->cfg.release_delay;
+    memset(p->fin, 0, sizeof p->fin);
+    for (size_t w = 0; w < RUDO_BITMAP_WORDS; w++) {
+        rudo__st(&p->bits[w].mark, 0);
+        rudo__st(&p->bits[w].alloc, 0);
+    }
+    set_free(h, first, true);
+    rudo__list_push(&h->release, p);
+    if (n > 1) {
+        /* The tails go back to the OS at once: their descriptors were
+         * left as "free, uncommitted", which is now true again. Keeping
+         * them committed for release_delay would need a descriptor each. */
+        for (size_t j = first + 1; j < first + n; j++) {
+            set_free(h, j, true);
+            /* Relaxed: see tail_dist (heap.h). */
+            atomic_store_explicit(&h->tail_dist[j], 0, memory_order_relaxed);
         }
-        set_free(h, j, true);
-        rudo__list_push(&h->release, q);
+        rudo__os_decommit(h->base + ((first + 1) << RUDO_PAGE_SHIFT),
+                          (n - 1) << RUDO_PAGE_SHIFT);
+        h->pages_committed -= n - 1;
     }
     if (first < h->free_hint)
         h->free_hint = first;
     h->pages_in_use -= n;
+}
+
+size_t rudo__pages_next(const struct rudo__heap *h, size_t i) {
+    const rudo__page *p = &h->pages[i];
+    i += p->type == RUDO_PAGE_LARGE ? p->span : 1;
+    /* Skip free pages a word of the free map at a time. */
+    size_t hwm = rudo__hwm(h);
+    while (i < hwm) {
+        uint64_t used = ~(h->free_map[i / 64] >> (i % 64));
+        if (i % 64)
+            used &= ~(uint64_t)0 >> (i % 64);
+        if (used)
+            return i + (size_t)__builtin_ctzll(used) < hwm
+                       ? i + (size_t)__builtin_ctzll(used) : hwm;
+        i = (i / 64 + 1) * 64;
+    }
+    return hwm;
 }
 
 void rudo__pages_release_due(void) {

@@ -117,9 +117,7 @@ static inline __attribute__((always_inline)) void mark_value(rudo__marker *mk,
 }
 
 void rudo__mark_push(rudo__marker *mk, void *obj) {
-    rudo__page *p = rudo__page_of(mk->h, obj);
-    if (p->type == RUDO_PAGE_TAIL)
-        p -= p->span;
+    rudo__page *p = rudo__head_page_of(mk->h, obj);
     push(mk, obj, p);
 }
 
@@ -191,12 +189,15 @@ static __attribute__((noinline)) void trace_chunked(rudo__marker *mk,
     scan_words(mk, &mk->h->kinds[p->kind], obj, 0, CHUNK_WORDS);
 }
 
-/* Scans one queued chunk (its address tagged with the low bit). */
+/* Scans one queued chunk (its address tagged with the low bit). The chunk
+ * belongs to the cell that contains it: on a small page (classes over
+ * 8 KiB) that cell need not start at the page, and word offsets (hence
+ * layout positions) count from the cell's base. */
 static __attribute__((noinline)) void trace_chunk(rudo__marker *mk, char *addr) {
-    rudo__page *p = rudo__page_of(mk->h, addr);
-    if (p->type == RUDO_PAGE_TAIL)
-        p -= p->span;
-    char *obj = rudo__page_addr(p);
+    rudo__page *p = NULL;
+    size_t ci;
+    /* Never NULL: the chunk was queued from inside a marked cell. */
+    char *obj = rudo__cell_of(mk->h, addr, &p, &ci);
     size_t from = (size_t)(addr - obj) / sizeof(void *);
     size_t nw = p->cell_size / sizeof(void *);
     size_t to = nw - from > CHUNK_WORDS ? from + CHUNK_WORDS : nw;
@@ -224,16 +225,18 @@ static void trace_in(rudo__marker *mk, char *obj, rudo__page *p) {
     }
 }
 
-void rudo__mark_trace(rudo__marker *mk, char *item) {
+/* Inlined into the drain loop, its hot caller. */
+static inline __attribute__((always_inline)) void trace_item(rudo__marker *mk,
+                                                             char *item) {
     if (RUDO_UNLIKELY((uintptr_t)item & 1)) {
         trace_chunk(mk, item - 1);
         return;
     }
-    rudo__page *p = rudo__page_of(mk->h, item);
-    if (p->type == RUDO_PAGE_TAIL)
-        p -= p->span;
+    rudo__page *p = rudo__head_page_of(mk->h, item);
     trace_in(mk, item, p);
 }
+
+void rudo__mark_trace(rudo__marker *mk, char *item) { trace_item(mk, item); }
 
 /* Moves the oldest half of the private stack (objects found first: near
  * the roots, so likely the largest subgraphs) to the shared deque, where
@@ -302,7 +305,7 @@ void rudo__mark_drain(rudo__marker *mk) {
         void *obj = ring[head];
         head = (head + 1) % PREFETCH_DEPTH;
         n--;
-        rudo__mark_trace(mk, obj);
+        trace_item(mk, obj);
         if (RUDO_UNLIKELY(++mk->since_wake_check == 64)) {
             mk->since_wake_check = 0;
             share(mk);
@@ -315,7 +318,7 @@ void rudo__mark_drain(rudo__marker *mk) {
 static void drain_overflow(rudo__marker *mk) {
     rudo__heap *h = mk->h;
     while (atomic_exchange_explicit(&overflowed, false, memory_order_relaxed)) {
-        for (size_t pi = 0; pi < rudo__hwm(h); pi++) {
+        for (size_t pi = 0; pi < rudo__hwm(h); pi = rudo__pages_next(h, pi)) {
             rudo__page *p = &h->pages[pi];
             if (!p->overflow)
                 continue;
@@ -341,10 +344,14 @@ static void mark_finalizable(rudo__marker *mk) {
     rudo__heap *h = mk->h;
     void **due_objs = NULL;
     size_t ndue = 0, cap = 0;
-    for (size_t pi = 0; pi < rudo__hwm(h); pi++) {
+    for (size_t pi = 0; pi < rudo__hwm(h); pi = rudo__pages_next(h, pi)) {
         rudo__page *p = &h->pages[pi];
+        /* rudo_kind_set_finalizer may run meanwhile (from a thread that is
+         * not stopped): a page's objects are queued if its kind had a
+         * finalizer when this loop reached the page. Which pair runs is
+         * decided when it runs (finalize.c). */
         if ((p->type != RUDO_PAGE_SMALL && p->type != RUDO_PAGE_LARGE) ||
-            !h->kinds[p->kind].finalize)
+            !rudo__kind_fin(&h->kinds[p->kind]))
             continue;
         char *start = rudo__page_addr(p);
         for (size_t w = 0; w * 64 < p->ncells; w++) {
@@ -364,6 +371,7 @@ static void mark_finalizable(rudo__marker *mk) {
             }
         }
     }
+    h->final_queued = ndue;
     for (size_t i = 0; i < ndue; i++)
         rudo__final_queue(h, due_objs[i]);
     for (size_t i = 0; i < ndue; i++) {
@@ -404,7 +412,11 @@ typedef struct {
 
 static void task_range(rudo__root_visitor *v, void *lo, void *hi) {
     rudo__mark_pool *pool = ((task_visitor *)v)->pool;
-    for (char *a = lo; a < (char *)hi; a += RANGE_CHUNK) {
+    /* Chunks start at an aligned word: scan_range drops the partial word
+     * at each end of its range, so a chunk boundary inside a word would
+     * lose that word (RANGE_CHUNK is a multiple of the word size). */
+    uintptr_t a0 = ((uintptr_t)lo + sizeof(void *) - 1) & ~(uintptr_t)(sizeof(void *) - 1);
+    for (char *a = (char *)a0; a < (char *)hi; a += RANGE_CHUNK) {
         char *b = (char *)hi - a > RANGE_CHUNK ? a + RANGE_CHUNK : hi;
         add_task(pool, (struct rudo__root_task){a, b, 0, 0});
     }

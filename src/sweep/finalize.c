@@ -74,12 +74,13 @@ void rudo__final_run(rudo__heap *h, rudo__mutator *m) {
          * returns; only the runner removes entries. */
         void *obj = queue[qhead];
         rudo__lock_release(&final_lock);
-        rudo__page *p = rudo__page_of(h, obj);
-        if (p->type == RUDO_PAGE_TAIL)
-            p -= p->span;
-        rudo__kind *k = &h->kinds[p->kind];
-        if (k->finalize)
-            k->finalize(obj, k->finalize_data);
+        rudo__page *p = rudo__head_page_of(h, obj);
+        /* The pair in effect now (rudo.h, rudo_kind_set_finalizer): one
+         * acquire load of the immutable record, so fn and data match even
+         * if the finalizer is being changed concurrently. */
+        const rudo__finalizer *fin = rudo__kind_fin(&h->kinds[p->kind]);
+        if (fin)
+            fin->fn(obj, fin->data);
         rudo__lock_acquire(&final_lock);
         qhead++;
         /* Relaxed: a statistic. */

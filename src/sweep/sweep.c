@@ -18,7 +18,7 @@ static inline uint64_t valid_bits(size_t n, size_t w) {
 }
 
 void rudo__sweep_prepare(rudo__heap *h) {
-    for (size_t pi = 0; pi < rudo__hwm(h); pi++) {
+    for (size_t pi = 0; pi < rudo__hwm(h); pi = rudo__pages_next(h, pi)) {
         rudo__page *p = &h->pages[pi];
         if (p->type != RUDO_PAGE_SMALL && p->type != RUDO_PAGE_LARGE)
             continue;
@@ -41,16 +41,46 @@ void rudo__sweep_prepare(rudo__heap *h) {
     }
 }
 
+/* Poison mode (RUDO_DEBUG builds, RUDO_POISON=1): fills the cells that
+ * died in this collection with RUDO_POISON_BYTE, so that a program still
+ * using one reads a loud, non-pointer pattern instead of its old contents.
+ * Safe for the free-cell invariant: dead cells are in alloc & ~mark, which
+ * the page's lazy sweep zeroes (and a freed page is zeroed on reuse). */
+static void poison_dead(rudo__page *p) {
+    char *start = rudo__page_addr(p);
+    if (p->type == RUDO_PAGE_LARGE) {
+        /* The first page only: the tails go back to the OS with the object
+         * (rudo__pages_free) and read as zero from then on. */
+        if (!(mark_word(p, 0) & 1))
+            memset(start, RUDO_POISON_BYTE,
+                   p->cell_size < RUDO_PAGE_SIZE ? p->cell_size : RUDO_PAGE_SIZE);
+        return;
+    }
+    for (size_t w = 0; w * 64 < p->ncells; w++) {
+        uint64_t dead = rudo__ld(&p->bits[w].alloc) & ~mark_word(p, w);
+        for (; dead; dead &= dead - 1) {
+            size_t i = w * 64 + (size_t)__builtin_ctzll(dead);
+            memset(start + i * p->cell_size, RUDO_POISON_BYTE, p->cell_size);
+        }
+    }
+}
+
 size_t rudo__sweep_after_mark(rudo__heap *h) {
     size_t live = 0;
+    uint64_t dense = 0; /* see live_pages16 (heap.h) */
     rudo__lock_acquire(&h->heap_lock);
-    for (size_t pi = 0; pi < rudo__hwm(h); pi++) {
+    for (size_t pi = 0, next; pi < rudo__hwm(h); pi = next) {
+        /* Taken first: freeing a large object below ends its span. */
+        next = rudo__pages_next(h, pi);
         rudo__page *p = &h->pages[pi];
+        if (h->poison && (p->type == RUDO_PAGE_SMALL || p->type == RUDO_PAGE_LARGE))
+            poison_dead(p);
         if (p->type == RUDO_PAGE_SMALL) {
             size_t n = 0;
             for (size_t w = 0; w * 64 < p->ncells; w++)
                 n += (size_t)__builtin_popcountll(mark_word(p, w));
             live += n * p->cell_size;
+            dense += ((uint64_t)n << 16) / p->ncells;
             rudo__page_list *l = &h->avail[p->kind * RUDO_NCLASSES + p->cls];
             if (n < p->ncells && n > 0 && !p->listed) {
                 rudo__list_push(l, p);
@@ -64,12 +94,14 @@ size_t rudo__sweep_after_mark(rudo__heap *h) {
         } else if (p->type == RUDO_PAGE_LARGE) {
             if (mark_word(p, 0) & 1) {
                 live += p->cell_size;
+                dense += (uint64_t)p->span << 16;
             } else {
                 rudo__list_remove(&h->large, p);
                 rudo__pages_free(p, p->span);
             }
         }
     }
+    h->live_pages16 = dense;
     rudo__pages_release_due();
     rudo__lock_release(&h->heap_lock);
     return live;

@@ -88,7 +88,7 @@ void rudo__mutator_detach(rudo__mutator *m) {
     h->nrunning--;
     rudo__lock_release(&h->gc_lock);
     for (unsigned k = 0; k < RUDO_MAX_KINDS; k++)
-        free(m->fast.lists[k]); /* lists is the first member of kind_alloc */
+        free(m->kalloc[k]);
     rudo__handles_free(m);
     rudo__tl = NULL;
     pthread_setspecific(exit_key, NULL);

@@ -62,6 +62,10 @@ typedef struct rudo__kind_alloc {
 
 typedef struct rudo__mutator {
     struct rudo__mutator_fast fast; /* must stay first: rudo__tl points here */
+    /* Per kind: the allocation state. fast.lists[k] points at
+     * kalloc[k]->lists, except in GC stress mode, where it stays NULL so
+     * that every allocation takes the slow path (alloc.c). */
+    rudo__kind_alloc *kalloc[RUDO_MAX_KINDS];
     uint32_t id;                    /* distinct per attach; owner of pages */
     int state;                      /* rudo__mutator_state; under gc_lock */
     void *stack_hi;                 /* highest address of the stack */
