@@ -97,8 +97,10 @@ typedef struct rudo_config {
     /* Scan the writable static data of the program and its shared libraries
      * conservatively (found with dl_iterate_phdr). Default true. */
     bool scan_static_data;
-    /* Scan attached threads' stacks and registers conservatively. Default
-     * true. A runtime that roots every pointer precisely may turn it off. */
+    /* Scan attached threads' stacks, registers and static thread-local
+     * storage (__thread variables of the modules loaded when the thread
+     * attached) conservatively. Default true. A runtime that roots every
+     * pointer precisely may turn it off. */
     bool scan_stacks;
     /* Number of markers; 0 = number of online CPUs. 1 marks on the
      * collecting thread alone; N > 1 adds N-1 marker threads, created at
@@ -401,7 +403,8 @@ RUDO_API void **rudo_handle(void *obj);
 
 /* Runs a full collection now (with the world stopped), then any finalizers
  * that became due. If other threads request a collection at the same time,
- * one collection serves them all. Aborts if the thread is not attached. */
+ * one collection serves them all. Aborts if the thread is not attached, is
+ * inside a blocking region, or runs a trace callback. */
 RUDO_API void rudo_collect(void);
 
 /* Information about one collection, passed to the collection callback. */
@@ -430,7 +433,18 @@ RUDO_API void rudo_set_gc_callback(rudo_gc_callback fn, void *data);
 /* Attaches the calling thread: it gets its own allocation state and its
  * stack is scanned for roots. Returns RUDO_OK, RUDO_EEXIST if already
  * attached, RUDO_ESTATE if no heap exists. A thread that exits while
- * attached is detached by a thread-exit destructor. Thread-safe. */
+ * attached is detached by a thread-exit destructor. Thread-safe.
+ *
+ * Cancellation: rudo's internal waits run with cancellation disabled, so a
+ * thread cancelled (deferred) while waiting in rudo finishes the call and
+ * acts on the cancel at its next cancellation point; one cancelled inside
+ * a blocking region is detached by the destructor. Asynchronous
+ * cancellation of an attached thread is not supported.
+ *
+ * fork: the child keeps the heap and the forking thread's attachment; the
+ * other threads' attachments are dropped there (their threads do not exist
+ * in the child), so the child may allocate, collect, attach new threads and
+ * destroy the heap. fork waits for a running collection to end. */
 RUDO_API int rudo_thread_attach(void);
 
 /* Detaches the calling thread; its pages are handed back to the heap and
@@ -449,7 +463,13 @@ RUDO_API bool rudo_thread_is_attached(void);
  * is at a safepoint or in a blocking region. An attached thread that waits
  * for another thread (pthread_join, a mutex or condition variable, a
  * blocking read) must therefore wait inside rudo_blocking_enter/leave, or a
- * collection requested by the thread it waits for waits for it in turn. */
+ * collection requested by the thread it waits for waits for it in turn.
+ * When a collection has waited RUDO_STOP_WARN_MS milliseconds (environment,
+ * read at heap creation; default 2000, 0 = never), it prints one line to
+ * stderr naming each attached thread that has not stopped (mutator id,
+ * kernel tid, pthread name) and this remedy, then again after doubling
+ * intervals (at most 60 s apart); it keeps waiting. Aborts if called from a
+ * trace callback while a collection waits. */
 RUDO_API void rudo__safepoint_slow(void);
 static inline void rudo_safepoint(void) {
     /* Relaxed: a poll that misses a request just made is caught by the next
@@ -465,6 +485,38 @@ static inline void rudo_safepoint(void) {
  * a running collection to end. Regions do not nest (aborts). */
 RUDO_API void rudo_blocking_enter(void);
 RUDO_API void rudo_blocking_leave(void);
+
+/* Stacks. An attached thread's stack is scanned from its stack pointer to
+ * the top of the stack it runs on: the thread's own stack, found when it
+ * attached, unless declared otherwise with rudo_stack_set. A thread that
+ * switches to another stack (makecontext/swapcontext, a coroutine or fiber
+ * library) must declare it before its next rudo call on that stack, and
+ * declare the previous one again when it switches back. A collection that
+ * finds the thread's stack pointer outside the declared stack aborts
+ * ("the stack pointer ... is outside the thread's stack ...") rather than
+ * scan unrelated memory.
+ *
+ * Stacks that no thread runs on (suspended coroutines, and the thread's
+ * own stack while it runs on another) are not scanned: register each, with
+ * the context its registers were saved in (the ucontext_t of swapcontext),
+ * as a conservative range with rudo_root_add_range while it may hold heap
+ * pointers, and remove it when it is resumed or freed. docs/threads.md,
+ * "Stacks and thread-local storage". */
+
+/* Declares that the calling thread now runs, or will run from its next
+ * stack switch on, on the stack [lo, hi) (hi is the end the stack grows
+ * down from: the highest address plus one). It may be called just before
+ * switching (no rudo call may come between it and the switch) or just
+ * after. Returns RUDO_OK, or RUDO_EINVAL (with a message) if lo or hi is
+ * NULL or lo >= hi. Aborts if the thread is not attached or is inside a
+ * blocking region. Affects only the calling thread; needs no lock. */
+RUDO_API int rudo_stack_set(void *lo, void *hi);
+
+/* Stores the calling thread's declared stack bounds (initially its own
+ * stack's) in *lo and *hi (either may be NULL), e.g. to declare them again
+ * with rudo_stack_set after switching back. Aborts if the thread is not
+ * attached. Affects only the calling thread. */
+RUDO_API void rudo_stack_get(void **lo, void **hi);
 
 /* ------------------------------------------------------------------------ */
 /* Queries                                                                  */

@@ -243,6 +243,7 @@ static void *alloc_large(rudo__heap *h, rudo__mutator *m, rudo_kind kind,
 
 void *rudo__alloc_slow(rudo_kind kind, size_t size) {
     const char *fn = "rudo_alloc";
+    rudo__check_context(fn, "allocate");
     rudo__mutator *m = rudo__need_mutator(fn);
     rudo__heap *h = rudo__the_heap;
     /* Acquire: the kind handle comes from the user (see rudo__kind_get). */

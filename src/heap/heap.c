@@ -212,7 +212,7 @@ int rudo_heap_create(const rudo_config *cfg) {
     }
     rudo__lock_init(&h->gc_lock, RUDO_RANK_GC, "gc_lock");
     rudo__lock_init(&h->heap_lock, RUDO_RANK_HEAP, "heap_lock");
-    pthread_cond_init(&h->stopped_cv, NULL);
+    rudo__handshake_init(h); /* stopped_cv, RUDO_STOP_WARN_MS */
     pthread_cond_init(&h->resume_cv, NULL);
     atomic_init(&h->trigger, c.initial_heap);
 #ifdef RUDO_DEBUG

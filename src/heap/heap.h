@@ -184,6 +184,9 @@ typedef struct rudo__heap {
     unsigned nmutators;
     uint32_t next_mutator_id;
     rudo__mutator *mutators;
+    /* First delay, in ms, before the collector names the threads it still
+     * waits for (RUDO_STOP_WARN_MS; 0 = never); set at creation. */
+    unsigned stop_warn_ms;
 
     /* heap_lock (rank HEAP): the page pool and lists, the kinds. */
     rudo__lock heap_lock;

@@ -219,7 +219,11 @@ static void trace_in(rudo__marker *mk, char *obj, rudo__page *p) {
             scan_words(mk, k, obj, 0, nw);
         break;
     case RUDO_TRACE_CALLBACK:
+        /* Lets rudo_alloc, rudo_collect and rudo_safepoint name the kind
+         * and abort instead of parking forever (rudo__check_context). */
+        rudo__tracing_kind = k->name;
         k->trace(obj, p->cell_size, &mk->tr);
+        rudo__tracing_kind = NULL;
         flush_slots(&mk->tr);
         break;
     }

@@ -92,6 +92,11 @@ rudo__mark_stats rudo__mark_last_stats(void);
 /* The pool for heap h, created on first use (n from the config). */
 rudo__mark_pool *rudo__pool_get(rudo__heap *h);
 void rudo__pool_destroy(rudo__heap *h);
+/* fork handling, called by mutator.c's atfork handlers: hold the pool lock
+ * across fork; the child forgets the pool (its threads are gone). */
+void rudo__pool_fork_prepare(rudo__heap *h);
+void rudo__pool_fork_parent(rudo__heap *h);
+void rudo__pool_fork_child(rudo__heap *h);
 /* Runs the parallel part of marking: root tasks, then drain, inbox,
  * stealing, until the termination protocol says every marker is out of
  * work. Called by the collector, which is marker 0. */

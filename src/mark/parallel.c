@@ -24,37 +24,30 @@ static void *helper_main(void *arg);
 /* fork() copies only the calling thread: in the child the marker threads
  * are gone, so the child forgets the pool (its memory is leaked) and makes
  * a new one at its next collection. The pool lock is held across fork so
- * the child never sees it taken by a vanished helper. */
-static void fork_prepare(void) {
-    rudo__heap *h = rudo__the_heap;
-    if (h && h->pool)
+ * the child never sees it taken by a vanished helper. Called by the
+ * atfork handlers in mutator.c, after gc_lock and heap_lock (rank order),
+ * with no collection running, so h->pool cannot change meanwhile. */
+void rudo__pool_fork_prepare(rudo__heap *h) {
+    if (h->pool)
         rudo__lock_acquire(&h->pool->lock);
 }
 
-static void fork_parent(void) {
-    rudo__heap *h = rudo__the_heap;
-    if (h && h->pool)
+void rudo__pool_fork_parent(rudo__heap *h) {
+    if (h->pool)
         rudo__lock_release(&h->pool->lock);
 }
 
-static void fork_child(void) {
-    rudo__heap *h = rudo__the_heap;
-    if (h && h->pool) {
+void rudo__pool_fork_child(rudo__heap *h) {
+    if (h->pool) {
         rudo__lock_release(&h->pool->lock);
         h->pool = NULL;
     }
-}
-
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-static void register_atfork(void) {
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 rudo__mark_pool *rudo__pool_get(rudo__heap *h) {
     if (h->pool)
         return h->pool;
     const char *fn = "rudo_collect";
-    pthread_once(&atfork_once, register_atfork);
     rudo__mark_pool *pool = calloc(1, sizeof *pool);
     if (!pool)
         rudo__fatal(fn, "out of memory for the marker pool");
@@ -101,8 +94,12 @@ void rudo__pool_destroy(rudo__heap *h) {
     pool->shutdown = true;
     pthread_cond_broadcast(&pool->start_cv);
     rudo__lock_release(&pool->lock);
+    /* pthread_join is a cancellation point: a cancel must not leave the
+     * pool half destroyed. */
+    int cancel_state = rudo__nocancel_begin();
     for (unsigned i = 1; i < pool->n; i++)
         pthread_join(pool->m[i]->thread, NULL);
+    rudo__nocancel_end(cancel_state);
     for (unsigned i = 0; i < pool->n; i++) {
         rudo__marker *mk = pool->m[i];
         for (unsigned d = 0; d < pool->n; d++)

@@ -4,6 +4,7 @@
 #include <link.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -80,9 +81,35 @@ void rudo__os_static_segments(void (*fn)(void *lo, void *hi, void *arg),
     dl_iterate_phdr(phdr_cb, &a);
 }
 
-/* getcontext stores the general registers unmangled (setjmp mangles rbp),
- * so a pointer kept only in a callee-saved register is seen. */
-int rudo__os_save_registers(ucontext_t *ctx) { return getcontext(ctx); }
+static int tls_cb(struct dl_phdr_info *info, size_t size, void *data) {
+    struct segs_arg *a = data;
+    /* dlpi_tls_data appeared with the adds/subs counters' generation of
+     * the struct; older C libraries pass a shorter one. */
+    if (size < offsetof(struct dl_phdr_info, dlpi_tls_data) +
+                   sizeof info->dlpi_tls_data)
+        return 1;
+    /* NULL: the module has no TLS, or its block is not allocated for this
+     * thread yet (dynamic TLS of a module loaded by dlopen is allocated at
+     * the thread's first access to it). */
+    if (info->dlpi_tls_modid == 0 || info->dlpi_tls_data == NULL)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_TLS)
+            continue;
+        /* The block holds the initialised image (.tdata) followed by the
+         * zeroed part (.tbss): p_memsz bytes from dlpi_tls_data. */
+        char *lo = info->dlpi_tls_data;
+        a->fn(lo, lo + ph->p_memsz, a->arg);
+    }
+    return 0;
+}
+
+void rudo__os_tls_blocks(void (*fn)(void *lo, void *hi, void *arg),
+                         void *arg) {
+    struct segs_arg a = {fn, arg};
+    dl_iterate_phdr(tls_cb, &a);
+}
 
 uint64_t rudo__now_ns(void) {
     struct timespec ts;

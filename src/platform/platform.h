@@ -6,7 +6,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <ucontext.h>
 
 /* Reserves `size` bytes of address space, aligned to `align` (a power of
  * two), readable and writable but backed lazily. NULL on failure. */
@@ -27,9 +26,25 @@ bool rudo__os_stack_bounds(void **lo, void **hi);
 void rudo__os_static_segments(void (*fn)(void *lo, void *hi, void *arg),
                               void *arg);
 
-/* Saves the calling thread's registers in *ctx so that a conservative scan
- * of *ctx sees every callee-saved register. Returns 0 on success. */
-int rudo__os_save_registers(ucontext_t *ctx);
+/* Calls fn(lo, hi, arg) for every static TLS block of the calling thread
+ * (one per loaded module with a PT_TLS segment whose block exists for this
+ * thread), found with dl_iterate_phdr. The blocks are the calling thread's
+ * own: another thread's are found only by calling this in that thread. */
+void rudo__os_tls_blocks(void (*fn)(void *lo, void *hi, void *arg),
+                         void *arg);
+
+/* Register capture. A conservative scan must see the caller's values of
+ * the callee-saved registers. RUDO_OS_SPILL_REGISTERS(), placed in a
+ * function F, makes F's prologue store every callee-saved register in F's
+ * frame before F changes any of them; RUDO_OS_FRAME_TOP() is the top of
+ * F's frame (the canonical frame address: the caller's stack pointer at
+ * the call). A noinline function called from F then finds all of F's
+ * frame, those saved registers included, between its own frame address
+ * and RUDO_OS_FRAME_TOP() of F. This is bdwgc's approach
+ * (GC_with_callee_saves_pushed), and needs no register names: both GCC
+ * and Clang implement the builtins on every target. */
+#define RUDO_OS_SPILL_REGISTERS() __builtin_unwind_init()
+#define RUDO_OS_FRAME_TOP() ((void *)__builtin_dwarf_cfa())
 
 /* A spin-wait hint to the CPU (x86 `pause`). */
 static inline void rudo__cpu_relax(void) {

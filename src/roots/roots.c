@@ -171,8 +171,19 @@ static void static_segment(void *lo, void *hi, void *arg) {
 void rudo__roots_enumerate(rudo__heap *h, rudo__root_visitor *v) {
     for (rudo__mutator *m = h->mutators; m; m = m->next) {
         if (h->cfg.scan_stacks) {
-            v->range(v, &m->regs, (char *)&m->regs + sizeof m->regs);
+            /* The copy of the frames that hold the callee-saved registers,
+             * then the stack above them (rudo__capture_roots). */
+            v->range(v, m->spill, m->spill + m->nspill);
             v->range(v, m->stack_sp, m->stack_hi);
+            /* Static TLS blocks; skip one the stack range already covers
+             * (glibc's threads keep theirs at the top of the stack block),
+             * which would only be scanned twice. */
+            for (size_t i = 0; i < m->ntls; i++) {
+                char *lo = m->tls[i].lo, *hi = m->tls[i].hi;
+                if (lo >= (char *)m->stack_sp && hi <= (char *)m->stack_hi)
+                    continue;
+                v->range(v, lo, hi);
+            }
         }
         rudo__handles_enumerate(m, v);
     }

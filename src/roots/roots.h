@@ -12,8 +12,8 @@ typedef struct rudo__root_visitor {
     void (*slot)(struct rudo__root_visitor *v, void **slot);
 } rudo__root_visitor;
 
-/* Reports every root: each mutator's saved registers and stack (if
- * scan_stacks), its handles, the registered slots and ranges, static data
+/* Reports every root: each mutator's saved registers, stack and static TLS
+ * blocks (if scan_stacks), its handles, the registered slots and ranges, static data
  * (if scan_static_data), and objects waiting for their finalizer. Called
  * with the world stopped. */
 void rudo__roots_enumerate(rudo__heap *h, rudo__root_visitor *v);

@@ -87,3 +87,16 @@ void rudo__final_run(rudo__heap *h, rudo__mutator *m) {
         atomic_fetch_add_explicit(&h->finalizers_run, 1, memory_order_relaxed);
     }
 }
+
+void rudo__final_fork_prepare(void) { rudo__lock_acquire(&final_lock); }
+
+void rudo__final_fork_parent(void) { rudo__lock_release(&final_lock); }
+
+void rudo__final_fork_child(void) {
+    /* A thread that was running finalizers is gone: the child's next
+     * collecting thread takes over. The entry it was finalizing is still
+     * at the head of the queue (entries leave after their finalizer
+     * returns), so the child runs that finalizer on its copy too. */
+    running = false;
+    rudo__lock_release(&final_lock);
+}

@@ -30,5 +30,10 @@ void rudo__final_enumerate(rudo__heap *h, rudo__root_visitor *v);
 /* Runs queued finalizers on the calling thread, outside every collector
  * lock; does nothing if this thread is already running finalizers. */
 void rudo__final_run(rudo__heap *h, rudo__mutator *m);
+/* fork handling, called by mutator.c's atfork handlers: final_lock is held
+ * across fork; in the child no thread is running finalizers any more. */
+void rudo__final_fork_prepare(void);
+void rudo__final_fork_parent(void);
+void rudo__final_fork_child(void);
 
 #endif

@@ -1,4 +1,5 @@
 /* lock.c — mutexes with ranks and a lock-order checker. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -70,6 +71,31 @@ void rudo__lock_release(rudo__lock *l) {
     pthread_mutex_unlock(&l->mutex);
 }
 
+/* pthread_cond_wait and pthread_cond_timedwait are cancellation points. A
+ * thread cancelled inside one leaves it holding the mutex and runs its
+ * cleanup and key destructors with it held: rudo's exit destructor then
+ * deadlocks taking gc_lock, and so does every later collection. So every
+ * internal wait runs with cancellation disabled; a cancel that arrives
+ * meanwhile stays pending and acts at the caller's next cancellation point,
+ * outside rudo. */
+int rudo__nocancel_begin(void) {
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    return old;
+}
+
+void rudo__nocancel_end(int old) { pthread_setcancelstate(old, NULL); }
+
 void rudo__lock_wait(rudo__lock *l, pthread_cond_t *cv) {
+    int old = rudo__nocancel_begin();
     pthread_cond_wait(cv, &l->mutex);
+    rudo__nocancel_end(old);
+}
+
+bool rudo__lock_timedwait(rudo__lock *l, pthread_cond_t *cv,
+                          const struct timespec *deadline) {
+    int old = rudo__nocancel_begin();
+    int rc = pthread_cond_timedwait(cv, &l->mutex, deadline);
+    rudo__nocancel_end(old);
+    return rc == ETIMEDOUT;
 }

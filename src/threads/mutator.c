@@ -1,12 +1,16 @@
-/* mutator.c — attaching and detaching threads. */
+/* mutator.c — attaching and detaching threads; fork. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "alloc/alloc.h"
 #include "debug/debug.h"
 #include "heap/heap.h"
+#include "mark/mark.h"
 #include "platform/platform.h"
 #include "roots/roots.h"
+#include "sweep/sweep.h"
 
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
@@ -25,7 +29,86 @@ static void on_thread_exit(void *arg) {
     rudo__mutator_detach(m);
 }
 
-static void make_key(void) { pthread_key_create(&exit_key, on_thread_exit); }
+/* ---- fork ------------------------------------------------------------------
+ * fork() copies only the calling thread. The handlers make the child's heap
+ * consistent: prepare takes, in rank order, gc_lock at a moment when no
+ * collection runs (parking an attached caller, as the statistics calls do),
+ * heap_lock, the marker pool's lock and final_lock, so no other thread is
+ * inside the handshake, the page pool, a mark phase or the finalizer queue
+ * when the address space is copied; the parent releases them. The child
+ * forgets every mutator but its own thread's (their threads do not exist
+ * there: their stacks may be unmapped or reused by new threads, so scanning
+ * them would crash), hands their pages back to the heap, and drops the
+ * marker pool, which its next collection re-creates. Registered once, at
+ * the first heap creation; they do nothing while no heap exists. */
+static rudo__heap *fork_heap; /* the heap prepare locked, or NULL */
+
+static void fork_prepare(void) {
+    rudo__heap *h = rudo__the_heap;
+    fork_heap = h;
+    if (!h)
+        return;
+    rudo__mutator *self = rudo__self();
+    if (self && self->state == RUDO_MUT_BLOCKED) {
+        /* Its roots were recorded on entering the region and a collection
+         * may be reading them: do not record them again, just wait. */
+        rudo__lock_acquire(&h->gc_lock);
+        rudo__park(h, NULL);
+    } else {
+        rudo__lock_idle(h);
+    }
+    rudo__lock_acquire(&h->heap_lock);
+    rudo__pool_fork_prepare(h);
+    rudo__final_fork_prepare();
+}
+
+static void fork_parent(void) {
+    rudo__heap *h = fork_heap;
+    if (!h)
+        return;
+    rudo__final_fork_parent();
+    rudo__pool_fork_parent(h);
+    rudo__lock_release(&h->heap_lock);
+    rudo__lock_release(&h->gc_lock);
+}
+
+static void fork_child(void) {
+    rudo__heap *h = fork_heap;
+    if (!h)
+        return;
+    rudo__final_fork_child();
+    rudo__pool_fork_child(h);
+    rudo__mutator *self = rudo__self();
+    rudo__mutator *next;
+    for (rudo__mutator *m = h->mutators; m; m = next) {
+        next = m->next;
+        if (m == self)
+            continue;
+        /* As rudo__mutator_detach, without the thread: heap_lock is held
+         * and no collection runs. */
+        rudo__alloc_retire_all(h, m);
+        for (unsigned k = 0; k < RUDO_MAX_KINDS; k++)
+            free(m->kalloc[k]);
+        rudo__handles_free(m);
+        free(m->tls);
+        free(m);
+    }
+    h->mutators = self;
+    h->nmutators = self ? 1 : 0;
+    h->nrunning = self && self->state == RUDO_MUT_RUNNING ? 1 : 0;
+    if (self) {
+        self->next = self->prev = NULL;
+        self->tid = (pid_t)syscall(SYS_gettid); /* the child's own */
+    }
+    rudo__handshake_fork_child(h);
+    rudo__lock_release(&h->heap_lock);
+    rudo__lock_release(&h->gc_lock);
+}
+
+static void make_key(void) {
+    pthread_key_create(&exit_key, on_thread_exit);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
 
 void rudo__mutators_init(void) { pthread_once(&exit_key_once, make_key); }
 
@@ -44,13 +127,13 @@ int rudo__mutator_attach(void) {
     rudo__mutator *m = calloc(1, sizeof *m);
     if (!m)
         return RUDO_ENOMEM;
-    void *lo;
-    if (!rudo__os_stack_bounds(&lo, &m->stack_hi)) {
+    int rc = rudo__mutator_stack_init(m); /* stack bounds, TLS (stacks.c) */
+    if (rc != RUDO_OK) {
         free(m);
-        rudo__warn("rudo_thread_attach", "cannot find the thread's stack");
-        return RUDO_ESTATE;
+        return rc;
     }
-    m->stack_sp = m->stack_hi;
+    m->tid = (pid_t)syscall(SYS_gettid);
+    m->thread = pthread_self();
     rudo__lock_acquire(&h->gc_lock);
     /* Not yet a mutator: a running collection does not wait for us. */
     while (h->collecting)
@@ -90,6 +173,7 @@ void rudo__mutator_detach(rudo__mutator *m) {
     for (unsigned k = 0; k < RUDO_MAX_KINDS; k++)
         free(m->kalloc[k]);
     rudo__handles_free(m);
+    free(m->tls);
     rudo__tl = NULL;
     pthread_setspecific(exit_key, NULL);
     free(m);

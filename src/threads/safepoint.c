@@ -23,7 +23,11 @@
  * Everything a mutator wrote before stopping is visible to the collector
  * and everything the collector wrote is visible to the mutator after it
  * resumes, because both sides pass through gc_lock. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "debug/debug.h"
 #include "heap/heap.h"
@@ -32,17 +36,182 @@
 
 RUDO_API int rudo__stop_requested;
 
+static void set_stop_requested(int v);
+
+/* initial-exec: set around every trace callback, so no __tls_get_addr
+ * call in the shared library (as rudo__tl). */
+__thread const char *rudo__tracing_kind __attribute__((tls_model("initial-exec")));
+
+void rudo__check_context(const char *fn, const char *what) {
+    /* Checked before anything that needs the thread to be attached: marker
+     * helper threads are not, and the message must name the kind there too. */
+    const char *kind = rudo__tracing_kind;
+    if (RUDO_UNLIKELY(kind != NULL))
+        rudo__fatal(fn, "called from the trace callback of kind '%s' "
+                    "(trace callbacks must not %s)", kind, what);
+    rudo__mutator *m = rudo__self();
+    /* Reading our own state without gc_lock is safe: only the thread
+     * itself ever writes it (rudo__park, the blocking calls, attach; the
+     * others merely read it under gc_lock), so this read races with no
+     * write. */
+    if (RUDO_UNLIKELY(m && m->state == RUDO_MUT_BLOCKED))
+        rudo__fatal(fn, "called inside a blocking region "
+                    "(call rudo_blocking_leave first)");
+}
+
+/* Delay before the first "not stopped" report; RUDO_STOP_WARN_MS. */
+#define STOP_WARN_DEFAULT_MS 2000u
+/* The reports back off exponentially up to this interval. */
+#define STOP_WARN_MAX_MS 60000u
+
+/* The collector's wait for stopped threads is timed (stop_warn_ms): a
+ * monotonic clock, so setting the wall clock does not move it. */
+static void init_stopped_cv(rudo__heap *h) {
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->stopped_cv, &a);
+    pthread_condattr_destroy(&a);
+}
+
+void rudo__handshake_fork_child(rudo__heap *h) {
+    init_stopped_cv(h);
+    pthread_cond_init(&h->resume_cv, NULL);
+    h->collecting = false;
+    set_stop_requested(0);
+}
+
+void rudo__handshake_init(rudo__heap *h) {
+    init_stopped_cv(h);
+    h->stop_warn_ms = STOP_WARN_DEFAULT_MS;
+    const char *v = getenv("RUDO_STOP_WARN_MS");
+    if (!v || !*v)
+        return;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || *end != '\0' || n < 0 || n > 3600000) {
+        rudo__warn("rudo_heap_create", "invalid RUDO_STOP_WARN_MS='%s' "
+                   "(want 0 to 3600000); using %u", v, STOP_WARN_DEFAULT_MS);
+        return;
+    }
+    h->stop_warn_ms = (unsigned)n;
+}
+
+/* The monotonic time ms milliseconds from now. */
+static struct timespec deadline_after(unsigned ms) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+/* With gc_lock held: prints one line naming every attached thread other
+ * than the collector `self` that is still RUNNING, and the remedy. Such a
+ * thread cannot detach or exit meanwhile (both need gc_lock), so its
+ * pthread_t is valid for pthread_getname_np. */
+static void report_unstopped(rudo__heap *h, rudo__mutator *self,
+                             uint64_t waited_ns) {
+    char line[1024], name[16];
+    size_t len = 0;
+    unsigned n = 0;
+    for (rudo__mutator *m = h->mutators; m; m = m->next) {
+        if (m == self || m->state != RUDO_MUT_RUNNING)
+            continue;
+        n++;
+        if (len >= sizeof line - 64)
+            continue; /* counted, not named: the line has a bound */
+        if (pthread_getname_np(m->thread, name, sizeof name) != 0)
+            name[0] = '\0';
+        int k = snprintf(line + len, sizeof line - len,
+                         name[0] ? "%smutator %u (tid %ld, name '%s')"
+                                 : "%smutator %u (tid %ld)%s",
+                         n > 1 ? ", " : "", (unsigned)m->id, (long)m->tid, name);
+        if (k > 0)
+            len += (size_t)k < sizeof line - len ? (size_t)k : sizeof line - len - 1;
+    }
+    if (n == 0)
+        return;
+    rudo__warn("stop the world", "waited %llu ms for %u attached thread%s to "
+               "stop: %s%s; call rudo_safepoint() in long loops, or wrap "
+               "blocking calls in rudo_blocking_enter/leave",
+               (unsigned long long)(waited_ns / 1000000), n, n > 1 ? "s" : "",
+               line, len >= sizeof line - 64 ? " ..." : "");
+}
+
+/* With gc_lock held and the stop requested: waits until the collector is
+ * the only RUNNING thread. A thread that never polls (a loop without a
+ * safepoint, a blocking call outside a blocking region) would make this
+ * wait forever in silence, so after stop_warn_ms, and then after doubling
+ * intervals, it says which threads it waits for. */
+static void wait_for_stop(rudo__heap *h, rudo__mutator *self, uint64_t t0) {
+    unsigned delay = h->stop_warn_ms;
+    if (delay == 0) {
+        while (h->nrunning > 1)
+            rudo__lock_wait(&h->gc_lock, &h->stopped_cv);
+        return;
+    }
+    struct timespec deadline = deadline_after(delay);
+    while (h->nrunning > 1) {
+        if (!rudo__lock_timedwait(&h->gc_lock, &h->stopped_cv, &deadline) ||
+            h->nrunning <= 1)
+            continue;
+        report_unstopped(h, self, rudo__now_ns() - t0);
+        delay = delay > STOP_WARN_MAX_MS / 2 ? STOP_WARN_MAX_MS : delay * 2;
+        deadline = deadline_after(delay);
+    }
+}
+
 static void set_stop_requested(int v) {
     /* Relaxed: the flag only prompts threads to take gc_lock soon; all the
      * ordering comes from gc_lock (see the protocol above). */
     __atomic_store_n(&rudo__stop_requested, v, __ATOMIC_RELAXED);
 }
 
-__attribute__((noinline)) void rudo__capture_roots(rudo__mutator *m) {
-    rudo__os_save_registers(&m->regs);
-    /* Everything above this frame belongs to the callers whose roots
-     * matter; frames below it are rudo's own. */
-    m->stack_sp = __builtin_frame_address(0);
+/* Copies the words [from, to) to dst. They are stack frames, parts of which
+ * AddressSanitizer marks as redzones: the loads are not instrumented, and
+ * volatile so that the loop does not become a (checked) memcpy call. */
+__attribute__((no_sanitize_address, no_sanitize_thread)) static void
+copy_words(void **dst, void *const volatile *from, void *const volatile *to) {
+    while (from < to)
+        *dst++ = *from++;
+}
+
+/* noinline: this frame must lie below the frame of the function F that
+ * expanded rudo__capture_roots (threads.h). F's prologue saved every
+ * callee-saved register of F's caller in F's frame, so [here, frame_top)
+ * holds them all: values still in registers when F was entered are in
+ * those save slots, and values F's callers saved earlier are in their own
+ * frames, above frame_top, which the scan of [frame_top, stack_hi) reads.
+ * The copy is taken because F's frame need not outlive the capture:
+ * rudo_blocking_enter returns to its caller, whose next calls overwrite it
+ * while a collection may scan the thread. */
+__attribute__((noinline)) void rudo__capture_roots_at(rudo__mutator *m, void *frame_top,
+                                                      const char *fn) {
+    uintptr_t w = sizeof(void *);
+    void **here = (void **)((uintptr_t)__builtin_frame_address(0) & ~(w - 1));
+    void **top = (void **)(((uintptr_t)frame_top + w - 1) & ~(w - 1));
+    /* A stack pointer outside the declared stack (a coroutine stack that
+     * was not declared) would make [sp, stack_hi) span unrelated memory:
+     * refuse instead of scanning it. */
+    if ((char *)here < (char *)m->stack_lo || (char *)top > (char *)m->stack_hi)
+        rudo__fatal(strncmp(fn, "rudo__", 6) == 0 ? "rudo_collect" : fn,
+                    "the stack pointer %p is outside the thread's stack "
+                    "[%p, %p); declare the stack with rudo_stack_set",
+                    (void *)here, m->stack_lo, m->stack_hi);
+    size_t n = (size_t)(top - here);
+    if (top < here || n > RUDO_SPILL_WORDS)
+        rudo__fatal(fn, "internal error: %zu bytes of frames to save "
+                    "(room for %zu)", (size_t)((char *)top - (char *)here),
+                    (size_t)RUDO_SPILL_WORDS * w);
+    copy_words(m->spill, here, top);
+    m->nspill = n;
+    m->stack_sp = top;
 }
 
 void rudo__park(rudo__heap *h, rudo__mutator *m) {
@@ -67,6 +236,9 @@ void rudo__park(rudo__heap *h, rudo__mutator *m) {
 void rudo__safepoint_slow(void) {
     rudo__mutator *m = rudo__self();
     rudo__heap *h = rudo__the_heap;
+    /* The collector itself would park here for its own collection. */
+    if (RUDO_UNLIKELY(rudo__tracing_kind != NULL))
+        rudo__check_context("rudo_safepoint", "call rudo_safepoint");
     if (!m || !h)
         return;
     rudo__capture_roots(m);
@@ -79,17 +251,22 @@ void rudo__collect(rudo__mutator *m, const char *reason) {
     rudo__heap *h = rudo__the_heap;
     rudo__capture_roots(m);
     uint64_t t0 = rudo__now_ns();
+    /* From the request to the resume the collector must not be cancelled
+     * (the warning and the gc log print, which are cancellation points):
+     * it would leave `collecting` set and every other thread parked. The
+     * callback and the finalizers, user code, run with the caller's state. */
+    int cancel_state = rudo__nocancel_begin();
     rudo__lock_acquire(&h->gc_lock);
     if (h->collecting) {
         rudo__park(h, m);
         rudo__lock_release(&h->gc_lock);
+        rudo__nocancel_end(cancel_state);
         rudo__final_run(h, m);
         return;
     }
     h->collecting = true;
     set_stop_requested(1);
-    while (h->nrunning > 1)
-        rudo__lock_wait(&h->gc_lock, &h->stopped_cv);
+    wait_for_stop(h, m, t0);
     uint64_t ttsp = rudo__now_ns() - t0;
     rudo__lock_release(&h->gc_lock);
 
@@ -103,12 +280,14 @@ void rudo__collect(rudo__mutator *m, const char *reason) {
     rudo_gc_callback cb = h->gc_callback;
     void *cb_data = h->gc_callback_data;
     rudo__lock_release(&h->gc_lock);
+    rudo__nocancel_end(cancel_state);
     if (cb)
         cb(&ev, cb_data);
     rudo__final_run(h, m);
 }
 
 void rudo_collect(void) {
+    rudo__check_context("rudo_collect", "collect");
     rudo__collect(rudo__need_mutator("rudo_collect"), "explicit");
 }
 

@@ -8,8 +8,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <ucontext.h>
+#include <sys/types.h>
+#include <time.h>
 
+#include "platform/platform.h"
 #include "rudo.h"
 
 /* ---- lock.c: locks with a rank ------------------------------------------
@@ -36,8 +38,18 @@ void rudo__lock_init(rudo__lock *l, int rank, const char *name);
 void rudo__lock_destroy(rudo__lock *l);
 void rudo__lock_acquire(rudo__lock *l);
 void rudo__lock_release(rudo__lock *l);
-/* Waits on cv, releasing and re-taking l (which stays on the held stack). */
+/* Waits on cv, releasing and re-taking l (which stays on the held stack).
+ * Cancellation is disabled during the wait (see lock.c). */
 void rudo__lock_wait(rudo__lock *l, pthread_cond_t *cv);
+/* As rudo__lock_wait, until the absolute CLOCK_MONOTONIC time *deadline
+ * (cv must use that clock); true if the deadline passed. */
+bool rudo__lock_timedwait(rudo__lock *l, pthread_cond_t *cv,
+                          const struct timespec *deadline);
+/* Disables thread cancellation, returning the old state for
+ * rudo__nocancel_end, around rudo code that must not be cancelled halfway
+ * (it would exit holding a lock or with the handshake half done). */
+int rudo__nocancel_begin(void);
+void rudo__nocancel_end(int old);
 void rudo__lock_check_enable(bool on);
 bool rudo__lock_check_enabled(void);
 
@@ -60,6 +72,10 @@ typedef struct rudo__kind_alloc {
     struct rudo__page *pages[RUDO_NCLASSES];
 } rudo__kind_alloc;
 
+/* Words of rudo__mutator.spill: more than the frames of rudo__capture_roots
+ * and of any function calling it need in every build (it aborts if not). */
+#define RUDO_SPILL_WORDS 256
+
 typedef struct rudo__mutator {
     struct rudo__mutator_fast fast; /* must stay first: rudo__tl points here */
     /* Per kind: the allocation state. fast.lists[k] points at
@@ -67,10 +83,25 @@ typedef struct rudo__mutator {
      * that every allocation takes the slow path (alloc.c). */
     rudo__kind_alloc *kalloc[RUDO_MAX_KINDS];
     uint32_t id;                    /* distinct per attach; owner of pages */
+    pid_t tid;                      /* kernel thread id, for messages */
+    pthread_t thread;               /* for its name (pthread_getname_np) */
     int state;                      /* rudo__mutator_state; under gc_lock */
-    void *stack_hi;                 /* highest address of the stack */
-    void *stack_sp;                 /* lowest live address when stopped */
-    ucontext_t regs;                /* registers saved when stopped */
+    /* The stack the thread runs on, [stack_lo, stack_hi): found at attach,
+     * or declared by rudo_stack_set. Written by the thread itself while
+     * RUNNING; read by the collector only while the thread is stopped or
+     * blocked, which gc_lock orders after the writes. */
+    void *stack_lo;
+    void *stack_hi;
+    /* Recorded by rudo__capture_roots: the collector scans the stack from
+     * stack_sp (the frame of the function that captured) to stack_hi, and
+     * spill[0 .. nspill-1], a copy of the frames below stack_sp at the
+     * capture, which hold the callee-saved registers (docs/threads.md). */
+    void *stack_sp;
+    size_t nspill;
+    void *spill[RUDO_SPILL_WORDS];
+    /* The thread's static TLS blocks (ntls ranges), recorded at attach. */
+    struct rudo__tls_block { void *lo, *hi; } *tls;
+    size_t ntls;
     void **handles;                 /* scoped handle slots */
     size_t nhandles, cap_handles;
     unsigned scope_depth;
@@ -94,11 +125,42 @@ void rudo__mutators_init(void);
  * another thread is running), then runs due finalizers. */
 void rudo__collect(rudo__mutator *m, const char *reason);
 /* Records the thread's registers and stack pointer for the collector: call
- * it before taking gc_lock in any path that may park. */
-void rudo__capture_roots(rudo__mutator *m);
+ * it before taking gc_lock in any path that may park or block. A macro,
+ * because the registers must be spilled by the calling function F itself:
+ * F's prologue saves its caller's callee-saved registers in F's frame
+ * before F changes them; rudo__capture_roots_at (noinline, below F's frame)
+ * copies F's frame into m->spill and starts the stack scan at the top of
+ * F's frame, so the copy stays valid after F returns (rudo_blocking_enter
+ * returns before the collection that reads it). Aborts, naming the calling
+ * function (rudo_collect for internal ones), if the stack pointer is not in
+ * the declared stack [m->stack_lo, m->stack_hi). */
+#define rudo__capture_roots(m)                                                  \
+    (RUDO_OS_SPILL_REGISTERS(),                                                 \
+     rudo__capture_roots_at((m), RUDO_OS_FRAME_TOP(), __func__))
+void rudo__capture_roots_at(rudo__mutator *m, void *frame_top, const char *fn);
+/* At attach, in the attaching thread: records m's stack bounds and static
+ * TLS blocks. RUDO_OK, RUDO_ESTATE if the stack cannot be found, RUDO_ENOMEM. */
+int rudo__mutator_stack_init(rudo__mutator *m);
 struct rudo__heap;
 /* With gc_lock held: if a collection is running, park m as stopped until
  * no collection runs. m may be NULL (not attached: just wait). */
 void rudo__park(struct rudo__heap *h, rudo__mutator *m);
+/* At heap creation: initialises stopped_cv (on CLOCK_MONOTONIC, for the
+ * collector's timed wait) and reads RUDO_STOP_WARN_MS into stop_warn_ms. */
+void rudo__handshake_init(struct rudo__heap *h);
+/* In a forked child, with gc_lock held and no collection running: makes
+ * the handshake's condition variables new (waiters of vanished threads may
+ * linger in them) and clears the stop request. */
+void rudo__handshake_fork_child(struct rudo__heap *h);
+
+/* The name of the kind whose trace callback this thread is running, NULL
+ * outside trace callbacks (set around the call in mark.c). */
+extern __thread const char *rudo__tracing_kind
+    __attribute__((tls_model("initial-exec")));
+/* Aborts with "rudo: fn: ..." if the calling thread runs a trace callback
+ * or is inside a blocking region: calls that may allocate or collect would
+ * park it forever there (or touch the heap behind the collector's back).
+ * `what` completes "trace callbacks must not ...". */
+void rudo__check_context(const char *fn, const char *what);
 
 #endif
