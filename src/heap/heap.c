@@ -158,8 +158,10 @@ int rudo_heap_create(const rudo_config *cfg) {
     int err = apply_env(&c);
     if (err)
         return err;
-    unsigned gc_stress = 0; /* not a config field: a testing aid */
-    if (!env_unsigned("RUDO_GC_STRESS", 0, 1000000000, &gc_stress))
+    /* Not config fields (yet): a testing aid and a diagnostic. */
+    unsigned gc_stress = 0, stop_warn_ms = RUDO_STOP_WARN_DEFAULT_MS;
+    if (!env_unsigned("RUDO_GC_STRESS", 0, 1000000000, &gc_stress) ||
+        !env_unsigned("RUDO_STOP_WARN_MS", 0, 3600000, &stop_warn_ms))
         return RUDO_EINVAL;
     if (!(c.growth > 0) || c.growth > RUDO_GROWTH_MAX) {
         rudo__warn(fn, "growth must be above 0 and at most %g (got %g)",
@@ -212,7 +214,7 @@ int rudo_heap_create(const rudo_config *cfg) {
     }
     rudo__lock_init(&h->gc_lock, RUDO_RANK_GC, "gc_lock");
     rudo__lock_init(&h->heap_lock, RUDO_RANK_HEAP, "heap_lock");
-    rudo__handshake_init(h); /* stopped_cv, RUDO_STOP_WARN_MS */
+    rudo__handshake_init(h, stop_warn_ms);
     pthread_cond_init(&h->resume_cv, NULL);
     atomic_init(&h->trigger, c.initial_heap);
 #ifdef RUDO_DEBUG

@@ -23,7 +23,6 @@
  * Everything a mutator wrote before stopping is visible to the collector
  * and everything the collector wrote is visible to the mutator after it
  * resumes, because both sides pass through gc_lock. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,8 +58,6 @@ void rudo__check_context(const char *fn, const char *what) {
                     "(call rudo_blocking_leave first)");
 }
 
-/* Delay before the first "not stopped" report; RUDO_STOP_WARN_MS. */
-#define STOP_WARN_DEFAULT_MS 2000u
 /* The reports back off exponentially up to this interval. */
 #define STOP_WARN_MAX_MS 60000u
 
@@ -81,21 +78,9 @@ void rudo__handshake_fork_child(rudo__heap *h) {
     set_stop_requested(0);
 }
 
-void rudo__handshake_init(rudo__heap *h) {
+void rudo__handshake_init(rudo__heap *h, unsigned stop_warn_ms) {
     init_stopped_cv(h);
-    h->stop_warn_ms = STOP_WARN_DEFAULT_MS;
-    const char *v = getenv("RUDO_STOP_WARN_MS");
-    if (!v || !*v)
-        return;
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || *end != '\0' || n < 0 || n > 3600000) {
-        rudo__warn("rudo_heap_create", "invalid RUDO_STOP_WARN_MS='%s' "
-                   "(want 0 to 3600000); using %u", v, STOP_WARN_DEFAULT_MS);
-        return;
-    }
-    h->stop_warn_ms = (unsigned)n;
+    h->stop_warn_ms = stop_warn_ms;
 }
 
 /* The monotonic time ms milliseconds from now. */

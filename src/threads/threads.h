@@ -145,9 +145,11 @@ struct rudo__heap;
 /* With gc_lock held: if a collection is running, park m as stopped until
  * no collection runs. m may be NULL (not attached: just wait). */
 void rudo__park(struct rudo__heap *h, rudo__mutator *m);
+/* Delay before the first "not stopped" report (RUDO_STOP_WARN_MS). */
+#define RUDO_STOP_WARN_DEFAULT_MS 2000u
 /* At heap creation: initialises stopped_cv (on CLOCK_MONOTONIC, for the
- * collector's timed wait) and reads RUDO_STOP_WARN_MS into stop_warn_ms. */
-void rudo__handshake_init(struct rudo__heap *h);
+ * collector's timed wait) and sets stop_warn_ms (0 = never report). */
+void rudo__handshake_init(struct rudo__heap *h, unsigned stop_warn_ms);
 /* In a forked child, with gc_lock held and no collection running: makes
  * the handshake's condition variables new (waiters of vanished threads may
  * linger in them) and clears the stop request. */
