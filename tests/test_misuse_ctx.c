@@ -132,6 +132,14 @@ static void alloc_first_in_region(void *a) {
     root = rudo_alloc(k, 24); /* first of its kind: the slow path */
 }
 
+static void alloc_warm_in_region(void *a) {
+    (void)a;
+    make_heap(1);
+    root = rudo_malloc(24); /* the thread now has a free list of this class */
+    rudo_blocking_enter();
+    root = rudo_malloc(24); /* would be the inline fast path */
+}
+
 static void collect_in_region(void *a) {
     (void)a;
     make_heap(1);
@@ -164,6 +172,8 @@ int main(void) {
                  NULL, want);
     expect_death("first rudo_alloc of a kind in a blocking region",
                  alloc_first_in_region, NULL, want);
+    expect_death("rudo_alloc from a warm free list in a blocking region",
+                 alloc_warm_in_region, NULL, want);
     snprintf(want, sizeof want, "rudo: rudo_collect: %s", region_msg);
     expect_death("rudo_collect in a blocking region", collect_in_region, NULL,
                  want);

@@ -12,6 +12,8 @@
 #include "roots/roots.h"
 #include "sweep/sweep.h"
 
+__thread rudo__mutator *rudo__me __attribute__((tls_model("initial-exec")));
+
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 
@@ -147,6 +149,7 @@ int rudo__mutator_attach(void) {
     h->nmutators++;
     h->nrunning++;
     rudo__lock_release(&h->gc_lock);
+    rudo__me = m;
     rudo__tl = &m->fast;
     pthread_setspecific(exit_key, m);
     return RUDO_OK;
@@ -175,6 +178,7 @@ void rudo__mutator_detach(rudo__mutator *m) {
     rudo__handles_free(m);
     free(m->tls);
     rudo__tl = NULL;
+    rudo__me = NULL;
     pthread_setspecific(exit_key, NULL);
     free(m);
 }

@@ -276,6 +276,12 @@ void rudo_collect(void) {
     rudo__collect(rudo__need_mutator("rudo_collect"), "explicit");
 }
 
+/* The fast-path state of a thread in a blocking region: no free lists, so
+ * every rudo_alloc there takes the slow path, which aborts with a message
+ * (rudo__check_context) instead of handing out a cell while a collection
+ * may be sweeping the thread's pages. Only ever read. */
+static struct rudo__mutator_fast blocked_fast;
+
 void rudo_blocking_enter(void) {
     const char *fn = "rudo_blocking_enter";
     rudo__mutator *m = rudo__need_mutator(fn);
@@ -285,6 +291,7 @@ void rudo_blocking_enter(void) {
     rudo__capture_roots(m);
     rudo__lock_acquire(&h->gc_lock);
     m->state = RUDO_MUT_BLOCKED;
+    rudo__tl = &blocked_fast;
     h->nrunning--;
     if (h->collecting && h->nrunning <= 1)
         pthread_cond_signal(&h->stopped_cv); /* as in rudo__park */
@@ -301,6 +308,7 @@ void rudo_blocking_leave(void) {
     while (h->collecting)
         rudo__lock_wait(&h->gc_lock, &h->resume_cv);
     m->state = RUDO_MUT_RUNNING;
+    rudo__tl = &m->fast;
     h->nrunning++;
     rudo__lock_release(&h->gc_lock);
 }

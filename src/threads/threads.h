@@ -108,10 +108,12 @@ typedef struct rudo__mutator {
     struct rudo__mutator *next, *prev;
 } rudo__mutator;
 
-/* The calling thread's mutator, or NULL if it is not attached. */
-static inline rudo__mutator *rudo__self(void) {
-    return (rudo__mutator *)rudo__tl;
-}
+/* The calling thread's mutator, or NULL if it is not attached. Kept
+ * apart from rudo__tl, which points at another (empty) fast-path state
+ * while the thread is in a blocking region (safepoint.c). initial-exec:
+ * read on every slow path, so no __tls_get_addr in the shared library. */
+extern __thread rudo__mutator *rudo__me __attribute__((tls_model("initial-exec")));
+static inline rudo__mutator *rudo__self(void) { return rudo__me; }
 /* Aborts with "rudo: fn: ..." unless a heap exists and the thread is
  * attached; returns the mutator. */
 rudo__mutator *rudo__need_mutator(const char *fn);
