@@ -183,11 +183,14 @@ int rudo_heap_create(const rudo_config *cfg) {
         return RUDO_ENOMEM;
     h->cfg = c;
     h->reserve = RUDO_RESERVE_DEFAULT;
-    /* A small max_heap reserves only what it needs (plus a page). Written
-     * as a subtraction: max_heap may be anything up to SIZE_MAX, which
-     * means "no bound but the reservation". */
-    if (c.max_heap && c.max_heap < h->reserve - 2 * RUDO_PAGE_SIZE)
-        h->reserve = (c.max_heap + 2 * RUDO_PAGE_SIZE - 1) & ~(RUDO_PAGE_SIZE - 1);
+    /* A small max_heap reserves twice what it bounds (plus a page):
+     * max_heap bounds the pages in use, not the address range, and the
+     * slack lets a large object find a span past pages that fragmentation
+     * left scattered. Written as a comparison with a quotient: max_heap may
+     * be anything up to SIZE_MAX, which means "no bound but the
+     * reservation". */
+    if (c.max_heap && c.max_heap < (h->reserve - 2 * RUDO_PAGE_SIZE) / 2)
+        h->reserve = (2 * c.max_heap + 2 * RUDO_PAGE_SIZE - 1) & ~(RUDO_PAGE_SIZE - 1);
     h->base = rudo__os_reserve(h->reserve, RUDO_PAGE_SIZE);
     /* Where address space is limited (ulimit -v, valgrind), take less. */
     while (!h->base && h->reserve > ((size_t)1 << 30) &&
