@@ -69,8 +69,17 @@ RUDO_API const char *rudo_strerror(int err);
 typedef void (*rudo_oom_fn)(size_t size, void *data);
 
 /* Heap configuration. Fill it with rudo_config_init, then change fields:
- * a zeroed struct is not the default configuration. */
+ * a zeroed struct is not the default configuration (rudo_heap_create
+ * rejects it: its size is 0). The settings, their defaults, ranges and
+ * environment variables are defined by one table, in src/gc/options.c;
+ * README.md lists them and a test keeps the two in agreement. */
 typedef struct rudo_config {
+    /* sizeof(rudo_config) as the program was compiled, set by
+     * rudo_config_init; do not change it. It lets the struct grow: new
+     * fields are only ever added at the end, and a library newer than the
+     * program's header reads only the first `size` bytes and keeps the
+     * defaults for the fields the program does not know. */
+    size_t size;
     /* Bytes allocated before the first automatic collection. Default 4 MiB.
      * Environment override: RUDO_HEAP_INITIAL (bytes; suffix K, M, G). */
     size_t initial_heap;
@@ -129,13 +138,17 @@ typedef struct rudo_config {
     void *oom_data;
 } rudo_config;
 
-/* Fills *cfg with the defaults described above. Thread-safe. */
+/* Fills *cfg with the defaults described above, and cfg->size with
+ * sizeof(rudo_config). Thread-safe; may be called without a heap. */
 RUDO_API void rudo_config_init(rudo_config *cfg);
 
 /* Creates the process-wide heap from *cfg (NULL = defaults), then applies the
- * environment overrides, and attaches the calling thread.
+ * environment overrides, and attaches the calling thread. Only the first
+ * cfg->size bytes of *cfg are read (see rudo_config.size).
  * Returns RUDO_OK; RUDO_EEXIST if a heap already exists; RUDO_EINVAL if a
- * config value or environment variable is invalid (a message names it);
+ * config value or environment variable is invalid (a message names it), or
+ * if cfg->size is 0 (the struct did not go through rudo_config_init) or
+ * larger than this library's rudo_config (a newer header than the library);
  * RUDO_ENOMEM if the address space cannot be reserved.
  * Not thread-safe with respect to rudo_heap_destroy(). */
 RUDO_API int rudo_heap_create(const rudo_config *cfg);

@@ -9,13 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Prints "rudo: <fn>: <message>" to stderr and aborts. Allocation-free and
- * lock-free, so it is safe anywhere, even with the heap inconsistent. */
-_Noreturn void rudo__fatal(const char *fn, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/* Prints "rudo: <fn>: <message>" to stderr and returns. */
-void rudo__warn(const char *fn, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+#include "base/base.h"
 
 /* Whether the object whose base is obj was marked by the last collection
  * (false if that collection freed its page). Aborts if obj is outside the

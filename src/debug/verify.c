@@ -109,8 +109,8 @@ size_t rudo__debug_used_pages(void) {
 void rudo__debug_break_lock_order(void) {
     rudo__heap *h = rudo__need_heap("rudo__debug_break_lock_order");
     rudo__lock_acquire(&h->heap_lock);
-    rudo__lock_acquire(&h->gc_lock);
-    rudo__lock_release(&h->gc_lock);
+    rudo__lock_acquire(&h->world.lock);
+    rudo__lock_release(&h->world.lock);
     rudo__lock_release(&h->heap_lock);
 }
 

@@ -13,8 +13,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/lock.h"
 #include "rudo.h"
-#include "threads/threads.h"
+
+struct rudo__heap;
+struct rudo__mutator;
+struct rudo__mark_pool;
 
 #define RUDO_PAGE_SHIFT 16
 #define RUDO_PAGE_SIZE ((size_t)1 << RUDO_PAGE_SHIFT)
@@ -25,8 +29,9 @@
 #define RUDO_POISON_BYTE 0xdb  /* fills dead cells in poison mode */
 
 /* ---- sizeclass.c ---------------------------------------------------------
- * Classes: 16..128 by 16, then 8 classes per power of two up to 32 KiB.
- * Waste beyond 16-byte rounding is below 1/9 of the cell (docs/design.md). */
+ * RUDO_NCLASSES classes: 16..128 by 16, then 8 classes per power of two up
+ * to 32 KiB. Waste beyond 16-byte rounding is below 1/9 of the cell (docs/design.md). */
+#define RUDO_NCLASSES 72
 extern const uint32_t rudo__class_size[RUDO_NCLASSES];
 /* Verifies both tables and the reciprocals; aborts on a mistake. */
 void rudo__sizeclass_check(void);
@@ -166,6 +171,56 @@ static inline const rudo__finalizer *rudo__kind_fin(const rudo__kind *k) {
     return atomic_load_explicit(&k->fin, memory_order_acquire);
 }
 
+/* What a root enumeration reports: conservative ranges (every aligned word
+ * may be a pointer, interior pointers included) and precise slots. */
+typedef struct rudo__root_visitor {
+    void (*range)(struct rudo__root_visitor *v, void *lo, void *hi);
+    void (*slot)(struct rudo__root_visitor *v, void **slot);
+} rudo__root_visitor;
+
+/* The world (threads/): the attached threads and the stop-the-world
+ * handshake, under its lock, gc_lock (rank GC). */
+typedef struct rudo__world {
+    rudo__lock lock;            /* "gc_lock" */
+    pthread_cond_t stopped_cv;  /* a mutator stopped or blocked */
+    pthread_cond_t resume_cv;   /* a collection ended */
+    bool collecting;
+    unsigned nrunning;          /* mutators in RUNNING state */
+    unsigned nmutators;
+    uint32_t next_mutator_id;
+    struct rudo__mutator *mutators;
+    /* First delay, in ms, before the collector names the threads it still
+     * waits for (RUDO_STOP_WARN_MS; 0 = never); set at creation. */
+    unsigned stop_warn_ms;
+} rudo__world;
+
+/* The root registry (roots.c), under its lock (rank ROOTS): an open-
+ * addressing hash set of precise slot addresses and an array of ranges. */
+typedef struct rudo__roots {
+    rudo__lock lock;
+    void ***slots;          /* table; NULL = empty, (void **)1 = deleted */
+    size_t cap;             /* power of two, or 0 */
+    size_t used;            /* live + tombstones */
+    size_t live;
+    struct rudo__root_range { char *lo, *hi; } *ranges;
+    size_t nranges, cap_ranges;
+} rudo__roots;
+
+/* The queue of objects whose finalizer is due (final.c), under its lock
+ * (rank FINAL): a FIFO, [head, tail) of queue. */
+typedef struct rudo__final {
+    rudo__lock lock;
+    void **queue;
+    size_t head, tail, cap;
+    bool running;           /* a thread is running finalizers (one at a time) */
+} rudo__final;
+
+/* What a mark phase did, summed over the markers (mark.c). */
+typedef struct rudo__mark_stats {
+    uint64_t objects_marked, overflows;
+    size_t high_water;
+} rudo__mark_stats;
+
 /* ---- heap.c -------------------------------------------------------------- */
 typedef struct rudo__heap {
     rudo_config cfg;
@@ -175,18 +230,7 @@ typedef struct rudo__heap {
     rudo__page *pages;          /* descriptors, one per page */
     size_t pages_map_bytes;
 
-    /* gc_lock (rank GC): handshake state and the mutator list. */
-    rudo__lock gc_lock;
-    pthread_cond_t stopped_cv;  /* a mutator stopped or blocked */
-    pthread_cond_t resume_cv;   /* a collection ended */
-    bool collecting;
-    unsigned nrunning;          /* mutators in RUNNING state */
-    unsigned nmutators;
-    uint32_t next_mutator_id;
-    rudo__mutator *mutators;
-    /* First delay, in ms, before the collector names the threads it still
-     * waits for (RUDO_STOP_WARN_MS; 0 = never); set at creation. */
-    unsigned stop_warn_ms;
+    rudo__world world;          /* attached threads, handshake (threads/) */
 
     /* heap_lock (rank HEAP): the page pool and lists, the kinds. */
     rudo__lock heap_lock;
@@ -241,7 +285,20 @@ typedef struct rudo__heap {
     } st;
     _Atomic uint64_t finalizers_run;
     _Atomic uint64_t lazy_sweep_ns;
+    rudo__roots roots;          /* registered roots (roots.c) */
+    rudo__final final;          /* finalization queue (final.c) */
     struct rudo__mark_pool *pool; /* markers; created at the first collection */
+    /* Marking's state between collections (mark.c), touched by the
+     * collector alone. */
+    struct rudo__mark_state {
+        unsigned fail_growths;  /* test hook: collections left in which
+                                 * mark-stack growth fails */
+        size_t stack_hint;      /* private stacks' first size (0: default) */
+        /* Some page was flagged overflow in this collection. Relaxed:
+         * read by the collector after joining the markers (pool lock). */
+        atomic_bool overflowed;
+        rudo__mark_stats last; /* the last mark phase, summed */
+    } mark;
     rudo_gc_callback gc_callback;
     void *gc_callback_data;
     /* GC stress mode: collect every gc_stress allocations (RUDO_GC_STRESS;
@@ -259,10 +316,11 @@ static inline size_t rudo__hwm(const rudo__heap *h) {
     return atomic_load_explicit(&h->hwm, memory_order_relaxed);
 }
 
-/* Takes gc_lock at a moment when no collection runs; while it waits, an
- * attached caller parks as at a safepoint (the collection may be waiting
- * for it). The caller releases gc_lock. */
-void rudo__lock_idle(rudo__heap *h);
+/* Reserves h's address space (per h->cfg.max_heap) and its side tables
+ * (descriptors, free map, tail_dist, avail lists); false if the OS refuses
+ * (nothing stays mapped then). rudo__heap_unmap releases them all. */
+bool rudo__heap_map(rudo__heap *h);
+void rudo__heap_unmap(rudo__heap *h);
 
 /* The heap; aborts with "rudo: fn: no heap" if none exists. */
 rudo__heap *rudo__need_heap(const char *fn);
@@ -354,17 +412,5 @@ static inline bool rudo__allocated(const rudo__page *p, size_t i) {
     return (rudo__ld(&p->bits[i / 64].alloc) >> (i % 64)) & 1;
 }
 
-/* ---- collect.c ---- */
-/* The collection itself, with the world stopped: retire allocation pages,
- * prepare, mark, verify (if enabled), eager sweep, statistics, log.
- * t_request is when the collection was requested, ttsp how long stopping
- * took. Fills *ev. */
-void rudo__run_collection(rudo__heap *h, const char *reason,
-                          uint64_t t_request, uint64_t ttsp, rudo_gc_event *ev);
-
-/* Base of the allocated object containing a, its page in *pp; NULL if a
- * is not inside an allocated object. Exact outside collections for pages
- * that are not current; see the invariants above. */
-void *rudo__find_object(const rudo__heap *h, const void *a, rudo__page **pp);
 
 #endif

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "debug/debug.h"
+#include "base/base.h"
 #include "heap/heap.h"
 
 rudo__kind *rudo__kind_get(rudo_kind k, const char *fn) {

@@ -2,7 +2,7 @@
  * reserved range, page lists, and releasing idle memory to the OS. */
 #include <string.h>
 
-#include "debug/debug.h"
+#include "base/base.h"
 #include "heap/heap.h"
 #include "platform/platform.h"
 

@@ -1,6 +1,6 @@
 /* sizeclass.c — the size-class table. Generated values, checked at heap
  * creation by rudo__sizeclass_check. */
-#include "debug/debug.h"
+#include "base/base.h"
 #include "heap/heap.h"
 
 const uint32_t rudo__class_size[RUDO_NCLASSES] = {

@@ -10,25 +10,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "debug/debug.h"
+#include "base/base.h"
 #include "mark/mark.h"
 #include "platform/platform.h"
-#include "roots/roots.h"
-#include "sweep/sweep.h"
+#include "threads/threads.h"
 
 #define STACK_INITIAL 1024
 
-/* Test hook (collections left in which deque growth fails) and the
- * pre-sizing hint; both touched by the collector alone. */
-static unsigned fail_growths;
-static rudo__mark_stats last_stats;
-static size_t stack_hint = STACK_INITIAL;
-/* Some page was flagged overflow in this collection. Relaxed: read by the
- * collector after joining the markers (pool lock orders it). */
-static atomic_bool overflowed;
+void rudo__mark_fail_growth(unsigned n) {
+    rudo__need_heap("rudo__mark_fail_growth")->mark.fail_growths = n;
+}
 
-void rudo__mark_fail_growth(unsigned n) { fail_growths = n; }
-rudo__mark_stats rudo__mark_last_stats(void) { return last_stats; }
+/* The size private stacks start at: the last collection's high water. */
+static size_t stack_hint(const rudo__heap *h) {
+    return h->mark.stack_hint ? h->mark.stack_hint : STACK_INITIAL;
+}
 
 /* Sets the mark bit of cell i; true if this call set it. Relaxed: the bit
  * is only a claim token. The object's contents were published to the
@@ -50,7 +46,7 @@ static inline bool set_mark(rudo__marker *mk, rudo__page *p, size_t i) {
 static void defer(rudo__marker *mk, rudo__page *p) {
     /* Relaxed: read after the markers are joined (pool lock). */
     __atomic_store_n(&p->overflow, 1, __ATOMIC_RELAXED);
-    atomic_store_explicit(&overflowed, true, memory_order_relaxed);
+    atomic_store_explicit(&mk->h->mark.overflowed, true, memory_order_relaxed);
     mk->st.overflows++;
 }
 
@@ -65,9 +61,9 @@ static bool grow_local(rudo__marker *mk) {
         mk->local_n = n;
         return true;
     }
-    if (fail_growths)
+    if (mk->h->mark.fail_growths)
         return false;
-    size_t cap = mk->local_cap ? mk->local_cap * 2 : stack_hint;
+    size_t cap = mk->local_cap ? mk->local_cap * 2 : stack_hint(mk->h);
     void **n = realloc(mk->local, cap * sizeof *n);
     if (!n)
         return false;
@@ -85,7 +81,7 @@ static inline void push(rudo__marker *mk, void *obj, rudo__page *p) {
         return;
     }
     /* The private stack cannot grow: the shared deque may still have room. */
-    if (RUDO_UNLIKELY(fail_growths))
+    if (RUDO_UNLIKELY(mk->h->mark.fail_growths))
         rudo__deque_fail_next_growth(&mk->dq);
     if (!rudo__deque_push(&mk->dq, obj))
         defer(mk, p);
@@ -109,7 +105,7 @@ static inline __attribute__((always_inline)) void mark_value(rudo__marker *mk,
     if (pool->route) {
         unsigned dest = p->owner % pool->n;
         if (dest != mk->id) {
-            rudo__pool_send(mk, dest, obj);
+            mk->ops->send(mk, dest, obj);
             return;
         }
     }
@@ -252,7 +248,7 @@ static void share(rudo__marker *mk) {
         return;
     bool hungry = atomic_load_explicit(&pool->nidle, memory_order_relaxed) > 0;
     if (hungry && pool->route)
-        rudo__pool_flush(mk); /* partial batches may be what they wait for */
+        mk->ops->flush(mk); /* partial batches may be what they wait for */
     size_t count = mk->local_n - mk->local_lo;
     if (!pool->steal || count < 2)
         return;
@@ -266,7 +262,7 @@ static void share(rudo__marker *mk) {
         moved++;
     mk->local_lo += moved;
     if (hungry)
-        rudo__pool_offer(mk);
+        mk->ops->offer(mk);
 }
 
 /* The next queued object: private stack first, then the shared deque. */
@@ -321,7 +317,7 @@ void rudo__mark_drain(rudo__marker *mk) {
  * (collector only, after the parallel phase). */
 static void drain_overflow(rudo__marker *mk) {
     rudo__heap *h = mk->h;
-    while (atomic_exchange_explicit(&overflowed, false, memory_order_relaxed)) {
+    while (atomic_exchange_explicit(&h->mark.overflowed, false, memory_order_relaxed)) {
         for (size_t pi = 0; pi < rudo__hwm(h); pi = rudo__pages_next(h, pi)) {
             rudo__page *p = &h->pages[pi];
             if (!p->overflow)
@@ -336,53 +332,6 @@ static void drain_overflow(rudo__marker *mk) {
             }
         }
     }
-}
-
-/* Finalizable objects that are not marked are all queued for their
- * finalizer first, then marked with everything they reach, so every
- * finalizer sees its object intact. Queuing all before marking any means
- * objects that die together are finalized in the same collection, even
- * when one references another (in no particular order). The fin bit makes
- * this happen once per object. */
-static void mark_finalizable(rudo__marker *mk) {
-    rudo__heap *h = mk->h;
-    void **due_objs = NULL;
-    size_t ndue = 0, cap = 0;
-    for (size_t pi = 0; pi < rudo__hwm(h); pi = rudo__pages_next(h, pi)) {
-        rudo__page *p = &h->pages[pi];
-        /* rudo_kind_set_finalizer may run meanwhile (from a thread that is
-         * not stopped): a page's objects are queued if its kind had a
-         * finalizer when this loop reached the page. Which pair runs is
-         * decided when it runs (finalize.c). */
-        if ((p->type != RUDO_PAGE_SMALL && p->type != RUDO_PAGE_LARGE) ||
-            !rudo__kind_fin(&h->kinds[p->kind]))
-            continue;
-        char *start = rudo__page_addr(p);
-        for (size_t w = 0; w * 64 < p->ncells; w++) {
-            uint64_t due = rudo__ld(&p->bits[w].alloc) & ~p->fin[w] & ~rudo__ld(&p->bits[w].mark);
-            while (due) {
-                size_t i = w * 64 + (size_t)__builtin_ctzll(due);
-                due &= due - 1;
-                p->fin[w] |= (uint64_t)1 << (i % 64);
-                if (ndue == cap) {
-                    cap = cap ? cap * 2 : 256;
-                    void **n = realloc(due_objs, cap * sizeof *n);
-                    if (!n)
-                        rudo__fatal("rudo_collect", "out of memory queueing finalizers");
-                    due_objs = n;
-                }
-                due_objs[ndue++] = start + i * p->cell_size;
-            }
-        }
-    }
-    h->final_queued = ndue;
-    for (size_t i = 0; i < ndue; i++)
-        rudo__final_queue(h, due_objs[i]);
-    for (size_t i = 0; i < ndue; i++) {
-        mark_value(mk, due_objs[i]);
-        rudo__mark_drain(mk);
-    }
-    free(due_objs);
 }
 
 /* ---- root tasks -------------------------------------------------------------
@@ -409,10 +358,6 @@ static void add_task(rudo__mark_pool *pool, struct rudo__root_task t) {
     pool->tasks[pool->ntasks++] = t;
 }
 
-typedef struct {
-    rudo__root_visitor v;
-    rudo__mark_pool *pool;
-} task_visitor;
 
 static void task_range(rudo__root_visitor *v, void *lo, void *hi) {
     rudo__mark_pool *pool = ((task_visitor *)v)->pool;
@@ -450,18 +395,6 @@ void rudo__mark_root_task(rudo__marker *mk, size_t i) {
     }
 }
 
-static void collect_roots(rudo__heap *h, rudo__mark_pool *pool) {
-    pool->ntasks = pool->nslots = 0;
-    task_visitor tv = {{task_range, task_slot}, pool};
-    rudo__roots_enumerate(h, &tv.v);
-    for (size_t j = 0; j < pool->nslots; j += SLOT_RUN) {
-        size_t n = pool->nslots - j < SLOT_RUN ? pool->nslots - j : SLOT_RUN;
-        add_task(pool, (struct rudo__root_task){NULL, NULL, j, n});
-    }
-    /* Relaxed: markers read it after the pool's start signal (a mutex). */
-    atomic_store_explicit(&pool->next_task, 0, memory_order_relaxed);
-}
-
 /* ---- the phase --------------------------------------------------------------- */
 
 static void setup_marker(rudo__marker *mk) {
@@ -472,19 +405,20 @@ static void setup_marker(rudo__marker *mk) {
     mk->since_wake_check = 0;
     mk->single = mk->pool->n == 1;
     mk->local_lo = mk->local_n = mk->local_high = 0;
-    if (fail_growths) {
+    rudo__heap *h = mk->h;
+    if (h->mark.fail_growths) {
         /* Test hook: tiny stacks that cannot grow. */
         free(mk->local);
         mk->local = malloc(16 * sizeof *mk->local);
         mk->local_cap = mk->local ? 16 : 0;
-    } else if (mk->local_cap < stack_hint) {
+    } else if (mk->local_cap < stack_hint(h)) {
         free(mk->local);
         mk->local = NULL;
         mk->local_cap = 0;
         grow_local(mk); /* pre-sized from the last high-water mark */
         mk->st.deque_growths = 0;
     }
-    size_t hint = fail_growths ? 16 : 256;
+    size_t hint = h->mark.fail_growths ? 16 : 256;
     if (!rudo__deque_init(&mk->dq, hint) && !rudo__deque_init(&mk->dq, 16))
         rudo__fatal("rudo_collect", "out of memory for the mark deque");
 }
@@ -495,26 +429,45 @@ static void finish_marker(rudo__marker *mk) {
     rudo__deque_destroy(&mk->dq); /* frees retired arrays: no thief is left */
 }
 
-void rudo__mark_phase(rudo__heap *h) {
+rudo__root_visitor *rudo__mark_begin(rudo__heap *h) {
     rudo__mark_pool *pool = rudo__pool_get(h);
     for (unsigned i = 0; i < pool->n; i++)
         setup_marker(pool->m[i]);
-    collect_roots(h, pool);
+    pool->ntasks = pool->nslots = 0;
+    pool->roots = (task_visitor){{task_range, task_slot}, pool};
+    return &pool->roots.v;
+}
 
+void rudo__mark_closure(rudo__heap *h) {
+    rudo__mark_pool *pool = h->pool;
+    for (size_t j = 0; j < pool->nslots; j += SLOT_RUN) {
+        size_t n = pool->nslots - j < SLOT_RUN ? pool->nslots - j : SLOT_RUN;
+        add_task(pool, (struct rudo__root_task){NULL, NULL, j, n});
+    }
+    /* Relaxed: markers read it after the pool's start signal (a mutex). */
+    atomic_store_explicit(&pool->next_task, 0, memory_order_relaxed);
     rudo__pool_mark(pool);
-
-    /* Serial tail on the collector: deferred pages and finalizable objects
-     * (no routing: the other markers are parked). */
+    /* From here on the collector marks alone (the helpers are parked): no
+     * routing, no sharing, plain mark-bit stores, until rudo__mark_end. */
     rudo__marker *mk = pool->m[0];
-    bool route = pool->route, single = mk->single;
+    pool->saved_route = pool->route;
+    pool->saved_single = mk->single;
     pool->route = false;
-    mk->single = true; /* the helpers are parked: no sharing, plain marks */
+    mk->single = true;
     drain_overflow(mk);
-    mark_finalizable(mk);
-    drain_overflow(mk);
-    pool->route = route;
-    mk->single = single;
+}
 
+void rudo__mark_from(rudo__heap *h, void *obj) {
+    rudo__marker *mk = h->pool->m[0];
+    mark_value(mk, obj);
+    rudo__mark_drain(mk);
+    drain_overflow(mk);
+}
+
+void rudo__mark_end(rudo__heap *h) {
+    rudo__mark_pool *pool = h->pool;
+    pool->route = pool->saved_route;
+    pool->m[0]->single = pool->saved_single;
     rudo__mark_stats sum = {0, 0, 0};
     for (unsigned i = 0; i < pool->n; i++) {
         finish_marker(pool->m[i]);
@@ -523,9 +476,9 @@ void rudo__mark_phase(rudo__heap *h) {
         if (pool->m[i]->st.deque_high_water > sum.high_water)
             sum.high_water = pool->m[i]->st.deque_high_water;
     }
-    last_stats = sum;
-    if (sum.high_water > stack_hint)
-        stack_hint = sum.high_water;
-    if (fail_growths)
-        fail_growths--;
+    h->mark.last = sum;
+    if (sum.high_water > stack_hint(h))
+        h->mark.stack_hint = sum.high_water;
+    if (h->mark.fail_growths)
+        h->mark.fail_growths--;
 }

@@ -12,13 +12,33 @@
 
 struct rudo__mark_pool;
 
+/* The root visitor of a collection: makes root tasks of the pool. */
+typedef struct {
+    rudo__root_visitor v;
+    struct rudo__mark_pool *pool;
+} task_visitor;
+
 /* One marker's state. The tracer handed to trace callbacks comes first so
  * the flush function can find the marker from it. */
+struct rudo__marker;
+/* What a marker asks of the pool that drives it. The pool (parallel.c)
+ * installs these: a marker (mark.c) never calls the pool's internals, so
+ * calls go one way, from the pool to its markers. */
+typedef struct rudo__marker_ops {
+    /* Sends obj (marked by mk) to marker dest's inbox, batched. */
+    void (*send)(struct rudo__marker *mk, unsigned dest, void *obj);
+    /* Delivers mk's partly filled outgoing batches. */
+    void (*flush)(struct rudo__marker *mk);
+    /* Wakes idle markers if mk has work to spare (cheap when none idles). */
+    void (*offer)(struct rudo__marker *mk);
+} rudo__marker_ops;
+
 typedef struct rudo__marker {
     rudo_tracer tr;
     void **slotbuf[RUDO_SLOTBUF]; /* slots reported by a trace callback */
     rudo__heap *h;
     struct rudo__mark_pool *pool;
+    const rudo__marker_ops *ops;  /* the pool's, for handing work on */
     unsigned id;
     rudo__deque dq;               /* shared work; thieves steal from the top */
     /* Private mark stack: pushes and pops without fences. Part of it moves
@@ -64,12 +84,24 @@ typedef struct rudo__mark_pool {
     void ***slots;
     size_t nslots, cap_slots;
     _Atomic size_t next_task;     /* relaxed fetch-add: tasks handed out */
+    task_visitor roots;           /* what rudo__mark_begin hands out */
+    bool saved_route, saved_single; /* switches the serial tail turns off */
 } rudo__mark_pool;
 
 /* ---- mark.c ---- */
-/* The whole mark phase of a full collection, with the world stopped:
- * roots, parallel transitive closure, finalizable objects, deferred pages. */
-void rudo__mark_phase(rudo__heap *h);
+/* The mark phase of a full collection, with the world stopped, in the
+ * order the collector calls it (src/gc/collect.c):
+ *  - rudo__mark_begin prepares the markers and returns the visitor that
+ *    turns the roots it is shown into root tasks;
+ *  - rudo__mark_closure marks everything reachable from them (in parallel),
+ *    then traces deferred pages; the collector then marks alone;
+ *  - rudo__mark_from marks an object and everything it reaches (serial);
+ *  - rudo__mark_end restores the switches and sums the statistics into
+ *    h->mark.last. */
+rudo__root_visitor *rudo__mark_begin(rudo__heap *h);
+void rudo__mark_closure(rudo__heap *h);
+void rudo__mark_from(rudo__heap *h, void *obj);
+void rudo__mark_end(rudo__heap *h);
 /* Queues a marked object on mk's own stack (or defers it, see mark.c). */
 void rudo__mark_push(rudo__marker *mk, void *obj);
 /* Traces one marked object: marks what it references. */
@@ -81,12 +113,6 @@ void rudo__mark_root_task(rudo__marker *mk, size_t i);
 /* Test hook: in the next n collections every deque growth fails (and
  * deques start small), forcing the overflow slow path. */
 void rudo__mark_fail_growth(unsigned n);
-/* Statistics of the last mark phase, summed over markers. */
-typedef struct rudo__mark_stats {
-    uint64_t objects_marked, overflows;
-    size_t high_water;
-} rudo__mark_stats;
-rudo__mark_stats rudo__mark_last_stats(void);
 
 /* ---- parallel.c ---- */
 /* The pool for heap h, created on first use (n from the config). */
@@ -101,11 +127,5 @@ void rudo__pool_fork_child(rudo__heap *h);
  * stealing, until the termination protocol says every marker is out of
  * work. Called by the collector, which is marker 0. */
 void rudo__pool_mark(rudo__mark_pool *pool);
-/* Sends obj (marked by mk) to marker dest's inbox, batched. */
-void rudo__pool_send(rudo__marker *mk, unsigned dest, void *obj);
-/* Delivers mk's partly filled outgoing batches. */
-void rudo__pool_flush(rudo__marker *mk);
-/* Wakes idle markers if mk has work to spare (cheap when nobody idles). */
-void rudo__pool_offer(rudo__marker *mk);
 
 #endif

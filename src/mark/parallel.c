@@ -15,11 +15,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "debug/debug.h"
+#include "base/base.h"
 #include "mark/mark.h"
 #include "platform/platform.h"
 
 static void *helper_main(void *arg);
+static void pool_send(rudo__marker *mk, unsigned dest, void *obj);
+static void pool_flush(rudo__marker *mk);
+static void pool_offer(rudo__marker *mk);
+/* What the pool's markers call to hand work on (mark.h). */
+static const rudo__marker_ops pool_ops = {pool_send, pool_flush, pool_offer};
 
 /* fork() copies only the calling thread: in the child the marker threads
  * are gone, so the child forgets the pool (its memory is leaked) and makes
@@ -71,6 +76,7 @@ rudo__mark_pool *rudo__pool_get(rudo__heap *h) {
         memset(mk, 0, sizeof *mk);
         mk->h = h;
         mk->pool = pool;
+        mk->ops = &pool_ops;
         mk->id = i;
         mk->rng = 0x9E3779B97F4A7C15ULL * (i + 1);
         mk->out = calloc(pool->n, sizeof *mk->out);
@@ -152,7 +158,7 @@ static void deliver(rudo__marker *mk, unsigned dest) {
     if (d->idle) {
         d->idle = false;
         pool->active++;
-        /* Relaxed: nidle is a hint for rudo__pool_offer; the lock orders it. */
+        /* Relaxed: nidle is a hint for pool_offer; the lock orders it. */
         atomic_fetch_sub_explicit(&pool->nidle, 1, memory_order_relaxed);
         pthread_cond_broadcast(&pool->work_cv);
     }
@@ -160,7 +166,7 @@ static void deliver(rudo__marker *mk, unsigned dest) {
     mk->st.batches_sent++;
 }
 
-void rudo__pool_send(rudo__marker *mk, unsigned dest, void *obj) {
+static void pool_send(rudo__marker *mk, unsigned dest, void *obj) {
     if (!mk->out[dest]) {
         mk->out[dest] = malloc(mk->pool->batch * sizeof(void *));
         if (!mk->out[dest]) {
@@ -173,7 +179,7 @@ void rudo__pool_send(rudo__marker *mk, unsigned dest, void *obj) {
         deliver(mk, dest);
 }
 
-void rudo__pool_flush(rudo__marker *mk) {
+static void pool_flush(rudo__marker *mk) {
     for (unsigned d = 0; d < mk->pool->n; d++)
         if (mk->out_n[d])
             deliver(mk, d);
@@ -243,7 +249,7 @@ static bool try_steal(rudo__marker *mk) {
     return false;
 }
 
-void rudo__pool_offer(rudo__marker *mk) {
+static void pool_offer(rudo__marker *mk) {
     rudo__mark_pool *pool = mk->pool;
     /* Relaxed: nidle is a hint; a stale value costs one wake-up too many
      * or too few, and a parked marker is also woken by the end of work. */
@@ -270,7 +276,7 @@ static bool park(rudo__marker *mk) {
     }
     mk->idle = true;
     pool->active--;
-    /* Relaxed: a hint for rudo__pool_offer; the pool lock orders it. */
+    /* Relaxed: a hint for pool_offer; the pool lock orders it. */
     atomic_fetch_add_explicit(&pool->nidle, 1, memory_order_relaxed);
     if (pool->active == 0) {
         pool->done = true;
@@ -305,7 +311,7 @@ static void mark_loop(rudo__marker *mk) {
     }
     for (;;) {
         rudo__mark_drain(mk);
-        rudo__pool_flush(mk);
+        pool_flush(mk);
         /* A delivery that could not get memory gives its batch back. */
         if (mk->local_n > mk->local_lo || rudo__deque_size_hint(&mk->dq))
             continue;

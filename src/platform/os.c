@@ -10,16 +10,17 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Relaxed: a test sets it on the thread that then reserves. */
-static atomic_bool fail_next_reserve;
+/* Test hook, per thread: a test sets it on the thread that then reserves
+ * (rudo_heap_create). */
+static __thread bool fail_next_reserve;
 
-void rudo__os_fail_next_reserve(void) {
-    atomic_store_explicit(&fail_next_reserve, true, memory_order_relaxed);
-}
+void rudo__os_fail_next_reserve(void) { fail_next_reserve = true; }
 
 void *rudo__os_reserve(size_t size, size_t align) {
-    if (atomic_exchange_explicit(&fail_next_reserve, false, memory_order_relaxed))
+    if (fail_next_reserve) {
+        fail_next_reserve = false;
         return NULL;
+    }
     /* Over-reserve by `align`, then trim both ends so the range is aligned. */
     size_t total = size + align;
     char *raw = mmap(NULL, total, PROT_READ | PROT_WRITE,

@@ -3,36 +3,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "debug/debug.h"
+#include "base/base.h"
 #include "platform/platform.h"
 #include "roots/roots.h"
-#include "sweep/sweep.h"
 
-/* The registry: an open-addressing hash set of slot addresses (linear
- * probing, tombstones) and an array of ranges, under roots_lock. */
+/* The registry (rudo__roots, heap.h): an open-addressing hash set of slot
+ * addresses (linear probing, tombstones) and an array of ranges. */
 #define TOMB ((void **)1)
 
-static rudo__lock roots_lock;
-static void ***slots;      /* table; NULL = empty, TOMB = deleted */
-static size_t slots_cap;   /* power of two, or 0 */
-static size_t slots_used;  /* live + tombstones */
-static size_t slots_live;
-static struct range { char *lo, *hi; } *ranges;
-static size_t nranges, cap_ranges;
-
 void rudo__roots_init(rudo__heap *h) {
-    (void)h;
-    rudo__lock_init(&roots_lock, RUDO_RANK_ROOTS, "roots_lock");
+    rudo__lock_init(&h->roots.lock, RUDO_RANK_ROOTS, "roots_lock");
 }
 
 void rudo__roots_destroy(rudo__heap *h) {
-    (void)h;
-    free(slots);
-    free(ranges);
-    slots = NULL;
-    ranges = NULL;
-    slots_cap = slots_used = slots_live = nranges = cap_ranges = 0;
-    rudo__lock_destroy(&roots_lock);
+    rudo__roots *r = &h->roots;
+    free(r->slots);
+    free(r->ranges);
+    r->slots = NULL;
+    r->ranges = NULL;
+    r->cap = r->used = r->live = r->nranges = r->cap_ranges = 0;
+    rudo__lock_destroy(&r->lock);
 }
 
 static size_t hash_slot(void **s) {
@@ -44,35 +34,35 @@ static size_t hash_slot(void **s) {
 }
 
 /* Index of s in the table, or of the empty cell where it would go. */
-static size_t probe(void **s, bool for_insert) {
-    size_t mask = slots_cap - 1, i = hash_slot(s) & mask;
+static size_t probe(const rudo__roots *r, void **s, bool for_insert) {
+    size_t mask = r->cap - 1, i = hash_slot(s) & mask;
     size_t tomb = SIZE_MAX;
     for (;;) {
-        if (slots[i] == NULL)
+        if (r->slots[i] == NULL)
             return for_insert && tomb != SIZE_MAX ? tomb : i;
-        if (slots[i] == TOMB) {
+        if (r->slots[i] == TOMB) {
             if (tomb == SIZE_MAX)
                 tomb = i;
-        } else if (slots[i] == s) {
+        } else if (r->slots[i] == s) {
             return i;
         }
         i = (i + 1) & mask;
     }
 }
 
-static void rehash(size_t cap) {
-    void ***old = slots;
-    size_t old_cap = slots_cap;
-    slots = calloc(cap, sizeof *slots);
-    if (!slots)
+static void rehash(rudo__roots *r, size_t cap) {
+    void ***old = r->slots;
+    size_t old_cap = r->cap;
+    r->slots = calloc(cap, sizeof *r->slots);
+    if (!r->slots)
         rudo__fatal("rudo_root_add", "out of memory growing the root table");
-    slots_cap = cap;
-    slots_used = slots_live = 0;
+    r->cap = cap;
+    r->used = r->live = 0;
     for (size_t i = 0; i < old_cap; i++) {
         if (old[i] && old[i] != TOMB) {
-            slots[probe(old[i], true)] = old[i];
-            slots_used++;
-            slots_live++;
+            r->slots[probe(r, old[i], true)] = old[i];
+            r->used++;
+            r->live++;
         }
     }
     free(old);
@@ -80,15 +70,17 @@ static void rehash(size_t cap) {
 
 /* The registry changes only while no collection runs: markers read the
  * registered slots after the enumeration released roots_lock, so a slot
- * removed (and freed) meanwhile would be read after its end. */
-static void registry_begin(rudo__heap *h) {
+ * removed (and freed) meanwhile would be read after its end. Returns the
+ * registry, locked. */
+static rudo__roots *registry_begin(rudo__heap *h) {
     rudo__lock_idle(h);
-    rudo__lock_acquire(&roots_lock);
+    rudo__lock_acquire(&h->roots.lock);
+    return &h->roots;
 }
 
 static void registry_end(rudo__heap *h) {
-    rudo__lock_release(&roots_lock);
-    rudo__lock_release(&h->gc_lock);
+    rudo__lock_release(&h->roots.lock);
+    rudo__lock_release(&h->world.lock);
 }
 
 void rudo_root_add(void **slot) {
@@ -96,35 +88,34 @@ void rudo_root_add(void **slot) {
     rudo__heap *h = rudo__need_heap(fn);
     if (!slot)
         rudo__fatal(fn, "slot is NULL");
-    registry_begin(h);
-    if ((slots_used + 1) * 2 > slots_cap)
-        rehash(slots_cap ? (slots_live * 4 > slots_cap ? slots_cap * 2 : slots_cap)
-                         : 64);
-    size_t i = probe(slot, false);
-    if (slots[i] == slot) {
+    rudo__roots *r = registry_begin(h);
+    if ((r->used + 1) * 2 > r->cap)
+        rehash(r, r->cap ? (r->live * 4 > r->cap ? r->cap * 2 : r->cap) : 64);
+    size_t i = probe(r, slot, false);
+    if (r->slots[i] == slot) {
         registry_end(h);
         rudo__fatal(fn, "slot %p is already a root", (void *)slot);
     }
-    i = probe(slot, true);
-    if (slots[i] == NULL)
-        slots_used++;
-    slots[i] = slot;
-    slots_live++;
+    i = probe(r, slot, true);
+    if (r->slots[i] == NULL)
+        r->used++;
+    r->slots[i] = slot;
+    r->live++;
     registry_end(h);
 }
 
 int rudo_root_remove(void **slot) {
     const char *fn = "rudo_root_remove";
     rudo__heap *h = rudo__need_heap(fn);
-    registry_begin(h);
-    size_t i = slots_cap ? probe(slot, false) : 0;
-    if (!slots_cap || slots[i] != slot) {
+    rudo__roots *r = registry_begin(h);
+    size_t i = r->cap ? probe(r, slot, false) : 0;
+    if (!r->cap || r->slots[i] != slot) {
         registry_end(h);
         rudo__warn(fn, "slot %p was never added", (void *)slot);
         return RUDO_ENOENT;
     }
-    slots[i] = TOMB;
-    slots_live--;
+    r->slots[i] = TOMB;
+    r->live--;
     registry_end(h);
     return RUDO_OK;
 }
@@ -134,26 +125,26 @@ void rudo_root_add_range(void *start, void *end) {
     rudo__heap *h = rudo__need_heap(fn);
     if ((char *)start > (char *)end)
         rudo__fatal(fn, "start %p is above end %p", start, end);
-    registry_begin(h);
-    if (nranges == cap_ranges) {
-        size_t cap = cap_ranges ? cap_ranges * 2 : 16;
-        struct range *r = realloc(ranges, cap * sizeof *r);
-        if (!r)
+    rudo__roots *r = registry_begin(h);
+    if (r->nranges == r->cap_ranges) {
+        size_t cap = r->cap_ranges ? r->cap_ranges * 2 : 16;
+        struct rudo__root_range *n = realloc(r->ranges, cap * sizeof *n);
+        if (!n)
             rudo__fatal(fn, "out of memory");
-        ranges = r;
-        cap_ranges = cap;
+        r->ranges = n;
+        r->cap_ranges = cap;
     }
-    ranges[nranges++] = (struct range){start, end};
+    r->ranges[r->nranges++] = (struct rudo__root_range){start, end};
     registry_end(h);
 }
 
 int rudo_root_remove_range(void *start) {
     const char *fn = "rudo_root_remove_range";
     rudo__heap *h = rudo__need_heap(fn);
-    registry_begin(h);
-    for (size_t i = 0; i < nranges; i++) {
-        if (ranges[i].lo == start) {
-            ranges[i] = ranges[--nranges];
+    rudo__roots *r = registry_begin(h);
+    for (size_t i = 0; i < r->nranges; i++) {
+        if (r->ranges[i].lo == start) {
+            r->ranges[i] = r->ranges[--r->nranges];
             registry_end(h);
             return RUDO_OK;
         }
@@ -169,7 +160,7 @@ static void static_segment(void *lo, void *hi, void *arg) {
 }
 
 void rudo__roots_enumerate(rudo__heap *h, rudo__root_visitor *v) {
-    for (rudo__mutator *m = h->mutators; m; m = m->next) {
+    for (rudo__mutator *m = h->world.mutators; m; m = m->next) {
         if (h->cfg.scan_stacks) {
             /* The copy of the frames that hold the callee-saved registers,
              * then the stack above them (rudo__capture_roots). */
@@ -187,14 +178,14 @@ void rudo__roots_enumerate(rudo__heap *h, rudo__root_visitor *v) {
         }
         rudo__handles_enumerate(m, v);
     }
-    rudo__lock_acquire(&roots_lock);
-    for (size_t i = 0; i < slots_cap; i++)
-        if (slots[i] && slots[i] != TOMB)
-            v->slot(v, slots[i]);
-    for (size_t i = 0; i < nranges; i++)
-        v->range(v, ranges[i].lo, ranges[i].hi);
-    rudo__lock_release(&roots_lock);
+    rudo__roots *r = &h->roots;
+    rudo__lock_acquire(&r->lock);
+    for (size_t i = 0; i < r->cap; i++)
+        if (r->slots[i] && r->slots[i] != TOMB)
+            v->slot(v, r->slots[i]);
+    for (size_t i = 0; i < r->nranges; i++)
+        v->range(v, r->ranges[i].lo, r->ranges[i].hi);
+    rudo__lock_release(&r->lock);
     if (h->cfg.scan_static_data)
         rudo__os_static_segments(static_segment, v);
-    rudo__final_enumerate(h, v);
 }

@@ -2,7 +2,7 @@
  * and the lazy sweep of one page. */
 #include <string.h>
 
-#include "debug/debug.h"
+#include "base/base.h"
 #include "platform/platform.h"
 #include "sweep/sweep.h"
 

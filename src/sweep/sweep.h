@@ -1,4 +1,4 @@
-/* sweep.h — sweeping and finalization (internal).
+/* sweep.h — sweeping (internal).
  *
  * A collection ends with an eager pass over the page descriptors that
  * counts live bytes, frees pages with no live cell and large objects that
@@ -8,7 +8,6 @@
 #ifndef RUDO_SWEEP_H
 #define RUDO_SWEEP_H
 #include "heap/heap.h"
-#include "roots/roots.h"
 
 /* ---- sweep.c ---- */
 /* Before marking: make every page's alloc bits exact and clear the marks. */
@@ -19,21 +18,5 @@ size_t rudo__sweep_after_mark(rudo__heap *h);
  * free cells. Returns the number of free cells; *head gets the list, in
  * address order. */
 size_t rudo__sweep_page(rudo__heap *h, rudo__page *p, void **head);
-
-/* ---- finalize.c ---- */
-void rudo__final_init(rudo__heap *h);
-void rudo__final_destroy(rudo__heap *h);
-/* Queues obj for its kind's finalizer (collector, world stopped). */
-void rudo__final_queue(rudo__heap *h, void *obj);
-/* Reports the queued objects as precise roots. */
-void rudo__final_enumerate(rudo__heap *h, rudo__root_visitor *v);
-/* Runs queued finalizers on the calling thread, outside every collector
- * lock; does nothing if this thread is already running finalizers. */
-void rudo__final_run(rudo__heap *h, rudo__mutator *m);
-/* fork handling, called by mutator.c's atfork handlers: final_lock is held
- * across fork; in the child no thread is running finalizers any more. */
-void rudo__final_fork_prepare(void);
-void rudo__final_fork_parent(void);
-void rudo__final_fork_child(void);
 
 #endif

@@ -1,16 +1,15 @@
-/* mutator.c — attaching and detaching threads; fork. */
+/* mutator.c — attaching and detaching threads; dropping the vanished ones
+ * in a forked child. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "alloc/alloc.h"
-#include "debug/debug.h"
+#include "base/base.h"
 #include "heap/heap.h"
-#include "mark/mark.h"
+#include "threads/threads.h"
 #include "platform/platform.h"
-#include "roots/roots.h"
-#include "sweep/sweep.h"
 
 __thread rudo__mutator *rudo__me __attribute__((tls_model("initial-exec")));
 
@@ -31,86 +30,33 @@ static void on_thread_exit(void *arg) {
     rudo__mutator_detach(m);
 }
 
-/* ---- fork ------------------------------------------------------------------
- * fork() copies only the calling thread. The handlers make the child's heap
- * consistent: prepare takes, in rank order, gc_lock at a moment when no
- * collection runs (parking an attached caller, as the statistics calls do),
- * heap_lock, the marker pool's lock and final_lock, so no other thread is
- * inside the handshake, the page pool, a mark phase or the finalizer queue
- * when the address space is copied; the parent releases them. The child
- * forgets every mutator but its own thread's (their threads do not exist
- * there: their stacks may be unmapped or reused by new threads, so scanning
- * them would crash), hands their pages back to the heap, and drops the
- * marker pool, which its next collection re-creates. Registered once, at
- * the first heap creation; they do nothing while no heap exists. */
-static rudo__heap *fork_heap; /* the heap prepare locked, or NULL */
-
-static void fork_prepare(void) {
-    rudo__heap *h = rudo__the_heap;
-    fork_heap = h;
-    if (!h)
-        return;
-    rudo__mutator *self = rudo__self();
-    if (self && self->state == RUDO_MUT_BLOCKED) {
-        /* Its roots were recorded on entering the region and a collection
-         * may be reading them: do not record them again, just wait. */
-        rudo__lock_acquire(&h->gc_lock);
-        rudo__park(h, NULL);
-    } else {
-        rudo__lock_idle(h);
-    }
-    rudo__lock_acquire(&h->heap_lock);
-    rudo__pool_fork_prepare(h);
-    rudo__final_fork_prepare();
-}
-
-static void fork_parent(void) {
-    rudo__heap *h = fork_heap;
-    if (!h)
-        return;
-    rudo__final_fork_parent();
-    rudo__pool_fork_parent(h);
-    rudo__lock_release(&h->heap_lock);
-    rudo__lock_release(&h->gc_lock);
-}
-
-static void fork_child(void) {
-    rudo__heap *h = fork_heap;
-    if (!h)
-        return;
-    rudo__final_fork_child();
-    rudo__pool_fork_child(h);
+void rudo__mutators_fork_child(rudo__heap *h) {
     rudo__mutator *self = rudo__self();
     rudo__mutator *next;
-    for (rudo__mutator *m = h->mutators; m; m = next) {
+    for (rudo__mutator *m = h->world.mutators; m; m = next) {
         next = m->next;
         if (m == self)
             continue;
         /* As rudo__mutator_detach, without the thread: heap_lock is held
          * and no collection runs. */
-        rudo__alloc_retire_all(h, m);
+        rudo__alloc_retire_all(h, m->kalloc);
         for (unsigned k = 0; k < RUDO_MAX_KINDS; k++)
             free(m->kalloc[k]);
         rudo__handles_free(m);
         free(m->tls);
         free(m);
     }
-    h->mutators = self;
-    h->nmutators = self ? 1 : 0;
-    h->nrunning = self && self->state == RUDO_MUT_RUNNING ? 1 : 0;
+    h->world.mutators = self;
+    h->world.nmutators = self ? 1 : 0;
+    h->world.nrunning = self && self->state == RUDO_MUT_RUNNING ? 1 : 0;
     if (self) {
         self->next = self->prev = NULL;
         self->tid = (pid_t)syscall(SYS_gettid); /* the child's own */
     }
     rudo__handshake_fork_child(h);
-    rudo__lock_release(&h->heap_lock);
-    rudo__lock_release(&h->gc_lock);
 }
 
-static void make_key(void) {
-    pthread_key_create(&exit_key, on_thread_exit);
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
-}
+static void make_key(void) { pthread_key_create(&exit_key, on_thread_exit); }
 
 void rudo__mutators_init(void) { pthread_once(&exit_key_once, make_key); }
 
@@ -136,19 +82,19 @@ int rudo__mutator_attach(void) {
     }
     m->tid = (pid_t)syscall(SYS_gettid);
     m->thread = pthread_self();
-    rudo__lock_acquire(&h->gc_lock);
+    rudo__lock_acquire(&h->world.lock);
     /* Not yet a mutator: a running collection does not wait for us. */
-    while (h->collecting)
-        rudo__lock_wait(&h->gc_lock, &h->resume_cv);
-    m->id = h->next_mutator_id++;
+    while (h->world.collecting)
+        rudo__lock_wait(&h->world.lock, &h->world.resume_cv);
+    m->id = h->world.next_mutator_id++;
     m->state = RUDO_MUT_RUNNING;
-    m->next = h->mutators;
-    if (h->mutators)
-        h->mutators->prev = m;
-    h->mutators = m;
-    h->nmutators++;
-    h->nrunning++;
-    rudo__lock_release(&h->gc_lock);
+    m->next = h->world.mutators;
+    if (h->world.mutators)
+        h->world.mutators->prev = m;
+    h->world.mutators = m;
+    h->world.nmutators++;
+    h->world.nrunning++;
+    rudo__lock_release(&h->world.lock);
     rudo__me = m;
     rudo__tl = &m->fast;
     pthread_setspecific(exit_key, m);
@@ -158,21 +104,21 @@ int rudo__mutator_attach(void) {
 void rudo__mutator_detach(rudo__mutator *m) {
     rudo__heap *h = rudo__the_heap;
     rudo__capture_roots(m);
-    rudo__lock_acquire(&h->gc_lock);
+    rudo__lock_acquire(&h->world.lock);
     rudo__park(h, m);
     /* No collection runs while gc_lock is held: hand the pages back. */
     rudo__lock_acquire(&h->heap_lock);
-    rudo__alloc_retire_all(h, m);
+    rudo__alloc_retire_all(h, m->kalloc);
     rudo__lock_release(&h->heap_lock);
     if (m->prev)
         m->prev->next = m->next;
     else
-        h->mutators = m->next;
+        h->world.mutators = m->next;
     if (m->next)
         m->next->prev = m->prev;
-    h->nmutators--;
-    h->nrunning--;
-    rudo__lock_release(&h->gc_lock);
+    h->world.nmutators--;
+    h->world.nrunning--;
+    rudo__lock_release(&h->world.lock);
     for (unsigned k = 0; k < RUDO_MAX_KINDS; k++)
         free(m->kalloc[k]);
     rudo__handles_free(m);

@@ -28,10 +28,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "debug/debug.h"
+#include "base/base.h"
 #include "heap/heap.h"
+#include "threads/threads.h"
 #include "platform/platform.h"
-#include "sweep/sweep.h"
 
 RUDO_API int rudo__stop_requested;
 
@@ -67,20 +67,20 @@ static void init_stopped_cv(rudo__heap *h) {
     pthread_condattr_t a;
     pthread_condattr_init(&a);
     pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&h->stopped_cv, &a);
+    pthread_cond_init(&h->world.stopped_cv, &a);
     pthread_condattr_destroy(&a);
 }
 
 void rudo__handshake_fork_child(rudo__heap *h) {
     init_stopped_cv(h);
-    pthread_cond_init(&h->resume_cv, NULL);
-    h->collecting = false;
+    pthread_cond_init(&h->world.resume_cv, NULL);
+    h->world.collecting = false;
     set_stop_requested(0);
 }
 
 void rudo__handshake_init(rudo__heap *h, unsigned stop_warn_ms) {
     init_stopped_cv(h);
-    h->stop_warn_ms = stop_warn_ms;
+    h->world.stop_warn_ms = stop_warn_ms;
 }
 
 /* The monotonic time ms milliseconds from now. */
@@ -105,7 +105,7 @@ static void report_unstopped(rudo__heap *h, rudo__mutator *self,
     char line[1024], name[16];
     size_t len = 0;
     unsigned n = 0;
-    for (rudo__mutator *m = h->mutators; m; m = m->next) {
+    for (rudo__mutator *m = h->world.mutators; m; m = m->next) {
         if (m == self || m->state != RUDO_MUT_RUNNING)
             continue;
         n++;
@@ -135,16 +135,16 @@ static void report_unstopped(rudo__heap *h, rudo__mutator *self,
  * wait forever in silence, so after stop_warn_ms, and then after doubling
  * intervals, it says which threads it waits for. */
 static void wait_for_stop(rudo__heap *h, rudo__mutator *self, uint64_t t0) {
-    unsigned delay = h->stop_warn_ms;
+    unsigned delay = h->world.stop_warn_ms;
     if (delay == 0) {
-        while (h->nrunning > 1)
-            rudo__lock_wait(&h->gc_lock, &h->stopped_cv);
+        while (h->world.nrunning > 1)
+            rudo__lock_wait(&h->world.lock, &h->world.stopped_cv);
         return;
     }
     struct timespec deadline = deadline_after(delay);
-    while (h->nrunning > 1) {
-        if (!rudo__lock_timedwait(&h->gc_lock, &h->stopped_cv, &deadline) ||
-            h->nrunning <= 1)
+    while (h->world.nrunning > 1) {
+        if (!rudo__lock_timedwait(&h->world.lock, &h->world.stopped_cv, &deadline) ||
+            h->world.nrunning <= 1)
             continue;
         report_unstopped(h, self, rudo__now_ns() - t0);
         delay = delay > STOP_WARN_MAX_MS / 2 ? STOP_WARN_MAX_MS : delay * 2;
@@ -199,22 +199,30 @@ __attribute__((noinline)) void rudo__capture_roots_at(rudo__mutator *m, void *fr
     m->stack_sp = top;
 }
 
+void rudo__lock_idle(rudo__heap *h) {
+    rudo__mutator *m = rudo__self();
+    if (m)
+        rudo__capture_roots(m);
+    rudo__lock_acquire(&h->world.lock);
+    rudo__park(h, m);
+}
+
 void rudo__park(rudo__heap *h, rudo__mutator *m) {
-    if (!h->collecting)
+    if (!h->world.collecting)
         return;
     if (m && m->state == RUDO_MUT_RUNNING) {
         m->state = RUDO_MUT_STOPPED;
-        h->nrunning--;
+        h->world.nrunning--;
         /* Only the last thread to stop wakes the collector, which waits
          * for nrunning == 1: one context switch instead of one per thread. */
-        if (h->nrunning <= 1)
-            pthread_cond_signal(&h->stopped_cv);
+        if (h->world.nrunning <= 1)
+            pthread_cond_signal(&h->world.stopped_cv);
     }
-    while (h->collecting)
-        rudo__lock_wait(&h->gc_lock, &h->resume_cv);
+    while (h->world.collecting)
+        rudo__lock_wait(&h->world.lock, &h->world.resume_cv);
     if (m && m->state == RUDO_MUT_STOPPED) {
         m->state = RUDO_MUT_RUNNING;
-        h->nrunning++;
+        h->world.nrunning++;
     }
 }
 
@@ -227,60 +235,38 @@ void rudo__safepoint_slow(void) {
     if (!m || !h)
         return;
     rudo__capture_roots(m);
-    rudo__lock_acquire(&h->gc_lock);
+    rudo__lock_acquire(&h->world.lock);
     rudo__park(h, m);
-    rudo__lock_release(&h->gc_lock);
+    rudo__lock_release(&h->world.lock);
 }
 
-void rudo__collect(rudo__mutator *m, const char *reason) {
-    rudo__heap *h = rudo__the_heap;
-    rudo__capture_roots(m);
-    uint64_t t0 = rudo__now_ns();
-    /* From the request to the resume the collector must not be cancelled
-     * (the warning and the gc log print, which are cancellation points):
-     * it would leave `collecting` set and every other thread parked. The
-     * callback and the finalizers, user code, run with the caller's state. */
-    int cancel_state = rudo__nocancel_begin();
-    rudo__lock_acquire(&h->gc_lock);
-    if (h->collecting) {
+bool rudo__world_stop(rudo__heap *h, rudo__mutator *m, uint64_t t0) {
+    rudo__lock_acquire(&h->world.lock);
+    if (h->world.collecting) {
         rudo__park(h, m);
-        rudo__lock_release(&h->gc_lock);
-        rudo__nocancel_end(cancel_state);
-        rudo__final_run(h, m);
-        return;
+        rudo__lock_release(&h->world.lock);
+        return false;
     }
-    h->collecting = true;
+    h->world.collecting = true;
     set_stop_requested(1);
     wait_for_stop(h, m, t0);
-    uint64_t ttsp = rudo__now_ns() - t0;
-    rudo__lock_release(&h->gc_lock);
-
-    rudo_gc_event ev;
-    rudo__run_collection(h, reason, t0, ttsp, &ev);
-
-    rudo__lock_acquire(&h->gc_lock);
-    h->collecting = false;
-    set_stop_requested(0);
-    pthread_cond_broadcast(&h->resume_cv);
-    rudo_gc_callback cb = h->gc_callback;
-    void *cb_data = h->gc_callback_data;
-    rudo__lock_release(&h->gc_lock);
-    rudo__nocancel_end(cancel_state);
-    if (cb)
-        cb(&ev, cb_data);
-    rudo__final_run(h, m);
+    rudo__lock_release(&h->world.lock);
+    return true;
 }
 
-void rudo_collect(void) {
-    rudo__check_context("rudo_collect", "collect");
-    rudo__collect(rudo__need_mutator("rudo_collect"), "explicit");
+void rudo__world_resume(rudo__heap *h) {
+    rudo__lock_acquire(&h->world.lock);
+    h->world.collecting = false;
+    set_stop_requested(0);
+    pthread_cond_broadcast(&h->world.resume_cv);
+    rudo__lock_release(&h->world.lock);
 }
 
 /* The fast-path state of a thread in a blocking region: no free lists, so
  * every rudo_alloc there takes the slow path, which aborts with a message
  * (rudo__check_context) instead of handing out a cell while a collection
  * may be sweeping the thread's pages. Only ever read. */
-static struct rudo__mutator_fast blocked_fast;
+static const struct rudo__mutator_fast blocked_fast;
 
 void rudo_blocking_enter(void) {
     const char *fn = "rudo_blocking_enter";
@@ -289,13 +275,13 @@ void rudo_blocking_enter(void) {
     if (m->state == RUDO_MUT_BLOCKED)
         rudo__fatal(fn, "already in a blocking region (regions do not nest)");
     rudo__capture_roots(m);
-    rudo__lock_acquire(&h->gc_lock);
+    rudo__lock_acquire(&h->world.lock);
     m->state = RUDO_MUT_BLOCKED;
-    rudo__tl = &blocked_fast;
-    h->nrunning--;
-    if (h->collecting && h->nrunning <= 1)
-        pthread_cond_signal(&h->stopped_cv); /* as in rudo__park */
-    rudo__lock_release(&h->gc_lock);
+    rudo__tl = (struct rudo__mutator_fast *)&blocked_fast; /* only read */
+    h->world.nrunning--;
+    if (h->world.collecting && h->world.nrunning <= 1)
+        pthread_cond_signal(&h->world.stopped_cv); /* as in rudo__park */
+    rudo__lock_release(&h->world.lock);
 }
 
 void rudo_blocking_leave(void) {
@@ -304,11 +290,11 @@ void rudo_blocking_leave(void) {
     rudo__heap *h = rudo__the_heap;
     if (m->state != RUDO_MUT_BLOCKED)
         rudo__fatal(fn, "not in a blocking region");
-    rudo__lock_acquire(&h->gc_lock);
-    while (h->collecting)
-        rudo__lock_wait(&h->gc_lock, &h->resume_cv);
+    rudo__lock_acquire(&h->world.lock);
+    while (h->world.collecting)
+        rudo__lock_wait(&h->world.lock, &h->world.resume_cv);
     m->state = RUDO_MUT_RUNNING;
     rudo__tl = &m->fast;
-    h->nrunning++;
-    rudo__lock_release(&h->gc_lock);
+    h->world.nrunning++;
+    rudo__lock_release(&h->world.lock);
 }

@@ -4,8 +4,9 @@
  * "Stacks and thread-local storage". */
 #include <stdlib.h>
 
-#include "debug/debug.h"
+#include "base/base.h"
 #include "heap/heap.h"
+#include "threads/threads.h"
 #include "platform/platform.h"
 
 struct tls_acc {

@@ -11,47 +11,10 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "alloc/alloc.h"
+#include "base/lock.h"
 #include "platform/platform.h"
 #include "rudo.h"
-
-/* ---- lock.c: locks with a rank ------------------------------------------
- * A thread may only take a lock whose rank is above every lock it holds.
- * The checker (always compiled, enabled by RUDO_DEBUG builds, the
- * RUDO_LOCK_CHECK=1 environment variable or rudo__lock_check_enable) keeps
- * a per-thread stack of held locks and aborts naming both locks. */
-typedef struct rudo__lock {
-    pthread_mutex_t mutex;
-    int rank;
-    const char *name;
-} rudo__lock;
-
-enum {
-    RUDO_RANK_GC = 10,      /* heap->gc_lock: handshake, mutator list */
-    RUDO_RANK_HEAP = 20,    /* heap->heap_lock: page pool, page lists, kinds */
-    RUDO_RANK_MARK = 25,    /* pool->lock: marker coordination, inboxes */
-    RUDO_RANK_ROOTS = 30,   /* roots_lock (roots.c): precise roots and ranges */
-    RUDO_RANK_FINAL = 40,   /* final_lock (finalize.c): pending finalizers */
-    RUDO_RANK_TEST = 1000,  /* locks made by tests */
-};
-
-void rudo__lock_init(rudo__lock *l, int rank, const char *name);
-void rudo__lock_destroy(rudo__lock *l);
-void rudo__lock_acquire(rudo__lock *l);
-void rudo__lock_release(rudo__lock *l);
-/* Waits on cv, releasing and re-taking l (which stays on the held stack).
- * Cancellation is disabled during the wait (see lock.c). */
-void rudo__lock_wait(rudo__lock *l, pthread_cond_t *cv);
-/* As rudo__lock_wait, until the absolute CLOCK_MONOTONIC time *deadline
- * (cv must use that clock); true if the deadline passed. */
-bool rudo__lock_timedwait(rudo__lock *l, pthread_cond_t *cv,
-                          const struct timespec *deadline);
-/* Disables thread cancellation, returning the old state for
- * rudo__nocancel_end, around rudo code that must not be cancelled halfway
- * (it would exit holding a lock or with the handshake half done). */
-int rudo__nocancel_begin(void);
-void rudo__nocancel_end(int old);
-void rudo__lock_check_enable(bool on);
-bool rudo__lock_check_enabled(void);
 
 /* ---- mutator.c: attached threads ---------------------------------------- */
 enum rudo__mutator_state {
@@ -59,18 +22,6 @@ enum rudo__mutator_state {
     RUDO_MUT_STOPPED = 1, /* parked at a safepoint until the collection ends */
     RUDO_MUT_BLOCKED = 2, /* in a blocking region: promises not to touch it */
 };
-
-struct rudo__page;
-
-/* Per thread, per kind: the free-list head of each size class (read by the
- * inline fast path through rudo__tl->lists[kind]) and the page each list
- * allocates from. Invariant: lists[c] != NULL implies pages[c] != NULL and
- * lists[c] points into pages[c]. */
-#define RUDO_NCLASSES 72
-typedef struct rudo__kind_alloc {
-    void *lists[RUDO_NCLASSES];
-    struct rudo__page *pages[RUDO_NCLASSES];
-} rudo__kind_alloc;
 
 /* Words of rudo__mutator.spill: more than the frames of rudo__capture_roots
  * and of any function calling it need in every build (it aborts if not). */
@@ -121,11 +72,30 @@ rudo__mutator *rudo__need_mutator(const char *fn);
 int rudo__mutator_attach(void);
 void rudo__mutator_detach(rudo__mutator *m);
 void rudo__mutators_init(void);
+/* In a forked child, with gc_lock and heap_lock held and no collection
+ * running: forgets every mutator but the calling thread's (their threads
+ * do not exist in the child; their pages go back to the heap) and resets
+ * the handshake. */
+void rudo__mutators_fork_child(struct rudo__heap *h);
+
+/* ---- handles.c: a mutator's scoped handle slots (precise roots) ---------- */
+void rudo__handles_enumerate(rudo__mutator *m, rudo__root_visitor *v);
+void rudo__handles_free(rudo__mutator *m);
+
 
 /* ---- safepoint.c: the stop-the-world handshake ---------------------------- */
-/* Runs a full collection with the world stopped (or waits for the one
- * another thread is running), then runs due finalizers. */
-void rudo__collect(rudo__mutator *m, const char *reason);
+struct rudo__heap;
+/* Called by a thread that wants a collection, after capturing its roots;
+ * t0 is when it asked. If a collection is already running, parks m until
+ * it ends and returns false: concurrent requests share one collection.
+ * Otherwise sets `collecting` and the stop request, waits (saying after
+ * stop_warn_ms which threads it waits for) until m is the only running
+ * thread, and returns true: the world is stopped until rudo__world_resume.
+ * Both take and release gc_lock. */
+bool rudo__world_stop(struct rudo__heap *h, rudo__mutator *m, uint64_t t0);
+/* Ends the collection: clears `collecting` and the stop request and wakes
+ * every parked thread. */
+void rudo__world_resume(struct rudo__heap *h);
 /* Records the thread's registers and stack pointer for the collector: call
  * it before taking gc_lock in any path that may park or block. A macro,
  * because the registers must be spilled by the calling function F itself:
@@ -144,6 +114,10 @@ void rudo__capture_roots_at(rudo__mutator *m, void *frame_top, const char *fn);
  * TLS blocks. RUDO_OK, RUDO_ESTATE if the stack cannot be found, RUDO_ENOMEM. */
 int rudo__mutator_stack_init(rudo__mutator *m);
 struct rudo__heap;
+/* Takes gc_lock at a moment when no collection runs; while it waits, an
+ * attached caller parks as at a safepoint (the collection may be waiting
+ * for it). The caller releases gc_lock. */
+void rudo__lock_idle(struct rudo__heap *h);
 /* With gc_lock held: if a collection is running, park m as stopped until
  * no collection runs. m may be NULL (not attached: just wait). */
 void rudo__park(struct rudo__heap *h, rudo__mutator *m);

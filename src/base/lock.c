@@ -1,10 +1,11 @@
 /* lock.c — mutexes with ranks and a lock-order checker. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "debug/debug.h"
-#include "threads/threads.h"
+#include "base/base.h"
+#include "base/lock.h"
 
 #define MAX_HELD 16
 

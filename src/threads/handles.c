@@ -3,8 +3,8 @@
  * address never changes. */
 #include <stdlib.h>
 
-#include "debug/debug.h"
-#include "roots/roots.h"
+#include "base/base.h"
+#include "threads/threads.h"
 
 #define CHUNK_SLOTS 254
 

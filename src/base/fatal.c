@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "debug/debug.h"
+#include "base/base.h"
 
 static void vreport(const char *fn, const char *fmt, va_list ap) {
     char buf[1024];

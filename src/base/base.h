@@ -1,0 +1,36 @@
+/* base.h — what every layer may use (internal): fatal errors, warnings
+ * and graded assertions. Below it is only the platform layer.
+ *
+ * Messages have the form "rudo: <function>: <reason>" (rudo.h). */
+#ifndef RUDO_BASE_H
+#define RUDO_BASE_H
+#include "rudo.h"
+
+/* Prints "rudo: <fn>: <message>" to stderr and aborts. Allocation-free and
+ * lock-free, so it is safe anywhere, even with the heap inconsistent. */
+_Noreturn void rudo__fatal(const char *fn, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Prints "rudo: <fn>: <message>" to stderr and returns. */
+void rudo__warn(const char *fn, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Graded assertions, at the invariants the docs state.
+ *  - RUDO_ASSERT(c): cheap checks, compiled in debug builds (RUDO_DEBUG or
+ *    no NDEBUG, i.e. every build type but Release).
+ *  - RUDO_ASSERT_EXPENSIVE(c): checks that cost a loop or more, compiled
+ *    only in RUDO_DEBUG builds.
+ * A failed assertion aborts through rudo__fatal naming the file, the line
+ * and the condition. Both evaluate nothing when compiled out. */
+#if defined(RUDO_DEBUG) || !defined(NDEBUG)
+#define RUDO_ASSERT(c)                                                          \
+    ((c) ? (void)0 : rudo__fatal("assertion", "%s:%d: %s", __FILE__, __LINE__, #c))
+#else
+#define RUDO_ASSERT(c) ((void)0)
+#endif
+#ifdef RUDO_DEBUG
+#define RUDO_ASSERT_EXPENSIVE(c) RUDO_ASSERT(c)
+#else
+#define RUDO_ASSERT_EXPENSIVE(c) ((void)0)
+#endif
+
+#endif

@@ -1,0 +1,184 @@
+/* alloc_slow.c — the allocation slow path's policy: when to collect, when
+ * to retry and when the heap is full (the out-of-memory rule), GC stress
+ * mode, and the calls built on rudo_alloc. The pages themselves come from
+ * the allocation layer (src/alloc/). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc/alloc.h"
+#include "gc/gc.h"
+
+static void maybe_collect(rudo__heap *h, rudo__mutator *m) {
+    /* Relaxed: both are heuristics; a stale value delays or advances the
+     * collection by at most one page's worth of allocation. */
+    if (atomic_load_explicit(&h->alloc_since_gc, memory_order_relaxed) >=
+        atomic_load_explicit(&h->trigger, memory_order_relaxed))
+        rudo__collect(m, "allocation");
+}
+
+static void *out_of_memory(rudo__heap *h, size_t size) {
+    if (h->cfg.on_oom)
+        h->cfg.on_oom(size, h->cfg.oom_data);
+    return NULL;
+}
+
+/* The most pages the heap may ever hold: max_heap, or the reservation. */
+static size_t limit_pages(const rudo__heap *h) {
+    size_t lim = h->npages;
+    if (h->cfg.max_heap && h->cfg.max_heap / RUDO_PAGE_SIZE < lim)
+        lim = h->cfg.max_heap / RUDO_PAGE_SIZE;
+    return lim;
+}
+
+/* The most collections an allocation runs (or waits for) before it gives
+ * up although the pages in use after each seemed to leave room for it.
+ * For a small object the room was real (a free page existed after the
+ * sweep) and other threads took it first: they are making progress, so
+ * the bound only guards against a pathological livelock. For a large
+ * object the free pages may be scattered, with no span long enough, and
+ * no collection may ever change that: it gives up sooner. */
+#define OOM_COLLECTIONS_SMALL 64
+#define OOM_COLLECTIONS_LARGE 8
+
+/* Called when a request found no room. `need` is the room it takes, in
+ * units of 2^-16 page (bytes, as pages are 2^16 bytes): its cell size for
+ * a small object, its span for a large one. Returns true when the heap is
+ * full: a collection that this request ran or waited for (rudo__collect
+ * returns only after a collection that started after the call) queued no
+ * finalizers, and the live data it left, counted in pages as densely as
+ * its size classes pack it (live_pages16), plus the request exceed the
+ * limit. Otherwise it collects and returns false, and the caller retries.
+ * A single collection is not conclusive: other threads may take the room
+ * it made before this thread retries, and objects whose finalizer was due
+ * stay allocated until the next one. live_pages16 and final_queued are
+ * written by the collector with the world stopped; the handshake
+ * (gc_lock) orders them before this read. */
+static bool heap_full(rudo__heap *h, rudo__mutator *m, uint64_t need,
+                      bool large, unsigned *collections) {
+    uint64_t lim = (uint64_t)limit_pages(h) << RUDO_PAGE_SHIFT;
+    if (*collections > 0 && h->final_queued == 0 &&
+        (need > lim || h->live_pages16 > lim - need))
+        return true;
+    if (*collections == (large ? OOM_COLLECTIONS_LARGE : OOM_COLLECTIONS_SMALL))
+        return true;
+    ++*collections;
+    rudo__collect(m, "heap limit");
+    return false;
+}
+
+/* GC stress mode (RUDO_GC_STRESS=N): a collection every N allocations,
+ * counted over all threads. Relaxed: a counter; which thread collects
+ * does not matter. */
+static void stress_tick(rudo__heap *h, rudo__mutator *m) {
+    uint64_t n = atomic_fetch_add_explicit(&h->stress_count, 1,
+                                           memory_order_relaxed) + 1;
+    if (n % h->gc_stress == 0)
+        rudo__collect(m, "stress");
+}
+
+/* The thread's allocation state for `kind`, created on first use. The
+ * inline fast path sees it through fast.lists, except in stress mode,
+ * where every allocation must come here to be counted. */
+static rudo__kind_alloc *kind_alloc(rudo__heap *h, rudo__mutator *m,
+                                    rudo_kind kind) {
+    rudo__kind_alloc *ka = m->kalloc[kind];
+    if (RUDO_LIKELY(ka != NULL))
+        return ka;
+    ka = calloc(1, sizeof *ka);
+    if (!ka)
+        rudo__fatal("rudo_alloc", "out of memory for thread allocation state");
+    m->kalloc[kind] = ka;
+    if (!h->gc_stress)
+        m->fast.lists[kind] = ka->lists;
+    return ka;
+}
+
+static void *alloc_small(rudo__heap *h, rudo__mutator *m, rudo_kind kind,
+                         size_t size) {
+    rudo__kind_alloc *ka = kind_alloc(h, m, kind);
+    unsigned c = rudo__size_class(size);
+    unsigned collections = 0;
+    for (;;) {
+        void **cell = ka->lists[c];
+        if (cell) {
+            ka->lists[c] = *cell;
+            *cell = NULL;
+            return cell;
+        }
+        maybe_collect(h, m);
+        if (!rudo__alloc_refill(h, ka, m->id, kind, c) &&
+            heap_full(h, m, rudo__class_size[c], false, &collections))
+            return out_of_memory(h, size);
+    }
+}
+
+static void *alloc_large(rudo__heap *h, rudo__mutator *m, rudo_kind kind,
+                         size_t usable, size_t npages) {
+    maybe_collect(h, m);
+    unsigned collections = 0;
+    for (;;) {
+        void *obj = rudo__alloc_large(h, m->id, kind, usable, npages);
+        if (obj)
+            return obj;
+        if (heap_full(h, m, (uint64_t)npages << RUDO_PAGE_SHIFT, true, &collections))
+            return out_of_memory(h, usable);
+    }
+}
+
+void *rudo__alloc_slow(rudo_kind kind, size_t size) {
+    const char *fn = "rudo_alloc";
+    rudo__check_context(fn, "allocate");
+    rudo__mutator *m = rudo__need_mutator(fn);
+    rudo__heap *h = rudo__the_heap;
+    /* Acquire: the kind handle comes from the user (see rudo__kind_get). */
+    unsigned nkinds = atomic_load_explicit(&h->nkinds, memory_order_acquire);
+    if (kind >= nkinds)
+        rudo__fatal(fn, "unknown kind %u (%u kinds registered)", kind, nkinds);
+    if (size == 0)
+        rudo__fatal(fn, "size 0 (kind '%s')", h->kinds[kind].name);
+    rudo_safepoint();
+    if (RUDO_UNLIKELY(h->gc_stress))
+        stress_tick(h, m);
+    if (size <= RUDO_SMALL_MAX)
+        return alloc_small(h, m, kind, size);
+    /* A request that can never fit goes straight to the out-of-memory
+     * path: no collection could make room for it. */
+    if (size > limit_pages(h) * RUDO_PAGE_SIZE)
+        return out_of_memory(h, size);
+    size_t usable = (size + RUDO_GRANULE - 1) & ~(size_t)(RUDO_GRANULE - 1);
+    return alloc_large(h, m, kind, usable,
+                       (usable + RUDO_PAGE_SIZE - 1) >> RUDO_PAGE_SHIFT);
+}
+
+void *rudo_alloc_array(rudo_kind kind, size_t n, size_t elem_size) {
+    size_t bytes;
+    if (__builtin_mul_overflow(n, elem_size, &bytes))
+        rudo__fatal("rudo_alloc_array", "%zu * %zu bytes overflows", n, elem_size);
+    return rudo_alloc(kind, bytes);
+}
+
+void *rudo_realloc(void *obj, size_t size) {
+    const char *fn = "rudo_realloc";
+    if (!obj)
+        return rudo_alloc(RUDO_KIND_CONSERVATIVE, size);
+    rudo__heap *h = rudo__need_heap(fn);
+    rudo__page *p;
+    if (rudo__find_object(h, obj, &p) != obj)
+        rudo__fatal(fn, "%p is not the base of a heap object", obj);
+    rudo_tracing t = h->kinds[p->kind].tracing;
+    if (t != RUDO_TRACE_CONSERVATIVE && t != RUDO_TRACE_ATOMIC)
+        rudo__fatal(fn, "kind '%s' is traced or has a layout; only "
+                    "conservative and atomic objects can be resized",
+                    h->kinds[p->kind].name);
+    if (size == 0)
+        rudo__fatal(fn, "size 0");
+    size_t old = p->cell_size;
+    if (size <= old) {
+        memset((char *)obj + size, 0, old - size);
+        return obj;
+    }
+    void *n = rudo_alloc(p->kind, size);
+    if (n)
+        memcpy(n, obj, old);
+    return n;
+}

@@ -1,0 +1,114 @@
+/* collect.c — the collection driver: stopping the world, the phases of a
+ * full collection in order, resuming, then the callback and finalizers. */
+#include <stdlib.h>
+
+#include "alloc/alloc.h"
+#include "debug/debug.h"
+#include "final/final.h"
+#include "gc/gc.h"
+#include "mark/mark.h"
+#include "platform/platform.h"
+#include "roots/roots.h"
+#include "sweep/sweep.h"
+
+/* The collection itself, with the world stopped: retire allocation pages,
+ * prepare, mark, verify (if enabled), eager sweep, statistics, log.
+ * t_request is when the collection was requested, ttsp how long stopping
+ * took. Fills *ev. */
+static void run_collection(rudo__heap *h, const char *reason,
+                           uint64_t t_request, uint64_t ttsp, rudo_gc_event *ev) {
+    uint64_t t_mark = rudo__now_ns();
+    /* 1. Allocation pages stop being current: their alloc bits become
+     *    exact, so marking only ever marks allocated cells. */
+    rudo__lock_acquire(&h->heap_lock);
+    for (rudo__mutator *m = h->world.mutators; m; m = m->next)
+        rudo__alloc_retire_all(h, m->kalloc);
+    rudo__lock_release(&h->heap_lock);
+    /* 2. Cells that died earlier and were never swept become free; marks
+     *    are cleared. */
+    rudo__sweep_prepare(h);
+    /* 3. Mark from every root; queue finalizable dead objects. */
+    rudo__root_visitor *roots = rudo__mark_begin(h);
+    rudo__roots_enumerate(h, roots);
+    rudo__final_enumerate(h, roots);
+    rudo__mark_closure(h);
+    void **due;
+    size_t ndue = rudo__final_find_due(h, &due);
+    for (size_t i = 0; i < ndue; i++)
+        rudo__mark_from(h, due[i]);
+    free(due);
+    rudo__mark_end(h);
+    h->gc_count++;
+    if (h->verify)
+        rudo__debug_verify_heap();
+    uint64_t t_sweep = rudo__now_ns();
+    /* 4. Count live bytes, free empty pages and dead large objects, list
+     *    pages with free cells for lazy sweeping. */
+    size_t live = rudo__sweep_after_mark(h);
+    uint64_t t_end = rudo__now_ns();
+
+    h->live_bytes = live;
+    double next = (double)live * h->cfg.growth;
+    if (h->cfg.growth_limit && next > (double)live + (double)h->cfg.growth_limit)
+        next = (double)live + (double)h->cfg.growth_limit;
+    if (next < (double)h->cfg.initial_heap)
+        next = (double)h->cfg.initial_heap;
+    /* Converting a double beyond the range of uint64_t is undefined; no
+     * heap gets near 2^62 bytes, so that is "never by the trigger". */
+    uint64_t trigger = next < 0x1p62 ? (uint64_t)next : (uint64_t)1 << 62;
+    /* Relaxed: mutators are stopped; gc_lock publishes these on resume. */
+    atomic_store_explicit(&h->trigger, trigger, memory_order_relaxed);
+    atomic_store_explicit(&h->alloc_since_gc, 0, memory_order_relaxed);
+
+    uint64_t mark_ns = t_sweep - t_mark, sweep_ns = t_end - t_sweep;
+    uint64_t pause = t_end - t_request;
+    h->st.mark_ns += mark_ns;
+    h->st.sweep_ns += sweep_ns;
+    h->st.pause_ns += pause;
+    if (pause > h->st.pause_max)
+        h->st.pause_max = pause;
+    if (ttsp > h->st.ttsp_max)
+        h->st.ttsp_max = ttsp;
+    h->st.ttsp_ring[(h->gc_count - 1) % 1024] = ttsp;
+
+    *ev = (rudo_gc_event){.number = h->gc_count, .pause_ns = pause, .ttsp_ns = ttsp,
+                          .mark_ns = mark_ns, .sweep_ns = sweep_ns,
+                          .live_bytes = live,
+                          .heap_bytes = h->pages_committed * RUDO_PAGE_SIZE};
+    if (h->gc_log)
+        rudo__gc_log_line(h, reason, pause, ttsp, mark_ns, sweep_ns, live);
+}
+
+void rudo__collect(rudo__mutator *m, const char *reason) {
+    rudo__heap *h = rudo__the_heap;
+    rudo__capture_roots(m);
+    uint64_t t0 = rudo__now_ns();
+    /* From the request to the resume the collector must not be cancelled
+     * (the warning and the gc log print, which are cancellation points):
+     * it would leave `collecting` set and every other thread parked. The
+     * callback and the finalizers, user code, run with the caller's state. */
+    int cancel_state = rudo__nocancel_begin();
+    if (!rudo__world_stop(h, m, t0)) {
+        rudo__nocancel_end(cancel_state);
+        rudo__final_run(h);
+        return;
+    }
+    uint64_t ttsp = rudo__now_ns() - t0;
+    rudo_gc_event ev;
+    run_collection(h, reason, t0, ttsp, &ev);
+    /* Read with the world stopped: rudo_set_gc_callback waits for the end
+     * of a running collection (rudo__lock_idle). */
+    rudo_gc_callback cb = h->gc_callback;
+    void *cb_data = h->gc_callback_data;
+    rudo__world_resume(h);
+    rudo__nocancel_end(cancel_state);
+    if (cb)
+        cb(&ev, cb_data);
+    rudo__final_run(h);
+}
+
+void rudo_collect(void) {
+    rudo__check_context("rudo_collect", "collect");
+    rudo__collect(rudo__need_mutator("rudo_collect"), "explicit");
+}
+

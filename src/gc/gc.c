@@ -1,0 +1,87 @@
+/* gc.c — creating and destroying the heap: the options (options.c), the
+ * heap's memory (heap layer), every module's state, the first thread. */
+#include <stdlib.h>
+
+#include "alloc/alloc.h"
+#include "final/final.h"
+#include "gc/gc.h"
+#include "gc/options.h"
+#include "mark/mark.h"
+#include "platform/platform.h"
+#include "roots/roots.h"
+
+
+int rudo_heap_create(const rudo_config *cfg) {
+    if (rudo__the_heap)
+        return RUDO_EEXIST;
+    rudo_config c;
+    rudo__env_settings env;
+    int err = rudo__options_resolve(cfg, &c, &env);
+    if (err)
+        return err;
+
+    rudo__sizeclass_check();
+    rudo__heap *h = calloc(1, sizeof *h);
+    if (!h)
+        return RUDO_ENOMEM;
+    h->cfg = c;
+    if (!rudo__heap_map(h)) {
+        free(h);
+        return RUDO_ENOMEM;
+    }
+    rudo__lock_init(&h->world.lock, RUDO_RANK_GC, "gc_lock");
+    rudo__lock_init(&h->heap_lock, RUDO_RANK_HEAP, "heap_lock");
+    rudo__handshake_init(h, env.stop_warn_ms);
+    pthread_cond_init(&h->world.resume_cv, NULL);
+    atomic_init(&h->trigger, c.initial_heap);
+#ifdef RUDO_DEBUG
+    h->verify = h->poison = true;
+#endif
+    h->verify |= env.verify;
+    h->poison |= env.poison;
+    h->gc_log = env.gc_log;
+    h->gc_stress = env.gc_stress;
+    if (env.lock_check >= 0)
+        rudo__lock_check_enable(env.lock_check);
+    rudo__roots_init(h);
+    rudo__final_init(h);
+    rudo__the_heap = h;
+    rudo__mutators_init();
+    rudo__gc_install_atfork();
+
+    rudo_kind_conservative("conservative");
+    rudo_kind_atomic("atomic");
+    err = rudo__mutator_attach();
+    if (err) {
+        rudo_heap_destroy();
+        return err;
+    }
+    return RUDO_OK;
+}
+
+void rudo_heap_destroy(void) {
+    const char *fn = "rudo_heap_destroy";
+    rudo__heap *h = rudo__need_heap(fn);
+    rudo__mutator *self = rudo__self();
+    rudo__lock_acquire(&h->world.lock);
+    bool alone = h->world.nmutators == 0 || (h->world.nmutators == 1 && self &&
+                                       h->world.mutators == self);
+    rudo__lock_release(&h->world.lock);
+    if (!alone)
+        rudo__fatal(fn, "other threads are still attached (%u attached)",
+                    h->world.nmutators);
+    if (self)
+        rudo__mutator_detach(self);
+    rudo__pool_destroy(h);
+    rudo__final_destroy(h);
+    rudo__roots_destroy(h);
+    rudo__kinds_destroy(h);
+    rudo__heap_unmap(h);
+    rudo__lock_destroy(&h->world.lock);
+    rudo__lock_destroy(&h->heap_lock);
+    pthread_cond_destroy(&h->world.stopped_cv);
+    pthread_cond_destroy(&h->world.resume_cv);
+    rudo__the_heap = NULL;
+    free(h);
+}
+

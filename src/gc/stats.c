@@ -1,0 +1,106 @@
+/* stats.c — statistics, the collection callback, and the RUDO_GC_LOG line. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gc/gc.h"
+#include "mark/mark.h"
+
+/* The RUDO_GC_LOG line: one per collection, on stderr. */
+void rudo__gc_log_line(rudo__heap *h, const char *reason, uint64_t pause,
+                     uint64_t ttsp, uint64_t mark_ns, uint64_t sweep_ns,
+                     size_t live) {
+    rudo__mark_stats ms = h->mark.last;
+    rudo__mark_pool *pool = h->pool;
+    uint64_t steals = 0, won = 0, sent = 0, idle = 0;
+    char per[256];
+    size_t used = 0;
+    per[0] = '\0';
+    for (unsigned i = 0; i < pool->n; i++) {
+        const rudo_marker_stats *st = &pool->m[i]->st;
+        steals += st->steals_attempted;
+        won += st->steals_won;
+        sent += st->batches_sent;
+        idle += st->idle_ns;
+        if (used + 24 < sizeof per) {
+            int k = snprintf(per + used, sizeof per - used, "%s%llu", i ? "/" : "",
+                             (unsigned long long)st->objects_traced);
+            used += k > 0 ? (size_t)k : 0;
+        }
+    }
+    fprintf(stderr,
+            "rudo gc %llu (%s): pause %.3f ms (ttsp %.1f us, mark %.3f ms, "
+            "sweep %.3f ms), live %zu KiB, heap %zu KiB, %llu objects marked, "
+            "%u markers (traced %s; steals %llu/%llu, batches %llu, idle %.3f ms), "
+            "stack high water %zu, %u threads\n",
+            (unsigned long long)h->gc_count, reason, (double)pause / 1e6,
+            (double)ttsp / 1e3, (double)mark_ns / 1e6, (double)sweep_ns / 1e6,
+            live >> 10, (h->pages_committed * RUDO_PAGE_SIZE) >> 10,
+            (unsigned long long)ms.objects_marked, pool->n, per,
+            (unsigned long long)won, (unsigned long long)steals,
+            (unsigned long long)sent, (double)idle / 1e6, ms.high_water,
+            h->world.nmutators);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void rudo_get_stats(rudo_stats *out) {
+    rudo__heap *h = rudo__need_heap("rudo_get_stats");
+    memset(out, 0, sizeof *out);
+    /* gc_lock excludes a running collection, whose fields these are. */
+    rudo__lock_idle(h);
+    out->collections = h->gc_count;
+    out->live_bytes = h->live_bytes;
+    out->mark_ns_total = h->st.mark_ns;
+    out->sweep_ns_total = h->st.sweep_ns;
+    out->pause_ns_total = h->st.pause_ns;
+    out->pause_ns_max = h->st.pause_max;
+    out->ttsp_ns_max = h->st.ttsp_max;
+    /* Relaxed: a counter (see below). */
+    out->finalizers_run =
+        atomic_load_explicit(&h->finalizers_run, memory_order_relaxed);
+    out->threads_attached = h->world.nmutators;
+    out->markers = h->cfg.markers;
+    size_t n = h->gc_count < 1024 ? (size_t)h->gc_count : 1024;
+    uint64_t *tmp = n ? malloc(n * sizeof *tmp) : NULL;
+    if (tmp) {
+        memcpy(tmp, h->st.ttsp_ring, n * sizeof *tmp);
+        qsort(tmp, n, sizeof *tmp, cmp_u64);
+        out->ttsp_ns_median = tmp[n / 2];
+        free(tmp);
+    }
+    rudo__lock_acquire(&h->heap_lock);
+    out->heap_bytes = h->pages_committed * RUDO_PAGE_SIZE;
+    out->heap_peak_bytes = h->pages_committed_peak * RUDO_PAGE_SIZE;
+    rudo__lock_release(&h->heap_lock);
+    rudo__lock_release(&h->world.lock);
+    /* Relaxed: counters; a snapshot need not be consistent across them. */
+    out->bytes_allocated =
+        atomic_load_explicit(&h->bytes_allocated, memory_order_relaxed);
+    out->lazy_sweep_ns_total =
+        atomic_load_explicit(&h->lazy_sweep_ns, memory_order_relaxed);
+}
+
+unsigned rudo_get_marker_stats(rudo_marker_stats *out, unsigned max) {
+    rudo__heap *h = rudo__need_heap("rudo_get_marker_stats");
+    rudo__lock_idle(h);
+    unsigned n = 0;
+    if (h->pool && h->gc_count > 0) {
+        n = h->pool->n;
+        for (unsigned i = 0; i < n && i < max; i++)
+            out[i] = h->pool->m[i]->st;
+    }
+    rudo__lock_release(&h->world.lock);
+    return n;
+}
+
+void rudo_set_gc_callback(rudo_gc_callback fn, void *data) {
+    rudo__heap *h = rudo__need_heap("rudo_set_gc_callback");
+    rudo__lock_idle(h);
+    h->gc_callback = fn;
+    h->gc_callback_data = data;
+    rudo__lock_release(&h->world.lock);
+}
