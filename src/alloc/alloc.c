@@ -19,6 +19,9 @@ __thread struct rudo__mutator_fast *rudo__tl
  * swept (lists are in address order), cells from it on are still free. */
 static void retire_page(rudo__heap *h, rudo__page *p, void *head) {
     char *start = rudo__page_addr(p);
+    /* The list points into its page (rudo__kind_alloc's invariant). */
+    RUDO_ASSERT(head == NULL || ((char *)head >= start &&
+                                 (char *)head < start + RUDO_PAGE_SIZE));
     size_t below = head ? (size_t)((char *)head - start) / p->cell_size
                         : p->ncells;
     for (size_t w = 0; w * 64 < below; w++) {
@@ -28,10 +31,8 @@ static void retire_page(rudo__heap *h, rudo__page *p, void *head) {
     }
     /* Release: a query that sees NULL sees the alloc bits above (heap.h). */
     atomic_store_explicit(&p->owner_list, NULL, memory_order_release);
-    if (head && !p->listed) {
-        rudo__list_push(&h->avail[p->kind * RUDO_NCLASSES + p->cls], p);
-        p->listed = 1;
-    }
+    if (head)
+        rudo__avail_add(h, p);
 }
 
 void rudo__alloc_retire_all(rudo__heap *h, rudo__kind_alloc **kalloc) {
@@ -59,12 +60,10 @@ static void count_alloc(rudo__heap *h, size_t bytes) {
  * if the heap limit or the reservation is reached. */
 static rudo__page *take_page(rudo__heap *h, rudo_kind kind, unsigned c,
                              void **head, size_t *nfree) {
-    rudo__page_list *l = &h->avail[kind * RUDO_NCLASSES + c];
     for (;;) {
         rudo__lock_acquire(&h->heap_lock);
-        rudo__page *p = rudo__list_pop(l);
+        rudo__page *p = rudo__avail_pop(h, kind, c);
         if (p) {
-            p->listed = 0;
             rudo__lock_release(&h->heap_lock);
             *nfree = rudo__sweep_page(h, p, head);
             if (*nfree)
@@ -98,6 +97,8 @@ static rudo__page *take_page(rudo__heap *h, rudo_kind kind, unsigned c,
 
 bool rudo__alloc_refill(rudo__heap *h, rudo__kind_alloc *ka, uint32_t owner,
                        rudo_kind kind, unsigned c) {
+    /* Called when the class's free list is empty (rudo__kind_alloc). */
+    RUDO_ASSERT(ka->lists[c] == NULL);
     if (ka->pages[c]) {
         retire_page(h, ka->pages[c], NULL); /* full */
         ka->pages[c] = NULL;

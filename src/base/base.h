@@ -15,8 +15,9 @@ void rudo__warn(const char *fn, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Graded assertions, at the invariants the docs state.
- *  - RUDO_ASSERT(c): cheap checks, compiled in debug builds (RUDO_DEBUG or
- *    no NDEBUG, i.e. every build type but Release).
+ *  - RUDO_ASSERT(c): cheap checks, compiled in RUDO_DEBUG builds and in
+ *    builds without NDEBUG (CMake's Debug; Release and RelWithDebInfo
+ *    define NDEBUG).
  *  - RUDO_ASSERT_EXPENSIVE(c): checks that cost a loop or more, compiled
  *    only in RUDO_DEBUG builds.
  * A failed assertion aborts through rudo__fatal naming the file, the line

@@ -20,8 +20,8 @@ enum {
     RUDO_RANK_GC = 10,      /* heap->world.lock: handshake, mutator list */
     RUDO_RANK_HEAP = 20,    /* heap->heap_lock: page pool, page lists, kinds */
     RUDO_RANK_MARK = 25,    /* pool->lock: marker coordination, inboxes */
-    RUDO_RANK_ROOTS = 30,   /* roots_lock (roots.c): precise roots and ranges */
-    RUDO_RANK_FINAL = 40,   /* final_lock (finalize.c): pending finalizers */
+    RUDO_RANK_ROOTS = 30,   /* heap->roots.lock: precise roots and ranges */
+    RUDO_RANK_FINAL = 40,   /* heap->final.lock: pending finalizers */
     RUDO_RANK_TEST = 1000,  /* locks made by tests */
 };
 

@@ -56,7 +56,7 @@ enum rudo__page_type {
  *  - small: cell_size = rudo__class_size[cls], ncells = PAGE_SIZE/cell_size,
  *    and no bitmap bit >= ncells is set;
  *  - mark ⊆ alloc once marking ends (only allocated cells are marked —
- *    design brief decision 12), and fin ⊆ alloc;
+ *    docs/design.md, "The allocation bit rule"), and fin ⊆ alloc;
  *  - a small page is in exactly one place: an allocator (owner_list !=
  *    NULL, "current"), the heap's avail list of its (kind, class), or no
  *    list (full); a large object's first page is on the large list; a free
@@ -106,6 +106,19 @@ typedef struct rudo__page_list {
 void rudo__list_push(rudo__page_list *l, rudo__page *p);
 void rudo__list_remove(rudo__page_list *l, rudo__page *p);
 rudo__page *rudo__list_pop(rudo__page_list *l);
+/* The avail list of page p's (kind, class): pages with free cells, each
+ * at most once (the `listed` flag). Put p on it unless it is there, take
+ * it off if it is, or pop one (NULL if empty). heap_lock held. */
+void rudo__avail_add(struct rudo__heap *h, rudo__page *p);
+void rudo__avail_remove(struct rudo__heap *h, rudo__page *p);
+rudo__page *rudo__avail_pop(struct rudo__heap *h, rudo_kind kind, unsigned cls);
+
+/* Bits of the cells that exist in word w of a page with n cells. */
+static inline uint64_t rudo__valid_bits(size_t n, size_t w) {
+    if (w * 64 >= n)
+        return 0;
+    return n - w * 64 >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << (n - w * 64)) - 1;
+}
 
 /* Allocates a span of n pages from the free pool (heap_lock held): marks
  * them in use, zeroes recycled memory. NULL if max_heap or the reservation

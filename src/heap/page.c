@@ -33,6 +33,27 @@ rudo__page *rudo__list_pop(rudo__page_list *l) {
     return p;
 }
 
+void rudo__avail_add(rudo__heap *h, rudo__page *p) {
+    if (p->listed)
+        return;
+    rudo__list_push(&h->avail[p->kind * RUDO_NCLASSES + p->cls], p);
+    p->listed = 1;
+}
+
+void rudo__avail_remove(rudo__heap *h, rudo__page *p) {
+    if (!p->listed)
+        return;
+    rudo__list_remove(&h->avail[p->kind * RUDO_NCLASSES + p->cls], p);
+    p->listed = 0;
+}
+
+rudo__page *rudo__avail_pop(rudo__heap *h, rudo_kind kind, unsigned cls) {
+    rudo__page *p = rudo__list_pop(&h->avail[kind * RUDO_NCLASSES + cls]);
+    if (p)
+        p->listed = 0;
+    return p;
+}
+
 static bool is_free(const rudo__heap *h, size_t i) {
     return (h->free_map[i / 64] >> (i % 64)) & 1;
 }
@@ -135,6 +156,8 @@ rudo__page *rudo__pages_alloc(size_t n) {
 void rudo__pages_free(rudo__page *p, size_t n) {
     rudo__heap *h = rudo__the_heap;
     size_t first = (size_t)(p - h->pages);
+    /* Off every list: not current, not on its avail list. */
+    RUDO_ASSERT(!p->listed && n >= 1 && first + n <= rudo__hwm(h));
     p->type = RUDO_PAGE_FREE;
     /* Relaxed: the page was not current (retired earlier, with release). */
     atomic_store_explicit(&p->owner_list, NULL, memory_order_relaxed);
@@ -205,9 +228,7 @@ void rudo__page_check(const rudo__page *p) {
             rudo__fatal(fn, "page %zu: size class fields disagree", idx);
         for (size_t w = 0; w < RUDO_BITMAP_WORDS; w++) {
             uint64_t m = rudo__ld(&p->bits[w].mark), a = rudo__ld(&p->bits[w].alloc);
-            uint64_t valid = w * 64 >= p->ncells ? 0
-                             : (p->ncells - w * 64 >= 64 ? ~(uint64_t)0
-                                : (((uint64_t)1 << (p->ncells - w * 64)) - 1));
+            uint64_t valid = rudo__valid_bits(p->ncells, w);
             if ((m | a | p->fin[w]) & ~valid)
                 rudo__fatal(fn, "page %zu: bit beyond the last cell", idx);
             if (p->fin[w] & ~a)

@@ -95,9 +95,10 @@ static inline __attribute__((always_inline)) void mark_value(rudo__marker *mk,
     char *obj = rudo__cell_of(h, v, &p, &i);
     if (!obj)
         return;
-    /* Decision 12: only allocated cells are marked (alloc is exact now). */
+    /* Only allocated cells are marked (alloc is exact now: heap.h). */
     if (!rudo__allocated(p, i) || !set_mark(mk, p, i))
         return;
+    RUDO_ASSERT(p->type == RUDO_PAGE_SMALL || p->type == RUDO_PAGE_LARGE);
     mk->st.objects_marked++;
     if (h->kinds[p->kind].tracing == RUDO_TRACE_ATOMIC)
         return;

@@ -10,18 +10,13 @@ static inline uint64_t mark_word(const rudo__page *p, size_t w) {
     return rudo__ld(&p->bits[w].mark);
 }
 
-/* Bits of the cells that exist in word w of a page with n cells. */
-static inline uint64_t valid_bits(size_t n, size_t w) {
-    if (w * 64 >= n)
-        return 0;
-    return n - w * 64 >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << (n - w * 64)) - 1;
-}
-
 void rudo__sweep_prepare(rudo__heap *h) {
     for (size_t pi = 0; pi < rudo__hwm(h); pi = rudo__pages_next(h, pi)) {
         rudo__page *p = &h->pages[pi];
         if (p->type != RUDO_PAGE_SMALL && p->type != RUDO_PAGE_LARGE)
             continue;
+        /* Every page was retired first: alloc is exact only then (heap.h). */
+        RUDO_ASSERT(atomic_load_explicit(&p->owner_list, memory_order_relaxed) == NULL);
         bool unswept = rudo__ld(&p->swept_gc) < h->gc_count;
         for (size_t w = 0; w * 64 < p->ncells; w++) {
             if (unswept) {
@@ -81,14 +76,10 @@ size_t rudo__sweep_after_mark(rudo__heap *h) {
                 n += (size_t)__builtin_popcountll(mark_word(p, w));
             live += n * p->cell_size;
             dense += ((uint64_t)n << 16) / p->ncells;
-            rudo__page_list *l = &h->avail[p->kind * RUDO_NCLASSES + p->cls];
-            if (n < p->ncells && n > 0 && !p->listed) {
-                rudo__list_push(l, p);
-                p->listed = 1;
-            } else if ((n == 0 || n == p->ncells) && p->listed) {
-                rudo__list_remove(l, p);
-                p->listed = 0;
-            }
+            if (n < p->ncells && n > 0)
+                rudo__avail_add(h, p);
+            else
+                rudo__avail_remove(h, p);
             if (n == 0)
                 rudo__pages_free(p, 1);
         } else if (p->type == RUDO_PAGE_LARGE) {
@@ -109,6 +100,10 @@ size_t rudo__sweep_after_mark(rudo__heap *h) {
 
 size_t rudo__sweep_page(rudo__heap *h, rudo__page *p, void **head) {
     uint64_t t0 = rudo__now_ns();
+    /* Not current and on no list (heap.h: a page is in exactly one place). */
+    RUDO_ASSERT(p->type == RUDO_PAGE_SMALL && !p->listed &&
+                atomic_load_explicit(&p->owner_list, memory_order_relaxed) == NULL);
+    RUDO_ASSERT_EXPENSIVE((rudo__page_check(p), true));
     bool unswept = rudo__ld(&p->swept_gc) < h->gc_count;
     char *start = rudo__page_addr(p);
     size_t size = p->cell_size, nfree = 0;
@@ -127,7 +122,7 @@ size_t rudo__sweep_page(rudo__heap *h, rudo__page *p, void **head) {
             live &= mark_word(p, w);
         rudo__st(&p->bits[w].alloc, live);
         p->fin[w] &= live;
-        uint64_t free_bits = ~live & valid_bits(p->ncells, w);
+        uint64_t free_bits = ~live & rudo__valid_bits(p->ncells, w);
         for (uint64_t z = dirty ? free_bits : was & ~live; z;) {
             size_t b = (size_t)__builtin_ctzll(z);
             uint64_t rest = ~(z >> b);
