@@ -276,6 +276,7 @@ struct rudo_tracer {
     void ***rudo__cur; /* next free entry of the slot buffer */
     void ***rudo__end; /* end of the slot buffer */
     void (*rudo__flush)(rudo_tracer *tr); /* empties the buffer */
+    void (*rudo__weak)(rudo_tracer *tr, void **slot); /* a weak slot */
 };
 
 RUDO_API void rudo__tracer_flush(rudo_tracer *tr);
@@ -288,6 +289,17 @@ static inline void rudo_visit(rudo_tracer *tr, void **slot) {
     if (RUDO_UNLIKELY(tr->rudo__cur == tr->rudo__end))
         rudo__tracer_flush(tr);
     *tr->rudo__cur++ = slot;
+}
+
+/* Reports one weak slot of the object being traced: the collector does not
+ * mark through it, and sets it to NULL at the end of marking if its target
+ * was not found reachable otherwise (the short weak rule of
+ * rudo_weak_register). For weak tables without a registration per entry.
+ * The object being traced is live, so the slot stays valid. NULL and
+ * non-heap values are left alone. Call only from a trace callback. */
+static inline void rudo_visit_weak(rudo_tracer *tr, void **slot) {
+    if (*slot != NULL)
+        tr->rudo__weak(tr, slot);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -396,6 +408,38 @@ RUDO_API void rudo_root_add_range(void *start, void *end);
  * RUDO_ENOENT. Thread-safe. */
 RUDO_API int rudo_root_remove_range(void *start);
 
+/* Weak slots (bdwgc's disappearing links). A registered weak slot is a
+ * pointer-sized location, in static data, malloc'd memory, a stack that
+ * outlives the registration, or a heap object, that does not keep its
+ * target alive: when a collection finds the target unreachable, it stores
+ * NULL into the slot (docs/design.md, "Weak references").
+ *  - rudo_weak_register: a short weak slot, cleared as soon as the target
+ *    is unreachable, before finalizers: a finalizable target's slots are
+ *    NULL when its finalizer runs, and stay NULL if the finalizer stores
+ *    the object somewhere live.
+ *  - rudo_weak_register_long: cleared only when the target is reclaimed:
+ *    a target kept for its finalizer keeps its long slots.
+ * The slot's value may change at any time (it is the program's); any value
+ * that does not point into the heap is left alone. A slot that lies inside
+ * a heap object is forgotten when that object dies. Reading a weak slot
+ * needs no barrier: collections stop the world cooperatively, so a value
+ * read between two safepoints (allocations, rudo_safepoint, blocking
+ * regions) is stable, and a non-NULL value read there may be used until
+ * the next one.
+ * The registration calls wait while a collection runs (an attached caller
+ * is then a safepoint). Thread-safe. Return RUDO_OK, or RUDO_EEXIST if the
+ * slot is registered already (either way); abort if slot is NULL or not
+ * pointer-aligned, or no heap exists. */
+RUDO_API int rudo_weak_register(void **slot);
+RUDO_API int rudo_weak_register_long(void **slot);
+/* Forgets a weak slot. RUDO_OK, or RUDO_ENOENT if it was not registered. */
+RUDO_API int rudo_weak_unregister(void **slot);
+/* Moves a registration from `from` to `to` (same kind, short or long; the
+ * values are not copied). RUDO_OK; RUDO_ENOENT if `from` is not registered;
+ * RUDO_EEXIST if `to` already is (nothing changes). Aborts if `to` is NULL
+ * or not aligned. */
+RUDO_API int rudo_weak_move(void **from, void **to);
+
 /* Scoped handles, for runtimes that root precisely: a handle is a slot that
  * is a root until the scope that created it exits. Scopes nest and are per
  * thread; exit them in reverse order of entry (aborts otherwise). */
@@ -430,6 +474,8 @@ typedef struct rudo_gc_event {
     uint64_t sweep_ns;       /* eager part of the sweep */
     size_t live_bytes;       /* after the collection */
     size_t heap_bytes;       /* committed pages after the collection */
+    uint64_t weak_cleared;   /* weak slots set to NULL (registered ones and
+                              * those reported by rudo_visit_weak) */
 } rudo_gc_event;
 
 typedef void (*rudo_gc_callback)(const rudo_gc_event *ev, void *data);

@@ -38,6 +38,13 @@ static void vflush(rudo_tracer *tr) {
     t->tr.rudo__cur = t->buf;
 }
 
+/* A weak slot may point to an object the collection did not mark (and
+ * cleared it already, or will): nothing to check. */
+static void vweak(rudo_tracer *tr, void **slot) {
+    (void)tr;
+    (void)slot;
+}
+
 static void verify_object(rudo__heap *h, rudo__page *p, char *obj) {
     const rudo__kind *k = &h->kinds[p->kind];
     void **w = (void **)obj;
@@ -59,6 +66,7 @@ static void verify_object(rudo__heap *h, rudo__page *p, char *obj) {
         t.tr.rudo__cur = t.buf;
         t.tr.rudo__end = t.buf + 64;
         t.tr.rudo__flush = vflush;
+        t.tr.rudo__weak = vweak;
         t.obj = obj;
         k->trace(obj, p->cell_size, &t.tr);
         vflush(&t.tr);

@@ -32,11 +32,18 @@ static void run_collection(rudo__heap *h, const char *reason,
     rudo__roots_enumerate(h, roots);
     rudo__final_enumerate(h, roots);
     rudo__mark_closure(h);
+    /* Short weak slots: cleared now that the closure from the roots is
+     * known, before the objects due for finalization are marked. */
+    uint64_t weak = rudo__weak_clear(h, false) + rudo__mark_weak_clear(h);
     void **due;
     size_t ndue = rudo__final_find_due(h, &due);
     for (size_t i = 0; i < ndue; i++)
         rudo__mark_from(h, due[i]);
     free(due);
+    /* Long weak slots, and weak slots found while marking from those
+     * objects; registrations inside objects that died are forgotten. */
+    weak += rudo__weak_clear(h, true) + rudo__mark_weak_clear(h);
+    h->weak_cleared = weak;
     rudo__mark_end(h);
     h->gc_count++;
     if (h->verify)
@@ -73,7 +80,7 @@ static void run_collection(rudo__heap *h, const char *reason,
 
     *ev = (rudo_gc_event){.number = h->gc_count, .pause_ns = pause, .ttsp_ns = ttsp,
                           .mark_ns = mark_ns, .sweep_ns = sweep_ns,
-                          .live_bytes = live,
+                          .live_bytes = live, .weak_cleared = h->weak_cleared,
                           .heap_bytes = h->pages_committed * RUDO_PAGE_SIZE};
     if (h->gc_log)
         rudo__gc_log_line(h, reason, pause, ttsp, mark_ns, sweep_ns, live);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "base/lock.h"
+#include "base/slotset.h"
 #include "rudo.h"
 
 struct rudo__heap;
@@ -211,10 +212,10 @@ typedef struct rudo__world {
  * addressing hash set of precise slot addresses and an array of ranges. */
 typedef struct rudo__roots {
     rudo__lock lock;
-    void ***slots;          /* table; NULL = empty, (void **)1 = deleted */
-    size_t cap;             /* power of two, or 0 */
-    size_t used;            /* live + tombstones */
-    size_t live;
+    rudo__slotset slots;    /* precise roots */
+    /* Weak slots (weak.c): cleared when their target is unreachable
+     * (weak), or only once it is reclaimed, after finalization (weak_long). */
+    rudo__slotset weak, weak_long;
     struct rudo__root_range { char *lo, *hi; } *ranges;
     size_t nranges, cap_ranges;
 } rudo__roots;
@@ -235,6 +236,7 @@ typedef struct rudo__mark_stats {
 } rudo__mark_stats;
 
 /* ---- heap.c -------------------------------------------------------------- */
+
 typedef struct rudo__heap {
     rudo_config cfg;
     char *base;                 /* reserved range */
@@ -286,6 +288,7 @@ typedef struct rudo__heap {
     /* Written only by the collector with the world stopped. */
     uint64_t gc_count;
     size_t live_bytes;
+    uint64_t weak_cleared;      /* weak slots the last collection cleared */
     /* The live data after the last collection in pages, as densely as
      * its size classes can pack it, in units of 2^-16 page: a small page
      * counts live cells / cells per page, a large object its span. What
@@ -402,6 +405,19 @@ static inline char *rudo__cell_of(const rudo__heap *h, const void *a,
     *pp = p;
     *ip = i;
     return start + i * p->cell_size;
+}
+
+/* After marking: true if v points into a heap cell that is not marked (an
+ * object the collection found unreachable, or a stale pointer into a free
+ * cell), false if it points to a marked object or outside the heap. What
+ * clears a weak slot. */
+static inline bool rudo__unmarked_cell(const rudo__heap *h, const void *v) {
+    rudo__page *p;
+    size_t i;
+    if (!rudo__cell_of(h, v, &p, &i))
+        return false;
+    return !((atomic_load_explicit(&p->bits[i / 64].mark, memory_order_relaxed) >>
+              (i % 64)) & 1);
 }
 
 static inline bool rudo__bit(const uint64_t *bm, size_t i) {

@@ -140,6 +140,36 @@ static void flush_slots(rudo_tracer *tr) {
 
 void rudo__tracer_flush(rudo_tracer *tr) { tr->rudo__flush(tr); }
 
+/* rudo_visit_weak: keeps the slot for rudo__mark_weak_clear. */
+static void weak_slot(rudo_tracer *tr, void **slot) {
+    rudo__marker *mk = (rudo__marker *)tr;
+    if (mk->nweak == mk->cap_weak) {
+        size_t cap = mk->cap_weak ? mk->cap_weak * 2 : 256;
+        void ***n = realloc(mk->weak, cap * sizeof *n);
+        if (!n)
+            rudo__fatal("rudo_collect", "out of memory for weak slots");
+        mk->weak = n;
+        mk->cap_weak = cap;
+    }
+    mk->weak[mk->nweak++] = slot;
+}
+
+uint64_t rudo__mark_weak_clear(rudo__heap *h) {
+    uint64_t cleared = 0;
+    for (unsigned m = 0; m < h->pool->n; m++) {
+        rudo__marker *mk = h->pool->m[m];
+        for (size_t i = mk->weak_done; i < mk->nweak; i++) {
+            void **slot = mk->weak[i];
+            if (*slot && rudo__unmarked_cell(h, *slot)) {
+                *slot = NULL;
+                cleared++;
+            }
+        }
+        mk->weak_done = mk->nweak;
+    }
+    return cleared;
+}
+
 /* Marks through words [from, to) of obj, of a conservative or layout kind
  * (a layout repeats every layout_words words). */
 static inline __attribute__((always_inline)) void
@@ -403,6 +433,8 @@ static void setup_marker(rudo__marker *mk) {
     mk->tr.rudo__cur = mk->slotbuf;
     mk->tr.rudo__end = mk->slotbuf + RUDO_SLOTBUF;
     mk->tr.rudo__flush = flush_slots;
+    mk->tr.rudo__weak = weak_slot;
+    mk->nweak = mk->weak_done = 0;
     mk->since_wake_check = 0;
     mk->single = mk->pool->n == 1;
     mk->local_lo = mk->local_n = mk->local_high = 0;

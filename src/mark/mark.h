@@ -36,6 +36,10 @@ typedef struct rudo__marker_ops {
 typedef struct rudo__marker {
     rudo_tracer tr;
     void **slotbuf[RUDO_SLOTBUF]; /* slots reported by a trace callback */
+    /* Weak slots reported by trace callbacks (rudo_visit_weak) in this
+     * collection: weak[weak_done .. nweak) are still to be judged. */
+    void ***weak;
+    size_t nweak, cap_weak, weak_done;
     rudo__heap *h;
     struct rudo__mark_pool *pool;
     const rudo__marker_ops *ops;  /* the pool's, for handing work on */
@@ -110,6 +114,10 @@ void rudo__mark_trace(rudo__marker *mk, char *obj);
 void rudo__mark_drain(rudo__marker *mk);
 /* Marks from root task i of this collection. */
 void rudo__mark_root_task(rudo__marker *mk, size_t i);
+/* Clears the weak slots reported by trace callbacks since the last call
+ * whose target is in an unmarked cell (world stopped, markers done);
+ * returns the number cleared. */
+uint64_t rudo__mark_weak_clear(rudo__heap *h);
 /* Test hook: in the next n collections every deque growth fails (and
  * deques start small), forcing the overflow slow path. */
 void rudo__mark_fail_growth(unsigned n);

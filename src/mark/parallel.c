@@ -115,6 +115,7 @@ void rudo__pool_destroy(rudo__heap *h) {
         free(mk->inbox);
         free(mk->spare);
         free(mk->local);
+        free(mk->weak);
         free(mk);
     }
     free(pool->m);

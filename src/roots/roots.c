@@ -7,65 +7,19 @@
 #include "platform/platform.h"
 #include "roots/roots.h"
 
-/* The registry (rudo__roots, heap.h): an open-addressing hash set of slot
- * addresses (linear probing, tombstones) and an array of ranges. */
-#define TOMB ((void **)1)
-
 void rudo__roots_init(rudo__heap *h) {
     rudo__lock_init(&h->roots.lock, RUDO_RANK_ROOTS, "roots_lock");
 }
 
 void rudo__roots_destroy(rudo__heap *h) {
     rudo__roots *r = &h->roots;
-    free(r->slots);
+    rudo__slotset_free(&r->slots);
+    rudo__slotset_free(&r->weak);
+    rudo__slotset_free(&r->weak_long);
     free(r->ranges);
-    r->slots = NULL;
     r->ranges = NULL;
-    r->cap = r->used = r->live = r->nranges = r->cap_ranges = 0;
+    r->nranges = r->cap_ranges = 0;
     rudo__lock_destroy(&r->lock);
-}
-
-static size_t hash_slot(void **s) {
-    uint64_t x = (uint64_t)(uintptr_t)s;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return (size_t)x;
-}
-
-/* Index of s in the table, or of the empty cell where it would go. */
-static size_t probe(const rudo__roots *r, void **s, bool for_insert) {
-    size_t mask = r->cap - 1, i = hash_slot(s) & mask;
-    size_t tomb = SIZE_MAX;
-    for (;;) {
-        if (r->slots[i] == NULL)
-            return for_insert && tomb != SIZE_MAX ? tomb : i;
-        if (r->slots[i] == TOMB) {
-            if (tomb == SIZE_MAX)
-                tomb = i;
-        } else if (r->slots[i] == s) {
-            return i;
-        }
-        i = (i + 1) & mask;
-    }
-}
-
-static void rehash(rudo__roots *r, size_t cap) {
-    void ***old = r->slots;
-    size_t old_cap = r->cap;
-    r->slots = calloc(cap, sizeof *r->slots);
-    if (!r->slots)
-        rudo__fatal("rudo_root_add", "out of memory growing the root table");
-    r->cap = cap;
-    r->used = r->live = 0;
-    for (size_t i = 0; i < old_cap; i++) {
-        if (old[i] && old[i] != TOMB) {
-            r->slots[probe(r, old[i], true)] = old[i];
-            r->used++;
-            r->live++;
-        }
-    }
-    free(old);
 }
 
 /* The registry changes only while no collection runs: markers read the
@@ -89,34 +43,22 @@ void rudo_root_add(void **slot) {
     if (!slot)
         rudo__fatal(fn, "slot is NULL");
     rudo__roots *r = registry_begin(h);
-    if ((r->used + 1) * 2 > r->cap)
-        rehash(r, r->cap ? (r->live * 4 > r->cap ? r->cap * 2 : r->cap) : 64);
-    size_t i = probe(r, slot, false);
-    if (r->slots[i] == slot) {
-        registry_end(h);
-        rudo__fatal(fn, "slot %p is already a root", (void *)slot);
-    }
-    i = probe(r, slot, true);
-    if (r->slots[i] == NULL)
-        r->used++;
-    r->slots[i] = slot;
-    r->live++;
+    bool added = rudo__slotset_add(&r->slots, slot, fn);
     registry_end(h);
+    if (!added)
+        rudo__fatal(fn, "slot %p is already a root", (void *)slot);
 }
 
 int rudo_root_remove(void **slot) {
     const char *fn = "rudo_root_remove";
     rudo__heap *h = rudo__need_heap(fn);
     rudo__roots *r = registry_begin(h);
-    size_t i = r->cap ? probe(r, slot, false) : 0;
-    if (!r->cap || r->slots[i] != slot) {
-        registry_end(h);
+    bool removed = rudo__slotset_remove(&r->slots, slot);
+    registry_end(h);
+    if (!removed) {
         rudo__warn(fn, "slot %p was never added", (void *)slot);
         return RUDO_ENOENT;
     }
-    r->slots[i] = TOMB;
-    r->live--;
-    registry_end(h);
     return RUDO_OK;
 }
 
@@ -180,9 +122,11 @@ void rudo__roots_enumerate(rudo__heap *h, rudo__root_visitor *v) {
     }
     rudo__roots *r = &h->roots;
     rudo__lock_acquire(&r->lock);
-    for (size_t i = 0; i < r->cap; i++)
-        if (r->slots[i] && r->slots[i] != TOMB)
-            v->slot(v, r->slots[i]);
+    for (size_t i = 0; i < r->slots.cap; i++) {
+        void **s = rudo__slotset_at(&r->slots, i);
+        if (s)
+            v->slot(v, s);
+    }
     for (size_t i = 0; i < r->nranges; i++)
         v->range(v, r->ranges[i].lo, r->ranges[i].hi);
     rudo__lock_release(&r->lock);

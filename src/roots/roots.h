@@ -15,4 +15,12 @@ void rudo__roots_enumerate(rudo__heap *h, rudo__root_visitor *v);
 void rudo__roots_init(rudo__heap *h);
 void rudo__roots_destroy(rudo__heap *h);
 
+/* ---- weak.c ---- */
+/* Clears the registered weak slots whose target is in an unmarked cell
+ * (world stopped, after marking). Before the objects due for finalization
+ * are marked (after_finalization false) it does the (short) weak slots;
+ * after, the long ones too, and forgets the slots that lie inside objects
+ * that died. Returns the number cleared. */
+uint64_t rudo__weak_clear(rudo__heap *h, bool after_finalization);
+
 #endif

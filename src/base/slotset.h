@@ -1,0 +1,41 @@
+/* slotset.h — a set of slot addresses (void **) (internal): open
+ * addressing with linear probing and tombstones. The root registry keeps
+ * its precise roots in one, the weak registry its weak slots. Not
+ * synchronised: the owner's lock guards it. */
+#ifndef RUDO_SLOTSET_H
+#define RUDO_SLOTSET_H
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct rudo__slotset {
+    void ***slots;  /* table; NULL = empty, RUDO_SLOTSET_TOMB = deleted */
+    size_t cap;     /* power of two, or 0 */
+    size_t used;    /* live + tombstones */
+    size_t live;
+} rudo__slotset;
+
+#define RUDO_SLOTSET_TOMB ((void **)1)
+
+/* Adds slot; false (and nothing changes) if it is there already. Aborts,
+ * naming fn, if memory for a bigger table cannot be had. */
+bool rudo__slotset_add(rudo__slotset *s, void **slot, const char *fn);
+/* Removes slot; false if it was not there. */
+bool rudo__slotset_remove(rudo__slotset *s, void **slot);
+/* Whether slot is in the set. */
+bool rudo__slotset_contains(const rudo__slotset *s, void **slot);
+/* Frees the table; the set is empty after. */
+void rudo__slotset_free(rudo__slotset *s);
+
+/* The slot in table entry i (0 <= i < cap), NULL if the entry is free:
+ * for (size_t i = 0; i < s->cap; i++) if ((x = rudo__slotset_at(s, i))) */
+static inline void **rudo__slotset_at(const rudo__slotset *s, size_t i) {
+    void **x = s->slots[i];
+    return x == RUDO_SLOTSET_TOMB ? NULL : x;
+}
+/* Removes the slot in entry i (from an iteration as above). */
+static inline void rudo__slotset_remove_at(rudo__slotset *s, size_t i) {
+    s->slots[i] = RUDO_SLOTSET_TOMB;
+    s->live--;
+}
+
+#endif
