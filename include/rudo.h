@@ -204,7 +204,21 @@ typedef enum rudo_tracing {
     RUDO_TRACE_ATOMIC = 1,       /* contains no pointers */
     RUDO_TRACE_CALLBACK = 2,     /* `trace` visits the pointer fields */
     RUDO_TRACE_LAYOUT = 3,       /* `layout` marks the pointer words */
+    RUDO_TRACE_EPHEMERON = 4,    /* a rudo_ephemeron: see rudo_kind_ephemeron */
 } rudo_tracing;
+
+/* The start of every object of an ephemeron kind. The value is traced only
+ * while the key is reachable from elsewhere (from roots, other objects,
+ * other ephemerons' values, but not through this ephemeron's own value).
+ * When a collection finds the key unreachable, it sets both fields to NULL:
+ * a table of ephemerons skips entries whose key is NULL. The fields are
+ * plain memory: read and write them directly (reads between safepoints are
+ * stable, as for weak slots); a key or value that does not point into the
+ * heap counts as reachable. docs/marking.md, "Ephemerons". */
+typedef struct rudo_ephemeron {
+    void *key;
+    void *value;
+} rudo_ephemeron;
 
 typedef struct rudo_kind_desc {
     const char *name;        /* used in messages and statistics; copied
@@ -239,6 +253,10 @@ RUDO_API rudo_kind rudo_kind_layout(const char *name, size_t words,
                                     const uint64_t *layout);
 RUDO_API rudo_kind rudo_kind_conservative(const char *name);
 RUDO_API rudo_kind rudo_kind_atomic(const char *name);
+/* An ephemeron kind (RUDO_TRACE_EPHEMERON): its objects begin with a
+ * rudo_ephemeron; allocate them with at least sizeof(rudo_ephemeron)
+ * bytes. Words after the two fields are not traced. */
+RUDO_API rudo_kind rudo_kind_ephemeron(const char *name);
 
 /* Sets (or clears, with fn NULL) the finalizer of a kind and its `data`
  * argument. Objects allocated before the call are affected too. Aborts on
@@ -476,6 +494,7 @@ typedef struct rudo_gc_event {
     size_t heap_bytes;       /* committed pages after the collection */
     uint64_t weak_cleared;   /* weak slots set to NULL (registered ones and
                               * those reported by rudo_visit_weak) */
+    uint64_t ephemerons_cleared; /* ephemerons whose key died (set to NULL) */
 } rudo_gc_event;
 
 typedef void (*rudo_gc_callback)(const rudo_gc_event *ev, void *data);

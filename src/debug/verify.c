@@ -72,6 +72,12 @@ static void verify_object(rudo__heap *h, rudo__page *p, char *obj) {
         vflush(&t.tr);
         break;
     }
+    case RUDO_TRACE_EPHEMERON:
+        /* After the fixpoint, an ephemeron's key is reachable (then the
+         * value must be marked) or it was cleared with its value. */
+        check_word(h, obj, w[0]);
+        check_word(h, obj, w[1]);
+        break;
     }
 }
 

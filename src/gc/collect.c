@@ -32,6 +32,8 @@ static void run_collection(rudo__heap *h, const char *reason,
     rudo__roots_enumerate(h, roots);
     rudo__final_enumerate(h, roots);
     rudo__mark_closure(h);
+    /* The order of the passes is docs/design.md's ("Weak references"). */
+    rudo__mark_ephemerons(h);
     /* Short weak slots: cleared now that the closure from the roots is
      * known, before the objects due for finalization are marked. */
     uint64_t weak = rudo__weak_clear(h, false) + rudo__mark_weak_clear(h);
@@ -40,10 +42,13 @@ static void run_collection(rudo__heap *h, const char *reason,
     for (size_t i = 0; i < ndue; i++)
         rudo__mark_from(h, due[i]);
     free(due);
+    if (ndue)
+        rudo__mark_ephemerons(h); /* keys those objects reach */
     /* Long weak slots, and weak slots found while marking from those
      * objects; registrations inside objects that died are forgotten. */
     weak += rudo__weak_clear(h, true) + rudo__mark_weak_clear(h);
     h->weak_cleared = weak;
+    h->ephemerons_cleared = rudo__mark_ephemerons_clear(h);
     rudo__mark_end(h);
     h->gc_count++;
     if (h->verify)
@@ -81,6 +86,7 @@ static void run_collection(rudo__heap *h, const char *reason,
     *ev = (rudo_gc_event){.number = h->gc_count, .pause_ns = pause, .ttsp_ns = ttsp,
                           .mark_ns = mark_ns, .sweep_ns = sweep_ns,
                           .live_bytes = live, .weak_cleared = h->weak_cleared,
+                          .ephemerons_cleared = h->ephemerons_cleared,
                           .heap_bytes = h->pages_committed * RUDO_PAGE_SIZE};
     if (h->gc_log)
         rudo__gc_log_line(h, reason, pause, ttsp, mark_ns, sweep_ns, live);

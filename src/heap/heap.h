@@ -289,6 +289,7 @@ typedef struct rudo__heap {
     uint64_t gc_count;
     size_t live_bytes;
     uint64_t weak_cleared;      /* weak slots the last collection cleared */
+    uint64_t ephemerons_cleared; /* and ephemerons */
     /* The live data after the last collection in pages, as densely as
      * its size classes can pack it, in units of 2^-16 page: a small page
      * counts live cells / cells per page, a large object its span. What

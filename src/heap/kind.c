@@ -65,6 +65,7 @@ rudo_kind rudo_kind_register(const rudo_kind_desc *d) {
     switch (d->tracing) {
     case RUDO_TRACE_CONSERVATIVE:
     case RUDO_TRACE_ATOMIC:
+    case RUDO_TRACE_EPHEMERON:
         break;
     case RUDO_TRACE_CALLBACK:
         if (!d->trace)
@@ -132,6 +133,11 @@ rudo_kind rudo_kind_layout(const char *name, size_t words,
 
 rudo_kind rudo_kind_conservative(const char *name) {
     rudo_kind_desc d = {.name = name, .tracing = RUDO_TRACE_CONSERVATIVE};
+    return rudo_kind_register(&d);
+}
+
+rudo_kind rudo_kind_ephemeron(const char *name) {
+    rudo_kind_desc d = {.name = name, .tracing = RUDO_TRACE_EPHEMERON};
     return rudo_kind_register(&d);
 }
 

@@ -140,6 +140,8 @@ static void flush_slots(rudo_tracer *tr) {
 
 void rudo__tracer_flush(rudo_tracer *tr) { tr->rudo__flush(tr); }
 
+static void drain_overflow(rudo__marker *mk);
+
 /* rudo_visit_weak: keeps the slot for rudo__mark_weak_clear. */
 static void weak_slot(rudo_tracer *tr, void **slot) {
     rudo__marker *mk = (rudo__marker *)tr;
@@ -152,6 +154,56 @@ static void weak_slot(rudo_tracer *tr, void **slot) {
         mk->cap_weak = cap;
     }
     mk->weak[mk->nweak++] = slot;
+}
+
+void rudo__mark_ephemerons(rudo__heap *h) {
+    rudo__marker *mk0 = h->pool->m[0];
+    /* Each round looks at every pending ephemeron once; one whose key is
+     * marked now has its value marked (serially, by the collector) and
+     * leaves its list. A round that marked nothing ends the fixpoint: no
+     * key can have become marked since the round looked at it. Values
+     * traced in a round may queue new ephemerons on the collector's list;
+     * the next round sees them. Terminates: each round that goes on marks
+     * at least one more object, and the heap is finite. */
+    for (;;) {
+        uint64_t before = mk0->st.objects_marked;
+        for (unsigned m = 0; m < h->pool->n; m++) {
+            rudo__marker *mk = h->pool->m[m];
+            size_t keep = 0;
+            for (size_t i = 0; i < mk->nephem; i++) {
+                rudo_ephemeron *e = mk->ephem[i];
+                if (rudo__unmarked_cell(h, e->key)) {
+                    mk->ephem[keep++] = e;
+                    continue;
+                }
+                if (e->value) {
+                    mark_value(mk0, e->value);
+                    rudo__mark_drain(mk0);
+                    drain_overflow(mk0);
+                }
+            }
+            /* When mk is mk0 the drain may append to this very list: the
+             * loop reads nephem afresh, so it examines those entries too,
+             * and the compaction (keep <= i) never overtakes them. */
+            mk->nephem = keep;
+        }
+        if (mk0->st.objects_marked == before)
+            return;
+    }
+}
+
+uint64_t rudo__mark_ephemerons_clear(rudo__heap *h) {
+    uint64_t cleared = 0;
+    for (unsigned m = 0; m < h->pool->n; m++) {
+        rudo__marker *mk = h->pool->m[m];
+        for (size_t i = 0; i < mk->nephem; i++) {
+            mk->ephem[i]->key = NULL;
+            mk->ephem[i]->value = NULL;
+            cleared++;
+        }
+        mk->nephem = 0;
+    }
+    return cleared;
 }
 
 uint64_t rudo__mark_weak_clear(rudo__heap *h) {
@@ -231,6 +283,29 @@ static __attribute__((noinline)) void trace_chunk(rudo__marker *mk, char *addr) 
     scan_words(mk, &mk->h->kinds[p->kind], obj, from, to);
 }
 
+/* An ephemeron's value is marked now if its key is known to be reachable
+ * (marked, NULL, or outside the heap); otherwise the ephemeron waits on
+ * this marker's pending list for rudo__mark_ephemerons. The key is never
+ * marked through the ephemeron. Another marker may mark the key a moment
+ * later: then the fixpoint, which runs after every marker has finished,
+ * sees the key marked and marks the value (docs/marking.md). */
+static void trace_ephemeron(rudo__marker *mk, rudo_ephemeron *e) {
+    if (e->key && rudo__unmarked_cell(mk->h, e->key)) {
+        if (mk->nephem == mk->cap_ephem) {
+            size_t cap = mk->cap_ephem ? mk->cap_ephem * 2 : 256;
+            rudo_ephemeron **n = realloc(mk->ephem, cap * sizeof *n);
+            if (!n)
+                rudo__fatal("rudo_collect", "out of memory for pending ephemerons");
+            mk->ephem = n;
+            mk->cap_ephem = cap;
+        }
+        mk->ephem[mk->nephem++] = e;
+        return;
+    }
+    if (e->value)
+        mark_value(mk, e->value);
+}
+
 static void trace_in(rudo__marker *mk, char *obj, rudo__page *p) {
     const rudo__kind *k = &mk->h->kinds[p->kind];
     size_t nw = p->cell_size / sizeof(void *);
@@ -252,6 +327,9 @@ static void trace_in(rudo__marker *mk, char *obj, rudo__page *p) {
         k->trace(obj, p->cell_size, &mk->tr);
         rudo__tracing_kind = NULL;
         flush_slots(&mk->tr);
+        break;
+    case RUDO_TRACE_EPHEMERON:
+        trace_ephemeron(mk, (rudo_ephemeron *)(void *)obj);
         break;
     }
 }
@@ -435,6 +513,7 @@ static void setup_marker(rudo__marker *mk) {
     mk->tr.rudo__flush = flush_slots;
     mk->tr.rudo__weak = weak_slot;
     mk->nweak = mk->weak_done = 0;
+    mk->nephem = 0;
     mk->since_wake_check = 0;
     mk->single = mk->pool->n == 1;
     mk->local_lo = mk->local_n = mk->local_high = 0;

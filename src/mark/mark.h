@@ -40,6 +40,9 @@ typedef struct rudo__marker {
      * collection: weak[weak_done .. nweak) are still to be judged. */
     void ***weak;
     size_t nweak, cap_weak, weak_done;
+    /* Ephemerons traced in this collection whose key was not marked yet. */
+    rudo_ephemeron **ephem;
+    size_t nephem, cap_ephem;
     rudo__heap *h;
     struct rudo__mark_pool *pool;
     const rudo__marker_ops *ops;  /* the pool's, for handing work on */
@@ -114,6 +117,13 @@ void rudo__mark_trace(rudo__marker *mk, char *obj);
 void rudo__mark_drain(rudo__marker *mk);
 /* Marks from root task i of this collection. */
 void rudo__mark_root_task(rudo__marker *mk, size_t i);
+/* The ephemeron fixpoint (world stopped, after the closure; the collector
+ * marks alone): marks the values of pending ephemerons whose key is marked
+ * now, and what they reach, until a round marks nothing. */
+void rudo__mark_ephemerons(rudo__heap *h);
+/* Sets key and value of every ephemeron still pending (its key died) to
+ * NULL; returns how many. After the last fixpoint. */
+uint64_t rudo__mark_ephemerons_clear(rudo__heap *h);
 /* Clears the weak slots reported by trace callbacks since the last call
  * whose target is in an unmarked cell (world stopped, markers done);
  * returns the number cleared. */

@@ -116,6 +116,7 @@ void rudo__pool_destroy(rudo__heap *h) {
         free(mk->spare);
         free(mk->local);
         free(mk->weak);
+        free(mk->ephem);
         free(mk);
     }
     free(pool->m);
