@@ -280,6 +280,58 @@ RUDO_API rudo_kind rudo_kind_ephemeron(const char *name);
 RUDO_API void rudo_kind_set_finalizer(rudo_kind kind, rudo_finalize_fn fn,
                                       void *data);
 
+/* Per-object finalizers. rudo_finalizer_register gives the object whose
+ * base is obj a finalizer of its own, called once (as a kind's finalizer,
+ * rudo_finalize_fn) after the collection that finds obj unreachable; the
+ * registration then ends. An object has at most one registration (a
+ * finalizer or a guardian): RUDO_EEXIST otherwise. Objects that die
+ * together are finalized after the same collection, in no particular
+ * order (unordered, Java-style: a finalizer may see objects whose
+ * finalizer already ran, intact). A kind's finalizer, if any, runs too.
+ * The object and what it reaches stay intact until the finalizer returns;
+ * a finalizer that stores obj somewhere reachable resurrects it (it is not
+ * finalized again unless registered again). Weak slots to obj: short ones
+ * are NULL when the finalizer runs, long ones still point to it.
+ * rudo_finalizer_unregister ends a registration (RUDO_OK, or RUDO_ENOENT).
+ * Both abort if obj is NULL or not the base of a heap object, or fn is
+ * NULL; both wait while a collection runs. Thread-safe. */
+RUDO_API int rudo_finalizer_register(void *obj, rudo_finalize_fn fn, void *data);
+RUDO_API int rudo_finalizer_unregister(void *obj);
+
+/* Guardians (Chez Scheme's): register objects with a guardian, and later
+ * poll it for those that became unreachable. No callback runs: the
+ * collector keeps such an object alive (a root of the guardian) until
+ * rudo_guardian_poll hands it back; from then on it is an ordinary object,
+ * and dies when unreachable again (register it again to be told again).
+ * An object has at most one registration (see rudo_finalizer_register).
+ * rudo_guardian_new returns NULL if memory is short. rudo_guardian_poll
+ * returns one object or NULL; it needs an attached thread, as the object
+ * must be held where the collector sees it. Destroying a guardian drops
+ * its registrations and the objects it has not handed back. Abort on a
+ * NULL guardian, or obj as rudo_finalizer_register. Thread-safe. */
+typedef struct rudo_guardian rudo_guardian;
+RUDO_API rudo_guardian *rudo_guardian_new(void);
+RUDO_API void rudo_guardian_destroy(rudo_guardian *g);
+RUDO_API int rudo_guardian_register(rudo_guardian *g, void *obj);
+RUDO_API void *rudo_guardian_poll(rudo_guardian *g);
+
+/* When finalizers run. By default, right after each collection, on the
+ * collecting thread (see rudo_finalize_fn). With on_demand true they run
+ * only when the program calls rudo_run_finalizers, on the calling thread
+ * (for runtimes with a finalizer thread of their own); notify, if not
+ * NULL, is then called on the collecting thread, outside every lock, after
+ * a collection that found finalizers due (it must not allocate; typically
+ * it wakes the finalizer thread). Guardians are filled by the same runs.
+ * In on-demand mode, objects waiting for their finalizer stay allocated
+ * until it runs: run them, or allocation may fail when the heap is full.
+ * Thread-safe; waits while a collection runs. */
+RUDO_API void rudo_set_finalization(bool on_demand, void (*notify)(void *data),
+                                    void *data);
+/* Runs the due finalizers (and fills guardians) on the calling thread;
+ * returns how many ran (0 if another thread is running them). Aborts if
+ * the thread is not attached or runs a trace callback. */
+RUDO_API size_t rudo_run_finalizers(void);
+
 /* The kind's name (as stored: at most 47 characters), valid until the heap
  * is destroyed. Aborts on an unknown kind. Thread-safe: any thread,
  * attached or not; the name never changes. */

@@ -1,9 +1,19 @@
-/* final.c — the queue of objects whose finalizer is due. Queued objects
- * are roots until their finalizer has run. */
+/* final.c — finalization: the per-object registrations (finalizers and
+ * guardians), finding the objects due after marking, the queue of due
+ * entries (roots until their finalizer has run), running it, and the
+ * guardians' queues. docs/design.md, "Finalization". */
 #include <stdlib.h>
 
 #include "base/base.h"
 #include "final/final.h"
+
+/* A guardian: the objects registered with it that became unreachable
+ * (resurrected: they are roots here), until the program polls them. */
+struct rudo_guardian {
+    void **ready;              /* FIFO [head, tail) */
+    size_t head, tail, cap;
+    struct rudo_guardian *next, *prev; /* the heap's list */
+};
 
 void rudo__final_init(rudo__heap *h) {
     rudo__final *f = &h->final;
@@ -12,36 +22,144 @@ void rudo__final_init(rudo__heap *h) {
 
 void rudo__final_destroy(rudo__heap *h) {
     rudo__final *f = &h->final;
+    while (f->guardians)
+        rudo__guardian_destroy(h, f->guardians);
     free(f->queue);
-    f->queue = NULL;
-    f->head = f->tail = f->cap = 0;
+    free(f->reg);
     rudo__lock_destroy(&f->lock);
+    *f = (rudo__final){0};
 }
 
-void rudo__final_queue(rudo__heap *h, void *obj) {
-    rudo__final *f = &h->final;
-    rudo__lock_acquire(&f->lock);
-    if (f->tail == f->cap) {
-        if (f->head > 0) {
-            for (size_t i = f->head; i < f->tail; i++)
-                f->queue[i - f->head] = f->queue[i];
-            f->tail -= f->head;
-            f->head = 0;
+/* Appends to a FIFO of `size`-byte elements, compacting or doubling it. */
+static void *fifo_push(void *items, size_t *head, size_t *tail, size_t *cap,
+                       size_t size, const char *fn) {
+    char *q = items;
+    if (*tail == *cap) {
+        if (*head > 0) {
+            for (size_t i = *head; i < *tail; i++)
+                for (size_t b = 0; b < size; b++)
+                    q[(i - *head) * size + b] = q[i * size + b];
+            *tail -= *head;
+            *head = 0;
         }
-        if (f->tail == f->cap) {
-            size_t cap = f->cap ? f->cap * 2 : 64;
-            void **q = realloc(f->queue, cap * sizeof *q);
-            if (!q)
-                rudo__fatal("rudo_collect", "out of memory queueing finalizers");
-            f->queue = q;
-            f->cap = cap;
+        if (*tail == *cap) {
+            size_t c = *cap ? *cap * 2 : 64;
+            char *n = realloc(q, c * size);
+            if (!n)
+                rudo__fatal(fn, "out of memory in a finalization queue");
+            q = n;
+            *cap = c;
         }
     }
-    f->queue[f->tail++] = obj;
+    (*tail)++;
+    return q;
+}
+
+/* Queues e as due (world stopped, or final_lock held by the caller). */
+static void queue_due(rudo__final *f, rudo__final_entry e) {
+    f->queue = fifo_push(f->queue, &f->head, &f->tail, &f->cap, sizeof e,
+                         "rudo_collect");
+    f->queue[f->tail - 1] = e;
+}
+
+/* ---- the registration map ---------------------------------------------- */
+
+static size_t hash_obj(const void *p) {
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return (size_t)x;
+}
+
+/* The entry of obj, or (for_insert) where it would go. */
+static size_t reg_probe(const rudo__final *f, const void *obj, bool for_insert) {
+    size_t mask = f->reg_cap - 1, i = hash_obj(obj) & mask, tomb = SIZE_MAX;
+    for (;;) {
+        void *o = f->reg[i].obj;
+        if (o == NULL)
+            return for_insert && tomb != SIZE_MAX ? tomb : i;
+        if (o == RUDO__FINAL_TOMB) {
+            if (tomb == SIZE_MAX)
+                tomb = i;
+        } else if (o == obj) {
+            return i;
+        }
+        i = (i + 1) & mask;
+    }
+}
+
+static void reg_grow(rudo__final *f, const char *fn) {
+    size_t cap = f->reg_cap && f->reg_live * 4 > f->reg_cap ? f->reg_cap * 2
+                 : f->reg_cap ? f->reg_cap : 64;
+    rudo__final_entry *old = f->reg;
+    size_t old_cap = f->reg_cap;
+    f->reg = calloc(cap, sizeof *f->reg);
+    if (!f->reg)
+        rudo__fatal(fn, "out of memory for finalizer registrations");
+    f->reg_cap = cap;
+    f->reg_used = f->reg_live = 0;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (old[i].obj && old[i].obj != RUDO__FINAL_TOMB) {
+            f->reg[reg_probe(f, old[i].obj, true)] = old[i];
+            f->reg_used++;
+            f->reg_live++;
+        }
+    }
+    free(old);
+}
+
+int rudo__final_register(rudo__heap *h, rudo__final_entry e, const char *fn) {
+    rudo__final *f = &h->final;
+    rudo__lock_acquire(&f->lock);
+    if ((f->reg_used + 1) * 2 > f->reg_cap)
+        reg_grow(f, fn);
+    size_t i = reg_probe(f, e.obj, false);
+    int rc = RUDO_EEXIST;
+    if (f->reg[i].obj != e.obj) {
+        i = reg_probe(f, e.obj, true);
+        if (f->reg[i].obj == NULL)
+            f->reg_used++;
+        f->reg[i] = e;
+        f->reg_live++;
+        rc = RUDO_OK;
+    }
     rudo__lock_release(&f->lock);
+    return rc;
+}
+
+int rudo__final_unregister(rudo__heap *h, void *obj) {
+    rudo__final *f = &h->final;
+    rudo__lock_acquire(&f->lock);
+    int rc = RUDO_ENOENT;
+    if (f->reg_cap) {
+        size_t i = reg_probe(f, obj, false);
+        if (f->reg[i].obj == obj) {
+            f->reg[i].obj = RUDO__FINAL_TOMB;
+            f->reg_live--;
+            rc = RUDO_OK;
+        }
+    }
+    rudo__lock_release(&f->lock);
+    return rc;
+}
+
+/* ---- after marking --------------------------------------------------------- */
+
+/* Appends obj to the collection's list of objects to mark from. */
+static void add_due(void ***objs, size_t *n, size_t *cap, void *obj) {
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 256;
+        void **d = realloc(*objs, *cap * sizeof *d);
+        if (!d)
+            rudo__fatal("rudo_collect", "out of memory queueing finalizers");
+        *objs = d;
+    }
+    (*objs)[(*n)++] = obj;
 }
 
 size_t rudo__final_find_due(rudo__heap *h, void ***out) {
+    rudo__final *f = &h->final;
     void **due_objs = NULL;
     size_t ndue = 0, cap = 0;
     for (size_t pi = 0; pi < rudo__hwm(h); pi = rudo__pages_next(h, pi)) {
@@ -60,66 +178,156 @@ size_t rudo__final_find_due(rudo__heap *h, void ***out) {
                 size_t i = w * 64 + (size_t)__builtin_ctzll(due);
                 due &= due - 1;
                 p->fin[w] |= (uint64_t)1 << (i % 64);
-                if (ndue == cap) {
-                    cap = cap ? cap * 2 : 256;
-                    void **n = realloc(due_objs, cap * sizeof *n);
-                    if (!n)
-                        rudo__fatal("rudo_collect", "out of memory queueing finalizers");
-                    due_objs = n;
-                }
-                due_objs[ndue++] = start + i * p->cell_size;
+                add_due(&due_objs, &ndue, &cap, start + i * p->cell_size);
             }
         }
     }
+    size_t nkind = ndue;
+    rudo__lock_acquire(&f->lock);
+    for (size_t i = 0; i < nkind; i++)
+        queue_due(f, (rudo__final_entry){due_objs[i], NULL, NULL, NULL});
+    /* Per-object registrations whose object is unreachable: due once (the
+     * registration ends), finalizers and guardians alike. */
+    for (size_t i = 0; i < f->reg_cap; i++) {
+        rudo__final_entry e = f->reg[i];
+        if (!e.obj || e.obj == RUDO__FINAL_TOMB || !rudo__unmarked_cell(h, e.obj))
+            continue;
+        f->reg[i].obj = RUDO__FINAL_TOMB;
+        f->reg_live--;
+        queue_due(f, e);
+        add_due(&due_objs, &ndue, &cap, e.obj);
+    }
+    rudo__lock_release(&f->lock);
     h->final_queued = ndue;
-    for (size_t i = 0; i < ndue; i++)
-        rudo__final_queue(h, due_objs[i]);
     *out = due_objs;
     return ndue;
 }
-
 
 void rudo__final_enumerate(rudo__heap *h, rudo__root_visitor *v) {
     rudo__final *f = &h->final;
     rudo__lock_acquire(&f->lock);
     for (size_t i = f->head; i < f->tail; i++)
-        v->slot(v, &f->queue[i]);
+        v->slot(v, &f->queue[i].obj);
+    for (struct rudo_guardian *g = f->guardians; g; g = g->next)
+        for (size_t i = g->head; i < g->tail; i++)
+            v->slot(v, &g->ready[i]);
     rudo__lock_release(&f->lock);
 }
 
-void rudo__final_run(rudo__heap *h) {
-    rudo__final *f = &h->final;
-    rudo__lock_acquire(&f->lock);
-    /* One runner at a time: a finalizer that collects, or another thread
-     * finishing a collection, leaves the queue to the running thread. */
-    if (f->running || f->head == f->tail) {
-        rudo__lock_release(&f->lock);
-        return;
-    }
-    f->running = true;
-    for (;;) {
-        if (f->head == f->tail) {
-            f->running = false;
-            rudo__lock_release(&f->lock);
-            break;
-        }
-        /* The object stays in the queue (a root) until its finalizer
-         * returns; only the runner removes entries. */
-        void *obj = f->queue[f->head];
-        rudo__lock_release(&f->lock);
-        rudo__page *p = rudo__head_page_of(h, obj);
+/* ---- running ----------------------------------------------------------------- */
+
+/* Runs one due entry, outside every lock. */
+static void run_entry(rudo__heap *h, rudo__final_entry e) {
+    if (e.fn) {
+        e.fn(e.obj, e.data);
+    } else if (e.data != RUDO__FINAL_TOMB) {
+        rudo__page *p = rudo__head_page_of(h, e.obj);
         /* The pair in effect now (rudo.h, rudo_kind_set_finalizer): one
          * acquire load of the immutable record, so fn and data match even
          * if the finalizer is being changed concurrently. */
         const rudo__finalizer *fin = rudo__kind_fin(&h->kinds[p->kind]);
         if (fin)
-            fin->fn(obj, fin->data);
-        rudo__lock_acquire(&f->lock);
+            fin->fn(e.obj, fin->data);
+    }
+}
+
+size_t rudo__final_run(rudo__heap *h, bool demanded) {
+    rudo__final *f = &h->final;
+    size_t ran = 0;
+    rudo__lock_acquire(&f->lock);
+    /* One runner at a time: a finalizer that collects, or another thread
+     * finishing a collection, leaves the queue to the running thread. In
+     * on-demand mode only rudo_run_finalizers runs them. */
+    if (f->running || f->head == f->tail || (f->on_demand && !demanded)) {
+        rudo__lock_release(&f->lock);
+        return 0;
+    }
+    f->running = true;
+    while (f->head != f->tail) {
+        /* The object stays in the queue (a root) until its finalizer
+         * returns; only the runner removes entries. */
+        rudo__final_entry e = f->queue[f->head];
+        if (e.guardian) {
+            /* Moves from one root to another without leaving the lock. */
+            struct rudo_guardian *g = e.guardian;
+            g->ready = fifo_push(g->ready, &g->head, &g->tail, &g->cap,
+                                 sizeof *g->ready, "rudo_collect");
+            g->ready[g->tail - 1] = e.obj;
+        } else {
+            rudo__lock_release(&f->lock);
+            run_entry(h, e);
+            rudo__lock_acquire(&f->lock);
+        }
         f->head++;
+        ran++;
         /* Relaxed: a statistic. */
         atomic_fetch_add_explicit(&h->finalizers_run, 1, memory_order_relaxed);
     }
+    f->running = false;
+    rudo__lock_release(&f->lock);
+    return ran;
 }
+
+/* ---- guardians --------------------------------------------------------------- */
+
+struct rudo_guardian *rudo__guardian_new(rudo__heap *h) {
+    struct rudo_guardian *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    rudo__final *f = &h->final;
+    rudo__lock_acquire(&f->lock);
+    g->next = f->guardians;
+    if (g->next)
+        g->next->prev = g;
+    f->guardians = g;
+    rudo__lock_release(&f->lock);
+    return g;
+}
+
+void rudo__guardian_destroy(rudo__heap *h, struct rudo_guardian *g) {
+    rudo__final *f = &h->final;
+    rudo__lock_acquire(&f->lock);
+    if (g->prev)
+        g->prev->next = g->next;
+    else
+        f->guardians = g->next;
+    if (g->next)
+        g->next->prev = g->prev;
+    /* Registrations that name it deliver nowhere now: drop them, and the
+     * due entries that would deliver to it. */
+    for (size_t i = 0; i < f->reg_cap; i++) {
+        if (f->reg[i].obj && f->reg[i].obj != RUDO__FINAL_TOMB &&
+            f->reg[i].guardian == g) {
+            f->reg[i].obj = RUDO__FINAL_TOMB;
+            f->reg_live--;
+        }
+    }
+    /* A due entry for it is dropped the same way: it becomes a no-op
+     * (fn NULL, guardian NULL, and the kind's own finalizer, if any, has
+     * its own entry), and the object is reclaimed once it is unreachable. */
+    for (size_t i = f->head; i < f->tail; i++) {
+        if (f->queue[i].guardian == g) {
+            f->queue[i].guardian = NULL;
+            f->queue[i].fn = NULL;
+            f->queue[i].data = RUDO__FINAL_TOMB; /* "nothing to run" */
+        }
+    }
+    rudo__lock_release(&f->lock);
+    free(g->ready);
+    free(g);
+}
+
+void *rudo__guardian_poll(rudo__heap *h, struct rudo_guardian *g) {
+    rudo__final *f = &h->final;
+    void *obj = NULL;
+    rudo__lock_acquire(&f->lock);
+    if (g->head != g->tail)
+        obj = g->ready[g->head++];
+    rudo__lock_release(&f->lock);
+    return obj;
+}
+
+/* ---- fork ----------------------------------------------------------------------- */
 
 void rudo__final_fork_prepare(rudo__heap *h) { rudo__lock_acquire(&h->final.lock); }
 

@@ -103,7 +103,7 @@ void rudo__collect(rudo__mutator *m, const char *reason) {
     int cancel_state = rudo__nocancel_begin();
     if (!rudo__world_stop(h, m, t0)) {
         rudo__nocancel_end(cancel_state);
-        rudo__final_run(h);
+        rudo__final_run(h, false);
         return;
     }
     uint64_t ttsp = rudo__now_ns() - t0;
@@ -113,11 +113,16 @@ void rudo__collect(rudo__mutator *m, const char *reason) {
      * of a running collection (rudo__lock_idle). */
     rudo_gc_callback cb = h->gc_callback;
     void *cb_data = h->gc_callback_data;
+    bool notify = h->final.on_demand && h->final_queued;
+    void (*notifier)(void *) = h->final.notify;
+    void *notify_data = h->final.notify_data;
     rudo__world_resume(h);
     rudo__nocancel_end(cancel_state);
     if (cb)
         cb(&ev, cb_data);
-    rudo__final_run(h);
+    if (notify && notifier)
+        notifier(notify_data);
+    rudo__final_run(h, false);
 }
 
 void rudo_collect(void) {

@@ -220,14 +220,32 @@ typedef struct rudo__roots {
     size_t nranges, cap_ranges;
 } rudo__roots;
 
-/* The queue of objects whose finalizer is due (final.c), under its lock
- * (rank FINAL): a FIFO, [head, tail) of queue. */
+/* Finalization (final.c), under its lock (rank FINAL). */
+struct rudo_guardian;
+/* What runs for an object that died: its own finalizer (fn), delivery to
+ * a guardian, or (both NULL) its kind's finalizer. */
+typedef struct rudo__final_entry {
+    void *obj;
+    rudo_finalize_fn fn;
+    void *data;
+    struct rudo_guardian *guardian;
+} rudo__final_entry;
 typedef struct rudo__final {
     rudo__lock lock;
-    void **queue;
+    rudo__final_entry *queue; /* due: a FIFO, [head, tail) */
     size_t head, tail, cap;
     bool running;           /* a thread is running finalizers (one at a time) */
+    bool on_demand;         /* run only by rudo_run_finalizers */
+    void (*notify)(void *data); /* told when finalizers became due */
+    void *notify_data;
+    /* Per-object registrations (rudo_finalizer_register, guardians): an
+     * open-addressing map from object base to entry, linear probing;
+     * obj NULL = empty, RUDO__FINAL_TOMB = deleted. */
+    rudo__final_entry *reg;
+    size_t reg_cap, reg_used, reg_live;
+    struct rudo_guardian *guardians; /* every guardian (roots: their queues) */
 } rudo__final;
+#define RUDO__FINAL_TOMB ((void *)1)
 
 /* What a mark phase did, summed over the markers (mark.c). */
 typedef struct rudo__mark_stats {

@@ -1,0 +1,283 @@
+/* test_final_api.c — per-object finalizers, guardians and on-demand
+ * finalization (rudo.h), each claim on its own, with 1 and 3 markers.
+ * Precise setup: the registered root is the only root. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "debug/debug.h"
+#include "rudo.h"
+#include "testlib.h"
+
+static void *root;
+
+typedef struct obj {
+    struct obj *next;
+    uint64_t stamp;
+} obj;
+
+static rudo_kind k_obj;
+
+static void trace_obj(void *o, size_t size, rudo_tracer *tr) {
+    (void)size;
+    rudo_visit(tr, (void **)&((obj *)o)->next);
+}
+
+static obj *new_obj(uint64_t stamp) {
+    obj *o = rudo_alloc(k_obj, sizeof *o);
+    o->stamp = stamp;
+    return o;
+}
+
+static int calls;
+static void *last_obj, *last_data;
+static bool saw_intact;
+static bool resurrect;
+static void fin(void *o, void *data) {
+    calls++;
+    last_obj = o;
+    last_data = data;
+    obj *x = o;
+    /* What it references is intact (a chain of stamps stamp, stamp+1). */
+    saw_intact = !x->next || x->next->stamp == x->stamp + 1;
+    if (resurrect)
+        root = o;
+}
+
+static void test_register(void) {
+    static int tag;
+    calls = 0;
+    obj *o = new_obj(1);
+    CHECK_EQ(rudo_finalizer_register(o, fin, &tag), RUDO_OK);
+    CHECK_EQ(rudo_finalizer_register(o, fin, &tag), RUDO_EEXIST);
+    rudo_guardian *g = rudo_guardian_new();
+    CHECK_EQ(rudo_guardian_register(g, o), RUDO_EEXIST);
+    rudo_guardian_destroy(g);
+    void *addr = o;
+    o = NULL;
+    rudo_collect();
+    CHECK_EQ(calls, 1);
+    CHECK(last_obj == addr && last_data == &tag);
+    rudo_collect();
+    CHECK_EQ(calls, 1); /* once */
+    /* A live object's finalizer does not run; unregistered, never. */
+    obj *live = new_obj(2);
+    root = live;
+    CHECK_EQ(rudo_finalizer_register(live, fin, NULL), RUDO_OK);
+    rudo_collect();
+    CHECK_EQ(calls, 1);
+    CHECK_EQ(rudo_finalizer_unregister(live), RUDO_OK);
+    CHECK_EQ(rudo_finalizer_unregister(live), RUDO_ENOENT);
+    root = NULL;
+    live = NULL;
+    rudo_collect();
+    CHECK_EQ(calls, 1);
+}
+
+/* A references B, both registered, both die: both finalized after the
+ * same collection, each seeing what it references intact. */
+static void test_die_together(void) {
+    calls = 0;
+    obj *a = new_obj(10), *b = new_obj(11);
+    a->next = b;
+    b->next = NULL;
+    CHECK_EQ(rudo_finalizer_register(a, fin, NULL), RUDO_OK);
+    CHECK_EQ(rudo_finalizer_register(b, fin, NULL), RUDO_OK);
+    a = b = NULL;
+    saw_intact = false;
+    rudo_collect();
+    CHECK_EQ(calls, 2);
+    CHECK(saw_intact);
+}
+
+/* Resurrection: the object lives on, is not finalized again; short weak
+ * slots are NULL, long ones point to it. */
+static void test_resurrect(void) {
+    calls = 0;
+    resurrect = true;
+    void **ws = calloc(2, sizeof *ws);
+    obj *o = new_obj(20);
+    ws[0] = ws[1] = o;
+    CHECK_EQ(rudo_weak_register(&ws[0]), RUDO_OK);
+    CHECK_EQ(rudo_weak_register_long(&ws[1]), RUDO_OK);
+    CHECK_EQ(rudo_finalizer_register(o, fin, NULL), RUDO_OK);
+    o = NULL;
+    rudo_collect();
+    resurrect = false;
+    CHECK_EQ(calls, 1);
+    CHECK(root != NULL && ((obj *)root)->stamp == 20);
+    CHECK(ws[0] == NULL);
+    CHECK(ws[1] == root);
+    rudo_collect();
+    CHECK_EQ(calls, 1);
+    CHECK(ws[1] == root);
+    root = NULL;
+    rudo_collect();
+    CHECK(ws[1] == NULL);
+    CHECK_EQ(calls, 1);
+    rudo_weak_unregister(&ws[0]);
+    rudo_weak_unregister(&ws[1]);
+    free(ws);
+}
+
+/* A kind finalizer and a per-object one both run. */
+static int kind_calls;
+static void kind_fin(void *o, void *data) {
+    (void)o;
+    (void)data;
+    kind_calls++;
+}
+
+static void test_with_kind_finalizer(void) {
+    rudo_kind_desc d = {.name = "final/kind", .tracing = RUDO_TRACE_ATOMIC,
+                        .finalize = kind_fin};
+    rudo_kind k = rudo_kind_register(&d);
+    calls = kind_calls = 0;
+    void *o = rudo_alloc(k, 16);
+    memset(o, 0, 16);
+    CHECK_EQ(rudo_finalizer_register(o, fin, NULL), RUDO_OK);
+    o = NULL;
+    rudo_collect();
+    CHECK_EQ(kind_calls, 1);
+    CHECK_EQ(calls, 1);
+}
+
+/* Guardians: the dropped half comes back, intact, once each; then they
+ * are ordinary objects. */
+#define NG 100
+static void test_guardian(void) {
+    rudo_guardian *g = rudo_guardian_new();
+    CHECK(g != NULL);
+    void **keep = rudo_malloc(NG * sizeof(void *));
+    root = keep;
+    obj *all[NG];
+    for (int i = 0; i < NG; i++) {
+        all[i] = new_obj(1000 + (uint64_t)i);
+        CHECK_EQ(rudo_guardian_register(g, all[i]), RUDO_OK);
+        if (i % 2 == 0)
+            keep[i] = all[i];
+    }
+    CHECK(rudo_guardian_poll(g) == NULL);
+    rudo_collect();
+    bool seen[NG] = {false};
+    int got = 0, bad = 0;
+    void *back[NG];
+    for (obj *o; (o = rudo_guardian_poll(g));) {
+        int i = (int)(o->stamp - 1000);
+        if (i < 0 || i >= NG || i % 2 == 0 || seen[i] || all[i] != o)
+            bad++;
+        else
+            seen[i] = true;
+        back[got++] = o;
+    }
+    CHECK_EQ(got, NG / 2);
+    CHECK_EQ(bad, 0);
+    /* Polled objects are ordinary: they die when unreachable, silently. */
+    for (int i = 0; i < got; i++)
+        keep[(i * 2 + 1) % NG] = NULL; /* the odd slots were empty anyway */
+    (void)back;
+    rudo_collect();
+    CHECK(rudo_guardian_poll(g) == NULL);
+    /* The kept half, dropped now, comes back too; destroying the guardian
+     * with objects not yet polled drops them. */
+    for (int i = 0; i < NG; i++)
+        keep[i] = NULL;
+    rudo_collect();
+    rudo_guardian_destroy(g);
+    rudo_collect();
+    size_t still = 0;
+    for (int i = 0; i < NG; i++)
+        still += rudo__debug_is_marked(all[i]);
+    CHECK_EQ(still, (size_t)0);
+    root = NULL;
+}
+
+/* On-demand: nothing runs until rudo_run_finalizers; the notifier says
+ * when there is something to run. */
+static int notified;
+static void notifier(void *data) {
+    (void)data;
+    notified++;
+}
+
+static void test_on_demand(void) {
+    rudo_set_finalization(true, notifier, NULL);
+    calls = notified = 0;
+    obj *o = new_obj(30);
+    CHECK_EQ(rudo_finalizer_register(o, fin, NULL), RUDO_OK);
+    o = NULL;
+    rudo_collect();
+    CHECK_EQ(calls, 0);
+    CHECK_EQ(notified, 1);
+    rudo_collect(); /* still waiting, and still alive: it is a root */
+    CHECK_EQ(calls, 0);
+    CHECK_EQ(notified, 1);
+    CHECK_EQ(rudo_run_finalizers(), (size_t)1);
+    CHECK_EQ(calls, 1);
+    CHECK_EQ(rudo_run_finalizers(), (size_t)0);
+    rudo_set_finalization(false, NULL, NULL);
+    o = new_obj(31);
+    CHECK_EQ(rudo_finalizer_register(o, fin, NULL), RUDO_OK);
+    o = NULL;
+    rudo_collect();
+    CHECK_EQ(calls, 2);
+    CHECK_EQ(notified, 1);
+}
+
+static void make_heap(unsigned markers) {
+    rudo_config cfg;
+    rudo_config_init(&cfg);
+    cfg.scan_stacks = false;
+    cfg.scan_static_data = false;
+    cfg.markers = markers;
+    CHECK_EQ(rudo_heap_create(&cfg), RUDO_OK);
+    root = NULL;
+    rudo_root_add(&root);
+    k_obj = rudo_kind_traced("final/obj", trace_obj);
+}
+
+static void reg_null(void *a) {
+    (void)a;
+    make_heap(1);
+    rudo_finalizer_register(NULL, fin, NULL);
+}
+static void reg_interior(void *a) {
+    (void)a;
+    make_heap(1);
+    char *o = rudo_malloc(64);
+    rudo_finalizer_register(o + 8, fin, NULL);
+}
+static void reg_null_fn(void *a) {
+    (void)a;
+    make_heap(1);
+    rudo_finalizer_register(rudo_malloc(16), NULL, NULL);
+}
+static void guardian_null(void *a) {
+    (void)a;
+    make_heap(1);
+    rudo_guardian_register(NULL, rudo_malloc(16));
+}
+
+int main(void) {
+    unsigned markers[] = {1, 3};
+    for (size_t m = 0; m < 2; m++) {
+        make_heap(markers[m]);
+        test_register();
+        test_die_together();
+        test_resurrect();
+        test_with_kind_finalizer();
+        test_guardian();
+        test_on_demand();
+        rudo_root_remove(&root);
+        rudo_heap_destroy();
+    }
+    expect_death("rudo_finalizer_register(NULL)", reg_null, NULL,
+                 "rudo: rudo_finalizer_register: the object is NULL");
+    expect_death("rudo_finalizer_register of an interior pointer", reg_interior,
+                 NULL, "is not the base of a heap object");
+    expect_death("rudo_finalizer_register without a finalizer", reg_null_fn,
+                 NULL, "rudo: rudo_finalizer_register: the finalizer is NULL");
+    expect_death("rudo_guardian_register(NULL, ...)", guardian_null, NULL,
+                 "rudo: rudo_guardian_register: the guardian is NULL");
+    return test_report();
+}
