@@ -296,6 +296,19 @@ RUDO_API void rudo_kind_set_finalizer(rudo_kind kind, rudo_finalize_fn fn,
  * Both abort if obj is NULL or not the base of a heap object, or fn is
  * NULL; both wait while a collection runs. Thread-safe. */
 RUDO_API int rudo_finalizer_register(void *obj, rudo_finalize_fn fn, void *data);
+/* As rudo_finalizer_register, ordered (bdwgc's default order): if A
+ * refers to B (directly or not) and both die, A is finalized first and B
+ * is kept until a later collection finds it unreachable with nothing
+ * dying that refers to it: an ordered object waits while any dying
+ * finalizable object (ordered or not) refers to it; an unordered one
+ * never waits. What an ordered object refers to stays allocated while it
+ * waits. Cycles: an object that reaches itself (a cycle through any
+ * objects, itself included) is never finalized and never reclaimed while
+ * so registered, as in bdwgc; rudo_gc_event.ordered_cycles counts, per
+ * collection, the cycles found (through the first member looked at), and
+ * the program breaks the cycle or unregisters. */
+RUDO_API int rudo_finalizer_register_ordered(void *obj, rudo_finalize_fn fn,
+                                             void *data);
 RUDO_API int rudo_finalizer_unregister(void *obj);
 
 /* Guardians (Chez Scheme's): register objects with a guardian, and later
@@ -547,6 +560,9 @@ typedef struct rudo_gc_event {
     uint64_t weak_cleared;   /* weak slots set to NULL (registered ones and
                               * those reported by rudo_visit_weak) */
     uint64_t ephemerons_cleared; /* ephemerons whose key died (set to NULL) */
+    uint64_t ordered_cycles; /* cycles of unreachable objects with an
+                              * ordered finalizer, kept because they reach
+                              * themselves (rudo_finalizer_register_ordered) */
 } rudo_gc_event;
 
 typedef void (*rudo_gc_callback)(const rudo_gc_event *ev, void *data);

@@ -224,6 +224,91 @@ static void test_on_demand(void) {
     CHECK_EQ(notified, 1);
 }
 
+/* Ordered finalization: A -> B both die: A first, B a collection later;
+ * a chain goes one a collection, in order; a cycle is kept and counted;
+ * an unordered object referring to an ordered one goes first. */
+static uint64_t cycles_seen;
+static void on_gc(const rudo_gc_event *ev, void *data) {
+    (void)data;
+    cycles_seen = ev->ordered_cycles;
+}
+
+static uint64_t order[8];
+static int norder;
+static void fin_order(void *o, void *data) {
+    (void)data;
+    if (norder < 8)
+        order[norder++] = ((obj *)o)->stamp;
+}
+
+static void test_ordered(void) {
+    rudo_set_gc_callback(on_gc, NULL);
+    /* A chain of 5: o0 -> o1 -> ... -> o4, all ordered, all dead. */
+    norder = 0;
+    obj *chain[5];
+    for (int i = 0; i < 5; i++)
+        chain[i] = new_obj(40 + (uint64_t)i);
+    for (int i = 0; i < 4; i++)
+        chain[i]->next = chain[i + 1];
+    /* Registered in reverse, so the map's order is not the answer. */
+    for (int i = 4; i >= 0; i--)
+        CHECK_EQ(rudo_finalizer_register_ordered(chain[i], fin_order, NULL), RUDO_OK);
+    for (int i = 0; i < 5; i++)
+        chain[i] = NULL;
+    for (int c = 0; c < 5; c++) {
+        rudo_collect();
+        CHECK_EQ(norder, c + 1);
+    }
+    bool in_order = norder == 5;
+    for (int i = 0; i < norder; i++)
+        in_order = in_order && order[i] == 40 + (uint64_t)i;
+    CHECK(in_order);
+    CHECK_EQ(cycles_seen, (uint64_t)0);
+
+    /* A cycle A <-> B: never finalized, counted, kept alive. */
+    norder = 0;
+    obj *a = new_obj(50), *b = new_obj(51);
+    a->next = b;
+    b->next = a;
+    CHECK_EQ(rudo_finalizer_register_ordered(a, fin_order, NULL), RUDO_OK);
+    CHECK_EQ(rudo_finalizer_register_ordered(b, fin_order, NULL), RUDO_OK);
+    void *pa = a, *pb = b;
+    a = b = NULL;
+    rudo_collect();
+    rudo_collect();
+    CHECK_EQ(norder, 0);
+    CHECK_EQ(cycles_seen, (uint64_t)1);
+    CHECK(rudo__debug_is_marked(pa) && rudo__debug_is_marked(pb));
+    /* Unregistering one does not break it: A still reaches itself. */
+    CHECK_EQ(rudo_finalizer_unregister(pb), RUDO_OK);
+    rudo_collect();
+    CHECK_EQ(norder, 0);
+    CHECK_EQ(cycles_seen, (uint64_t)1);
+    /* Breaking the pointer does: A is finalized, then both go. */
+    ((obj *)pb)->next = NULL;
+    rudo_collect();
+    CHECK_EQ(norder, 1);
+    CHECK_EQ(order[0], (uint64_t)50);
+    CHECK_EQ(cycles_seen, (uint64_t)0);
+    rudo_collect();
+    CHECK(!rudo__debug_is_marked(pa) && !rudo__debug_is_marked(pb));
+
+    /* An unordered U refers to an ordered X: U first, X next time. */
+    norder = 0;
+    obj *un = new_obj(60), *x = new_obj(61);
+    un->next = x;
+    CHECK_EQ(rudo_finalizer_register(un, fin_order, NULL), RUDO_OK);
+    CHECK_EQ(rudo_finalizer_register_ordered(x, fin_order, NULL), RUDO_OK);
+    un = x = NULL;
+    rudo_collect();
+    CHECK_EQ(norder, 1);
+    CHECK_EQ(order[0], (uint64_t)60);
+    rudo_collect();
+    CHECK_EQ(norder, 2);
+    CHECK_EQ(order[1], (uint64_t)61);
+    rudo_set_gc_callback(NULL, NULL);
+}
+
 static void make_heap(unsigned markers) {
     rudo_config cfg;
     rudo_config_init(&cfg);
@@ -268,6 +353,7 @@ int main(void) {
         test_with_kind_finalizer();
         test_guardian();
         test_on_demand();
+        test_ordered();
         rudo_root_remove(&root);
         rudo_heap_destroy();
     }

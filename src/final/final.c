@@ -185,12 +185,13 @@ size_t rudo__final_find_due(rudo__heap *h, void ***out) {
     size_t nkind = ndue;
     rudo__lock_acquire(&f->lock);
     for (size_t i = 0; i < nkind; i++)
-        queue_due(f, (rudo__final_entry){due_objs[i], NULL, NULL, NULL});
+        queue_due(f, (rudo__final_entry){due_objs[i], NULL, NULL, NULL, false});
     /* Per-object registrations whose object is unreachable: due once (the
      * registration ends), finalizers and guardians alike. */
     for (size_t i = 0; i < f->reg_cap; i++) {
         rudo__final_entry e = f->reg[i];
-        if (!e.obj || e.obj == RUDO__FINAL_TOMB || !rudo__unmarked_cell(h, e.obj))
+        if (!e.obj || e.obj == RUDO__FINAL_TOMB || e.ordered ||
+            !rudo__unmarked_cell(h, e.obj))
             continue;
         f->reg[i].obj = RUDO__FINAL_TOMB;
         f->reg_live--;
@@ -201,6 +202,40 @@ size_t rudo__final_find_due(rudo__heap *h, void ***out) {
     h->final_queued = ndue;
     *out = due_objs;
     return ndue;
+}
+
+/* The unmarked objects with an ordered registration; with `take`, they
+ * are queued and their registrations end. */
+static size_t ordered(rudo__heap *h, void ***out, bool take) {
+    rudo__final *f = &h->final;
+    void **objs = NULL;
+    size_t n = 0, cap = 0;
+    rudo__lock_acquire(&f->lock);
+    for (size_t i = 0; i < f->reg_cap; i++) {
+        rudo__final_entry e = f->reg[i];
+        if (!e.obj || e.obj == RUDO__FINAL_TOMB || !e.ordered ||
+            !rudo__unmarked_cell(h, e.obj))
+            continue;
+        if (take) {
+            f->reg[i].obj = RUDO__FINAL_TOMB;
+            f->reg_live--;
+            queue_due(f, e);
+        }
+        add_due(&objs, &n, &cap, e.obj);
+    }
+    rudo__lock_release(&f->lock);
+    if (take)
+        h->final_queued += n;
+    *out = objs;
+    return n;
+}
+
+size_t rudo__final_ordered_candidates(rudo__heap *h, void ***out) {
+    return ordered(h, out, false);
+}
+
+size_t rudo__final_ordered_due(rudo__heap *h, void ***out) {
+    return ordered(h, out, true);
 }
 
 void rudo__final_enumerate(rudo__heap *h, rudo__root_visitor *v) {

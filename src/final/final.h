@@ -16,14 +16,24 @@ int rudo__final_register(rudo__heap *h, rudo__final_entry e, const char *fn);
 int rudo__final_unregister(rudo__heap *h, void *obj);
 /* After the closure from the roots (world stopped): queues every
  * allocated, unmarked object of a finalizable kind not queued before (its
- * fin bit, set now) and every unmarked object with a per-object
- * registration (which ends), and returns all of them in *out (a malloc'd
+ * fin bit, set now) and every unmarked object with an unordered
+ * per-object registration (which ends), and returns all of them in *out (a malloc'd
  * array the caller frees), their number as the result; sets
  * h->final_queued. The collector then marks from each, so that every
  * finalizer sees its object intact. Queuing all before marking any means
  * objects that die together are finalized after the same collection, even
  * when one references another (in no particular order). */
 size_t rudo__final_find_due(rudo__heap *h, void ***out);
+/* Ordered finalization (bdwgc's order; docs/design.md, "Finalization"),
+ * after rudo__final_find_due: the candidates are the unmarked objects with
+ * an ordered registration (a malloc'd array in *out, their number as the
+ * result). The collector marks what each candidate references (not the
+ * candidate), and what the unordered due objects reach; then
+ * rudo__final_ordered_due queues the candidates that are still unmarked
+ * (nothing else dying refers to them), ends their registrations, adds
+ * them to h->final_queued and returns them, for the collector to mark. */
+size_t rudo__final_ordered_candidates(rudo__heap *h, void ***out);
+size_t rudo__final_ordered_due(rudo__heap *h, void ***out);
 /* Reports the queued objects and the guardians' ready objects as roots. */
 void rudo__final_enumerate(rudo__heap *h, rudo__root_visitor *v);
 /* Runs the due entries on the calling thread, outside every collector

@@ -37,12 +37,29 @@ static void run_collection(rudo__heap *h, const char *reason,
     /* Short weak slots: cleared now that the closure from the roots is
      * known, before the objects due for finalization are marked. */
     uint64_t weak = rudo__weak_clear(h, false) + rudo__mark_weak_clear(h);
-    void **due;
+    void **due, **cand, **odue;
     size_t ndue = rudo__final_find_due(h, &due);
+    /* Ordered finalization: what an ordered candidate refers to is kept
+     * (marked), so a candidate another dying object refers to waits for
+     * the next collection; one that reaches itself is on a cycle. */
+    size_t ncand = rudo__final_ordered_candidates(h, &cand);
+    uint64_t cycles = 0;
+    for (size_t i = 0; i < ncand; i++) {
+        if (!rudo__unmarked_cell(h, cand[i]))
+            continue; /* reached from an earlier candidate */
+        rudo__mark_children(h, cand[i]);
+        cycles += !rudo__unmarked_cell(h, cand[i]);
+    }
+    free(cand);
+    h->ordered_cycles = cycles;
     for (size_t i = 0; i < ndue; i++)
         rudo__mark_from(h, due[i]);
     free(due);
-    if (ndue)
+    size_t nodue = rudo__final_ordered_due(h, &odue);
+    for (size_t i = 0; i < nodue; i++)
+        rudo__mark_from(h, odue[i]);
+    free(odue);
+    if (ndue || ncand)
         rudo__mark_ephemerons(h); /* keys those objects reach */
     /* Long weak slots, and weak slots found while marking from those
      * objects; registrations inside objects that died are forgotten. */
@@ -87,6 +104,7 @@ static void run_collection(rudo__heap *h, const char *reason,
                           .mark_ns = mark_ns, .sweep_ns = sweep_ns,
                           .live_bytes = live, .weak_cleared = h->weak_cleared,
                           .ephemerons_cleared = h->ephemerons_cleared,
+                          .ordered_cycles = h->ordered_cycles,
                           .heap_bytes = h->pages_committed * RUDO_PAGE_SIZE};
     if (h->gc_log)
         rudo__gc_log_line(h, reason, pause, ttsp, mark_ns, sweep_ns, live);

@@ -16,14 +16,23 @@ static rudo__heap *begin_obj(void *obj, const char *fn) {
     return h;
 }
 
-int rudo_finalizer_register(void *obj, rudo_finalize_fn fn, void *data) {
-    const char *name = "rudo_finalizer_register";
+static int register_fn(void *obj, rudo_finalize_fn fn, void *data,
+                       bool ordered, const char *name) {
     if (!fn)
         rudo__fatal(name, "the finalizer is NULL (use rudo_finalizer_unregister)");
     rudo__heap *h = begin_obj(obj, name);
-    int rc = rudo__final_register(h, (rudo__final_entry){obj, fn, data, NULL}, name);
+    int rc = rudo__final_register(h, (rudo__final_entry){obj, fn, data, NULL, ordered},
+                                  name);
     rudo__lock_release(&h->world.lock);
     return rc;
+}
+
+int rudo_finalizer_register(void *obj, rudo_finalize_fn fn, void *data) {
+    return register_fn(obj, fn, data, false, "rudo_finalizer_register");
+}
+
+int rudo_finalizer_register_ordered(void *obj, rudo_finalize_fn fn, void *data) {
+    return register_fn(obj, fn, data, true, "rudo_finalizer_register_ordered");
 }
 
 int rudo_finalizer_unregister(void *obj) {
@@ -52,7 +61,7 @@ int rudo_guardian_register(rudo_guardian *g, void *obj) {
     if (!g)
         rudo__fatal(fn, "the guardian is NULL");
     rudo__heap *h = begin_obj(obj, fn);
-    int rc = rudo__final_register(h, (rudo__final_entry){obj, NULL, NULL, g}, fn);
+    int rc = rudo__final_register(h, (rudo__final_entry){obj, NULL, NULL, g, false}, fn);
     rudo__lock_release(&h->world.lock);
     return rc;
 }

@@ -229,6 +229,7 @@ typedef struct rudo__final_entry {
     rudo_finalize_fn fn;
     void *data;
     struct rudo_guardian *guardian;
+    bool ordered;           /* after what refers to it (final.c) */
 } rudo__final_entry;
 typedef struct rudo__final {
     rudo__lock lock;
@@ -308,6 +309,7 @@ typedef struct rudo__heap {
     size_t live_bytes;
     uint64_t weak_cleared;      /* weak slots the last collection cleared */
     uint64_t ephemerons_cleared; /* and ephemerons */
+    uint64_t ordered_cycles;    /* ordered finalizable objects on a cycle */
     /* The live data after the last collection in pages, as densely as
      * its size classes can pack it, in units of 2^-16 page: a small page
      * counts live cells / cells per page, a large object its span. What

@@ -576,6 +576,13 @@ void rudo__mark_from(rudo__heap *h, void *obj) {
     drain_overflow(mk);
 }
 
+void rudo__mark_children(rudo__heap *h, void *obj) {
+    rudo__marker *mk = h->pool->m[0];
+    trace_in(mk, obj, rudo__head_page_of(h, obj));
+    rudo__mark_drain(mk);
+    drain_overflow(mk);
+}
+
 void rudo__mark_end(rudo__heap *h) {
     rudo__mark_pool *pool = h->pool;
     pool->route = pool->saved_route;

@@ -108,6 +108,9 @@ typedef struct rudo__mark_pool {
 rudo__root_visitor *rudo__mark_begin(rudo__heap *h);
 void rudo__mark_closure(rudo__heap *h);
 void rudo__mark_from(rudo__heap *h, void *obj);
+/* Marks what obj references and everything that reaches, but not obj
+ * itself (ordered finalization; serial, as rudo__mark_from). */
+void rudo__mark_children(rudo__heap *h, void *obj);
 void rudo__mark_end(rudo__heap *h);
 /* Queues a marked object on mk's own stack (or defers it, see mark.c). */
 void rudo__mark_push(rudo__marker *mk, void *obj);
