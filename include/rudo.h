@@ -523,6 +523,28 @@ RUDO_API int rudo_weak_unregister(void **slot);
  * or not aligned. */
 RUDO_API int rudo_weak_move(void **from, void **to);
 
+/* Root callbacks, for runtimes whose roots (an interpreter's stack and
+ * registers) are best visited precisely. At each collection, with the
+ * world stopped, the collector calls fn(tr, data); fn reports each root
+ * slot with rudo_visit(tr, &slot), or a weak one with rudo_visit_weak
+ * (cleared to NULL if its target dies: the slot must stay valid until the
+ * collection ends, i.e. until the thread that owns it runs again).
+ * Callbacks run on the collecting thread, one after another, before the
+ * parallel marking, which marks what they report. fn must not allocate,
+ * collect, touch the root registry, or take locks that mutators may hold
+ * (they are stopped, maybe holding them); such calls from it abort.
+ * rudo_root_callback_add returns RUDO_OK, or RUDO_EEXIST for a pair
+ * (fn, data) added already; rudo_root_callback_remove RUDO_OK or
+ * RUDO_ENOENT. Both wait while a collection runs. Thread-safe. */
+typedef void (*rudo_root_fn)(rudo_tracer *tr, void *data);
+RUDO_API int rudo_root_callback_add(rudo_root_fn fn, void *data);
+RUDO_API int rudo_root_callback_remove(rudo_root_fn fn, void *data);
+/* The calling thread's own root callback (one per thread; fn NULL removes
+ * it), called as above at each collection, while the thread is stopped or
+ * in a blocking region: for roots that live per thread. It ends when the
+ * thread detaches. Aborts if the thread is not attached. */
+RUDO_API void rudo_thread_root_callback(rudo_root_fn fn, void *data);
+
 /* Scoped handles, for runtimes that root precisely: a handle is a slot that
  * is a root until the scope that created it exits. Scopes nest and are per
  * thread; exit them in reverse order of entry (aborts otherwise). */
@@ -540,6 +562,28 @@ RUDO_API void **rudo_handle(void *obj);
 /* ------------------------------------------------------------------------ */
 /* Collection                                                               */
 /* ------------------------------------------------------------------------ */
+
+/* Turns automatic and explicit collection off (rudo_disable) and back on
+ * (rudo_enable); calls nest: collection runs again when every disable has
+ * been matched. While disabled the heap grows; when it reaches max_heap,
+ * the allocation prints "rudo: rudo_alloc: heap limit reached while
+ * collection is disabled (rudo_disable)" and takes the out-of-memory path
+ * (the handler, then NULL); rudo_collect returns without collecting.
+ * rudo_enable without a matching rudo_disable aborts. Thread-safe. */
+RUDO_API void rudo_disable(void);
+RUDO_API void rudo_enable(void);
+/* True while collection is disabled. Thread-safe. */
+RUDO_API bool rudo_is_disabled(void);
+
+/* Changes settings at run time, as the config fields of the same name:
+ * max_heap (0 or a value at or above the reservation: no bound but the
+ * reservation; a value below the pages in use now stops growth there),
+ * growth and growth_limit (growth above 0, at most 1000). They take effect
+ * at the next allocation that needs a page and at the next collection's
+ * trigger. Return RUDO_OK or RUDO_EINVAL (with a message). Thread-safe;
+ * wait while a collection runs. */
+RUDO_API int rudo_set_max_heap(size_t bytes);
+RUDO_API int rudo_set_growth(double growth, size_t growth_limit);
 
 /* Runs a full collection now (with the world stopped), then any finalizers
  * that became due. If other threads request a collection at the same time,

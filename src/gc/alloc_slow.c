@@ -8,11 +8,17 @@
 #include "alloc/alloc.h"
 #include "gc/gc.h"
 
+static bool disabled(const rudo__heap *h) {
+    /* Relaxed: see the field (heap.h). */
+    return atomic_load_explicit(&h->disabled, memory_order_relaxed) > 0;
+}
+
 static void maybe_collect(rudo__heap *h, rudo__mutator *m) {
     /* Relaxed: both are heuristics; a stale value delays or advances the
      * collection by at most one page's worth of allocation. */
     if (atomic_load_explicit(&h->alloc_since_gc, memory_order_relaxed) >=
-        atomic_load_explicit(&h->trigger, memory_order_relaxed))
+            atomic_load_explicit(&h->trigger, memory_order_relaxed) &&
+        !disabled(h))
         rudo__collect(m, "allocation");
 }
 
@@ -23,10 +29,13 @@ static void *out_of_memory(rudo__heap *h, size_t size) {
 }
 
 /* The most pages the heap may ever hold: max_heap, or the reservation. */
-static size_t limit_pages(const rudo__heap *h) {
-    size_t lim = h->npages;
-    if (h->cfg.max_heap && h->cfg.max_heap / RUDO_PAGE_SIZE < lim)
-        lim = h->cfg.max_heap / RUDO_PAGE_SIZE;
+static size_t limit_pages(rudo__heap *h) {
+    /* Under heap_lock: rudo_set_max_heap may change it meanwhile. */
+    rudo__lock_acquire(&h->heap_lock);
+    size_t lim = h->npages, max = h->cfg.max_heap;
+    rudo__lock_release(&h->heap_lock);
+    if (max && max / RUDO_PAGE_SIZE < lim)
+        lim = max / RUDO_PAGE_SIZE;
     return lim;
 }
 
@@ -55,6 +64,11 @@ static size_t limit_pages(const rudo__heap *h) {
  * (gc_lock) orders them before this read. */
 static bool heap_full(rudo__heap *h, rudo__mutator *m, uint64_t need,
                       bool large, unsigned *collections) {
+    if (disabled(h)) {
+        rudo__warn("rudo_alloc", "heap limit reached while collection is "
+                   "disabled (rudo_disable)");
+        return true;
+    }
     uint64_t lim = (uint64_t)limit_pages(h) << RUDO_PAGE_SHIFT;
     if (*collections > 0 && h->final_queued == 0 &&
         (need > lim || h->live_pages16 > lim - need))
@@ -137,7 +151,7 @@ void *rudo__alloc_slow(rudo_kind kind, size_t size) {
     if (size == 0)
         rudo__fatal(fn, "size 0 (kind '%s')", h->kinds[kind].name);
     rudo_safepoint();
-    if (RUDO_UNLIKELY(h->gc_stress))
+    if (RUDO_UNLIKELY(h->gc_stress) && !disabled(h))
         stress_tick(h, m);
     if (size <= RUDO_SMALL_MAX)
         return alloc_small(h, m, kind, size);

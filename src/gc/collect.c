@@ -31,6 +31,7 @@ static void run_collection(rudo__heap *h, const char *reason,
     rudo__root_visitor *roots = rudo__mark_begin(h);
     rudo__roots_enumerate(h, roots);
     rudo__final_enumerate(h, roots);
+    rudo__roots_callbacks(h, rudo__mark_root_tracer(h));
     rudo__mark_closure(h);
     /* The order of the passes is docs/design.md's ("Weak references"). */
     rudo__mark_ephemerons(h);
@@ -145,6 +146,33 @@ void rudo__collect(rudo__mutator *m, const char *reason) {
 
 void rudo_collect(void) {
     rudo__check_context("rudo_collect", "collect");
-    rudo__collect(rudo__need_mutator("rudo_collect"), "explicit");
+    rudo__mutator *m = rudo__need_mutator("rudo_collect");
+    if (rudo_is_disabled())
+        return; /* rudo.h: rudo_disable */
+    rudo__collect(m, "explicit");
+}
+
+void rudo_disable(void) {
+    /* Relaxed: a counter; see the field (heap.h). */
+    atomic_fetch_add_explicit(&rudo__need_heap("rudo_disable")->disabled, 1,
+                              memory_order_relaxed);
+}
+
+void rudo_enable(void) {
+    const char *fn = "rudo_enable";
+    rudo__heap *h = rudo__need_heap(fn);
+    unsigned d = atomic_load_explicit(&h->disabled, memory_order_relaxed);
+    do {
+        if (d == 0)
+            rudo__fatal(fn, "collection is not disabled (rudo_enable without "
+                        "rudo_disable)");
+    } while (!atomic_compare_exchange_weak_explicit(&h->disabled, &d, d - 1,
+                                                    memory_order_relaxed,
+                                                    memory_order_relaxed));
+}
+
+bool rudo_is_disabled(void) {
+    return atomic_load_explicit(&rudo__need_heap("rudo_is_disabled")->disabled,
+                                memory_order_relaxed) > 0;
 }
 

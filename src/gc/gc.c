@@ -85,3 +85,31 @@ void rudo_heap_destroy(void) {
     free(h);
 }
 
+
+int rudo_set_max_heap(size_t bytes) {
+    rudo__heap *h = rudo__need_heap("rudo_set_max_heap");
+    /* No collection runs (gc_lock idle); heap_lock orders it with the page
+     * pool, which reads it when it hands out pages. */
+    rudo__lock_idle(h);
+    rudo__lock_acquire(&h->heap_lock);
+    h->cfg.max_heap = bytes;
+    rudo__lock_release(&h->heap_lock);
+    rudo__lock_release(&h->world.lock);
+    return RUDO_OK;
+}
+
+int rudo_set_growth(double growth, size_t growth_limit) {
+    const char *fn = "rudo_set_growth";
+    rudo__heap *h = rudo__need_heap(fn);
+    if (!(growth > 0) || growth > RUDO_GROWTH_MAX) {
+        rudo__warn(fn, "growth must be above 0 and at most %g (got %g)",
+                   RUDO_GROWTH_MAX, growth);
+        return RUDO_EINVAL;
+    }
+    /* Read by the collector with the world stopped (the trigger). */
+    rudo__lock_idle(h);
+    h->cfg.growth = growth;
+    h->cfg.growth_limit = growth_limit;
+    rudo__lock_release(&h->world.lock);
+    return RUDO_OK;
+}

@@ -218,6 +218,9 @@ typedef struct rudo__roots {
     rudo__slotset weak, weak_long;
     struct rudo__root_range { char *lo, *hi; } *ranges;
     size_t nranges, cap_ranges;
+    /* Root callbacks (rudo_root_callback_add). */
+    struct rudo__root_cb { rudo_root_fn fn; void *data; } *cbs;
+    size_t ncbs, cap_cbs;
 } rudo__roots;
 
 /* Finalization (final.c), under its lock (rank FINAL). */
@@ -341,6 +344,9 @@ typedef struct rudo__heap {
     /* GC stress mode: collect every gc_stress allocations (RUDO_GC_STRESS;
      * 0 = off), counted in stress_count (relaxed: a counter). */
     unsigned gc_stress;
+    /* rudo_disable nesting depth; relaxed: read by the slow path, whose
+     * decision to collect only needs some recent value (rudo.h). */
+    _Atomic unsigned disabled;
     _Atomic uint64_t stress_count;
     bool poison;                /* fill dead cells (RUDO_DEBUG, RUDO_POISON) */
     bool verify;                /* RUDO_DEBUG build or RUDO_VERIFY=1 */

@@ -550,6 +550,10 @@ rudo__root_visitor *rudo__mark_begin(rudo__heap *h) {
     return &pool->roots.v;
 }
 
+rudo_tracer *rudo__mark_root_tracer(rudo__heap *h) {
+    return &h->pool->m[0]->tr;
+}
+
 void rudo__mark_closure(rudo__heap *h) {
     rudo__mark_pool *pool = h->pool;
     for (size_t j = 0; j < pool->nslots; j += SLOT_RUN) {

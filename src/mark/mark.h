@@ -106,6 +106,9 @@ typedef struct rudo__mark_pool {
  *  - rudo__mark_end restores the switches and sums the statistics into
  *    h->mark.last. */
 rudo__root_visitor *rudo__mark_begin(rudo__heap *h);
+/* Between begin and closure: the tracer root callbacks report slots to
+ * (the collector's marker's; what it marks is traced by the closure). */
+rudo_tracer *rudo__mark_root_tracer(rudo__heap *h);
 void rudo__mark_closure(rudo__heap *h);
 void rudo__mark_from(rudo__heap *h, void *obj);
 /* Marks what obj references and everything that reaches, but not obj

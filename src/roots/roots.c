@@ -17,6 +17,9 @@ void rudo__roots_destroy(rudo__heap *h) {
     rudo__slotset_free(&r->weak);
     rudo__slotset_free(&r->weak_long);
     free(r->ranges);
+    free(r->cbs);
+    r->cbs = NULL;
+    r->ncbs = r->cap_cbs = 0;
     r->ranges = NULL;
     r->nranges = r->cap_ranges = 0;
     rudo__lock_destroy(&r->lock);
@@ -132,4 +135,74 @@ void rudo__roots_enumerate(rudo__heap *h, rudo__root_visitor *v) {
     rudo__lock_release(&r->lock);
     if (h->cfg.scan_static_data)
         rudo__os_static_segments(static_segment, v);
+}
+
+/* ---- root callbacks ---------------------------------------------------------- */
+
+int rudo_root_callback_add(rudo_root_fn fn, void *data) {
+    const char *name = "rudo_root_callback_add";
+    rudo__heap *h = rudo__need_heap(name);
+    if (!fn)
+        rudo__fatal(name, "the callback is NULL");
+    rudo__roots *r = registry_begin(h);
+    int rc = RUDO_OK;
+    for (size_t i = 0; i < r->ncbs; i++)
+        if (r->cbs[i].fn == fn && r->cbs[i].data == data)
+            rc = RUDO_EEXIST;
+    if (rc == RUDO_OK) {
+        if (r->ncbs == r->cap_cbs) {
+            size_t cap = r->cap_cbs ? r->cap_cbs * 2 : 8;
+            struct rudo__root_cb *n = realloc(r->cbs, cap * sizeof *n);
+            if (!n)
+                rudo__fatal(name, "out of memory");
+            r->cbs = n;
+            r->cap_cbs = cap;
+        }
+        r->cbs[r->ncbs++] = (struct rudo__root_cb){fn, data};
+    }
+    registry_end(h);
+    return rc;
+}
+
+int rudo_root_callback_remove(rudo_root_fn fn, void *data) {
+    rudo__heap *h = rudo__need_heap("rudo_root_callback_remove");
+    rudo__roots *r = registry_begin(h);
+    int rc = RUDO_ENOENT;
+    for (size_t i = 0; i < r->ncbs; i++) {
+        if (r->cbs[i].fn == fn && r->cbs[i].data == data) {
+            /* Keeps the order: callbacks run in the order they were added. */
+            for (size_t j = i + 1; j < r->ncbs; j++)
+                r->cbs[j - 1] = r->cbs[j];
+            r->ncbs--;
+            rc = RUDO_OK;
+            break;
+        }
+    }
+    registry_end(h);
+    return rc;
+}
+
+void rudo_thread_root_callback(rudo_root_fn fn, void *data) {
+    rudo__mutator *m = rudo__need_mutator("rudo_thread_root_callback");
+    rudo__heap *h = rudo__the_heap;
+    /* Under gc_lock, with no collection running: the collector reads the
+     * pair while the thread is stopped. */
+    rudo__lock_idle(h);
+    m->root_fn = fn;
+    m->root_data = data;
+    rudo__lock_release(&h->world.lock);
+}
+
+void rudo__roots_callbacks(rudo__heap *h, rudo_tracer *tr) {
+    /* A callback that allocates, collects or calls rudo_safepoint aborts
+     * with a message instead of parking forever (rudo__check_context). */
+    rudo__tracing_kind = "(root callback)";
+    rudo__roots *r = &h->roots;
+    for (size_t i = 0; i < r->ncbs; i++)
+        r->cbs[i].fn(tr, r->cbs[i].data);
+    for (rudo__mutator *m = h->world.mutators; m; m = m->next)
+        if (m->root_fn)
+            m->root_fn(tr, m->root_data);
+    rudo__tracing_kind = NULL;
+    rudo__tracer_flush(tr);
 }

@@ -15,6 +15,10 @@ void rudo__roots_enumerate(rudo__heap *h, rudo__root_visitor *v);
 void rudo__roots_init(rudo__heap *h);
 void rudo__roots_destroy(rudo__heap *h);
 
+/* Calls the root callbacks (global ones in the order added, then each
+ * mutator's) with tr, then flushes tr (world stopped). */
+void rudo__roots_callbacks(rudo__heap *h, rudo_tracer *tr);
+
 /* ---- weak.c ---- */
 /* Clears the registered weak slots whose target is in an unmarked cell
  * (world stopped, after marking). Before the objects due for finalization

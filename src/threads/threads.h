@@ -53,6 +53,8 @@ typedef struct rudo__mutator {
     /* The thread's static TLS blocks (ntls ranges), recorded at attach. */
     struct rudo__tls_block { void *lo, *hi; } *tls;
     size_t ntls;
+    rudo_root_fn root_fn;           /* rudo_thread_root_callback */
+    void *root_data;
     void **handles;                 /* scoped handle slots */
     size_t nhandles, cap_handles;
     unsigned scope_depth;

@@ -1,0 +1,241 @@
+/* test_thr_control.c — root callbacks (global and per thread, strong and weak
+ * slots), rudo_disable / rudo_enable, and the run-time settings
+ * rudo_set_max_heap and rudo_set_growth; each claim of rudo.h, with death
+ * tests for misuse. Precise setup: no stack or static-data scanning, so
+ * the callbacks are the only roots. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "debug/debug.h"
+#include "rudo.h"
+#include "testlib.h"
+
+#define N 64
+static void *stack_slots[N];   /* an "interpreter stack", not scanned */
+static void *weak_root;        /* reported weakly */
+static int calls;
+
+static void visit_stack(rudo_tracer *tr, void *data) {
+    (void)data;
+    calls++;
+    for (int i = 0; i < N; i++)
+        rudo_visit(tr, &stack_slots[i]);
+    rudo_visit_weak(tr, &weak_root);
+}
+
+static void other(rudo_tracer *tr, void *data) {
+    (void)tr;
+    (void)data;
+}
+
+static unsigned long oom_calls;
+static void on_oom(size_t size, void *data) {
+    (void)size;
+    (void)data;
+    oom_calls++;
+}
+
+static void make_heap(unsigned markers) {
+    rudo_config cfg;
+    rudo_config_init(&cfg);
+    cfg.scan_stacks = false;
+    cfg.scan_static_data = false;
+    cfg.markers = markers;
+    cfg.on_oom = on_oom;
+    CHECK_EQ(rudo_heap_create(&cfg), RUDO_OK);
+}
+
+static uint64_t collections(void) {
+    rudo_stats st;
+    rudo_get_stats(&st);
+    return st.collections;
+}
+
+static void test_root_callback(void) {
+    for (int i = 0; i < N; i++) {
+        stack_slots[i] = rudo_malloc_atomic(32);
+        memset(stack_slots[i], i, 32);
+    }
+    weak_root = rudo_malloc_atomic(32);
+    void *first = stack_slots[0];
+    CHECK_EQ(rudo_root_callback_add(visit_stack, NULL), RUDO_OK);
+    CHECK_EQ(rudo_root_callback_add(visit_stack, NULL), RUDO_EEXIST);
+    CHECK_EQ(rudo_root_callback_add(visit_stack, &calls), RUDO_OK); /* other data */
+    CHECK_EQ(rudo_root_callback_remove(visit_stack, &calls), RUDO_OK);
+    CHECK_EQ(rudo_root_callback_remove(other, NULL), RUDO_ENOENT);
+    calls = 0;
+    rudo_collect();
+    CHECK_EQ(calls, 1);
+    int intact = 0;
+    for (int i = 0; i < N; i++)
+        intact += rudo__debug_is_marked(stack_slots[i]) &&
+                  ((unsigned char *)stack_slots[i])[31] == (unsigned char)i;
+    CHECK_EQ(intact, N);
+    /* The weak root had nothing else: cleared. */
+    CHECK(weak_root == NULL);
+    /* Removed, the callback's slots are no roots any more. */
+    CHECK_EQ(rudo_root_callback_remove(visit_stack, NULL), RUDO_OK);
+    rudo_collect();
+    CHECK_EQ(calls, 1);
+    CHECK(!rudo__debug_is_marked(first));
+    for (int i = 0; i < N; i++)
+        stack_slots[i] = NULL;
+}
+
+/* A thread's own callback, called while it waits in a blocking region. */
+static void *thread_slot;
+static void visit_thread(rudo_tracer *tr, void *data) {
+    rudo_visit(tr, (void **)data);
+}
+
+static pthread_barrier_t bar;
+static void *worker(void *arg) {
+    (void)arg;
+    CHECK_EQ(rudo_thread_attach(), RUDO_OK);
+    thread_slot = rudo_malloc_atomic(48);
+    rudo_thread_root_callback(visit_thread, &thread_slot);
+    test_barrier_wait(&bar); /* main collects */
+    test_barrier_wait(&bar); /* main checked */
+    rudo_thread_root_callback(NULL, NULL);
+    test_barrier_wait(&bar); /* main collects again */
+    rudo_thread_detach();
+    return NULL;
+}
+
+static void test_thread_callback(void) {
+    pthread_barrier_init(&bar, NULL, 2);
+    pthread_t t;
+    pthread_create(&t, NULL, worker, NULL);
+    test_barrier_wait(&bar);
+    rudo_collect();
+    void *obj = thread_slot;
+    CHECK(rudo__debug_is_marked(obj));
+    test_barrier_wait(&bar);
+    test_barrier_wait(&bar);
+    rudo_collect();
+    CHECK(!rudo__debug_is_marked(obj));
+    rudo_blocking_enter();
+    pthread_join(t, NULL);
+    rudo_blocking_leave();
+    pthread_barrier_destroy(&bar);
+}
+
+static void test_disable(void) {
+    uint64_t before = collections();
+    rudo_disable();
+    rudo_disable();
+    CHECK(rudo_is_disabled());
+    int nulls = 0;
+    for (int i = 0; i < 50000; i++) /* 50 MB of garbage: 12x the trigger */
+        nulls += rudo_malloc_atomic(1000) == NULL;
+    CHECK_EQ(nulls, 0);
+    rudo_collect(); /* a no-op while disabled */
+    CHECK_EQ(collections(), before);
+    rudo_enable();
+    CHECK(rudo_is_disabled()); /* nested: one disable left */
+    rudo_collect();
+    CHECK_EQ(collections(), before);
+    rudo_enable();
+    CHECK(!rudo_is_disabled());
+    rudo_collect();
+    CHECK_EQ(collections(), before + 1);
+}
+
+/* Disabled, at the limit: the out-of-memory path, with its message. */
+static void test_disabled_limit(void) {
+    CHECK_EQ(rudo_set_max_heap((size_t)4 << 20), RUDO_OK);
+    rudo_disable();
+    oom_calls = 0;
+    size_t ok = 0;
+    while (rudo_malloc_atomic(4000) != NULL && ok < 100000)
+        ok++;
+    CHECK(ok > 100 && ok < 2000); /* 4 MiB of 4000-byte cells, about 1000 */
+    CHECK_EQ(oom_calls, 1ul);
+    rudo_enable();
+    /* Enabled again, the garbage goes and allocation works. */
+    CHECK(rudo_malloc_atomic(4000) != NULL);
+    CHECK_EQ(rudo_set_max_heap(0), RUDO_OK);
+}
+
+/* rudo_set_max_heap bounds the heap from now on; 0 lifts it. */
+static void test_set_max_heap(void) {
+    static void *list;
+    list = NULL;
+    rudo_root_add(&list);
+    CHECK_EQ(rudo_set_max_heap((size_t)8 << 20), RUDO_OK);
+    size_t n = 0;
+    for (;;) {
+        void **x = rudo_malloc(1024);
+        if (!x)
+            break;
+        x[0] = list;
+        list = x;
+        n++;
+    }
+    printf("max_heap 8 MiB: %zu KiB of live 1 KiB objects\n", n);
+    CHECK(n > 6000 && n <= 8192);
+    CHECK_EQ(rudo_set_max_heap(0), RUDO_OK);
+    CHECK(rudo_malloc(1024) != NULL);
+    list = NULL;
+    rudo_root_remove(&list);
+    /* Growth: validated like the config. */
+    CHECK_EQ(rudo_set_growth(0.0, 0), RUDO_EINVAL);
+    CHECK_EQ(rudo_set_growth(1e300, 0), RUDO_EINVAL);
+    CHECK_EQ(rudo_set_growth(2.0, (size_t)1 << 20), RUDO_OK);
+    CHECK_EQ(rudo_set_growth(1.25, (size_t)16 << 20), RUDO_OK);
+}
+
+static void alloc_in_root_cb(rudo_tracer *tr, void *data) {
+    (void)tr;
+    (void)data;
+    (void)rudo_malloc(16);
+}
+static void root_cb_allocates(void *a) {
+    (void)a;
+    make_heap(2);
+    rudo_root_callback_add(alloc_in_root_cb, NULL);
+    rudo_collect();
+}
+static void enable_unmatched(void *a) {
+    (void)a;
+    make_heap(1);
+    rudo_enable();
+}
+static void null_callback(void *a) {
+    (void)a;
+    make_heap(1);
+    rudo_root_callback_add(NULL, NULL);
+}
+static void thread_cb_unattached(void *a) {
+    (void)a;
+    make_heap(1);
+    rudo_thread_detach();
+    rudo_thread_root_callback(visit_thread, NULL);
+}
+
+int main(void) {
+    test_start_watchdog();
+    unsigned markers[] = {1, 3};
+    for (size_t m = 0; m < 2; m++) {
+        make_heap(markers[m]);
+        test_root_callback();
+        test_thread_callback();
+        test_disable();
+        test_disabled_limit();
+        test_set_max_heap();
+        rudo_heap_destroy();
+    }
+    expect_death("rudo_alloc in a root callback", root_cb_allocates, NULL,
+                 "rudo: rudo_alloc: called from the trace callback of kind "
+                 "'(root callback)'");
+    expect_death("rudo_enable without rudo_disable", enable_unmatched, NULL,
+                 "rudo: rudo_enable: collection is not disabled");
+    expect_death("rudo_root_callback_add(NULL)", null_callback, NULL,
+                 "rudo: rudo_root_callback_add: the callback is NULL");
+    expect_death("rudo_thread_root_callback unattached", thread_cb_unattached,
+                 NULL, "rudo: rudo_thread_root_callback: the calling thread is "
+                       "not attached");
+    return test_report();
+}
