@@ -83,6 +83,36 @@ static inline bool bk_must_free(void) { return !BK_GC; }
 void bk_root_add(void **slot);
 void bk_root_remove(void **slot);
 
+/* Weak slots (bench/weak_refs.c; the collector backends only).
+ * A weak slot is a pointer-sized location in memory the collector does not
+ * scan (malloc'd memory) holding a pointer to the base of a heap object, or
+ * NULL; it does not keep its target alive, and a collection that finds the
+ * target unreachable stores NULL into it (the short rule: before any
+ * finalizer runs).
+ *  - bk_weak_register(slot) binds the slot to its current value *slot
+ *    (not NULL). Call it again after storing a different object into the
+ *    slot, including into a slot the collector has cleared (rudo: the
+ *    registration is of the location and survives the clearing, so the
+ *    call is a cheap no-op returning RUDO_EEXIST; bdwgc: a cleared link is
+ *    dropped by the collector and a changed one must be re-bound to its
+ *    new object, GC_general_register_disappearing_link does both).
+ *  - bk_weak_unregister(slot) forgets it (a slot that was cleared may have
+ *    been forgotten already: not an error).
+ * Single-threaded use only: bdwgc wants its allocation lock held while a
+ * disappearing link is read when other threads may collect.
+ * The malloc backends have no collector: bk_has_weak() is false there and
+ * the two calls do nothing. */
+bool bk_has_weak(void);
+void bk_weak_register(void **slot);
+void bk_weak_unregister(void **slot);
+
+/* Totals over all collections so far, as the collector reports them, of
+ * weak slots cleared and of ephemerons cleared; -1 when the backend does
+ * not report them (bdwgc, malloc). rudo: rudo_gc_event.weak_cleared and
+ * .ephemerons_cleared. */
+int64_t bk_weak_cleared_total(void);
+int64_t bk_ephemerons_cleared_total(void);
+
 /* Runs a full collection now (no-op for malloc). */
 void bk_collect(void);
 

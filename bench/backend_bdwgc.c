@@ -115,6 +115,33 @@ void bk_root_remove(void **slot) { (void)slot; }
 
 void bk_collect(void) { GC_gcollect(); }
 
+/* Weak slots are disappearing links, registered the way gc.h describes
+ * them: GC_general_register_disappearing_link(link, obj) with the link in
+ * memory the collector does not scan. The benchmarks keep their slots in
+ * malloc'd memory (bdwgc scans static data, stacks and its own heap, not
+ * glibc's heap: "a pointer inside an atomic object is effectively
+ * disguised", and so is one in malloc'd memory), so the slot holds the
+ * plain pointer, not GC_HIDE_POINTER(obj), and reads NULL once cleared --
+ * the same contract as rudo's slots. The link is bound to one object: a
+ * slot that now holds another object is re-bound (GC_DUPLICATE: bdwgc
+ * updates the existing link's object), and a link the collector cleared
+ * has been dropped, so it is registered anew. The reads race with nothing:
+ * the benchmarks have one mutator thread and every collection stops it. */
+bool bk_has_weak(void) { return true; }
+
+void bk_weak_register(void **slot) {
+    int rc = GC_general_register_disappearing_link(slot, *slot);
+    if (rc != GC_SUCCESS && rc != GC_DUPLICATE) {
+        fprintf(stderr, "bench: GC_general_register_disappearing_link: %d\n", rc);
+        exit(1);
+    }
+}
+
+void bk_weak_unregister(void **slot) { (void)GC_unregister_disappearing_link(slot); }
+
+int64_t bk_weak_cleared_total(void) { return -1; }
+int64_t bk_ephemerons_cleared_total(void) { return -1; }
+
 unsigned bk_markers(void) { return (unsigned)GC_get_parallel() + 1; }
 
 void bk_print_marker_stats(void) {}

@@ -55,6 +55,14 @@ void bk_free(void *p) { SYS_FREE(p); }
 void bk_root_add(void **slot) { (void)slot; }
 void bk_root_remove(void **slot) { (void)slot; }
 void bk_collect(void) {}
+
+/* No collector, no weak slots: bench/weak_refs.c is built for the collector
+ * backends only (BENCH_GC_ONLY); these keep the interface complete. */
+bool bk_has_weak(void) { return false; }
+void bk_weak_register(void **slot) { (void)slot; }
+void bk_weak_unregister(void **slot) { (void)slot; }
+int64_t bk_weak_cleared_total(void) { return -1; }
+int64_t bk_ephemerons_cleared_total(void) { return -1; }
 unsigned bk_markers(void) { return 0; }
 
 void bk_print_marker_stats(void) {}

@@ -10,7 +10,8 @@
  * pointer arrays as RUDO_KIND_CONSERVATIVE instead (like bdwgc's GC_MALLOC).
  *
  * Pauses and mark times come from the collection callback (pause_ns and
- * mark_ns of rudo_gc_event).
+ * mark_ns of rudo_gc_event), and so do the counts of cleared weak slots and
+ * ephemerons. Weak slots are rudo_weak_register's short slots.
  */
 #include "backend.h"
 #include "common.h"
@@ -26,8 +27,14 @@ static int g_conservative;
 
 const char *bk_name(void) { return "rudo"; }
 
+/* Written by the collection callback (one collection at a time), read by
+ * the main thread after rudo_collect or an allocation returned. */
+static uint64_t g_weak_cleared, g_ephemerons_cleared;
+
 static void on_gc(const rudo_gc_event *ev, void *data) {
     (void)data;
+    __atomic_fetch_add(&g_weak_cleared, ev->weak_cleared, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&g_ephemerons_cleared, ev->ephemerons_cleared, __ATOMIC_RELAXED);
     bench_gc_record(ev->pause_ns, ev->mark_ns);
 }
 
@@ -108,6 +115,28 @@ void bk_root_add(void **slot) { rudo_root_add(slot); }
 void bk_root_remove(void **slot) { (void)rudo_root_remove(slot); }
 
 void bk_collect(void) { rudo_collect(); }
+
+/* Short weak slots: rudo_weak_register registers the location, whatever it
+ * holds; registering it again returns RUDO_EEXIST and changes nothing. */
+bool bk_has_weak(void) { return true; }
+
+void bk_weak_register(void **slot) {
+    int err = rudo_weak_register(slot);
+    if (err != RUDO_OK && err != RUDO_EEXIST) {
+        fprintf(stderr, "bench: rudo_weak_register: %s\n", rudo_strerror(err));
+        exit(1);
+    }
+}
+
+void bk_weak_unregister(void **slot) { (void)rudo_weak_unregister(slot); }
+
+int64_t bk_weak_cleared_total(void) {
+    return (int64_t)__atomic_load_n(&g_weak_cleared, __ATOMIC_RELAXED);
+}
+
+int64_t bk_ephemerons_cleared_total(void) {
+    return (int64_t)__atomic_load_n(&g_ephemerons_cleared, __ATOMIC_RELAXED);
+}
 
 unsigned bk_markers(void) {
     rudo_stats st;

@@ -126,6 +126,10 @@ uint64_t bench_gc_mark_ns(size_t i) {
     return i < GC_RECORD_CAP ? g_mark_ns[i] : 0;
 }
 
+uint64_t bench_gc_pause_ns(size_t i) {
+    return i < GC_RECORD_CAP ? g_pause_ns[i] : 0;
+}
+
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return (x > y) - (x < y);

@@ -57,6 +57,9 @@ size_t bench_gc_count(void);
 /* Mark time of collection i (0-based, i < bench_gc_count()). */
 uint64_t bench_gc_mark_ns(size_t i);
 
+/* Pause (the whole collection as the backend times it) of collection i. */
+uint64_t bench_gc_pause_ns(size_t i);
+
 /* ---- Result ------------------------------------------------------------- */
 
 /* Prints the result line

@@ -59,13 +59,14 @@ CSV_FIELDS = ["benchmark", "backend", "threads", "wall_ms", "peak_rss_kib",
 class Bench:
     """One row group of the table: a program with its arguments."""
 
-    def __init__(self, name, program, full, quick, threads=1, gc_only=False):
+    def __init__(self, name, program, full, quick, threads=1, gc_only=False, only=None):
         self.name = name
         self.program = program    # file name stem: <program>-<backend>
         self.full = full          # arguments of the full run
         self.quick = quick        # arguments of the --quick run
         self.threads = threads
         self.gc_only = gc_only    # skipped for the malloc backends
+        self.only = only          # None, or the only backends that have it
 
 
 def benchmarks(mt_threads):
@@ -88,6 +89,25 @@ def benchmarks(mt_threads):
                            ["--shape", shape, "--objects", "4000000", "--collections", "5"],
                            ["--shape", shape, "--objects", "4000000", "--collections", "3"],
                            gc_only=True))
+    # Weak references (weak_refs.c): the cost per collection of 1e6 weak
+    # slots / ephemerons, and a weak interning table under churn.
+    suite += [
+        Bench("weak-slots", "weak-refs",
+              ["--part", "slots", "--objects", "1000000", "--collections", "7"],
+              ["--part", "slots", "--objects", "1000000", "--collections", "3"], gc_only=True),
+        Bench("ephemerons", "weak-refs",
+              ["--part", "ephemerons", "--objects", "1000000", "--collections", "7"],
+              ["--part", "ephemerons", "--objects", "1000000", "--collections", "3"],
+              gc_only=True, only={"rudo"}),
+        Bench("weak-intern", "weak-refs",
+              ["--part", "intern", "--variant", "registered", "--requests", "4000000"],
+              ["--part", "intern", "--variant", "registered", "--requests", "1000000"],
+              gc_only=True),
+        Bench("weak-intern-visit", "weak-refs",
+              ["--part", "intern", "--variant", "visit", "--requests", "4000000"],
+              ["--part", "intern", "--variant", "visit", "--requests", "1000000"],
+              gc_only=True, only={"rudo"}),
+    ]
     return suite
 
 
@@ -273,6 +293,7 @@ class Row:
         self.mark_min_ms = med("mark_min_ms")
         self.mark_mobj_s = med("mark_mobj_s")
         self.objects = med("objects")
+        self.med = med
         self.pauses = [p for r in good for p in r.pauses]
         self.is_gc = backend in GC_BACKENDS
 
@@ -358,6 +379,65 @@ def mark_text(rows_by_bench, suite, backends):
             % ("benchmark", "backend", "markers", "objects", "mark ms/GC", "best ms",
                "Mobj/s", "rudo/this"))
     return [head, "-" * len(head)] + lines
+
+
+def weak_text(rows_by_bench, suite, backends):
+    """The weak-reference benchmarks: cost per forced collection with and
+    without the weak slots / ephemerons, and the interning workload."""
+    lines = []
+    for b in suite:
+        if b.name not in ("weak-slots", "ephemerons"):
+            continue
+        rows = rows_by_bench.get((b.name, b.threads)) or {}
+        for k in backends:
+            if k not in GC_BACKENDS:
+                continue
+            row = rows.get(k)
+            if row is None or not row.ok:
+                if b.only is not None and k not in b.only:
+                    lines.append("%-11s  %-8s  n/a (no ephemerons)" % (b.name, k))
+                continue
+            m = row.med
+            lines.append("%-11s  %-8s  %9s  %9s  %9s  %9s  %9s  %8s"
+                         % (b.name, k, fmt(m("gc_none_ms"), ".2f"), fmt(m("gc_weak_ms"), ".2f"),
+                            fmt(m("mark_none_ms"), ".2f"), fmt(m("mark_weak_ms"), ".2f"),
+                            fmt(m("weak_ns_per_slot"), ".1f"),
+                            fmt(m("register_ns_per_slot"), ".1f")))
+    out = []
+    if lines:
+        head = ("%-11s  %-8s  %9s  %9s  %9s  %9s  %9s  %8s"
+                % ("benchmark", "backend", "GC ms", "GC ms", "mark ms", "mark ms", "ns/slot",
+                   "reg ns"))
+        out += ["%-11s  %-8s  %9s  %9s  %9s  %9s  %9s  %8s"
+                % ("", "", "(without)", "(with)", "(without)", "(with)", "(GC diff)", "/slot"),
+                head, "-" * len(head)] + lines
+    lines = []
+    for b in suite:
+        if not b.name.startswith("weak-intern"):
+            continue
+        rows = rows_by_bench.get((b.name, b.threads)) or {}
+        rudo = rows.get("rudo")
+        for k in backends:
+            row = rows.get(k)
+            if row is None or not row.ok:
+                continue
+            m = row.med
+            r = None
+            if k != "rudo" and rudo is not None and rudo.ok:
+                r = ratio(rudo.med("intern_ms"), m("intern_ms"))
+            lines.append("%-17s  %-8s  %9s  %8s  %5s  %9s  %9s  %8s  %s"
+                         % (b.name, k, fmt(m("intern_ms"), ".1f"), fmt(m("intern_ns"), ".1f"),
+                            fmt(m("loop_gcs"), ".0f"), fmt(m("loop_gc_ms"), ".1f"),
+                            fmt(m("capacity"), ".0f"), fmt(m("rebuilds"), ".0f"),
+                            fmt(r, ".2f")))
+    if lines:
+        head = ("%-17s  %-8s  %9s  %8s  %5s  %9s  %9s  %8s  %s"
+                % ("benchmark", "backend", "loop ms", "ns/req", "GCs", "GC ms", "capacity",
+                   "rebuilds", "rudo/this"))
+        if out:
+            out.append("")
+        out += [head, "-" * len(head)] + lines
+    return out
 
 
 def machine_text():
@@ -480,6 +560,7 @@ def main():
     plan = []  # (bench, [backends]) with the backends that have a program
     for b in suite:
         ks = [k for k in available if not (b.gc_only and k not in GC_BACKENDS)]
+        ks = [k for k in ks if b.only is None or k in b.only]
         ks = [k for k in ks if os.access(binary(b, k), os.X_OK)]
         if ks:
             plan.append((b, ks))
@@ -519,6 +600,10 @@ def main():
     if mark:
         lines += ["", "Marking a live heap: mark time per forced full collection (median of "
                   "repetitions of the median of collections)"] + mark
+    weak = weak_text(rows_by_bench, suite, available)
+    if weak:
+        lines += ["", "Weak references: time per forced full collection without and with "
+                  "1e6 weak slots / ephemerons (medians), and the weak interning table"] + weak
     print("\n".join(lines))
 
     # Files.
