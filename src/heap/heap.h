@@ -216,6 +216,8 @@ typedef struct rudo__roots {
     /* Weak slots (weak.c): cleared when their target is unreachable
      * (weak), or only once it is reclaimed, after finalization (weak_long). */
     rudo__slotset weak, weak_long;
+    size_t *skipped;        /* weak entries left for the last pass (weak.c) */
+    size_t nskipped, cap_skipped;
     struct rudo__root_range { char *lo, *hi; } *ranges;
     size_t nranges, cap_ranges;
     /* Root callbacks (rudo_root_callback_add). */

@@ -16,6 +16,7 @@ void rudo__roots_destroy(rudo__heap *h) {
     rudo__slotset_free(&r->slots);
     rudo__slotset_free(&r->weak);
     rudo__slotset_free(&r->weak_long);
+    free(r->skipped);
     free(r->ranges);
     free(r->cbs);
     r->cbs = NULL;

@@ -2,6 +2,8 @@
  * their target alive and are cleared to NULL when it dies (bdwgc's
  * disappearing links). The order of the passes, and what "dies" means for
  * an object with a finalizer, are in docs/design.md, "Weak references". */
+#include <stdlib.h>
+
 #include "base/base.h"
 #include "roots/roots.h"
 
@@ -83,35 +85,59 @@ int rudo_weak_move(void **from, void **to) {
     return rc;
 }
 
-/* One set's pass (world stopped): a slot inside a heap object that died is
- * forgotten (its memory is about to be reused) when `final` is set, and
- * left for that pass otherwise (the object may yet be kept for a
- * finalizer); a slot whose target is in an unmarked cell is cleared. */
-static uint64_t pass(rudo__heap *h, rudo__slotset *s, bool final) {
-    uint64_t cleared = 0;
-    for (size_t i = 0; i < s->cap; i++) {
-        void **slot = rudo__slotset_at(s, i);
-        if (!slot)
-            continue;
-        if (rudo__unmarked_cell(h, slot)) {
-            if (final)
-                rudo__slotset_remove_at(s, i);
-            continue;
-        }
-        if (*slot && rudo__unmarked_cell(h, *slot)) {
-            *slot = NULL;
-            cleared++;
-        }
+/* Judges registered slot i of set s (world stopped): clears it if its
+ * target is in an unmarked cell. A slot inside an unmarked heap object is
+ * left alone and reported (returns false): the object may yet be kept for
+ * a finalizer (step 2), or it dies now (step 4). */
+static bool judge(rudo__heap *h, rudo__slotset *s, size_t i, uint64_t *cleared) {
+    void **slot = rudo__slotset_at(s, i);
+    if (!slot)
+        return true;
+    if (rudo__unmarked_cell(h, slot))
+        return false;
+    if (*slot && rudo__unmarked_cell(h, *slot)) {
+        *slot = NULL;
+        ++*cleared;
     }
-    return cleared;
+    return true;
+}
+
+/* Forgets slot i if its container is still unmarked, else judges it. */
+static void judge_final(rudo__heap *h, rudo__slotset *s, size_t i, uint64_t *cleared) {
+    if (!judge(h, s, i, cleared))
+        rudo__slotset_remove_at(s, i);
 }
 
 uint64_t rudo__weak_clear(rudo__heap *h, bool after_finalization) {
     rudo__roots *r = &h->roots;
+    uint64_t cleared = 0;
     rudo__lock_acquire(&r->lock);
-    uint64_t cleared = pass(h, &r->weak, after_finalization);
-    if (after_finalization)
-        cleared += pass(h, &r->weak_long, true);
+    if (!after_finalization) {
+        /* Step 2: every short slot; those inside unmarked objects are
+         * remembered for step 4, the others are decided for good (marks
+         * only grow, and the world stays stopped). */
+        r->nskipped = 0;
+        for (size_t i = 0; i < r->weak.cap; i++) {
+            if (judge(h, &r->weak, i, &cleared))
+                continue;
+            if (r->nskipped == r->cap_skipped) {
+                size_t cap = r->cap_skipped ? r->cap_skipped * 2 : 64;
+                size_t *n = realloc(r->skipped, cap * sizeof *n);
+                if (!n)
+                    rudo__fatal("rudo_collect", "out of memory for weak slots");
+                r->skipped = n;
+                r->cap_skipped = cap;
+            }
+            r->skipped[r->nskipped++] = i;
+        }
+    } else {
+        /* Step 4: the short slots step 2 left, and every long one. */
+        for (size_t k = 0; k < r->nskipped; k++)
+            judge_final(h, &r->weak, r->skipped[k], &cleared);
+        r->nskipped = 0;
+        for (size_t i = 0; i < r->weak_long.cap; i++)
+            judge_final(h, &r->weak_long, i, &cleared);
+    }
     rudo__lock_release(&r->lock);
     return cleared;
 }
