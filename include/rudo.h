@@ -450,6 +450,11 @@ static inline void *rudo_alloc(rudo_kind kind, size_t size) {
  * overflows. */
 RUDO_API void *rudo_alloc_array(rudo_kind kind, size_t n, size_t elem_size);
 
+/* Allocates as rudo_alloc, aligned to `align`, a power of two up to the
+ * page size (64 KiB); the object may be larger than asked (rudo_size).
+ * Aborts on another alignment or size 0, and as rudo_alloc. */
+RUDO_API void *rudo_alloc_aligned(rudo_kind kind, size_t size, size_t align);
+
 /* Conservative and atomic allocation without naming a kind (bdwgc's
  * GC_MALLOC and GC_MALLOC_ATOMIC). */
 static inline void *rudo_malloc(size_t size) {
@@ -459,12 +464,16 @@ static inline void *rudo_malloc_atomic(size_t size) {
     return rudo_alloc(RUDO_KIND_ATOMIC, size);
 }
 
-/* Resizes an object of a conservative or atomic kind: returns an object of
- * the same kind and at least `size` bytes whose first min(old, new) bytes
- * are the old contents (the rest zeroed). It may be `obj` itself when it
- * already has room. obj == NULL behaves as rudo_alloc of the conservative
- * kind. Aborts if obj is not the base of a heap object, its kind is traced
- * or has a layout, or size is 0. Returns NULL as rudo_alloc does. */
+/* Resizes an object of any kind: returns an object of the same kind and at
+ * least `size` bytes whose first min(old, new) bytes are the old contents
+ * (the rest zeroed, so a trace callback or layout sees only valid or NULL
+ * slots). It may be `obj` itself when it already has room (its tail past
+ * `size` is zeroed then). Otherwise it is a new object: the old one stays
+ * as it was, alive while anything refers to it, and the program must make
+ * its references (and any registered roots, weak slots or finalizer
+ * registrations) refer to the new one. obj == NULL behaves as rudo_alloc
+ * of the conservative kind. Aborts if obj is not the base of a heap
+ * object, or size is 0. Returns NULL as rudo_alloc does. */
 RUDO_API void *rudo_realloc(void *obj, size_t size);
 
 /* ------------------------------------------------------------------------ */

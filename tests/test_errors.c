@@ -190,14 +190,6 @@ static void set_finalizer_unknown_kind(void *a) {
 }
 
 /* ---- realloc ---- */
-static void realloc_traced(void *a) {
-    (void)a;
-    sink = rudo_realloc(rudo_alloc(k_traced, 32), 64);
-}
-static void realloc_layout(void *a) {
-    (void)a;
-    sink = rudo_realloc(rudo_alloc(k_layout, 32), 64);
-}
 static void realloc_interior(void *a) {
     (void)a;
     char *p = rudo_malloc(64);
@@ -428,8 +420,6 @@ int main(void) {
         {"rudo_kind_set_finalizer: unknown kind", set_finalizer_unknown_kind, NULL,
          "rudo_kind_set_finalizer"},
         /* realloc */
-        {"rudo_realloc: traced kind", realloc_traced, NULL, "rudo_realloc"},
-        {"rudo_realloc: layout kind", realloc_layout, NULL, "rudo_realloc"},
         {"rudo_realloc: interior pointer", realloc_interior, NULL, "rudo_realloc"},
         {"rudo_realloc: size 0", realloc_zero, NULL, "rudo_realloc"},
         /* roots and scopes */

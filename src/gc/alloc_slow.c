@@ -179,11 +179,6 @@ void *rudo_realloc(void *obj, size_t size) {
     rudo__page *p;
     if (rudo__find_object(h, obj, &p) != obj)
         rudo__fatal(fn, "%p is not the base of a heap object", obj);
-    rudo_tracing t = h->kinds[p->kind].tracing;
-    if (t != RUDO_TRACE_CONSERVATIVE && t != RUDO_TRACE_ATOMIC)
-        rudo__fatal(fn, "kind '%s' is traced or has a layout; only "
-                    "conservative and atomic objects can be resized",
-                    h->kinds[p->kind].name);
     if (size == 0)
         rudo__fatal(fn, "size 0");
     size_t old = p->cell_size;
@@ -195,4 +190,23 @@ void *rudo_realloc(void *obj, size_t size) {
     if (n)
         memcpy(n, obj, old);
     return n;
+}
+
+void *rudo_alloc_aligned(rudo_kind kind, size_t size, size_t align) {
+    const char *fn = "rudo_alloc_aligned";
+    if (align == 0 || (align & (align - 1)) || align > RUDO_PAGE_SIZE)
+        rudo__fatal(fn, "alignment %zu is not a power of two up to %zu", align,
+                    (size_t)RUDO_PAGE_SIZE);
+    if (size == 0)
+        rudo__fatal(fn, "size 0");
+    if (align <= RUDO_GRANULE)
+        return rudo_alloc(kind, size);
+    /* Cells start at multiples of their size from a page boundary (64 KiB
+     * aligned): a class whose size is a multiple of align gives aligned
+     * cells. Large objects start at a page. */
+    for (unsigned c = rudo__size_class(size <= RUDO_SMALL_MAX ? size : RUDO_SMALL_MAX);
+         size <= RUDO_SMALL_MAX && c < RUDO_NCLASSES; c++)
+        if (rudo__class_size[c] >= size && rudo__class_size[c] % align == 0)
+            return rudo_alloc(kind, rudo__class_size[c]);
+    return rudo_alloc(kind, size > RUDO_SMALL_MAX ? size : RUDO_SMALL_MAX + 1);
 }
