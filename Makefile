@@ -21,8 +21,11 @@ bench:
 bench-plots:
 	python3 bench/plot.py
 
-install: all
-	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
+# Installs a Release build (build-release/, the one `make bench` uses).
+install:
+	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DRUDO_BUILD_TESTS=OFF $(CMAKE_FLAGS)
+	cmake --build build-release -j$(JOBS)
+	cmake --install build-release $(if $(PREFIX),--prefix $(PREFIX))
 
 clean:
 	rm -rf $(BUILD) build-release
