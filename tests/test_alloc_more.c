@@ -113,10 +113,7 @@ static void aligned_huge(void *a) {
 }
 
 int main(void) {
-    rudo_config cfg;
-    rudo_config_init(&cfg);
-    cfg.scan_stacks = false;
-    cfg.scan_static_data = false;
+    rudo_config cfg = test_precise_config(0);
     CHECK_EQ(rudo_heap_create(&cfg), RUDO_OK);
     rudo_root_add(&root);
     test_aligned();

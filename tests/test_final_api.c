@@ -310,11 +310,7 @@ static void test_ordered(void) {
 }
 
 static void make_heap(unsigned markers) {
-    rudo_config cfg;
-    rudo_config_init(&cfg);
-    cfg.scan_stacks = false;
-    cfg.scan_static_data = false;
-    cfg.markers = markers;
+    rudo_config cfg = test_precise_config(markers);
     CHECK_EQ(rudo_heap_create(&cfg), RUDO_OK);
     root = NULL;
     rudo_root_add(&root);

@@ -38,11 +38,7 @@ static void on_oom(size_t size, void *data) {
 }
 
 static void make_heap(unsigned markers) {
-    rudo_config cfg;
-    rudo_config_init(&cfg);
-    cfg.scan_stacks = false;
-    cfg.scan_static_data = false;
-    cfg.markers = markers;
+    rudo_config cfg = test_precise_config(markers);
     cfg.on_oom = on_oom;
     CHECK_EQ(rudo_heap_create(&cfg), RUDO_OK);
 }

@@ -221,11 +221,7 @@ int main(void) {
     struct { unsigned markers; bool route; } cfgs[] = {
         {1, false}, {2, false}, {7, false}, {2, true}, {7, true}};
     for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
-        rudo_config cfg;
-        rudo_config_init(&cfg);
-        cfg.scan_stacks = false;
-        cfg.scan_static_data = false;
-        cfg.markers = cfgs[c].markers;
+        rudo_config cfg = test_precise_config(cfgs[c].markers);
         cfg.mark_route = cfgs[c].route;
         CHECK_EQ(rudo_heap_create(&cfg), RUDO_OK);
         rudo_set_gc_callback(on_gc, NULL);

@@ -115,10 +115,7 @@ static void run(void *(*fn)(void *), unsigned threads) {
 int main(void) {
     test_start_watchdog();
     for (unsigned threads = 2; threads <= 4; threads += 2) {
-        rudo_config cfg;
-        rudo_config_init(&cfg);
-        cfg.scan_stacks = false;
-        cfg.scan_static_data = false;
+        rudo_config cfg = test_precise_config(0);
         cfg.max_heap = LIMIT;
         cfg.markers = 2;
         CHECK_EQ(rudo_heap_create(&cfg), RUDO_OK);

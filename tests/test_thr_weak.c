@@ -109,11 +109,7 @@ static void *worker(void *arg) {
 int main(void) {
     test_start_watchdog();
     for (unsigned markers = 1; markers <= 3; markers++) {
-        rudo_config cfg;
-        rudo_config_init(&cfg);
-        cfg.scan_stacks = false;
-        cfg.scan_static_data = false;
-        cfg.markers = markers;
+        rudo_config cfg = test_precise_config(markers);
         CHECK_EQ(rudo_heap_create(&cfg), RUDO_OK);
         rudo_thread_detach(); /* the main thread only waits */
         pthread_t t[THREADS];

@@ -295,11 +295,7 @@ int main(void) {
     for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
         if (only >= 0 && (size_t)only != c)
             continue;
-        rudo_config cfg;
-        rudo_config_init(&cfg);
-        cfg.scan_stacks = false;
-        cfg.scan_static_data = false;
-        cfg.markers = cfgs[c].markers;
+        rudo_config cfg = test_precise_config(cfgs[c].markers);
         cfg.mark_route = cfgs[c].route;
         CHECK_EQ(rudo_heap_create(&cfg), RUDO_OK);
         k_node = rudo_kind_traced("stress/node", trace_node);

@@ -22,11 +22,7 @@ static void on_gc(const rudo_gc_event *ev, void *data) {
 static void *root; /* a registered precise root */
 
 static void make_heap(unsigned markers) {
-    rudo_config cfg;
-    rudo_config_init(&cfg);
-    cfg.scan_stacks = false;
-    cfg.scan_static_data = false;
-    cfg.markers = markers;
+    rudo_config cfg = test_precise_config(markers);
     CHECK_EQ(rudo_heap_create(&cfg), RUDO_OK);
     rudo_set_gc_callback(on_gc, NULL);
     root = NULL;

@@ -60,6 +60,15 @@ void expect_death(const char *what, void (*fn)(void *), void *arg,
     test_check(died && found, what, __FILE__, __LINE__);
 }
 
+rudo_config test_precise_config(unsigned markers) {
+    rudo_config cfg;
+    rudo_config_init(&cfg);
+    cfg.scan_stacks = false;
+    cfg.scan_static_data = false;
+    cfg.markers = markers;
+    return cfg;
+}
+
 uint64_t test_rand(uint64_t *state) {
     uint64_t x = *state;
     x ^= x >> 12;

@@ -31,6 +31,11 @@ int test_report(void);
 void expect_death(const char *what, void (*fn)(void *), void *arg,
                   const char *needle);
 
+/* The defaults with precise roots only (no stack or static-data scanning)
+ * and the given number of markers (0 = the default): what tests that
+ * check exact survivors start from. */
+rudo_config test_precise_config(unsigned markers);
+
 /* Deterministic pseudo-random numbers (xorshift64*). */
 uint64_t test_rand(uint64_t *state);
 

@@ -5,19 +5,11 @@
 #include "base/base.h"
 #include "base/slotset.h"
 
-static size_t hash_slot(void **s) {
-    uint64_t x = (uint64_t)(uintptr_t)s;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return (size_t)x;
-}
-
 /* Index of slot in the table, or of the entry where it would go (the first
  * tombstone on its probe path if for_insert). The table has a free entry:
  * it is at most half used. */
 static size_t probe(const rudo__slotset *s, void **slot, bool for_insert) {
-    size_t mask = s->cap - 1, i = hash_slot(slot) & mask;
+    size_t mask = s->cap - 1, i = rudo__hash_ptr(slot) & mask;
     size_t tomb = SIZE_MAX;
     for (;;) {
         if (s->slots[i] == NULL)

@@ -6,6 +6,17 @@
 #define RUDO_SLOTSET_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+/* A hash of an address, for open-addressing tables keyed by pointers
+ * (splitmix64's finalizer: addresses share their low and high bits). */
+static inline size_t rudo__hash_ptr(const void *p) {
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return (size_t)x;
+}
 
 typedef struct rudo__slotset {
     void ***slots;  /* table; NULL = empty, RUDO_SLOTSET_TOMB = deleted */

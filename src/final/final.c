@@ -64,17 +64,9 @@ static void queue_due(rudo__final *f, rudo__final_entry e) {
 
 /* ---- the registration map ---------------------------------------------- */
 
-static size_t hash_obj(const void *p) {
-    uint64_t x = (uint64_t)(uintptr_t)p;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return (size_t)x;
-}
-
 /* The entry of obj, or (for_insert) where it would go. */
 static size_t reg_probe(const rudo__final *f, const void *obj, bool for_insert) {
-    size_t mask = f->reg_cap - 1, i = hash_obj(obj) & mask, tomb = SIZE_MAX;
+    size_t mask = f->reg_cap - 1, i = rudo__hash_ptr(obj) & mask, tomb = SIZE_MAX;
     for (;;) {
         void *o = f->reg[i].obj;
         if (o == NULL)

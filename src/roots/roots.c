@@ -30,13 +30,13 @@ void rudo__roots_destroy(rudo__heap *h) {
  * registered slots after the enumeration released roots_lock, so a slot
  * removed (and freed) meanwhile would be read after its end. Returns the
  * registry, locked. */
-static rudo__roots *registry_begin(rudo__heap *h) {
+rudo__roots *rudo__registry_begin(rudo__heap *h) {
     rudo__lock_idle(h);
     rudo__lock_acquire(&h->roots.lock);
     return &h->roots;
 }
 
-static void registry_end(rudo__heap *h) {
+void rudo__registry_end(rudo__heap *h) {
     rudo__lock_release(&h->roots.lock);
     rudo__lock_release(&h->world.lock);
 }
@@ -46,9 +46,9 @@ void rudo_root_add(void **slot) {
     rudo__heap *h = rudo__need_heap(fn);
     if (!slot)
         rudo__fatal(fn, "slot is NULL");
-    rudo__roots *r = registry_begin(h);
+    rudo__roots *r = rudo__registry_begin(h);
     bool added = rudo__slotset_add(&r->slots, slot, fn);
-    registry_end(h);
+    rudo__registry_end(h);
     if (!added)
         rudo__fatal(fn, "slot %p is already a root", (void *)slot);
 }
@@ -56,9 +56,9 @@ void rudo_root_add(void **slot) {
 int rudo_root_remove(void **slot) {
     const char *fn = "rudo_root_remove";
     rudo__heap *h = rudo__need_heap(fn);
-    rudo__roots *r = registry_begin(h);
+    rudo__roots *r = rudo__registry_begin(h);
     bool removed = rudo__slotset_remove(&r->slots, slot);
-    registry_end(h);
+    rudo__registry_end(h);
     if (!removed) {
         rudo__warn(fn, "slot %p was never added", (void *)slot);
         return RUDO_ENOENT;
@@ -71,7 +71,7 @@ void rudo_root_add_range(void *start, void *end) {
     rudo__heap *h = rudo__need_heap(fn);
     if ((char *)start > (char *)end)
         rudo__fatal(fn, "start %p is above end %p", start, end);
-    rudo__roots *r = registry_begin(h);
+    rudo__roots *r = rudo__registry_begin(h);
     if (r->nranges == r->cap_ranges) {
         size_t cap = r->cap_ranges ? r->cap_ranges * 2 : 16;
         struct rudo__root_range *n = realloc(r->ranges, cap * sizeof *n);
@@ -81,21 +81,21 @@ void rudo_root_add_range(void *start, void *end) {
         r->cap_ranges = cap;
     }
     r->ranges[r->nranges++] = (struct rudo__root_range){start, end};
-    registry_end(h);
+    rudo__registry_end(h);
 }
 
 int rudo_root_remove_range(void *start) {
     const char *fn = "rudo_root_remove_range";
     rudo__heap *h = rudo__need_heap(fn);
-    rudo__roots *r = registry_begin(h);
+    rudo__roots *r = rudo__registry_begin(h);
     for (size_t i = 0; i < r->nranges; i++) {
         if (r->ranges[i].lo == start) {
             r->ranges[i] = r->ranges[--r->nranges];
-            registry_end(h);
+            rudo__registry_end(h);
             return RUDO_OK;
         }
     }
-    registry_end(h);
+    rudo__registry_end(h);
     rudo__warn(fn, "no range starts at %p", start);
     return RUDO_ENOENT;
 }
@@ -145,7 +145,7 @@ int rudo_root_callback_add(rudo_root_fn fn, void *data) {
     rudo__heap *h = rudo__need_heap(name);
     if (!fn)
         rudo__fatal(name, "the callback is NULL");
-    rudo__roots *r = registry_begin(h);
+    rudo__roots *r = rudo__registry_begin(h);
     int rc = RUDO_OK;
     for (size_t i = 0; i < r->ncbs; i++)
         if (r->cbs[i].fn == fn && r->cbs[i].data == data)
@@ -161,13 +161,13 @@ int rudo_root_callback_add(rudo_root_fn fn, void *data) {
         }
         r->cbs[r->ncbs++] = (struct rudo__root_cb){fn, data};
     }
-    registry_end(h);
+    rudo__registry_end(h);
     return rc;
 }
 
 int rudo_root_callback_remove(rudo_root_fn fn, void *data) {
     rudo__heap *h = rudo__need_heap("rudo_root_callback_remove");
-    rudo__roots *r = registry_begin(h);
+    rudo__roots *r = rudo__registry_begin(h);
     int rc = RUDO_ENOENT;
     for (size_t i = 0; i < r->ncbs; i++) {
         if (r->cbs[i].fn == fn && r->cbs[i].data == data) {
@@ -179,7 +179,7 @@ int rudo_root_callback_remove(rudo_root_fn fn, void *data) {
             break;
         }
     }
-    registry_end(h);
+    rudo__registry_end(h);
     return rc;
 }
 

@@ -15,6 +15,13 @@ void rudo__roots_enumerate(rudo__heap *h, rudo__root_visitor *v);
 void rudo__roots_init(rudo__heap *h);
 void rudo__roots_destroy(rudo__heap *h);
 
+/* The registry (slots, ranges, weak slots, callbacks) changes only while
+ * no collection runs: takes gc_lock when none runs (rudo__lock_idle: an
+ * attached caller parks meanwhile) and roots_lock, and returns the
+ * registry; rudo__registry_end releases both. */
+rudo__roots *rudo__registry_begin(rudo__heap *h);
+void rudo__registry_end(rudo__heap *h);
+
 /* Calls the root callbacks (global ones in the order added, then each
  * mutator's) with tr, then flushes tr (world stopped). */
 void rudo__roots_callbacks(rudo__heap *h, rudo_tracer *tr);

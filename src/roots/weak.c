@@ -7,20 +7,6 @@
 #include "base/base.h"
 #include "roots/roots.h"
 
-/* The registry changes only while no collection runs (as the roots':
- * rudo__lock_idle), so the passes, which run with the world stopped, see a
- * stable table. Returns the registry, locked. */
-static rudo__roots *weak_begin(rudo__heap *h) {
-    rudo__lock_idle(h);
-    rudo__lock_acquire(&h->roots.lock);
-    return &h->roots;
-}
-
-static void weak_end(rudo__heap *h) {
-    rudo__lock_release(&h->roots.lock);
-    rudo__lock_release(&h->world.lock);
-}
-
 static bool registered(const rudo__roots *r, void **slot) {
     return rudo__slotset_contains(&r->weak, slot) ||
            rudo__slotset_contains(&r->weak_long, slot);
@@ -36,13 +22,13 @@ static void check_slot(void **slot, const char *fn) {
 static int weak_add(void **slot, bool is_long, const char *fn) {
     rudo__heap *h = rudo__need_heap(fn);
     check_slot(slot, fn);
-    rudo__roots *r = weak_begin(h);
+    rudo__roots *r = rudo__registry_begin(h);
     int rc = RUDO_EEXIST; /* a slot is weak in one way only */
     if (!registered(r, slot)) {
         rudo__slotset_add(is_long ? &r->weak_long : &r->weak, slot, fn);
         rc = RUDO_OK;
     }
-    weak_end(h);
+    rudo__registry_end(h);
     return rc;
 }
 
@@ -57,10 +43,10 @@ int rudo_weak_register_long(void **slot) {
 int rudo_weak_unregister(void **slot) {
     const char *fn = "rudo_weak_unregister";
     rudo__heap *h = rudo__need_heap(fn);
-    rudo__roots *r = weak_begin(h);
+    rudo__roots *r = rudo__registry_begin(h);
     bool found = rudo__slotset_remove(&r->weak, slot) ||
                  rudo__slotset_remove(&r->weak_long, slot);
-    weak_end(h);
+    rudo__registry_end(h);
     return found ? RUDO_OK : RUDO_ENOENT;
 }
 
@@ -68,7 +54,7 @@ int rudo_weak_move(void **from, void **to) {
     const char *fn = "rudo_weak_move";
     rudo__heap *h = rudo__need_heap(fn);
     check_slot(to, fn);
-    rudo__roots *r = weak_begin(h);
+    rudo__roots *r = rudo__registry_begin(h);
     rudo__slotset *set = rudo__slotset_remove(&r->weak, from) ? &r->weak
                          : rudo__slotset_remove(&r->weak_long, from) ? &r->weak_long
                                                                      : NULL;
@@ -81,7 +67,7 @@ int rudo_weak_move(void **from, void **to) {
     } else {
         rudo__slotset_add(set, to, fn);
     }
-    weak_end(h);
+    rudo__registry_end(h);
     return rc;
 }
 
