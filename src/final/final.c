@@ -24,6 +24,7 @@ void rudo__final_destroy(rudo__heap *h) {
     rudo__final *f = &h->final;
     while (f->guardians)
         rudo__guardian_destroy(h, f->guardians);
+    free(f->kq);
     free(f->queue);
     free(f->reg);
     rudo__lock_destroy(&f->lock);
@@ -60,6 +61,13 @@ static void queue_due(rudo__final *f, rudo__final_entry e) {
     f->queue = fifo_push(f->queue, &f->head, &f->tail, &f->cap, sizeof e,
                          "rudo_collect");
     f->queue[f->tail - 1] = e;
+}
+
+/* Queues obj for its kind's finalizer (as above). */
+static void queue_kind(rudo__final *f, void *obj) {
+    f->kq = fifo_push(f->kq, &f->khead, &f->ktail, &f->kcap, sizeof obj,
+                      "rudo_collect");
+    f->kq[f->ktail - 1] = obj;
 }
 
 /* ---- the registration map ---------------------------------------------- */
@@ -177,7 +185,7 @@ size_t rudo__final_find_due(rudo__heap *h, void ***out) {
     size_t nkind = ndue;
     rudo__lock_acquire(&f->lock);
     for (size_t i = 0; i < nkind; i++)
-        queue_due(f, (rudo__final_entry){due_objs[i], NULL, NULL, NULL, false});
+        queue_kind(f, due_objs[i]);
     /* Per-object registrations whose object is unreachable: due once (the
      * registration ends), finalizers and guardians alike. */
     for (size_t i = 0; i < f->reg_cap; i++) {
@@ -233,6 +241,8 @@ size_t rudo__final_ordered_due(rudo__heap *h, void ***out) {
 void rudo__final_enumerate(rudo__heap *h, rudo__root_visitor *v) {
     rudo__final *f = &h->final;
     rudo__lock_acquire(&f->lock);
+    for (size_t i = f->khead; i < f->ktail; i++)
+        v->slot(v, &f->kq[i]);
     for (size_t i = f->head; i < f->tail; i++)
         v->slot(v, &f->queue[i].obj);
     for (struct rudo_guardian *g = f->guardians; g; g = g->next)
@@ -265,15 +275,21 @@ size_t rudo__final_run(rudo__heap *h, bool demanded) {
     /* One runner at a time: a finalizer that collects, or another thread
      * finishing a collection, leaves the queue to the running thread. In
      * on-demand mode only rudo_run_finalizers runs them. */
-    if (f->running || f->head == f->tail || (f->on_demand && !demanded)) {
+    bool empty = f->head == f->tail && f->khead == f->ktail;
+    if (f->running || empty || (f->on_demand && !demanded)) {
         rudo__lock_release(&f->lock);
         return 0;
     }
     f->running = true;
-    while (f->head != f->tail) {
-        /* The object stays in the queue (a root) until its finalizer
+    for (;;) {
+        /* The object stays in its queue (a root) until its finalizer
          * returns; only the runner removes entries. */
-        rudo__final_entry e = f->queue[f->head];
+        bool kind = f->khead != f->ktail;
+        if (!kind && f->head == f->tail)
+            break;
+        rudo__final_entry e = kind ? (rudo__final_entry){f->kq[f->khead], NULL, NULL,
+                                                         NULL, false}
+                                   : f->queue[f->head];
         if (e.guardian) {
             /* Moves from one root to another without leaving the lock. */
             struct rudo_guardian *g = e.guardian;
@@ -285,7 +301,10 @@ size_t rudo__final_run(rudo__heap *h, bool demanded) {
             run_entry(h, e);
             rudo__lock_acquire(&f->lock);
         }
-        f->head++;
+        if (kind)
+            f->khead++;
+        else
+            f->head++;
         ran++;
         /* Relaxed: a statistic. */
         atomic_fetch_add_explicit(&h->finalizers_run, 1, memory_order_relaxed);

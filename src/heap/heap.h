@@ -238,7 +238,11 @@ typedef struct rudo__final_entry {
 } rudo__final_entry;
 typedef struct rudo__final {
     rudo__lock lock;
-    rudo__final_entry *queue; /* due: a FIFO, [head, tail) */
+    /* Due, each a FIFO: objects whose kind's finalizer is due (a pointer
+     * each: most queued objects are these), and per-object entries. */
+    void **kq;
+    size_t khead, ktail, kcap;
+    rudo__final_entry *queue;
     size_t head, tail, cap;
     bool running;           /* a thread is running finalizers (one at a time) */
     bool on_demand;         /* run only by rudo_run_finalizers */
