@@ -148,6 +148,29 @@ static void test_chain(size_t n, uint64_t seed) {
     root = NULL;
 }
 
+/* A chain stored so that the closure meets it in the worst order: entry i
+ * (key k_i, value k_{i+1}) at holder slot 1 + i, traced last to first, so
+ * only the entry of k_0 resolves during the closure and the fixpoint must
+ * go down the whole chain. */
+static void test_chain_worst_order(size_t n) {
+    void **h = holder(n + 1);
+    node **k = malloc((n + 1) * sizeof *k);
+    for (size_t i = 0; i <= n; i++)
+        k[i] = new_node(7000 + i);
+    for (size_t i = 0; i < n; i++)
+        h[1 + i] = new_eph(k[i], k[i + 1]);
+    h[0] = k[0];
+    free(k);
+    rudo_collect();
+    size_t ok = 0;
+    for (size_t i = 0; i < n; i++) {
+        rudo_ephemeron *e = h[1 + i];
+        ok += e->value && ((node *)e->value)->id == 7000 + i + 1;
+    }
+    CHECK_EQ(ok, n);
+    root = NULL;
+}
+
 /* A key reachable only from another ephemeron's value (whose key is held):
  * it counts as reachable. */
 static void test_key_from_other_value(void) {
@@ -233,6 +256,7 @@ int main(void) {
         test_chain(1, 1);
         test_chain(50, 2 + c);
         test_chain(2000, 3 + c);
+        test_chain_worst_order(20000);
         test_key_from_other_value();
         test_key_in_weak_slot();
         test_table(test_scaled(100000));

@@ -76,6 +76,8 @@ void rudo_heap_destroy(void) {
     rudo__final_destroy(h);
     rudo__roots_destroy(h);
     rudo__kinds_destroy(h);
+    free(h->mark.pending);
+    free(h->mark.woken);
     rudo__heap_unmap(h);
     rudo__lock_destroy(&h->world.lock);
     rudo__lock_destroy(&h->heap_lock);

@@ -75,6 +75,10 @@ typedef struct rudo__page {
     uint8_t overflow;    /* marked cells whose tracing was deferred */
     uint8_t listed;      /* on the avail list of its (kind, class) */
     uint8_t dirty;       /* some free cell may hold old data (see sweep.c) */
+    /* Ephemeron fixpoint (mark.c), collector only: 1 = holds keys of
+     * pending ephemerons, 2 = and an object on it was marked since the
+     * fixpoint last looked at them; 0 otherwise and between collections. */
+    uint8_t ephem;
     uint32_t kind;
     size_t cell_size;    /* small: class size; large: usable size (>= 16) */
     uint32_t ncells;     /* small: cells in the page; large: 1 */
@@ -344,6 +348,12 @@ typedef struct rudo__heap {
          * read by the collector after joining the markers (pool lock). */
         atomic_bool overflowed;
         rudo__mark_stats last; /* the last mark phase, summed */
+        /* The ephemeron fixpoint's pending entries, sorted by key page,
+         * and the pages woken by new marks (mark.c, collector only). */
+        struct rudo__pending { size_t page; rudo_ephemeron *e; } *pending;
+        size_t npending, cap_pending;
+        size_t *woken;
+        size_t nwoken, cap_woken;
     } mark;
     rudo_gc_callback gc_callback;
     void *gc_callback_data;

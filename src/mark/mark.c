@@ -87,6 +87,22 @@ static inline void push(rudo__marker *mk, void *obj, rudo__page *p) {
         defer(mk, p);
 }
 
+/* Ephemeron fixpoint: an object was marked on page p, which holds keys of
+ * pending ephemerons: the fixpoint looks at them again (serial). */
+static __attribute__((noinline)) void wake_page(rudo__heap *h, rudo__page *p) {
+    p->ephem = 2;
+    struct rudo__mark_state *s = &h->mark;
+    if (s->nwoken == s->cap_woken) {
+        size_t cap = s->cap_woken ? s->cap_woken * 2 : 64;
+        size_t *n = realloc(s->woken, cap * sizeof *n);
+        if (!n)
+            rudo__fatal("rudo_collect", "out of memory for the ephemeron fixpoint");
+        s->woken = n;
+        s->cap_woken = cap;
+    }
+    s->woken[s->nwoken++] = (size_t)(p - h->pages);
+}
+
 static inline __attribute__((always_inline)) void mark_value(rudo__marker *mk,
                                                              void *v) {
     rudo__heap *h = mk->h;
@@ -100,6 +116,8 @@ static inline __attribute__((always_inline)) void mark_value(rudo__marker *mk,
         return;
     RUDO_ASSERT(p->type == RUDO_PAGE_SMALL || p->type == RUDO_PAGE_LARGE);
     mk->st.objects_marked++;
+    if (RUDO_UNLIKELY(mk->note) && p->ephem == 1)
+        wake_page(h, p);
     if (h->kinds[p->kind].tracing == RUDO_TRACE_ATOMIC)
         return;
     rudo__mark_pool *pool = mk->pool;
@@ -156,40 +174,114 @@ static void weak_slot(rudo_tracer *tr, void **slot) {
     mk->weak[mk->nweak++] = slot;
 }
 
+static int cmp_pending(const void *a, const void *b) {
+    size_t x = ((const struct rudo__pending *)a)->page;
+    size_t y = ((const struct rudo__pending *)b)->page;
+    return x < y ? -1 : x > y;
+}
+
+/* Looks at pending ephemeron e once: marks its value (and what that
+ * reaches) if its key is marked now, and returns true; false if it still
+ * waits. */
+static bool try_ephemeron(rudo__heap *h, rudo__marker *mk0, rudo_ephemeron *e) {
+    if (rudo__unmarked_cell(h, e->key))
+        return false;
+    if (e->value) {
+        mark_value(mk0, e->value);
+        rudo__mark_drain(mk0);
+        drain_overflow(mk0);
+    }
+    return true;
+}
+
 void rudo__mark_ephemerons(rudo__heap *h) {
     rudo__marker *mk0 = h->pool->m[0];
-    /* Each round looks at every pending ephemeron once; one whose key is
-     * marked now has its value marked (serially, by the collector) and
-     * leaves its list. A round that marked nothing ends the fixpoint: no
-     * key can have become marked since the round looked at it. Values
-     * traced in a round may queue new ephemerons on the collector's list;
-     * the next round sees them. Terminates: each round that goes on marks
-     * at least one more object, and the heap is finite. */
+    struct rudo__mark_state *s = &h->mark;
+    /* docs/marking.md, "Ephemerons". Every pending entry is looked at once
+     * (keys may have been marked since they were queued, by other markers
+     * or by the marking since); those still waiting are kept sorted by
+     * their key's page, and the pages flagged. From then on, while the
+     * collector marks, marking an object on a flagged page wakes that page
+     * (wake_page), and only the entries of woken pages are looked at
+     * again. Values traced meanwhile may queue new ephemerons on the
+     * collector's list: each is looked at once and joins the sorted set.
+     * It ends when no page is woken and no entry is new: no waiting key
+     * can have been marked since its entry was last looked at. */
+    s->npending = 0;
+    s->nwoken = 0;
+    mk0->note = true;
     for (;;) {
-        uint64_t before = mk0->st.objects_marked;
+        /* New entries (all of them, the first time): look once, keep the
+         * waiting ones. */
+        size_t before = s->npending;
         for (unsigned m = 0; m < h->pool->n; m++) {
             rudo__marker *mk = h->pool->m[m];
-            size_t keep = 0;
-            for (size_t i = 0; i < mk->nephem; i++) {
-                rudo_ephemeron *e = mk->ephem[i];
-                if (rudo__unmarked_cell(h, e->key)) {
-                    mk->ephem[keep++] = e;
+            /* try_ephemeron may append to mk0's list: nephem is read
+             * afresh, and entries are taken from the end. */
+            while (mk->nephem > 0) {
+                rudo_ephemeron *e = mk->ephem[--mk->nephem];
+                if (try_ephemeron(h, mk0, e))
                     continue;
+                if (s->npending == s->cap_pending) {
+                    size_t cap = s->cap_pending ? s->cap_pending * 2 : 256;
+                    struct rudo__pending *n = realloc(s->pending, cap * sizeof *n);
+                    if (!n)
+                        rudo__fatal("rudo_collect", "out of memory for the ephemeron fixpoint");
+                    s->pending = n;
+                    s->cap_pending = cap;
                 }
-                if (e->value) {
-                    mark_value(mk0, e->value);
-                    rudo__mark_drain(mk0);
-                    drain_overflow(mk0);
-                }
+                /* Flagged at once: a mark on the page from here on wakes
+                 * it; marks before were seen by the look just taken. */
+                rudo__page *p = rudo__head_page_of(h, e->key);
+                if (p->ephem == 0)
+                    p->ephem = 1;
+                s->pending[s->npending++] = (struct rudo__pending){(size_t)(p - h->pages), e};
             }
-            /* When mk is mk0 the drain may append to this very list: the
-             * loop reads nephem afresh, so it examines those entries too,
-             * and the compaction (keep <= i) never overtakes them. */
-            mk->nephem = keep;
         }
-        if (mk0->st.objects_marked == before)
-            return;
+        /* Sorted before any woken page is looked at (the wakes of this
+         * batch are only queued). */
+        if (s->npending > before)
+            qsort(s->pending, s->npending, sizeof *s->pending, cmp_pending);
+        if (s->nwoken == 0 && mk0->nephem == 0)
+            break;
+        /* Woken pages: look again at their entries only. */
+        while (s->nwoken > 0) {
+            size_t page = s->woken[--s->nwoken];
+            h->pages[page].ephem = 1;
+            size_t lo = 0, hi = s->npending;
+            while (lo < hi) { /* the first entry of the page */
+                size_t mid = lo + (hi - lo) / 2;
+                if (s->pending[mid].page < page)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            for (size_t i = lo; i < s->npending && s->pending[i].page == page; i++)
+                if (s->pending[i].e && try_ephemeron(h, mk0, s->pending[i].e))
+                    s->pending[i].e = NULL;
+        }
     }
+    mk0->note = false;
+    /* The entries still waiting go back to the collector's list (for the
+     * next fixpoint and for clearing); the pages forget their flags. */
+    size_t keep = 0;
+    for (size_t i = 0; i < s->npending; i++) {
+        h->pages[s->pending[i].page].ephem = 0;
+        if (s->pending[i].e)
+            s->pending[keep++] = s->pending[i];
+    }
+    for (size_t i = 0; i < keep; i++) {
+        if (mk0->nephem == mk0->cap_ephem) {
+            size_t cap = mk0->cap_ephem ? mk0->cap_ephem * 2 : 256;
+            rudo_ephemeron **n = realloc(mk0->ephem, cap * sizeof *n);
+            if (!n)
+                rudo__fatal("rudo_collect", "out of memory for pending ephemerons");
+            mk0->ephem = n;
+            mk0->cap_ephem = cap;
+        }
+        mk0->ephem[mk0->nephem++] = s->pending[i].e;
+    }
+    s->npending = 0;
 }
 
 uint64_t rudo__mark_ephemerons_clear(rudo__heap *h) {

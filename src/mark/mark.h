@@ -53,6 +53,7 @@ typedef struct rudo__marker {
     void **local;                 /* items are local[local_lo .. local_n) */
     size_t local_lo, local_n, local_cap, local_high;
     bool single;                  /* the only marker: no atomic RMW needed */
+    bool note;                    /* ephemeron fixpoint: report woken pages */
     uint64_t rng;                 /* victim choice (xorshift) */
     /* Inbox: batches other markers sent; under pool->lock. */
     void **inbox;
