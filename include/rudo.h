@@ -601,6 +601,17 @@ RUDO_API int rudo_set_growth(double growth, size_t growth_limit);
 RUDO_API void rudo_collect(void);
 
 /* Information about one collection, passed to the collection callback. */
+/* The phases of a collection, in order (docs/design.md). */
+typedef enum rudo_gc_phase {
+    RUDO_PHASE_STOP = 0,  /* from the request until every thread stopped */
+    RUDO_PHASE_ROOTS,     /* retiring pages, prepare, enumerating the roots
+                           * and running the root callbacks */
+    RUDO_PHASE_MARK,      /* the parallel closure and the ephemeron fixpoint */
+    RUDO_PHASE_WEAK_FINAL,/* weak slots, finalization marking, ephemerons cleared */
+    RUDO_PHASE_SWEEP,     /* the verifier (if on) and the eager sweep */
+    RUDO_PHASE_COUNT
+} rudo_gc_phase;
+
 typedef struct rudo_gc_event {
     uint64_t number;         /* 1 for the first collection */
     uint64_t pause_ns;       /* request to the end of the collection's work
@@ -616,9 +627,28 @@ typedef struct rudo_gc_event {
     uint64_t ordered_cycles; /* cycles of unreachable objects with an
                               * ordered finalizer, kept because they reach
                               * themselves (rudo_finalizer_register_ordered) */
+    uint64_t phase_ns[RUDO_PHASE_COUNT]; /* time in each phase */
 } rudo_gc_event;
 
 typedef void (*rudo_gc_callback)(const rudo_gc_event *ev, void *data);
+
+/* A collection listener: `begin` is called when the world is stopped,
+ * before the collection's work (ev->number and ev->ttsp_ns are set, the
+ * rest is zero); `phase` after each phase, with the phase and its time
+ * (the STOP phase first); `end` after the world resumed, as the collection
+ * callback. begin and phase run with the world stopped, on the collecting
+ * thread: like trace callbacks they must not allocate, collect or take
+ * locks that mutators may hold. Any member may be NULL. The listener is
+ * copied; rudo_set_gc_listener(NULL) removes it. When none is set the
+ * collector only tests one pointer per phase. Thread-safe; waits while a
+ * collection runs. */
+typedef struct rudo_gc_listener {
+    void (*begin)(const rudo_gc_event *ev, void *data);
+    void (*phase)(rudo_gc_phase phase, uint64_t ns, void *data);
+    void (*end)(const rudo_gc_event *ev, void *data);
+    void *data;
+} rudo_gc_listener;
+RUDO_API void rudo_set_gc_listener(const rudo_gc_listener *listener);
 
 /* Sets a function called after every collection, on the collecting thread,
  * after the world is resumed and before finalizers run (NULL to remove). It

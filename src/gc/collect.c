@@ -15,9 +15,33 @@
  * prepare, mark, verify (if enabled), eager sweep, statistics, log.
  * t_request is when the collection was requested, ttsp how long stopping
  * took. Fills *ev. */
+/* Ends a phase: its time into ev, and the listener told. *t is the start
+ * of the phase on entry, of the next one on return. */
+static void phase_end(rudo__heap *h, rudo_gc_event *ev, rudo_gc_phase ph,
+                      uint64_t *t) {
+    uint64_t now = rudo__now_ns();
+    ev->phase_ns[ph] = now - *t;
+    *t = now;
+    if (RUDO_UNLIKELY(h->has_listener) && h->listener.phase) {
+        rudo__tracing_kind = "(gc listener)"; /* no allocation: see rudo.h */
+        h->listener.phase(ph, ev->phase_ns[ph], h->listener.data);
+        rudo__tracing_kind = NULL;
+    }
+}
+
 static void run_collection(rudo__heap *h, const char *reason,
                            uint64_t t_request, uint64_t ttsp, rudo_gc_event *ev) {
-    uint64_t t_mark = rudo__now_ns();
+    *ev = (rudo_gc_event){.number = h->gc_count + 1, .ttsp_ns = ttsp};
+    ev->phase_ns[RUDO_PHASE_STOP] = ttsp;
+    if (RUDO_UNLIKELY(h->has_listener)) {
+        rudo__tracing_kind = "(gc listener)"; /* no allocation: see rudo.h */
+        if (h->listener.begin)
+            h->listener.begin(ev, h->listener.data);
+        if (h->listener.phase)
+            h->listener.phase(RUDO_PHASE_STOP, ttsp, h->listener.data);
+        rudo__tracing_kind = NULL;
+    }
+    uint64_t t_mark = rudo__now_ns(), t_phase = t_mark;
     /* 1. Allocation pages stop being current: their alloc bits become
      *    exact, so marking only ever marks allocated cells. */
     rudo__lock_acquire(&h->heap_lock);
@@ -32,9 +56,11 @@ static void run_collection(rudo__heap *h, const char *reason,
     rudo__roots_enumerate(h, roots);
     rudo__final_enumerate(h, roots);
     rudo__roots_callbacks(h, rudo__mark_root_tracer(h));
+    phase_end(h, ev, RUDO_PHASE_ROOTS, &t_phase);
     rudo__mark_closure(h);
     /* The order of the passes is docs/design.md's ("Weak references"). */
     rudo__mark_ephemerons(h);
+    phase_end(h, ev, RUDO_PHASE_MARK, &t_phase);
     /* Short weak slots: cleared now that the closure from the roots is
      * known, before the objects due for finalization are marked. */
     uint64_t weak = rudo__weak_clear(h, false) + rudo__mark_weak_clear(h);
@@ -68,6 +94,7 @@ static void run_collection(rudo__heap *h, const char *reason,
     h->weak_cleared = weak;
     h->ephemerons_cleared = rudo__mark_ephemerons_clear(h);
     rudo__mark_end(h);
+    phase_end(h, ev, RUDO_PHASE_WEAK_FINAL, &t_phase);
     h->gc_count++;
     if (h->verify)
         rudo__debug_verify_heap();
@@ -75,7 +102,8 @@ static void run_collection(rudo__heap *h, const char *reason,
     /* 4. Count live bytes, free empty pages and dead large objects, list
      *    pages with free cells for lazy sweeping. */
     size_t live = rudo__sweep_after_mark(h);
-    uint64_t t_end = rudo__now_ns();
+    phase_end(h, ev, RUDO_PHASE_SWEEP, &t_phase);
+    uint64_t t_end = t_phase;
 
     h->live_bytes = live;
     double next = (double)live * h->cfg.growth;
@@ -101,12 +129,16 @@ static void run_collection(rudo__heap *h, const char *reason,
         h->st.ttsp_max = ttsp;
     h->st.ttsp_ring[(h->gc_count - 1) % 1024] = ttsp;
 
-    *ev = (rudo_gc_event){.number = h->gc_count, .pause_ns = pause, .ttsp_ns = ttsp,
-                          .mark_ns = mark_ns, .sweep_ns = sweep_ns,
-                          .live_bytes = live, .weak_cleared = h->weak_cleared,
-                          .ephemerons_cleared = h->ephemerons_cleared,
-                          .ordered_cycles = h->ordered_cycles,
-                          .heap_bytes = h->pages_committed * RUDO_PAGE_SIZE};
+    /* Field by field: phase_ns is filled already. */
+    ev->number = h->gc_count;
+    ev->pause_ns = pause;
+    ev->mark_ns = mark_ns;
+    ev->sweep_ns = sweep_ns;
+    ev->live_bytes = live;
+    ev->heap_bytes = h->pages_committed * RUDO_PAGE_SIZE;
+    ev->weak_cleared = h->weak_cleared;
+    ev->ephemerons_cleared = h->ephemerons_cleared;
+    ev->ordered_cycles = h->ordered_cycles;
     if (h->gc_log)
         rudo__gc_log_line(h, reason, pause, ttsp, mark_ns, sweep_ns, live);
 }
@@ -132,6 +164,8 @@ void rudo__collect(rudo__mutator *m, const char *reason) {
      * of a running collection (rudo__lock_idle). */
     rudo_gc_callback cb = h->gc_callback;
     void *cb_data = h->gc_callback_data;
+    rudo_gc_listener listener = h->listener;
+    bool has_listener = h->has_listener;
     bool notify = h->final.on_demand && h->final_queued;
     void (*notifier)(void *) = h->final.notify;
     void *notify_data = h->final.notify_data;
@@ -139,6 +173,8 @@ void rudo__collect(rudo__mutator *m, const char *reason) {
     rudo__nocancel_end(cancel_state);
     if (cb)
         cb(&ev, cb_data);
+    if (has_listener && listener.end)
+        listener.end(&ev, listener.data);
     if (notify && notifier)
         notifier(notify_data);
     rudo__final_run(h, false);

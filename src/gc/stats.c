@@ -104,3 +104,13 @@ void rudo_set_gc_callback(rudo_gc_callback fn, void *data) {
     h->gc_callback_data = data;
     rudo__lock_release(&h->world.lock);
 }
+
+void rudo_set_gc_listener(const rudo_gc_listener *listener) {
+    rudo__heap *h = rudo__need_heap("rudo_set_gc_listener");
+    /* gc_lock, with no collection running: the collector reads it with the
+     * world stopped. */
+    rudo__lock_idle(h);
+    h->has_listener = listener != NULL;
+    h->listener = listener ? *listener : (rudo_gc_listener){0};
+    rudo__lock_release(&h->world.lock);
+}

@@ -357,6 +357,8 @@ typedef struct rudo__heap {
     } mark;
     rudo_gc_callback gc_callback;
     void *gc_callback_data;
+    rudo_gc_listener listener;  /* copied; under gc_lock, read stopped */
+    bool has_listener;
     /* GC stress mode: collect every gc_stress allocations (RUDO_GC_STRESS;
      * 0 = off), counted in stress_count (relaxed: a counter). */
     unsigned gc_stress;
