@@ -792,6 +792,18 @@ typedef struct rudo_stats {
 /* Fills *out with a snapshot. Thread-safe; needs a heap (aborts otherwise). */
 RUDO_API void rudo_get_stats(rudo_stats *out);
 
+/* The calling thread's own figures since it attached. */
+typedef struct rudo_thread_stats {
+    uint64_t bytes_allocated; /* handed to its allocator: the free cells of
+                               * the pages it took, and its large objects */
+    uint64_t collections;     /* collections it ran (as the collector) */
+    uint64_t collect_ns;      /* their pauses, summed */
+} rudo_thread_stats;
+
+/* Fills *out for the calling thread. Aborts if out is NULL or the thread
+ * is not attached. Thread-safe (each thread reads its own). */
+RUDO_API void rudo_get_thread_stats(rudo_thread_stats *out);
+
 /* What one marker did in the last collection. */
 typedef struct rudo_marker_stats {
     uint64_t objects_marked;    /* objects whose mark bit it set */

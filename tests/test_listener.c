@@ -1,6 +1,7 @@
 /* test_listener.c — the collection listener (rudo_set_gc_listener): begin,
  * then each phase in order with its time, then end; the event's per-phase
- * times; removal; misuse from inside it aborts. */
+ * times; removal; misuse from inside it aborts. And the calling thread's
+ * statistics (rudo_get_thread_stats). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -32,6 +33,25 @@ static void on_end(const rudo_gc_event *ev, void *data) {
     end_ttsp = ev->ttsp_ns;
     if (norder < 16)
         order[norder++] = 100;
+}
+
+static void thread_stats(void) {
+    rudo_thread_stats a, b;
+    rudo_get_thread_stats(&a);
+    for (int i = 0; i < 1000; i++)
+        (void)rudo_malloc_atomic(1000); /* about 1 MB */
+    (void)rudo_malloc_atomic(200000);   /* a large object: 4 pages */
+    rudo_collect();
+    rudo_get_thread_stats(&b);
+    CHECK(b.bytes_allocated - a.bytes_allocated >= 1000 * 1000 + 200000);
+    CHECK(b.collections >= a.collections + 1);
+    CHECK(b.collect_ns > a.collect_ns);
+}
+
+static void stats_null(void *a) {
+    (void)a;
+    rudo_heap_create(NULL);
+    rudo_get_thread_stats(NULL);
 }
 
 static void alloc_in_begin(const rudo_gc_event *ev, void *data) {
@@ -77,8 +97,11 @@ int main(void) {
     norder = 0;
     rudo_collect();
     CHECK_EQ(norder, 0);
+    thread_stats();
     rudo_root_remove(&keep);
     rudo_heap_destroy();
+    expect_death("rudo_get_thread_stats(NULL)", stats_null, NULL,
+                 "rudo: rudo_get_thread_stats: out is NULL");
     expect_death("rudo_alloc in a gc listener", listener_allocates, NULL,
                  "rudo: rudo_alloc: called from the trace callback of kind "
                  "'(gc listener)'");

@@ -95,8 +95,8 @@ static rudo__page *take_page(rudo__heap *h, rudo_kind kind, unsigned c,
     }
 }
 
-bool rudo__alloc_refill(rudo__heap *h, rudo__kind_alloc *ka, uint32_t owner,
-                       rudo_kind kind, unsigned c) {
+size_t rudo__alloc_refill(rudo__heap *h, rudo__kind_alloc *ka, uint32_t owner,
+                         rudo_kind kind, unsigned c) {
     /* Called when the class's free list is empty (rudo__kind_alloc). */
     RUDO_ASSERT(ka->lists[c] == NULL);
     if (ka->pages[c]) {
@@ -107,14 +107,14 @@ bool rudo__alloc_refill(rudo__heap *h, rudo__kind_alloc *ka, uint32_t owner,
     size_t nfree;
     rudo__page *p = take_page(h, kind, c, &head, &nfree);
     if (!p)
-        return false;
+        return 0;
     p->owner = owner;
     /* Release, paired with the acquire in rudo__find_object (heap.h). */
     atomic_store_explicit(&p->owner_list, &ka->lists[c], memory_order_release);
     ka->pages[c] = p;
     ka->lists[c] = head;
     count_alloc(h, nfree * p->cell_size);
-    return true;
+    return nfree * p->cell_size;
 }
 
 void *rudo__alloc_large(rudo__heap *h, uint32_t owner, rudo_kind kind,

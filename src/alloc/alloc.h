@@ -20,10 +20,10 @@ typedef struct rudo__kind_alloc {
 void rudo__alloc_retire_all(rudo__heap *h, rudo__kind_alloc **kalloc);
 /* Gives size class c of ka a page with free cells (the full current page
  * is retired first) from class c's avail list or the free pool, owned by
- * mutator `owner`; false if the heap limit or the reservation is reached.
- * Takes heap_lock. */
-bool rudo__alloc_refill(rudo__heap *h, rudo__kind_alloc *ka, uint32_t owner,
-                        rudo_kind kind, unsigned c);
+ * mutator `owner`; returns the bytes of its free cells, 0 if the heap
+ * limit or the reservation is reached. Takes heap_lock. */
+size_t rudo__alloc_refill(rudo__heap *h, rudo__kind_alloc *ka, uint32_t owner,
+                          rudo_kind kind, unsigned c);
 /* A large object of `usable` bytes spanning npages pages, or NULL if the
  * heap limit or the reservation is reached. Takes heap_lock. */
 void *rudo__alloc_large(rudo__heap *h, uint32_t owner, rudo_kind kind,

@@ -120,8 +120,9 @@ static void *alloc_small(rudo__heap *h, rudo__mutator *m, rudo_kind kind,
             return cell;
         }
         maybe_collect(h, m);
-        if (!rudo__alloc_refill(h, ka, m->id, kind, c) &&
-            heap_full(h, m, rudo__class_size[c], false, &collections))
+        size_t got = rudo__alloc_refill(h, ka, m->id, kind, c);
+        m->bytes_allocated += got;
+        if (!got && heap_full(h, m, rudo__class_size[c], false, &collections))
             return out_of_memory(h, size);
     }
 }
@@ -132,8 +133,10 @@ static void *alloc_large(rudo__heap *h, rudo__mutator *m, rudo_kind kind,
     unsigned collections = 0;
     for (;;) {
         void *obj = rudo__alloc_large(h, m->id, kind, usable, npages);
-        if (obj)
+        if (obj) {
+            m->bytes_allocated += npages * RUDO_PAGE_SIZE;
             return obj;
+        }
         if (heap_full(h, m, (uint64_t)npages << RUDO_PAGE_SHIFT, true, &collections))
             return out_of_memory(h, usable);
     }

@@ -160,6 +160,8 @@ void rudo__collect(rudo__mutator *m, const char *reason) {
     uint64_t ttsp = rudo__now_ns() - t0;
     rudo_gc_event ev;
     run_collection(h, reason, t0, ttsp, &ev);
+    m->collections++;
+    m->collect_ns += ev.pause_ns;
     /* Read with the world stopped: rudo_set_gc_callback waits for the end
      * of a running collection (rudo__lock_idle). */
     rudo_gc_callback cb = h->gc_callback;
@@ -212,3 +214,11 @@ bool rudo_is_disabled(void) {
                                 memory_order_relaxed) > 0;
 }
 
+
+void rudo_get_thread_stats(rudo_thread_stats *out) {
+    const char *fn = "rudo_get_thread_stats";
+    if (!out)
+        rudo__fatal(fn, "out is NULL");
+    rudo__mutator *m = rudo__need_mutator(fn);
+    *out = (rudo_thread_stats){m->bytes_allocated, m->collections, m->collect_ns};
+}

@@ -53,6 +53,9 @@ typedef struct rudo__mutator {
     /* The thread's static TLS blocks (ntls ranges), recorded at attach. */
     struct rudo__tls_block { void *lo, *hi; } *tls;
     size_t ntls;
+    /* Per-thread statistics (rudo_get_thread_stats), written by the thread
+     * itself (bytes) or as the collector it ran (collections, time). */
+    uint64_t bytes_allocated, collections, collect_ns;
     rudo_root_fn root_fn;           /* rudo_thread_root_callback */
     void *root_data;
     void **handles;                 /* scoped handle slots */
