@@ -4,6 +4,8 @@
  * Messages have the form "rudo: <function>: <reason>" (rudo.h). */
 #ifndef RUDO_BASE_H
 #define RUDO_BASE_H
+#include <stddef.h>
+
 #include "rudo.h"
 
 /* Prints "rudo: <fn>: <message>" to stderr and aborts. Allocation-free and
@@ -13,6 +15,13 @@ _Noreturn void rudo__fatal(const char *fn, const char *fmt, ...)
 /* Prints "rudo: <fn>: <message>" to stderr and returns. */
 void rudo__warn(const char *fn, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Doubles the capacity *cap of the array items of elem-byte elements
+ * (to `first` if it is 0) and returns the moved array; aborts with
+ * "rudo: <fn>: <message>" if memory cannot be had. The one growth step of
+ * rudo's work lists whose failure is fatal. */
+void *rudo__grow(void *items, size_t *cap, size_t elem, size_t first,
+                 const char *fn, const char *message);
 
 /* Graded assertions, at the invariants the docs state.
  *  - RUDO_ASSERT(c): cheap checks, compiled in RUDO_DEBUG builds and in

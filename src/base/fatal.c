@@ -1,5 +1,6 @@
-/* fatal.c — error messages. Formats into a stack buffer and writes it with
- * one write(2): no allocation, no lock, usable with the heap inconsistent. */
+/* fatal.c — error messages, and growing an array or dying. A message is
+ * formatted into a stack buffer and written with one write(2): no
+ * allocation, no lock, usable with the heap inconsistent. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,4 +39,14 @@ void rudo__warn(const char *fn, const char *fmt, ...) {
     va_start(ap, fmt);
     vreport(fn, fmt, ap);
     va_end(ap);
+}
+
+void *rudo__grow(void *items, size_t *cap, size_t elem, size_t first,
+                 const char *fn, const char *message) {
+    size_t c = *cap ? *cap * 2 : first;
+    void *n = realloc(items, c * elem);
+    if (!n)
+        rudo__fatal(fn, "%s", message);
+    *cap = c;
+    return n;
 }

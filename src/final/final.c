@@ -148,13 +148,9 @@ int rudo__final_unregister(rudo__heap *h, void *obj) {
 
 /* Appends obj to the collection's list of objects to mark from. */
 static void add_due(void ***objs, size_t *n, size_t *cap, void *obj) {
-    if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 256;
-        void **d = realloc(*objs, *cap * sizeof *d);
-        if (!d)
-            rudo__fatal("rudo_collect", "out of memory queueing finalizers");
-        *objs = d;
-    }
+    if (*n == *cap)
+        *objs = rudo__grow(*objs, cap, sizeof **objs, 256, "rudo_collect",
+                           "out of memory queueing finalizers");
     (*objs)[(*n)++] = obj;
 }
 

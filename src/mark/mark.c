@@ -92,14 +92,9 @@ static inline void push(rudo__marker *mk, void *obj, rudo__page *p) {
 static __attribute__((noinline)) void wake_page(rudo__heap *h, rudo__page *p) {
     p->ephem = 2;
     struct rudo__mark_state *s = &h->mark;
-    if (s->nwoken == s->cap_woken) {
-        size_t cap = s->cap_woken ? s->cap_woken * 2 : 64;
-        size_t *n = realloc(s->woken, cap * sizeof *n);
-        if (!n)
-            rudo__fatal("rudo_collect", "out of memory for the ephemeron fixpoint");
-        s->woken = n;
-        s->cap_woken = cap;
-    }
+    if (s->nwoken == s->cap_woken)
+        s->woken = rudo__grow(s->woken, &s->cap_woken, sizeof *s->woken, 64,
+                               "rudo_collect", "out of memory for the ephemeron fixpoint");
     s->woken[s->nwoken++] = (size_t)(p - h->pages);
 }
 
@@ -163,14 +158,9 @@ static void drain_overflow(rudo__marker *mk);
 /* rudo_visit_weak: keeps the slot for rudo__mark_weak_clear. */
 static void weak_slot(rudo_tracer *tr, void **slot) {
     rudo__marker *mk = (rudo__marker *)tr;
-    if (mk->nweak == mk->cap_weak) {
-        size_t cap = mk->cap_weak ? mk->cap_weak * 2 : 256;
-        void ***n = realloc(mk->weak, cap * sizeof *n);
-        if (!n)
-            rudo__fatal("rudo_collect", "out of memory for weak slots");
-        mk->weak = n;
-        mk->cap_weak = cap;
-    }
+    if (mk->nweak == mk->cap_weak)
+        mk->weak = rudo__grow(mk->weak, &mk->cap_weak, sizeof *mk->weak, 256,
+                               "rudo_collect", "out of memory for weak slots");
     mk->weak[mk->nweak++] = slot;
 }
 
@@ -222,14 +212,9 @@ void rudo__mark_ephemerons(rudo__heap *h) {
                 rudo_ephemeron *e = mk->ephem[--mk->nephem];
                 if (try_ephemeron(h, mk0, e))
                     continue;
-                if (s->npending == s->cap_pending) {
-                    size_t cap = s->cap_pending ? s->cap_pending * 2 : 256;
-                    struct rudo__pending *n = realloc(s->pending, cap * sizeof *n);
-                    if (!n)
-                        rudo__fatal("rudo_collect", "out of memory for the ephemeron fixpoint");
-                    s->pending = n;
-                    s->cap_pending = cap;
-                }
+                if (s->npending == s->cap_pending)
+                    s->pending = rudo__grow(s->pending, &s->cap_pending, sizeof *s->pending, 256,
+                                           "rudo_collect", "out of memory for the ephemeron fixpoint");
                 /* Flagged at once: a mark on the page from here on wakes
                  * it; marks before were seen by the look just taken. */
                 rudo__page *p = rudo__head_page_of(h, e->key);
@@ -271,14 +256,9 @@ void rudo__mark_ephemerons(rudo__heap *h) {
             s->pending[keep++] = s->pending[i];
     }
     for (size_t i = 0; i < keep; i++) {
-        if (mk0->nephem == mk0->cap_ephem) {
-            size_t cap = mk0->cap_ephem ? mk0->cap_ephem * 2 : 256;
-            rudo_ephemeron **n = realloc(mk0->ephem, cap * sizeof *n);
-            if (!n)
-                rudo__fatal("rudo_collect", "out of memory for pending ephemerons");
-            mk0->ephem = n;
-            mk0->cap_ephem = cap;
-        }
+        if (mk0->nephem == mk0->cap_ephem)
+            mk0->ephem = rudo__grow(mk0->ephem, &mk0->cap_ephem, sizeof *mk0->ephem, 256,
+                                   "rudo_collect", "out of memory for pending ephemerons");
         mk0->ephem[mk0->nephem++] = s->pending[i].e;
     }
     s->npending = 0;
@@ -383,14 +363,9 @@ static __attribute__((noinline)) void trace_chunk(rudo__marker *mk, char *addr) 
  * sees the key marked and marks the value (docs/marking.md). */
 static void trace_ephemeron(rudo__marker *mk, rudo_ephemeron *e) {
     if (e->key && rudo__unmarked_cell(mk->h, e->key)) {
-        if (mk->nephem == mk->cap_ephem) {
-            size_t cap = mk->cap_ephem ? mk->cap_ephem * 2 : 256;
-            rudo_ephemeron **n = realloc(mk->ephem, cap * sizeof *n);
-            if (!n)
-                rudo__fatal("rudo_collect", "out of memory for pending ephemerons");
-            mk->ephem = n;
-            mk->cap_ephem = cap;
-        }
+        if (mk->nephem == mk->cap_ephem)
+            mk->ephem = rudo__grow(mk->ephem, &mk->cap_ephem, sizeof *mk->ephem, 256,
+                                   "rudo_collect", "out of memory for pending ephemerons");
         mk->ephem[mk->nephem++] = e;
         return;
     }
@@ -548,14 +523,9 @@ struct rudo__root_task {
 };
 
 static void add_task(rudo__mark_pool *pool, struct rudo__root_task t) {
-    if (pool->ntasks == pool->cap_tasks) {
-        size_t cap = pool->cap_tasks ? pool->cap_tasks * 2 : 256;
-        struct rudo__root_task *n = realloc(pool->tasks, cap * sizeof *n);
-        if (!n)
-            rudo__fatal("rudo_collect", "out of memory for root tasks");
-        pool->tasks = n;
-        pool->cap_tasks = cap;
-    }
+    if (pool->ntasks == pool->cap_tasks)
+        pool->tasks = rudo__grow(pool->tasks, &pool->cap_tasks, sizeof *pool->tasks, 256,
+                               "rudo_collect", "out of memory for root tasks");
     pool->tasks[pool->ntasks++] = t;
 }
 
@@ -574,14 +544,9 @@ static void task_range(rudo__root_visitor *v, void *lo, void *hi) {
 
 static void task_slot(rudo__root_visitor *v, void **slot) {
     rudo__mark_pool *pool = ((task_visitor *)v)->pool;
-    if (pool->nslots == pool->cap_slots) {
-        size_t cap = pool->cap_slots ? pool->cap_slots * 2 : 1024;
-        void ***n = realloc(pool->slots, cap * sizeof *n);
-        if (!n)
-            rudo__fatal("rudo_collect", "out of memory for root slots");
-        pool->slots = n;
-        pool->cap_slots = cap;
-    }
+    if (pool->nslots == pool->cap_slots)
+        pool->slots = rudo__grow(pool->slots, &pool->cap_slots, sizeof *pool->slots, 1024,
+                               "rudo_collect", "out of memory for root slots");
     pool->slots[pool->nslots++] = slot;
 }
 

@@ -72,14 +72,9 @@ void rudo_root_add_range(void *start, void *end) {
     if ((char *)start > (char *)end)
         rudo__fatal(fn, "start %p is above end %p", start, end);
     rudo__roots *r = rudo__registry_begin(h);
-    if (r->nranges == r->cap_ranges) {
-        size_t cap = r->cap_ranges ? r->cap_ranges * 2 : 16;
-        struct rudo__root_range *n = realloc(r->ranges, cap * sizeof *n);
-        if (!n)
-            rudo__fatal(fn, "out of memory");
-        r->ranges = n;
-        r->cap_ranges = cap;
-    }
+    if (r->nranges == r->cap_ranges)
+        r->ranges = rudo__grow(r->ranges, &r->cap_ranges, sizeof *r->ranges, 16,
+                               fn, "out of memory");
     r->ranges[r->nranges++] = (struct rudo__root_range){start, end};
     rudo__registry_end(h);
 }
@@ -151,14 +146,9 @@ int rudo_root_callback_add(rudo_root_fn fn, void *data) {
         if (r->cbs[i].fn == fn && r->cbs[i].data == data)
             rc = RUDO_EEXIST;
     if (rc == RUDO_OK) {
-        if (r->ncbs == r->cap_cbs) {
-            size_t cap = r->cap_cbs ? r->cap_cbs * 2 : 8;
-            struct rudo__root_cb *n = realloc(r->cbs, cap * sizeof *n);
-            if (!n)
-                rudo__fatal(name, "out of memory");
-            r->cbs = n;
-            r->cap_cbs = cap;
-        }
+        if (r->ncbs == r->cap_cbs)
+            r->cbs = rudo__grow(r->cbs, &r->cap_cbs, sizeof *r->cbs, 8,
+                                   name, "out of memory");
         r->cbs[r->ncbs++] = (struct rudo__root_cb){fn, data};
     }
     rudo__registry_end(h);

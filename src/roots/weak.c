@@ -106,14 +106,9 @@ uint64_t rudo__weak_clear(rudo__heap *h, bool after_finalization) {
         for (size_t i = 0; i < r->weak.cap; i++) {
             if (judge(h, &r->weak, i, &cleared))
                 continue;
-            if (r->nskipped == r->cap_skipped) {
-                size_t cap = r->cap_skipped ? r->cap_skipped * 2 : 64;
-                size_t *n = realloc(r->skipped, cap * sizeof *n);
-                if (!n)
-                    rudo__fatal("rudo_collect", "out of memory for weak slots");
-                r->skipped = n;
-                r->cap_skipped = cap;
-            }
+            if (r->nskipped == r->cap_skipped)
+                r->skipped = rudo__grow(r->skipped, &r->cap_skipped, sizeof *r->skipped, 64,
+                                       "rudo_collect", "out of memory for weak slots");
             r->skipped[r->nskipped++] = i;
         }
     } else {
