@@ -32,19 +32,11 @@
 
 #define MIB ((size_t)1 << 20)
 
-/* AddressSanitizer, as gcc (__SANITIZE_ADDRESS__) and clang say it. */
-#if defined(__SANITIZE_ADDRESS__)
-#define RUDO_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RUDO_TEST_ASAN 1
-#endif
-#endif
 
 /* How many more anonymous mappings than at the start are tolerated. Under
  * AddressSanitizer its allocator carves its reserved region into more and
  * more mappings as size classes get used (the bytes do not change). */
-#if defined(RUDO_TEST_ASAN)
+#if TEST_UNDER_ASAN
 #define COUNT_SLACK 16
 #else
 #define COUNT_SLACK 2
@@ -223,7 +215,7 @@ int main(void) {
     pthread_t t;
     pthread_create(&t, NULL, malloc_in_thread, NULL);
     pthread_join(t, NULL);
-#if defined(RUDO_TEST_ASAN)
+#if TEST_UNDER_ASAN
     /* AddressSanitizer's malloc maps a region per size class on first use
      * and never unmaps it: one heap lifetime first, so the library's first
      * mallocs do not count as leaked mappings (the address check below and

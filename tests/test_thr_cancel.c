@@ -25,14 +25,7 @@ static const char *volatile phase = "setup";
  * then reports a stack-buffer-overflow on them. A cleanup handler at the
  * bottom of every victim clears the stack's shadow as the unwinding passes,
  * which is what __asan_handle_no_return is for. */
-#if defined(__SANITIZE_ADDRESS__)
-#define TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TEST_ASAN 1
-#endif
-#endif
-#ifdef TEST_ASAN
+#if TEST_UNDER_ASAN
 #include <sanitizer/asan_interface.h>
 static void forget_unwound_frames(void *arg) {
     (void)arg;

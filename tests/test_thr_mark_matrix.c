@@ -48,16 +48,7 @@
 #include "rudo.h"
 #include "testlib.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
+#define UNDER_TSAN TEST_UNDER_TSAN
 
 #define WORD sizeof(void *)
 #define CHUNK_W 1024 /* the marker's chunk, in words (8 KiB) */

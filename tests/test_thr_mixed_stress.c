@@ -55,20 +55,7 @@
 
 /* Sanitizers slow this test down (TSan about 10x on 2 cores): shorter
  * default runs there. */
-#if defined(__SANITIZE_THREAD__)
-#define DEFAULT_STEPS 400
-#elif defined(__SANITIZE_ADDRESS__)
-#define DEFAULT_STEPS 500
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define DEFAULT_STEPS 400
-#elif __has_feature(address_sanitizer)
-#define DEFAULT_STEPS 500
-#endif
-#endif
-#ifndef DEFAULT_STEPS
-#define DEFAULT_STEPS 4000
-#endif
+#define DEFAULT_STEPS (TEST_UNDER_TSAN ? 400 : TEST_UNDER_ASAN ? 500 : 4000)
 
 #define WORD sizeof(void *)
 #define MAXS 6         /* pointer slots per object */

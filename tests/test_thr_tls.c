@@ -36,16 +36,7 @@ static int fin(int id) {
  * of the program, which the TLS scan reads too; stale addresses there may
  * retain a probe after its variable is cleared. Under TSan the "cleared"
  * checks only print. */
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
+#define UNDER_TSAN TEST_UNDER_TSAN
 #define CHECK_FREED(id)                                                         \
     do {                                                                        \
         if (!UNDER_TSAN)                                                        \

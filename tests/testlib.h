@@ -16,6 +16,30 @@
 
 #include "rudo.h"
 
+/* Which sanitizer the test is built with, as gcc (__SANITIZE_*__) and
+ * clang (__has_feature) say it: 1 or 0. Tests shorten runs under them, or
+ * work around what a sanitizer cannot model. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_UNDER_ASAN 1
+#endif
+#endif
+#ifndef TEST_UNDER_ASAN
+#define TEST_UNDER_ASAN 0
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define TEST_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TEST_UNDER_TSAN 1
+#endif
+#endif
+#ifndef TEST_UNDER_TSAN
+#define TEST_UNDER_TSAN 0
+#endif
+
 extern unsigned long test_passed, test_failed;
 
 void test_check(bool ok, const char *expr, const char *file, int line);
