@@ -136,6 +136,28 @@ typedef struct rudo_config {
     /* Out-of-memory handler (may be NULL) and its argument. */
     rudo_oom_fn on_oom;
     void *oom_data;
+    /* Generational mode (docs/design.md, "Generations"). Default false:
+     * it is a contract. With it on, every store of a heap pointer into an
+     * object of a layout, callback or ephemeron kind must go through
+     * rudo_write (or be followed by rudo_write_range); a store that skips
+     * the barrier can make a minor collection free a reachable object.
+     * Conservative and atomic kinds, roots, handles and registered ranges
+     * need no barrier. Off, the barrier calls are plain stores plus one
+     * compare. Environment override: RUDO_GENERATIONAL (0 or 1), for A/B
+     * runs of a program that uses the barrier. */
+    bool generational;
+    /* Generational mode: bytes allocated between minor collections (the
+     * nursery). Default 8 MiB; 0 = the default. Environment override:
+     * RUDO_NURSERY. */
+    size_t nursery;
+    /* Generational mode: a major (full) collection replaces the next minor
+     * one when the old data (live after a minor collection, dead old
+     * objects included) exceeds major_growth times the live bytes after
+     * the last major one, or initial_heap if that is larger. With max_heap
+     * set, when the old data and two nurseries no longer fit under it
+     * instead. At least 1, at most 1000; default 1.5. Environment
+     * override: RUDO_MAJOR_GROWTH. */
+    double major_growth;
 } rudo_config;
 
 /* Fills *cfg with the defaults described above, and cfg->size with
@@ -455,6 +477,63 @@ RUDO_API void *rudo_alloc_array(rudo_kind kind, size_t n, size_t elem_size);
  * Aborts on another alignment or size 0, and as rudo_alloc. */
 RUDO_API void *rudo_alloc_aligned(rudo_kind kind, size_t size, size_t align);
 
+/* ------------------------------------------------------------------------ */
+/* The write barrier (generational mode)                                    */
+/* ------------------------------------------------------------------------ */
+
+/* The heap is cut into cards of 2^RUDO_CARD_SHIFT bytes, with a byte each
+ * in a card table. The barrier marks the card of the slot written; a minor
+ * collection scans the old objects on dirty cards (docs/design.md). */
+#define RUDO_CARD_SHIFT 9u
+/* What the inline barrier reads (internal): the heap's range and its card
+ * table, or size 0 when no heap is generational. */
+struct rudo__barrier {
+    uintptr_t base, size;
+    uint8_t *cards;
+};
+extern RUDO_API struct rudo__barrier rudo__barrier;
+
+/* Marks the card holding address `slot` dirty, if slot is in a
+ * generational heap (internal). Relaxed: the collector reads the cards
+ * only with the world stopped, and the stop handshake (locks) orders the
+ * stores before its reads; two threads that mark the same card store the
+ * same byte. */
+static inline void rudo__card_mark(const void *slot) {
+    uintptr_t off = (uintptr_t)slot - rudo__barrier.base;
+    if (off < rudo__barrier.size)
+        __atomic_store_n(&rudo__barrier.cards[off >> RUDO_CARD_SHIFT], 1,
+                         __ATOMIC_RELAXED);
+}
+
+/* Stores `value` into `slot`, a pointer field of heap object `obj`, and
+ * records the store for the next minor collection (the write barrier).
+ * Needed, in generational mode (rudo_config.generational), for every
+ * store of a heap pointer into an object of a layout, callback or
+ * ephemeron kind, except the stores into an object made since the
+ * calling thread's last allocation or safepoint (no collection can have
+ * made it old yet). Not needed for conservative or atomic kinds, roots,
+ * handles and registered ranges, or when the mode is off; harmless then.
+ * Without it, a minor collection may free an object reachable only
+ * through the slot (the verifier, RUDO_VERIFY=1, reports such a store,
+ * naming the object and the slot). `obj` is not read: it documents the
+ * store and leaves room for object-logging barriers. Cost: the store,
+ * a load, a subtraction, a compare and a byte store (docs/performance.md).
+ * A slot outside the heap (a static, a stack) is stored to and ignored.
+ * Thread-safe as the store itself is: the caller orders concurrent stores
+ * to the same slot. */
+static inline void rudo_write(void *obj, void **slot, void *value) {
+    (void)obj;
+    *slot = value;
+    rudo__card_mark(slot);
+}
+
+/* Records that pointers were stored into [start, start + len) of heap
+ * object `obj` by other means (memcpy, a loop of plain stores): the
+ * barrier for bulk copies, called after them and before the thread's next
+ * allocation or safepoint. len 0 does nothing. Aborts if the range is not
+ * inside obj (in a generational heap). Thread-safe. */
+RUDO_API void rudo_write_range(void *obj, void *start, size_t len);
+
 /* Conservative and atomic allocation without naming a kind (bdwgc's
  * GC_MALLOC and GC_MALLOC_ATOMIC). */
 static inline void *rudo_malloc(size_t size) {
@@ -600,6 +679,12 @@ RUDO_API int rudo_set_growth(double growth, size_t growth_limit);
  * inside a blocking region, or runs a trace callback. */
 RUDO_API void rudo_collect(void);
 
+/* In generational mode, runs a minor collection now: it marks from the
+ * roots and the dirty cards only, frees the young objects it did not
+ * reach and makes the others old. Otherwise the same as rudo_collect.
+ * Aborts as rudo_collect does. */
+RUDO_API void rudo_collect_minor(void);
+
 /* Information about one collection, passed to the collection callback. */
 /* The phases of a collection, in order (docs/design.md). */
 typedef enum rudo_gc_phase {
@@ -628,6 +713,8 @@ typedef struct rudo_gc_event {
                               * ordered finalizer, kept because they reach
                               * themselves (rudo_finalizer_register_ordered) */
     uint64_t phase_ns[RUDO_PHASE_COUNT]; /* time in each phase */
+    bool minor;              /* a minor collection (generational mode) */
+    size_t promoted_bytes;   /* minor: young bytes that became old */
 } rudo_gc_event;
 
 typedef void (*rudo_gc_callback)(const rudo_gc_event *ev, void *data);
@@ -787,6 +874,11 @@ typedef struct rudo_stats {
     uint64_t finalizers_run;
     unsigned threads_attached;
     unsigned markers;
+    /* Generational mode (all collections are major otherwise). */
+    uint64_t minor_collections, major_collections;
+    uint64_t minor_pause_ns_total, minor_pause_ns_max;
+    uint64_t major_pause_ns_total, major_pause_ns_max;
+    uint64_t promoted_bytes_total; /* young bytes made old by minors */
 } rudo_stats;
 
 /* Fills *out with a snapshot. Thread-safe; needs a heap (aborts otherwise). */

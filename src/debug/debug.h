@@ -22,6 +22,13 @@ bool rudo__debug_is_marked(const void *obj);
  * attached thread with no collection running. */
 void rudo__debug_verify_heap(void);
 
+/* The remembered-set check of generational mode, before a minor
+ * collection marks anything: every pointer from an old (marked) object of
+ * a kind with a barrier to a young (allocated, unmarked) one lies on a
+ * dirty card. Aborts naming the object, its kind, the slot and the young
+ * object otherwise (a store that skipped rudo_write). World stopped. */
+void rudo__debug_verify_cards(void);
+
 /* Number of pages in the free pool and number of pages in use. */
 size_t rudo__debug_free_pages(void);
 size_t rudo__debug_used_pages(void);

@@ -100,6 +100,86 @@ void rudo__debug_verify_heap(void) {
     }
 }
 
+/* ---- the remembered set (generational mode) ---- */
+
+/* Slot `slot` of old object obj holds v: it must not be a young object
+ * unless the slot's card is dirty. */
+static void check_card(rudo__heap *h, const rudo__page *p, char *obj, void **slot) {
+    bool marked;
+    void *v = *slot;
+    if (!raw_lookup(h, v, &marked) || marked)
+        return;
+    size_t card = (size_t)((char *)slot - h->base) >> RUDO_CARD_SHIFT;
+    if (h->cards[card])
+        return;
+    rudo__fatal("rudo verify", "old object %p (kind '%s') holds young object "
+                "%p in slot %p (offset %zu), whose card is clean: a store "
+                "without rudo_write (generational mode)", (void *)obj,
+                h->kinds[p->kind].name, v, (void *)slot,
+                (size_t)((char *)slot - obj));
+}
+
+typedef struct {
+    rudo_tracer tr;
+    void **buf[64];
+    const rudo__page *p;
+    char *obj;
+} ctracer;
+
+static void cflush(rudo_tracer *tr) {
+    ctracer *t = (ctracer *)tr;
+    for (void ***s = t->buf; s < t->tr.rudo__cur; s++)
+        check_card(rudo__the_heap, t->p, t->obj, *s);
+    t->tr.rudo__cur = t->buf;
+}
+
+static void verify_old_object(rudo__heap *h, const rudo__page *p, char *obj) {
+    const rudo__kind *k = &h->kinds[p->kind];
+    void **w = (void **)obj;
+    size_t nw = p->cell_size / sizeof(void *);
+    switch (k->tracing) {
+    case RUDO_TRACE_ATOMIC:
+    case RUDO_TRACE_CONSERVATIVE: /* no barrier: scanned whole by minors */
+        break;
+    case RUDO_TRACE_LAYOUT:
+        for (size_t i = 0; i < nw; i++)
+            if (rudo__bit(k->layout, i % k->layout_words))
+                check_card(h, p, obj, &w[i]);
+        break;
+    case RUDO_TRACE_CALLBACK: {
+        ctracer t;
+        t.tr.rudo__cur = t.buf;
+        t.tr.rudo__end = t.buf + 64;
+        t.tr.rudo__flush = cflush;
+        t.tr.rudo__weak = vweak; /* weak slots keep nothing alive */
+        t.p = p;
+        t.obj = obj;
+        k->trace(obj, p->cell_size, &t.tr);
+        cflush(&t.tr);
+        break;
+    }
+    case RUDO_TRACE_EPHEMERON:
+        /* The key too: an old ephemeron on a clean card is not looked at,
+         * so a young key would never be judged. */
+        check_card(h, p, obj, &w[0]);
+        check_card(h, p, obj, &w[1]);
+        break;
+    }
+}
+
+void rudo__debug_verify_cards(void) {
+    rudo__heap *h = rudo__need_heap("rudo__debug_verify_cards");
+    for (size_t pi = 0; pi < rudo__hwm(h); pi = rudo__pages_next(h, pi)) {
+        rudo__page *p = &h->pages[pi];
+        if (p->type != RUDO_PAGE_SMALL && p->type != RUDO_PAGE_LARGE)
+            continue;
+        char *start = rudo__page_addr(p);
+        for (size_t i = 0; i < p->ncells; i++)
+            if (rudo__marked(p, i))
+                verify_old_object(h, p, start + i * p->cell_size);
+    }
+}
+
 bool rudo__debug_is_marked(const void *obj) {
     rudo__heap *h = rudo__need_heap("rudo__debug_is_marked");
     rudo__page *p = rudo__page_of(h, obj);

@@ -19,7 +19,7 @@ static void maybe_collect(rudo__heap *h, rudo__mutator *m) {
     if (atomic_load_explicit(&h->alloc_since_gc, memory_order_relaxed) >=
             atomic_load_explicit(&h->trigger, memory_order_relaxed) &&
         !disabled(h))
-        rudo__collect(m, "allocation");
+        rudo__collect(m, "allocation", false);
 }
 
 static void *out_of_memory(rudo__heap *h, size_t size) {
@@ -70,13 +70,15 @@ static bool heap_full(rudo__heap *h, rudo__mutator *m, uint64_t need,
         return true;
     }
     uint64_t lim = (uint64_t)limit_pages(h) << RUDO_PAGE_SHIFT;
-    if (*collections > 0 && h->final_queued == 0 &&
+    /* Only a major collection's live data counts: a minor one's includes
+     * the dead old objects it did not look at. */
+    if (*collections > 0 && h->final_queued == 0 && !h->gen.minor &&
         (need > lim || h->live_pages16 > lim - need))
         return true;
     if (*collections == (large ? OOM_COLLECTIONS_LARGE : OOM_COLLECTIONS_SMALL))
         return true;
     ++*collections;
-    rudo__collect(m, "heap limit");
+    rudo__collect(m, "heap limit", true);
     return false;
 }
 
@@ -86,8 +88,10 @@ static bool heap_full(rudo__heap *h, rudo__mutator *m, uint64_t need,
 static void stress_tick(rudo__heap *h, rudo__mutator *m) {
     uint64_t n = atomic_fetch_add_explicit(&h->stress_count, 1,
                                            memory_order_relaxed) + 1;
+    /* With generations, every fourth is major: stress mode then mixes
+     * both kinds, at every allocation site. */
     if (n % h->gc_stress == 0)
-        rudo__collect(m, "stress");
+        rudo__collect(m, "stress", n / h->gc_stress % 4 == 0);
 }
 
 /* The thread's allocation state for `kind`, created on first use. The

@@ -29,9 +29,60 @@ static void phase_end(rudo__heap *h, rudo_gc_event *ev, rudo_gc_phase ph,
     }
 }
 
-static void run_collection(rudo__heap *h, const char *reason,
+/* Whether the collection about to run is major: always without
+ * generations; with them, when asked for (rudo_collect, the heap limit,
+ * part of GC stress mode) or when the policy chose it (set_trigger). */
+static bool choose_major(const rudo__heap *h, bool major) {
+    return !h->gen.on || major || h->gen.next_major;
+}
+
+/* The next collection's trigger and, with generations, its kind (docs/
+ * design.md, "Heap sizing"). */
+static void set_trigger(rudo__heap *h, size_t live) {
+    const rudo_config *c = &h->cfg;
+    /* max_heap counts when it is below the reservation (rudo.h). */
+    bool budget = c->max_heap && c->max_heap / RUDO_PAGE_SIZE < h->npages;
+    double next;
+    if (h->gen.on) {
+        next = (double)c->nursery;
+        double base = (double)(h->gen.major_live > c->initial_heap
+                                   ? h->gen.major_live : c->initial_heap);
+        /* A budget is used whole: the old data may grow until it and two
+         * nurseries (one to fill, one of slack for what the pages cannot
+         * pack) reach it. Without one, old-data growth since the last
+         * major collection decides. */
+        h->gen.next_major = budget
+            ? (double)live + 2.0 * (double)c->nursery > (double)c->max_heap
+            : (double)live > base * c->major_growth;
+    } else {
+        next = (double)live * c->growth;
+        if (c->growth_limit && next > (double)live + (double)c->growth_limit)
+            next = (double)live + (double)c->growth_limit;
+        if (next < (double)c->initial_heap)
+            next = (double)c->initial_heap;
+        /* With a budget, collect near it, not at live * growth: fewer
+         * collections for the memory the program agreed to. A sixteenth
+         * is left for what the size classes cannot pack, so that the
+         * counter, not a failed page allocation, starts the collection. */
+        double room = (double)c->max_heap - (double)live - (double)c->max_heap / 16;
+        if (budget && room > next)
+            next = room;
+    }
+    /* Converting a double beyond the range of uint64_t is undefined; no
+     * heap gets near 2^62 bytes, so that is "never by the trigger". */
+    uint64_t trigger = next < 0x1p62 ? (uint64_t)next : (uint64_t)1 << 62;
+    /* Relaxed: mutators are stopped; gc_lock publishes these on resume. */
+    atomic_store_explicit(&h->trigger, trigger, memory_order_relaxed);
+    atomic_store_explicit(&h->alloc_since_gc, 0, memory_order_relaxed);
+}
+
+static void run_collection(rudo__heap *h, const char *reason, bool major,
                            uint64_t t_request, uint64_t ttsp, rudo_gc_event *ev) {
-    *ev = (rudo_gc_event){.number = h->gc_count + 1, .ttsp_ns = ttsp};
+    major = choose_major(h, major);
+    h->gen.minor = !major;
+    size_t old_before = h->live_bytes;
+    *ev = (rudo_gc_event){.number = h->gc_count + 1, .ttsp_ns = ttsp,
+                          .minor = !major};
     ev->phase_ns[RUDO_PHASE_STOP] = ttsp;
     if (RUDO_UNLIKELY(h->has_listener)) {
         rudo__tracing_kind = "(gc listener)"; /* no allocation: see rudo.h */
@@ -50,9 +101,17 @@ static void run_collection(rudo__heap *h, const char *reason,
     rudo__lock_release(&h->heap_lock);
     /* 2. Cells that died earlier and were never swept become free; marks
      *    are cleared. */
-    rudo__sweep_prepare(h);
-    /* 3. Mark from every root; queue finalizable dead objects. */
+    rudo__sweep_prepare(h, major);
+    /* 3. Mark from every root (and, in a minor collection, from the old
+     *    objects on dirty cards); queue finalizable dead objects. */
     rudo__root_visitor *roots = rudo__mark_begin(h);
+    if (!major) {
+        /* Before anything is marked: the verifier and the card tasks both
+         * tell old objects by their marks. */
+        if (h->verify)
+            rudo__debug_verify_cards();
+        h->gen.card_pages = rudo__mark_cards(h);
+    }
     rudo__roots_enumerate(h, roots);
     rudo__final_enumerate(h, roots);
     rudo__roots_callbacks(h, rudo__mark_root_tracer(h));
@@ -94,6 +153,8 @@ static void run_collection(rudo__heap *h, const char *reason,
     h->weak_cleared = weak;
     h->ephemerons_cleared = rudo__mark_ephemerons_clear(h);
     rudo__mark_end(h);
+    if (h->gen.on)
+        rudo__cards_clear(h); /* scanned (minor) or moot (major) */
     phase_end(h, ev, RUDO_PHASE_WEAK_FINAL, &t_phase);
     h->gc_count++;
     if (h->verify)
@@ -106,20 +167,29 @@ static void run_collection(rudo__heap *h, const char *reason,
     uint64_t t_end = t_phase;
 
     h->live_bytes = live;
-    double next = (double)live * h->cfg.growth;
-    if (h->cfg.growth_limit && next > (double)live + (double)h->cfg.growth_limit)
-        next = (double)live + (double)h->cfg.growth_limit;
-    if (next < (double)h->cfg.initial_heap)
-        next = (double)h->cfg.initial_heap;
-    /* Converting a double beyond the range of uint64_t is undefined; no
-     * heap gets near 2^62 bytes, so that is "never by the trigger". */
-    uint64_t trigger = next < 0x1p62 ? (uint64_t)next : (uint64_t)1 << 62;
-    /* Relaxed: mutators are stopped; gc_lock publishes these on resume. */
-    atomic_store_explicit(&h->trigger, trigger, memory_order_relaxed);
-    atomic_store_explicit(&h->alloc_since_gc, 0, memory_order_relaxed);
+    /* A minor collection's live bytes are the old data: what was old
+     * before (dead old objects included) and what it promoted. */
+    size_t promoted = !major && live > old_before ? live - old_before : 0;
+    if (major)
+        h->gen.major_live = live;
+    set_trigger(h, live);
 
     uint64_t mark_ns = t_sweep - t_mark, sweep_ns = t_end - t_sweep;
     uint64_t pause = t_end - t_request;
+    if (major) {
+        h->gen.majors++;
+        h->gen.major_pause_ns += pause;
+        if (pause > h->gen.major_pause_max)
+            h->gen.major_pause_max = pause;
+    } else {
+        h->gen.minors++;
+        h->gen.minor_pause_ns += pause;
+        if (pause > h->gen.minor_pause_max)
+            h->gen.minor_pause_max = pause;
+        h->gen.promoted += promoted;
+        h->gen.last_promoted = promoted;
+    }
+    ev->promoted_bytes = promoted;
     h->st.mark_ns += mark_ns;
     h->st.sweep_ns += sweep_ns;
     h->st.pause_ns += pause;
@@ -143,7 +213,7 @@ static void run_collection(rudo__heap *h, const char *reason,
         rudo__gc_log_line(h, reason, pause, ttsp, mark_ns, sweep_ns, live);
 }
 
-void rudo__collect(rudo__mutator *m, const char *reason) {
+void rudo__collect(rudo__mutator *m, const char *reason, bool major) {
     rudo__heap *h = rudo__the_heap;
     rudo__capture_roots(m);
     uint64_t t0 = rudo__now_ns();
@@ -159,7 +229,7 @@ void rudo__collect(rudo__mutator *m, const char *reason) {
     }
     uint64_t ttsp = rudo__now_ns() - t0;
     rudo_gc_event ev;
-    run_collection(h, reason, t0, ttsp, &ev);
+    run_collection(h, reason, major, t0, ttsp, &ev);
     m->collections++;
     m->collect_ns += ev.pause_ns;
     /* Read with the world stopped: rudo_set_gc_callback waits for the end
@@ -187,7 +257,15 @@ void rudo_collect(void) {
     rudo__mutator *m = rudo__need_mutator("rudo_collect");
     if (rudo_is_disabled())
         return; /* rudo.h: rudo_disable */
-    rudo__collect(m, "explicit");
+    rudo__collect(m, "explicit", true);
+}
+
+void rudo_collect_minor(void) {
+    rudo__check_context("rudo_collect_minor", "collect");
+    rudo__mutator *m = rudo__need_mutator("rudo_collect_minor");
+    if (rudo_is_disabled())
+        return; /* rudo.h: rudo_disable */
+    rudo__collect(m, "explicit minor", false);
 }
 
 void rudo_disable(void) {

@@ -41,6 +41,8 @@ int rudo_heap_create(const rudo_config *cfg) {
     h->poison |= env.poison;
     h->gc_log = env.gc_log;
     h->gc_stress = env.gc_stress;
+    h->gen.on = c.generational;
+    rudo__barrier_publish(h);
     if (env.lock_check >= 0)
         rudo__lock_check_enable(env.lock_check);
     rudo__roots_init(h);
@@ -78,6 +80,7 @@ void rudo_heap_destroy(void) {
     rudo__kinds_destroy(h);
     free(h->mark.pending);
     free(h->mark.woken);
+    rudo__barrier_publish(NULL); /* before the card table goes */
     rudo__heap_unmap(h);
     rudo__lock_destroy(&h->world.lock);
     rudo__lock_destroy(&h->heap_lock);

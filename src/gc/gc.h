@@ -9,10 +9,12 @@
 #include "heap/heap.h"
 #include "threads/threads.h"
 
-/* Runs a full collection with the world stopped (or waits for the one
- * another thread is running), then the collection callback and the
- * finalizers that became due. m is the calling thread's mutator. */
-void rudo__collect(rudo__mutator *m, const char *reason);
+/* Runs a collection with the world stopped (or waits for the one another
+ * thread is running), then the collection callback and the finalizers
+ * that became due. m is the calling thread's mutator. Without generations
+ * every collection is full; with them it is major if `major` is set or the
+ * policy chose one (collect.c), minor otherwise. */
+void rudo__collect(rudo__mutator *m, const char *reason, bool major);
 
 /* Prints the RUDO_GC_LOG line of the collection that just ended (world
  * stopped). */

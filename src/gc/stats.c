@@ -28,12 +28,19 @@ void rudo__gc_log_line(rudo__heap *h, const char *reason, uint64_t pause,
             used += k > 0 ? (size_t)k : 0;
         }
     }
+    char gen[96] = "";
+    if (h->gen.on && h->gen.minor)
+        snprintf(gen, sizeof gen, ", minor: promoted %llu KiB, cards of %llu pages",
+                 (unsigned long long)(h->gen.last_promoted >> 10),
+                 (unsigned long long)h->gen.card_pages);
+    else if (h->gen.on)
+        snprintf(gen, sizeof gen, ", major");
     fprintf(stderr,
-            "rudo gc %llu (%s): pause %.3f ms (ttsp %.1f us, mark %.3f ms, "
+            "rudo gc %llu (%s%s): pause %.3f ms (ttsp %.1f us, mark %.3f ms, "
             "sweep %.3f ms), live %zu KiB, heap %zu KiB, %llu objects marked, "
             "%u markers (traced %s; steals %llu/%llu, batches %llu, idle %.3f ms), "
             "stack high water %zu, %u threads\n",
-            (unsigned long long)h->gc_count, reason, (double)pause / 1e6,
+            (unsigned long long)h->gc_count, reason, gen, (double)pause / 1e6,
             (double)ttsp / 1e3, (double)mark_ns / 1e6, (double)sweep_ns / 1e6,
             live >> 10, (h->pages_committed * RUDO_PAGE_SIZE) >> 10,
             (unsigned long long)ms.objects_marked, pool->n, per,
@@ -64,6 +71,13 @@ void rudo_get_stats(rudo_stats *out) {
         atomic_load_explicit(&h->finalizers_run, memory_order_relaxed);
     out->threads_attached = h->world.nmutators;
     out->markers = h->cfg.markers;
+    out->minor_collections = h->gen.minors;
+    out->major_collections = h->gen.majors;
+    out->minor_pause_ns_total = h->gen.minor_pause_ns;
+    out->minor_pause_ns_max = h->gen.minor_pause_max;
+    out->major_pause_ns_total = h->gen.major_pause_ns;
+    out->major_pause_ns_max = h->gen.major_pause_max;
+    out->promoted_bytes_total = h->gen.promoted;
     size_t n = h->gc_count < 1024 ? (size_t)h->gc_count : 1024;
     uint64_t *tmp = n ? malloc(n * sizeof *tmp) : NULL;
     if (tmp) {

@@ -9,6 +9,19 @@
 
 rudo__heap *rudo__the_heap;
 
+/* The inline barrier's copy of the generational heap's range (rudo.h):
+ * written by rudo__barrier_publish while no mutator runs (heap creation
+ * and destruction), read plainly by the barrier afterwards. */
+struct rudo__barrier rudo__barrier;
+
+void rudo__barrier_publish(const rudo__heap *h) {
+    if (h && h->gen.on)
+        rudo__barrier = (struct rudo__barrier){(uintptr_t)h->base, h->reserve,
+                                               h->cards};
+    else
+        rudo__barrier = (struct rudo__barrier){0, 0, NULL};
+}
+
 rudo__heap *rudo__need_heap(const char *fn) {
     rudo__heap *h = rudo__the_heap;
     if (RUDO_UNLIKELY(!h))
@@ -62,7 +75,12 @@ bool rudo__heap_map(rudo__heap *h) {
     h->tail_dist = h->free_map ? map_table(h->tail_dist_bytes) : NULL;
     size_t lists = (size_t)RUDO_MAX_KINDS * RUDO_NCLASSES * sizeof(rudo__page_list);
     h->avail = h->tail_dist ? map_table(lists) : NULL;
-    if (!h->avail) {
+    /* A byte per card of the reservation (1/512 of it, reserved: only the
+     * cards of pages that are written to become resident). */
+    h->cards_bytes = h->reserve >> RUDO_CARD_SHIFT;
+    h->cards = h->avail ? map_table(h->cards_bytes) : NULL;
+    if (!h->cards) {
+        if (h->avail) rudo__os_release(h->avail, lists);
         if (h->tail_dist) rudo__os_release((void *)h->tail_dist, h->tail_dist_bytes);
         if (h->free_map) rudo__os_release(h->free_map, h->free_map_bytes);
         if (h->pages) rudo__os_release(h->pages, h->pages_map_bytes);
@@ -73,6 +91,7 @@ bool rudo__heap_map(rudo__heap *h) {
 }
 
 void rudo__heap_unmap(rudo__heap *h) {
+    rudo__os_release(h->cards, h->cards_bytes);
     rudo__os_release(h->avail,
                      (size_t)RUDO_MAX_KINDS * RUDO_NCLASSES * sizeof(rudo__page_list));
     rudo__os_release((void *)h->tail_dist, h->tail_dist_bytes);

@@ -28,6 +28,7 @@ struct rudo__mark_pool;
 #define RUDO_RESERVE_DEFAULT ((size_t)64 << 30)      /* 64 GiB */
 #define RUDO_GROWTH_MAX 1000.0 /* largest growth factor (rudo.h) */
 #define RUDO_POISON_BYTE 0xdb  /* fills dead cells in poison mode */
+#define RUDO_CARDS_PER_PAGE (RUDO_PAGE_SIZE >> RUDO_CARD_SHIFT) /* 128 */
 
 /* ---- sizeclass.c ---------------------------------------------------------
  * RUDO_NCLASSES classes: 16..128 by 16, then 8 classes per power of two up
@@ -303,6 +304,12 @@ typedef struct rudo__heap {
     rudo__page_list release;    /* free, committed pages (by release_at) */
     rudo__page_list *avail;     /* [kind*NCLASSES+cls] pages with free cells */
     rudo__page_list large;      /* large objects */
+    /* The card table (generational mode): cards[i] != 0 if a store went
+     * through the barrier into [base + i*512, base + (i+1)*512) since the
+     * last collection. Written by the barrier (rudo.h), read and cleared by
+     * the collector with the world stopped. */
+    uint8_t *cards;
+    size_t cards_bytes;
     /* The kinds: kinds[0 .. nkinds-1] are published and immutable but for
      * their `fin` (kind.c). nkinds is written under heap_lock with release
      * after the record; a reader given a handle by the user loads it with
@@ -355,6 +362,23 @@ typedef struct rudo__heap {
         size_t *woken;
         size_t nwoken, cap_woken;
     } mark;
+    /* Generations (docs/design.md, "Generations"): sticky mark bits. A
+     * set mark bit between collections means "old" (survived one); minor
+     * collections keep the bits and mark from the roots and the dirty
+     * cards, major ones clear them and mark everything. Collector only,
+     * world stopped, but for `on` (immutable after creation). */
+    struct rudo__gen {
+        bool on;                /* cfg.generational */
+        bool minor;             /* the collection running is a minor one */
+        bool next_major;        /* the policy's choice for the next one */
+        size_t major_live;      /* live bytes after the last major one */
+        uint64_t minors, majors;
+        uint64_t minor_pause_ns, minor_pause_max;
+        uint64_t major_pause_ns, major_pause_max;
+        uint64_t promoted;      /* bytes, all minors */
+        uint64_t last_promoted; /* by the last minor */
+        uint64_t card_pages;    /* pages the last minor scanned cards of */
+    } gen;
     rudo_gc_callback gc_callback;
     void *gc_callback_data;
     rudo_gc_listener listener;  /* copied; under gc_lock, read stopped */
@@ -372,6 +396,16 @@ typedef struct rudo__heap {
 } rudo__heap;
 
 extern rudo__heap *rudo__the_heap;
+
+/* Points the inline barrier (rudo.h) at h's card table if h is
+ * generational, or turns it off (h NULL or not generational). Call while
+ * no mutator runs: at creation and destruction. */
+void rudo__barrier_publish(const rudo__heap *h);
+
+/* The card-table entries of page pi. */
+static inline uint8_t *rudo__page_cards(const rudo__heap *h, size_t pi) {
+    return h->cards + pi * RUDO_CARDS_PER_PAGE;
+}
 
 static inline size_t rudo__hwm(const rudo__heap *h) {
     return atomic_load_explicit(&h->hwm, memory_order_relaxed);

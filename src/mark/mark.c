@@ -373,6 +373,16 @@ static void trace_ephemeron(rudo__marker *mk, rudo_ephemeron *e) {
         mark_value(mk, e->value);
 }
 
+void rudo__mark_scan_words(rudo__marker *mk, const rudo__kind *k, char *obj,
+                           size_t from, size_t to) {
+    scan_words(mk, k, obj, from, to);
+}
+
+static void trace_in(rudo__marker *mk, char *obj, rudo__page *p);
+void rudo__mark_trace_in(rudo__marker *mk, char *obj, rudo__page *p) {
+    trace_in(mk, obj, p);
+}
+
 static void trace_in(rudo__marker *mk, char *obj, rudo__page *p) {
     const rudo__kind *k = &mk->h->kinds[p->kind];
     size_t nw = p->cell_size / sizeof(void *);
@@ -517,12 +527,7 @@ static void drain_overflow(rudo__marker *mk) {
 #define RANGE_CHUNK 16384
 #define SLOT_RUN 256
 
-struct rudo__root_task {
-    void *lo, *hi;  /* a conservative range, or NULL lo for a slot run */
-    size_t first, count;
-};
-
-static void add_task(rudo__mark_pool *pool, struct rudo__root_task t) {
+void rudo__mark_add_task(rudo__mark_pool *pool, struct rudo__root_task t) {
     if (pool->ntasks == pool->cap_tasks)
         pool->tasks = rudo__grow(pool->tasks, &pool->cap_tasks, sizeof *pool->tasks, 256,
                                "rudo_collect", "out of memory for root tasks");
@@ -538,7 +543,8 @@ static void task_range(rudo__root_visitor *v, void *lo, void *hi) {
     uintptr_t a0 = ((uintptr_t)lo + sizeof(void *) - 1) & ~(uintptr_t)(sizeof(void *) - 1);
     for (char *a = (char *)a0; a < (char *)hi; a += RANGE_CHUNK) {
         char *b = (char *)hi - a > RANGE_CHUNK ? a + RANGE_CHUNK : hi;
-        add_task(pool, (struct rudo__root_task){a, b, 0, 0});
+        rudo__mark_add_task(pool, (struct rudo__root_task){
+            .type = RUDO_TASK_RANGE, .lo = a, .hi = b});
     }
 }
 
@@ -553,11 +559,17 @@ static void task_slot(rudo__root_visitor *v, void **slot) {
 void rudo__mark_root_task(rudo__marker *mk, size_t i) {
     rudo__mark_pool *pool = mk->pool;
     struct rudo__root_task *t = &pool->tasks[i];
-    if (t->lo) {
+    switch (t->type) {
+    case RUDO_TASK_RANGE:
         scan_range(mk, t->lo, t->hi);
-    } else {
+        break;
+    case RUDO_TASK_SLOTS:
         for (size_t j = t->first; j < t->first + t->count; j++)
             mark_value(mk, *pool->slots[j]);
+        break;
+    case RUDO_TASK_CARDS:
+        rudo__cards_task(mk, t);
+        break;
     }
 }
 
@@ -615,7 +627,8 @@ void rudo__mark_closure(rudo__heap *h) {
     rudo__mark_pool *pool = h->pool;
     for (size_t j = 0; j < pool->nslots; j += SLOT_RUN) {
         size_t n = pool->nslots - j < SLOT_RUN ? pool->nslots - j : SLOT_RUN;
-        add_task(pool, (struct rudo__root_task){NULL, NULL, j, n});
+        rudo__mark_add_task(pool, (struct rudo__root_task){
+            .type = RUDO_TASK_SLOTS, .first = j, .count = n});
     }
     /* Relaxed: markers read it after the pool's start signal (a mutex). */
     atomic_store_explicit(&pool->next_task, 0, memory_order_relaxed);

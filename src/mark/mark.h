@@ -12,6 +12,25 @@
 
 struct rudo__mark_pool;
 
+/* A root task: a unit of root marking that markers take with a fetch-add
+ * (mark.c), so roots are divided among markers. */
+enum rudo__task_type {
+    RUDO_TASK_RANGE,  /* a conservative range [lo, hi) */
+    RUDO_TASK_SLOTS,  /* precise slots pool->slots[first .. first+count) */
+    RUDO_TASK_CARDS,  /* minor collections: old objects on dirty cards (cards.c) */
+};
+struct rudo__root_task {
+    uint8_t type;     /* rudo__task_type */
+    bool all;         /* cards: every card counts as dirty (no barrier) */
+    void *lo, *hi;
+    /* slots: the run; cards: the page (first), the cards [c0, c1) of its
+     * span to look at, and where the page's old-object bits were saved
+     * (snap, a word offset in pool->snap; small pages). */
+    size_t first, count;
+    uint32_t c0, c1;
+    size_t snap;
+};
+
 /* The root visitor of a collection: makes root tasks of the pool. */
 typedef struct {
     rudo__root_visitor v;
@@ -92,6 +111,10 @@ typedef struct rudo__mark_pool {
     void ***slots;
     size_t nslots, cap_slots;
     _Atomic size_t next_task;     /* relaxed fetch-add: tasks handed out */
+    /* Minor collections: the mark bits of the pages with card tasks, saved
+     * before marking starts (cards.c). */
+    uint64_t *snap;
+    size_t nsnap, cap_snap;
     task_visitor roots;           /* what rudo__mark_begin hands out */
     bool saved_route, saved_single; /* switches the serial tail turns off */
 } rudo__mark_pool;
@@ -124,6 +147,24 @@ void rudo__mark_trace(rudo__marker *mk, char *obj);
 void rudo__mark_drain(rudo__marker *mk);
 /* Marks from root task i of this collection. */
 void rudo__mark_root_task(rudo__marker *mk, size_t i);
+/* Appends a root task (collector, before the closure). */
+void rudo__mark_add_task(rudo__mark_pool *pool, struct rudo__root_task t);
+/* Traces marked object obj of page p (its kind's way); scans words
+ * [from, to) of obj, of a conservative or layout kind. For cards.c. */
+void rudo__mark_trace_in(rudo__marker *mk, char *obj, rudo__page *p);
+void rudo__mark_scan_words(rudo__marker *mk, const rudo__kind *k, char *obj,
+                           size_t from, size_t to);
+
+/* ---- cards.c: minor collections ---- */
+/* Right after rudo__mark_begin, before anything is marked: makes a card
+ * task for every page with old objects on dirty cards (every card of a
+ * conservative kind's page counts as dirty: it has no barrier), saving
+ * which objects are old. Returns the pages it made tasks for. */
+size_t rudo__mark_cards(rudo__heap *h);
+/* Runs card task t: traces the old objects on its dirty cards. */
+void rudo__cards_task(rudo__marker *mk, const struct rudo__root_task *t);
+/* After marking (minor or major): every card clean again. */
+void rudo__cards_clear(rudo__heap *h);
 /* The ephemeron fixpoint (world stopped, after the closure; the collector
  * marks alone): marks the values of pending ephemerons whose key is marked
  * now, and what they reach, until a round marks nothing. */

@@ -121,6 +121,7 @@ void rudo__pool_destroy(rudo__heap *h) {
     }
     free(pool->m);
     free(pool->tasks);
+    free(pool->snap);
     free(pool->slots);
     rudo__lock_destroy(&pool->lock);
     pthread_cond_destroy(&pool->start_cv);

@@ -10,7 +10,7 @@ static inline uint64_t mark_word(const rudo__page *p, size_t w) {
     return rudo__ld(&p->bits[w].mark);
 }
 
-void rudo__sweep_prepare(rudo__heap *h) {
+void rudo__sweep_prepare(rudo__heap *h, bool major) {
     for (size_t pi = 0; pi < rudo__hwm(h); pi = rudo__pages_next(h, pi)) {
         rudo__page *p = &h->pages[pi];
         if (p->type != RUDO_PAGE_SMALL && p->type != RUDO_PAGE_LARGE)
@@ -18,6 +18,12 @@ void rudo__sweep_prepare(rudo__heap *h) {
         /* Every page was retired first: alloc is exact only then (heap.h). */
         RUDO_ASSERT(atomic_load_explicit(&p->owner_list, memory_order_relaxed) == NULL);
         bool unswept = rudo__ld(&p->swept_gc) < h->gc_count;
+        /* A minor collection has nothing to do on a swept page: its alloc
+         * bits are exact and its marks stay. On an unswept one the marks
+         * are still those of the last collection (nothing was allocated
+         * there since), so alloc & mark is what that collection left. */
+        if (!major && !unswept)
+            continue;
         for (size_t w = 0; w * 64 < p->ncells; w++) {
             if (unswept) {
                 /* Cells that died in an earlier collection are free, but
@@ -30,7 +36,8 @@ void rudo__sweep_prepare(rudo__heap *h) {
                 rudo__st(&p->bits[w].alloc, a);
                 p->fin[w] &= a;
             }
-            rudo__st(&p->bits[w].mark, 0);
+            if (major)
+                rudo__st(&p->bits[w].mark, 0);
         }
         rudo__st(&p->swept_gc, h->gc_count);
     }

@@ -10,8 +10,11 @@
 #include "heap/heap.h"
 
 /* ---- sweep.c ---- */
-/* Before marking: make every page's alloc bits exact and clear the marks. */
-void rudo__sweep_prepare(rudo__heap *h);
+/* Before marking: make every page's alloc bits exact (cells that died in
+ * an earlier collection and were never swept become free) and, for a
+ * major collection, clear the marks. A minor collection keeps them: a set
+ * mark bit is what makes an object old (docs/design.md, "Generations"). */
+void rudo__sweep_prepare(rudo__heap *h, bool major);
 /* After marking: the eager pass described above. Returns live bytes. */
 size_t rudo__sweep_after_mark(rudo__heap *h);
 /* Builds the free list of page p (not current, not on a list), zeroing its

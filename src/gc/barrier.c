@@ -1,0 +1,24 @@
+/* barrier.c — the out-of-line part of the write barrier: the range form
+ * (rudo_write_range). The inline barrier is in rudo.h; the cards it marks
+ * are read by minor collections (src/mark/cards.c). */
+#include "gc/gc.h"
+
+void rudo_write_range(void *obj, void *start, size_t len) {
+    const char *fn = "rudo_write_range";
+    rudo__heap *h = rudo__need_heap(fn);
+    if (len == 0 || !h->gen.on)
+        return;
+    rudo__page *p;
+    if (!obj || rudo__find_object(h, obj, &p) != obj)
+        rudo__fatal(fn, "%p is not the base of a heap object", obj);
+    size_t size = p->cell_size;
+    uintptr_t off = (uintptr_t)start - (uintptr_t)obj;
+    if ((uintptr_t)start < (uintptr_t)obj || off > size || len > size - off)
+        rudo__fatal(fn, "range %p + %zu is not inside object %p (%zu bytes)",
+                    start, len, obj, size);
+    size_t first = (size_t)((char *)start - h->base) >> RUDO_CARD_SHIFT;
+    size_t last = (size_t)((char *)start + len - 1 - h->base) >> RUDO_CARD_SHIFT;
+    /* Relaxed, as the inline barrier's stores (rudo.h). */
+    for (size_t c = first; c <= last; c++)
+        __atomic_store_n(&h->cards[c], 1, __ATOMIC_RELAXED);
+}
