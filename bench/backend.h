@@ -72,6 +72,27 @@ void **bk_alloc_ptrs(size_t n);
 /* Allocates `size` bytes that hold no pointers; contents unspecified. */
 void *bk_alloc_blob(size_t size);
 
+/* Stores p into the pointer field *slot of heap object obj. The benchmarks
+ * write every pointer field of an object that may have survived a
+ * collection through it (all but the initializing stores right after the
+ * allocation): it is rudo's write barrier (rudo_write), which generational
+ * mode needs, and a plain store for the other backends. */
+#if defined(BK_RUDO)
+#include <rudo.h>
+static inline void bk_write(void *obj, void *slot, void *p) {
+    rudo_write(obj, (void **)slot, p);
+}
+#else
+static inline void bk_write(void *obj, void *slot, void *p) {
+    (void)obj;
+    *(void **)slot = p;
+}
+#endif
+
+/* Bounds the heap to `bytes` (rudo: max_heap, bdwgc: the maximum heap
+ * size; nothing for malloc), for benchmarks run at a fixed heap size. */
+void bk_heap_limit(size_t bytes);
+
 /* Frees an object the program has dropped: free() for the malloc backends,
  * nothing for the collectors. */
 void bk_free(void *p);

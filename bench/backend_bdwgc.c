@@ -107,6 +107,16 @@ void *bk_alloc_blob(size_t size) {
     return p;
 }
 
+/* bdwgc's maximum heap size counts its own block headers and free lists
+ * and it runs out of memory at 2.5 times the live data of quads (106 MiB
+ * for 43 MiB): the heap is grown to `bytes` instead, bdwgc's own notion of
+ * a heap size (GC_INITIAL_HEAP_SIZE), and may grow past it. */
+void bk_heap_limit(size_t bytes) {
+    size_t now = GC_get_heap_size();
+    if (bytes > now)
+        GC_expand_hp(bytes - now);
+}
+
 void bk_free(void *p) { (void)p; }
 
 /* Static data is scanned by default; nothing to register. */

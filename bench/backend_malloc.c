@@ -50,6 +50,8 @@ static void *check(void *p, size_t size) {
 void *bk_alloc(bk_type t) { return check(SYS_MALLOC(t.size), t.size); }
 void **bk_alloc_ptrs(size_t n) { return check(SYS_CALLOC(n, sizeof(void *)), n * sizeof(void *)); }
 void *bk_alloc_blob(size_t size) { return check(SYS_MALLOC(size), size); }
+void bk_heap_limit(size_t bytes) { (void)bytes; }
+
 void bk_free(void *p) { SYS_FREE(p); }
 
 void bk_root_add(void **slot) { (void)slot; }

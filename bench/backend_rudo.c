@@ -111,6 +111,11 @@ void *bk_alloc_blob(size_t size) {
 
 void bk_free(void *p) { (void)p; }
 
+void bk_heap_limit(size_t bytes) {
+    if (rudo_set_max_heap(bytes) != RUDO_OK)
+        exit(1);
+}
+
 void bk_root_add(void **slot) { rudo_root_add(slot); }
 void bk_root_remove(void **slot) { (void)rudo_root_remove(slot); }
 
@@ -194,6 +199,11 @@ void bk_print_marker_stats(void) {
 void bk_result_extra(char *buf, size_t size) {
     rudo_stats st;
     rudo_get_stats(&st);
-    snprintf(buf, size, "ttsp_med_us=%.1f ttsp_max_us=%.1f", (double)st.ttsp_ns_median / 1e3,
-             (double)st.ttsp_ns_max / 1e3);
+    snprintf(buf, size, "ttsp_med_us=%.1f ttsp_max_us=%.1f minor=%llu major=%llu "
+             "minor_pause_us=%.1f promoted_kib=%llu", (double)st.ttsp_ns_median / 1e3,
+             (double)st.ttsp_ns_max / 1e3, (unsigned long long)st.minor_collections,
+             (unsigned long long)st.major_collections,
+             st.minor_collections ? (double)st.minor_pause_ns_total / 1e3 /
+                                        (double)st.minor_collections : 0.0,
+             (unsigned long long)(st.promoted_bytes_total >> 10));
 }

@@ -21,8 +21,8 @@ static TreeNode *bottom_up(int depth) {
     if (depth > 0) {
         /* The node is allocated first, as in the benchmarks game's C
          * program; its fields are NULL while the children are built. */
-        n->left = bottom_up(depth - 1);
-        n->right = bottom_up(depth - 1);
+        bk_write(n, &n->left, bottom_up(depth - 1));
+        bk_write(n, &n->right, bottom_up(depth - 1));
     } else {
         n->left = n->right = NULL;
     }

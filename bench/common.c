@@ -161,10 +161,15 @@ void bench_result(const char *bench, unsigned threads, const char *extra) {
             fprintf(f, "%.1f\n", (double)g_pause_ns[i] / 1e3);
         fclose(f);
     }
+    /* The backend's own figures follow the benchmark's (bk_result_extra). */
+    char backend_extra[256];
+    backend_extra[0] = '\0';
+    bk_result_extra(backend_extra, sizeof backend_extra);
     printf("RESULT bench=%s backend=%s threads=%u markers=%u wall_ms=%.1f gc_count=%zu "
-           "max_pause_us=%.1f p99_pause_us=%.1f%s%s\n",
+           "max_pause_us=%.1f p99_pause_us=%.1f%s%s%s%s\n",
            bench, bk_name(), threads, bk_markers(), (double)wall_ns / 1e6, n,
            (double)__atomic_load_n(&g_pause_max, __ATOMIC_RELAXED) / 1e3,
-           (double)p99 / 1e3, extra && *extra ? " " : "", extra ? extra : "");
+           (double)p99 / 1e3, extra && *extra ? " " : "", extra ? extra : "",
+           *backend_extra ? " " : "", backend_extra);
     fflush(stdout);
 }

@@ -59,8 +59,8 @@ static void populate(int depth, Node *n) {
     if (depth <= 0)
         return;
     depth--;
-    n->left = new_node(NULL, NULL);
-    n->right = new_node(NULL, NULL);
+    bk_write(n, &n->left, new_node(NULL, NULL));
+    bk_write(n, &n->right, new_node(NULL, NULL));
     populate(depth, n->left);
     populate(depth, n->right);
 }
@@ -161,8 +161,6 @@ int main(int argc, char **argv) {
         bk_blocking_leave();
         free(tids);
     }
-    char extra[128];
-    bk_result_extra(extra, sizeof extra);
-    bench_result(threads == 1 ? "gcbench" : "gcbench-mt", (unsigned)threads, extra);
+    bench_result(threads == 1 ? "gcbench" : "gcbench-mt", (unsigned)threads, NULL);
     return 0;
 }

@@ -37,8 +37,8 @@ static TNode *make_tree(int depth, uint64_t stamp) {
     TNode *n = bk_alloc(TNODE);
     n->stamp = stamp;
     n->pad = 0;
-    n->left = depth > 0 ? make_tree(depth - 1, stamp) : NULL;
-    n->right = depth > 0 ? make_tree(depth - 1, stamp) : NULL;
+    bk_write(n, &n->left, depth > 0 ? make_tree(depth - 1, stamp) : NULL);
+    bk_write(n, &n->right, depth > 0 ? make_tree(depth - 1, stamp) : NULL);
     return n;
 }
 
@@ -46,12 +46,12 @@ static Record *make_record(bench_rng *rng, uint64_t stamp) {
     Record *r = bk_alloc(RECORD);
     r->stamp = stamp;
     r->blob = NULL;
-    r->tree = make_tree(tree_depth, stamp);
+    bk_write(r, &r->tree, make_tree(tree_depth, stamp));
     size_t words = 32 + bench_rand_below(rng, 225); /* 256 .. 2048 bytes */
     uint64_t *b = bk_alloc_blob(words * sizeof(uint64_t));
     b[0] = stamp;
     b[words - 1] = ~stamp;
-    r->blob = b;
+    bk_write(r, &r->blob, b);
     r->blob_words = words;
     return r;
 }
@@ -114,7 +114,7 @@ int main(int argc, char **argv) {
     uint64_t next_stamp = 1;
     for (long i = 0; i < n; i++) {
         table_stamp[i] = next_stamp;
-        table[i] = make_record(&rng, next_stamp++);
+        bk_write(table, &table[i], make_record(&rng, next_stamp++));
     }
     long replacements = churn * n;
     int drop = bk_must_free();
@@ -124,7 +124,7 @@ int main(int argc, char **argv) {
         table[i] = NULL;
         check_record(old, table_stamp[i], drop);
         table_stamp[i] = next_stamp;
-        table[i] = make_record(&rng, next_stamp++);
+        bk_write(table, &table[i], make_record(&rng, next_stamp++));
     }
     for (long i = 0; i < n; i++) {
         check_record(table[i], table_stamp[i], drop);

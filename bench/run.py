@@ -38,8 +38,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-BACKENDS = ["rudo", "bdwgc", "glibc", "mimalloc"]
-GC_BACKENDS = {"rudo", "bdwgc"}
+BACKENDS = ["rudo", "rudo-gen", "bdwgc", "glibc", "mimalloc"]
+GC_BACKENDS = {"rudo", "rudo-gen", "bdwgc"}
+# rudo-gen: the rudo programs run in generational mode (RUDO_GENERATIONAL=1),
+# for the benchmarks that write through the barrier (Bench.gen).
+BACKEND_ENV = {"rudo-gen": {"RUDO_GENERATIONAL": "1"}}
+BACKEND_BINARY = {"rudo-gen": "rudo"}
 MALLOC_BACKENDS = ["glibc", "mimalloc"]
 
 INSTALL_HINT = {
@@ -47,6 +51,7 @@ INSTALL_HINT = {
             "see the output of `cmake --build`",
     "bdwgc": "install the Boehm collector (Debian: apt-get install libgc-dev, "
              "found through pkg-config bdw-gc) and re-run `make bench`",
+    "rudo-gen": "the rudo benchmark programs did not build",
     "glibc": "the glibc programs did not build; see the output of `cmake --build`",
     "mimalloc": "install mimalloc (Debian: apt-get install libmimalloc-dev) "
                 "and re-run `make bench`",
@@ -59,7 +64,8 @@ CSV_FIELDS = ["benchmark", "backend", "threads", "wall_ms", "peak_rss_kib",
 class Bench:
     """One row group of the table: a program with its arguments."""
 
-    def __init__(self, name, program, full, quick, threads=1, gc_only=False, only=None):
+    def __init__(self, name, program, full, quick, threads=1, gc_only=False, only=None,
+                 gen=False):
         self.name = name
         self.program = program    # file name stem: <program>-<backend>
         self.full = full          # arguments of the full run
@@ -67,22 +73,31 @@ class Bench:
         self.threads = threads
         self.gc_only = gc_only    # skipped for the malloc backends
         self.only = only          # None, or the only backends that have it
+        self.gen = gen            # written with bk_write: also run as rudo-gen
 
 
 def benchmarks(mt_threads):
     """The suite. Sizes: see docs/performance.md."""
     quick_gcbench = ["--stretch", "16", "--long-lived", "14", "--max", "14"]
     suite = [
-        Bench("gcbench", "gcbench", [], quick_gcbench),
+        Bench("gcbench", "gcbench", [], quick_gcbench, gen=True),
     ]
     for t in mt_threads:
         suite.append(Bench("gcbench-mt", "gcbench", ["--threads", str(t)],
-                           ["--threads", str(t)] + quick_gcbench, threads=t))
+                           ["--threads", str(t)] + quick_gcbench, threads=t, gen=True))
     suite += [
-        Bench("binary-trees", "binary-trees", ["--depth", "18"], ["--depth", "16"]),
+        Bench("binary-trees", "binary-trees", ["--depth", "18"], ["--depth", "16"], gen=True),
         Bench("alloc-rate", "alloc-rate", ["--count", "30000000"], ["--count", "5000000"]),
         Bench("large-heap", "large-heap", ["--live-mib", "384", "--churn", "3"],
-              ["--live-mib", "128", "--churn", "1"]),
+              ["--live-mib", "128", "--churn", "1"], gen=True),
+        # After Whippet's quads: a 1.4 M-node live tree at a fixed heap size.
+        Bench("quads-1.5x", "quads", ["--depth", "10", "--heap-mult", "1.5"],
+              ["--depth", "9", "--heap-mult", "1.5", "--garbage-mib", "256"],
+              gc_only=True, gen=True),
+        Bench("quads-2.5x", "quads", ["--depth", "10", "--heap-mult", "2.5"],
+              ["--depth", "9", "--heap-mult", "2.5", "--garbage-mib", "256"],
+              gc_only=True, gen=True),
+        Bench("barrier", "barrier", [], ["--stores", "50000000"], gen=True),
     ]
     for shape in ("tree", "graph", "list"):
         suite.append(Bench("mark-" + shape, "mark-live",
@@ -381,6 +396,48 @@ def mark_text(rows_by_bench, suite, backends):
     return [head, "-" * len(head)] + lines
 
 
+def gen_text(rows_by_bench, suite, backends):
+    """Generational mode: minor and major collections of rudo-gen next to
+    rudo's full ones, and the barrier's cost per store."""
+    lines = []
+    for b in suite:
+        if not b.gen or b.name == "barrier":
+            continue
+        rows = rows_by_bench.get((b.name, b.threads)) or {}
+        for k in ("rudo", "rudo-gen"):
+            row = rows.get(k)
+            if row is None or not row.ok:
+                continue
+            m = row.med
+            lines.append("%-13s %3d  %-8s  %9.1f  %6s  %6s  %6s  %10s  %10s"
+                         % (b.name, b.threads, k, row.wall_ms, fmt(row.gc_count, ".0f"),
+                            fmt(m("minor"), ".0f"), fmt(m("major"), ".0f"),
+                            fmt(m("minor_pause_us"), ".1f"),
+                            fmt(row.max_pause_us / 1e3 if row.max_pause_us else None, ".2f")))
+    out = []
+    if lines:
+        head = ("%-13s %3s  %-8s  %9s  %6s  %6s  %6s  %10s  %10s"
+                % ("benchmark", "thr", "backend", "wall ms", "GCs", "minor", "major",
+                   "minor us", "max pause"))
+        out += [head, "-" * len(head)] + lines
+    rows = rows_by_bench.get(("barrier", 1)) or {}
+    blines = []
+    for k in backends:
+        row = rows.get(k)
+        if row is None or not row.ok:
+            continue
+        m = row.med
+        blines.append("%-8s  %9s  %9s  %9s  %9s"
+                      % (k, fmt(m("plain_ns"), ".3f"), fmt(m("barrier_ns"), ".3f"),
+                         fmt(m("uncond_ns") or None, ".3f"), fmt(m("value_ns") or None, ".3f")))
+    if blines:
+        head = "%-8s  %9s  %9s  %9s  %9s" % ("backend", "plain", "bk_write", "uncond",
+                                             "value")
+        out += ["", "Barrier: ns per store (best of 3 loops, median of runs)", head,
+                "-" * len(head)] + blines
+    return out
+
+
 def weak_text(rows_by_bench, suite, backends):
     """The weak-reference benchmarks: cost per forced collection with and
     without the weak slots / ephemerons, and the interning workload."""
@@ -536,7 +593,8 @@ def main():
         sys.exit("run.py: %s is missing: rebuild the benchmarks" % spawn)
 
     def binary(bench, backend):
-        return os.path.join(bin_dir, "%s-%s" % (bench.program, backend))
+        return os.path.join(bin_dir, "%s-%s" % (bench.program,
+                                                BACKEND_BINARY.get(backend, backend)))
 
     available = []
     for k in backends:
@@ -561,6 +619,7 @@ def main():
     for b in suite:
         ks = [k for k in available if not (b.gc_only and k not in GC_BACKENDS)]
         ks = [k for k in ks if b.only is None or k in b.only]
+        ks = [k for k in ks if b.gen or k != "rudo-gen"]
         ks = [k for k in ks if os.access(binary(b, k), os.X_OK)]
         if ks:
             plan.append((b, ks))
@@ -574,7 +633,8 @@ def main():
             order = ks[rep % len(ks):] + ks[:rep % len(ks)]
             for k in order:
                 progress.show("%-12s thr=%d  %-8s rep %d/%d" % (b.name, b.threads, k, rep + 1, repeat))
-                r = run_once(spawn, binary(b, k), args, env, timeout)
+                r = run_once(spawn, binary(b, k), args, dict(env, **BACKEND_ENV.get(k, {})),
+                             timeout)
                 runs.setdefault((b.name, b.threads, k), []).append(r)
                 progress.record((b.name, b.threads), r.elapsed)
                 if not r.ok:
@@ -600,6 +660,10 @@ def main():
     if mark:
         lines += ["", "Marking a live heap: mark time per forced full collection (median of "
                   "repetitions of the median of collections)"] + mark
+    gen = gen_text(rows_by_bench, suite, available)
+    if gen:
+        lines += ["", "Generations: rudo (every collection full) and rudo-gen "
+                  "(RUDO_GENERATIONAL=1), medians"] + gen
     weak = weak_text(rows_by_bench, suite, available)
     if weak:
         lines += ["", "Weak references: time per forced full collection without and with "

@@ -64,6 +64,7 @@ static rudo__page *take_page(rudo__heap *h, rudo_kind kind, unsigned c,
         rudo__lock_acquire(&h->heap_lock);
         rudo__page *p = rudo__avail_pop(h, kind, c);
         if (p) {
+            rudo__page_touch(h, p);
             rudo__lock_release(&h->heap_lock);
             *nfree = rudo__sweep_page(h, p, head);
             if (*nfree)
@@ -71,6 +72,8 @@ static rudo__page *take_page(rudo__heap *h, rudo_kind kind, unsigned c,
             continue; /* full after all: leave it unlisted */
         }
         p = rudo__pages_alloc(1);
+        if (p)
+            rudo__page_touch(h, p);
         rudo__lock_release(&h->heap_lock);
         if (!p)
             return NULL;
@@ -131,6 +134,7 @@ void *rudo__alloc_large(rudo__heap *h, uint32_t owner, rudo_kind kind,
         rudo__st(&p->swept_gc, h->gc_count);
         rudo__st(&p->bits[0].alloc, 1);
         rudo__list_push(&h->large, p);
+        rudo__page_touch(h, p);
     }
     rudo__lock_release(&h->heap_lock);
     if (!p)

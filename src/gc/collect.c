@@ -54,6 +54,12 @@ static void set_trigger(rudo__heap *h, size_t live) {
         h->gen.next_major = budget
             ? (double)live + 2.0 * (double)c->nursery > (double)c->max_heap
             : (double)live > base * c->major_growth;
+        /* With a budget, the nursery takes half the room it leaves (the
+         * rest is for what minors promote), but never less than the
+         * configured nursery: fewer minors, fewer objects caught young. */
+        double room = ((double)c->max_heap - (double)live - (double)c->max_heap / 16) / 2;
+        if (budget && room > next)
+            next = room;
     } else {
         next = (double)live * c->growth;
         if (c->growth_limit && next > (double)live + (double)c->growth_limit)
@@ -162,7 +168,7 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
     uint64_t t_sweep = rudo__now_ns();
     /* 4. Count live bytes, free empty pages and dead large objects, list
      *    pages with free cells for lazy sweeping. */
-    size_t live = rudo__sweep_after_mark(h);
+    size_t live = rudo__sweep_after_mark(h, major);
     phase_end(h, ev, RUDO_PHASE_SWEEP, &t_phase);
     uint64_t t_end = t_phase;
 

@@ -79,6 +79,7 @@ void rudo_heap_destroy(void) {
     rudo__roots_destroy(h);
     rudo__kinds_destroy(h);
     free(h->mark.pending);
+    free(h->touched);
     free(h->mark.woken);
     rudo__barrier_publish(NULL); /* before the card table goes */
     rudo__heap_unmap(h);

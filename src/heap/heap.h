@@ -80,7 +80,14 @@ typedef struct rudo__page {
      * pending ephemerons, 2 = and an object on it was marked since the
      * fixpoint last looked at them; 0 otherwise and between collections. */
     uint8_t ephem;
+    /* Generations (sweep.c): alloc ⊆ mark is known (a minor collection's
+     * prepare has nothing to do here); on the heap's touched list (handed
+     * to an allocator, or a large object made, since the last collection). */
+    uint8_t settled, touched;
     uint32_t kind;
+    /* Marked cells counted by the last eager sweep: what a minor
+     * collection, which sweeps only touched pages, keeps for the others. */
+    uint32_t live_cells;
     size_t cell_size;    /* small: class size; large: usable size (>= 16) */
     uint32_t ncells;     /* small: cells in the page; large: 1 */
     uint32_t owner;      /* id of the mutator that last allocated here */
@@ -110,6 +117,8 @@ typedef struct rudo__page_list {
 } rudo__page_list;
 
 void rudo__list_push(rudo__page_list *l, rudo__page *p);
+/* Puts page p on the touched list (heap_lock held); see heap->touched. */
+void rudo__page_touch(struct rudo__heap *h, rudo__page *p);
 void rudo__list_remove(rudo__page_list *l, rudo__page *p);
 rudo__page *rudo__list_pop(rudo__page_list *l);
 /* The avail list of page p's (kind, class): pages with free cells, each
@@ -304,6 +313,11 @@ typedef struct rudo__heap {
     rudo__page_list release;    /* free, committed pages (by release_at) */
     rudo__page_list *avail;     /* [kind*NCLASSES+cls] pages with free cells */
     rudo__page_list large;      /* large objects */
+    /* Pages handed to allocators and large objects made since the last
+     * collection (heap_lock): the only pages whose marks a minor
+     * collection can change, hence all its eager sweep visits. */
+    size_t *touched;
+    size_t ntouched, cap_touched;
     /* The card table (generational mode): cards[i] != 0 if a store went
      * through the barrier into [base + i*512, base + (i+1)*512) since the
      * last collection. Written by the barrier (rudo.h), read and cleared by

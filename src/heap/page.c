@@ -142,6 +142,8 @@ rudo__page *rudo__pages_alloc(size_t n) {
     }
     rudo__page *p = &h->pages[i];
     p->type = RUDO_PAGE_FREE; /* until the caller gives it its type */
+    p->live_cells = 0;
+    p->settled = 0;
     p->span = 0;
     p->overflow = 0;
     p->dirty = 0;
@@ -238,4 +240,16 @@ void rudo__page_check(const rudo__page *p) {
         if (p->span == 0 || p->ncells != 1)
             rudo__fatal(fn, "page %zu: large object without span", idx);
     }
+}
+
+void rudo__page_touch(rudo__heap *h, rudo__page *p) {
+    /* New cells will be allocated here: unmarked, young. */
+    p->settled = 0;
+    if (p->touched)
+        return;
+    if (h->ntouched == h->cap_touched)
+        h->touched = rudo__grow(h->touched, &h->cap_touched, sizeof *h->touched, 256,
+                                "rudo_alloc", "out of memory for the touched-page list");
+    h->touched[h->ntouched++] = (size_t)(p - h->pages);
+    p->touched = 1;
 }

@@ -22,8 +22,11 @@ void rudo__sweep_prepare(rudo__heap *h, bool major) {
          * bits are exact and its marks stay. On an unswept one the marks
          * are still those of the last collection (nothing was allocated
          * there since), so alloc & mark is what that collection left. */
-        if (!major && !unswept)
+        if (!major && (!unswept || p->settled))
             continue;
+        /* After this pass alloc ⊆ mark; a major collection then clears
+         * the marks, and its dead old cells unsettle the page again. */
+        p->settled = !major;
         for (size_t w = 0; w * 64 < p->ncells; w++) {
             if (unswept) {
                 /* Cells that died in an earlier collection are free, but
@@ -67,39 +70,72 @@ static void poison_dead(rudo__page *p) {
     }
 }
 
-size_t rudo__sweep_after_mark(rudo__heap *h) {
-    size_t live = 0;
-    uint64_t dense = 0; /* see live_pages16 (heap.h) */
-    rudo__lock_acquire(&h->heap_lock);
-    for (size_t pi = 0, next; pi < rudo__hwm(h); pi = next) {
-        /* Taken first: freeing a large object below ends its span. */
-        next = rudo__pages_next(h, pi);
-        rudo__page *p = &h->pages[pi];
-        if (h->poison && (p->type == RUDO_PAGE_SMALL || p->type == RUDO_PAGE_LARGE))
-            poison_dead(p);
-        if (p->type == RUDO_PAGE_SMALL) {
-            size_t n = 0;
-            for (size_t w = 0; w * 64 < p->ncells; w++)
-                n += (size_t)__builtin_popcountll(mark_word(p, w));
-            live += n * p->cell_size;
-            dense += ((uint64_t)n << 16) / p->ncells;
-            if (n < p->ncells && n > 0)
-                rudo__avail_add(h, p);
-            else
-                rudo__avail_remove(h, p);
-            if (n == 0)
-                rudo__pages_free(p, 1);
-        } else if (p->type == RUDO_PAGE_LARGE) {
-            if (mark_word(p, 0) & 1) {
-                live += p->cell_size;
-                dense += (uint64_t)p->span << 16;
-            } else {
-                rudo__list_remove(&h->large, p);
-                rudo__pages_free(p, p->span);
-            }
+/* The eager sweep of one page (heap_lock held): its live cells counted,
+ * its place (avail list, freed) decided. Adds what it had at the last
+ * sweep to *was and what it has now to *now, as (bytes, dense units). */
+static void sweep_one(rudo__heap *h, rudo__page *p, uint64_t was[2], uint64_t now[2]) {
+    if (h->poison && (p->type == RUDO_PAGE_SMALL || p->type == RUDO_PAGE_LARGE))
+        poison_dead(p);
+    if (p->type == RUDO_PAGE_SMALL) {
+        size_t n = 0;
+        for (size_t w = 0; w * 64 < p->ncells; w++)
+            n += (size_t)__builtin_popcountll(mark_word(p, w));
+        was[0] += (uint64_t)p->live_cells * p->cell_size;
+        was[1] += ((uint64_t)p->live_cells << 16) / p->ncells;
+        now[0] += (uint64_t)n * p->cell_size;
+        now[1] += ((uint64_t)n << 16) / p->ncells;
+        p->live_cells = (uint32_t)n;
+        if (n < p->ncells && n > 0)
+            rudo__avail_add(h, p);
+        else
+            rudo__avail_remove(h, p);
+        if (n == 0)
+            rudo__pages_free(p, 1);
+    } else if (p->type == RUDO_PAGE_LARGE) {
+        was[0] += p->live_cells ? p->cell_size : 0;
+        was[1] += p->live_cells ? (uint64_t)p->span << 16 : 0;
+        if (mark_word(p, 0) & 1) {
+            now[0] += p->cell_size;
+            now[1] += (uint64_t)p->span << 16;
+            p->live_cells = 1;
+        } else {
+            rudo__list_remove(&h->large, p);
+            rudo__pages_free(p, p->span);
         }
     }
-    h->live_pages16 = dense;
+}
+
+size_t rudo__sweep_after_mark(rudo__heap *h, bool major) {
+    uint64_t was[2] = {0, 0}, now[2] = {0, 0}; /* bytes, dense (heap.h) */
+    rudo__lock_acquire(&h->heap_lock);
+    size_t live;
+    if (major) {
+        for (size_t pi = 0, next; pi < rudo__hwm(h); pi = next) {
+            /* Taken first: freeing a large object below ends its span. */
+            next = rudo__pages_next(h, pi);
+            sweep_one(h, &h->pages[pi], was, now);
+        }
+        live = (size_t)now[0];
+        h->live_pages16 = now[1];
+    } else {
+        /* A minor collection changes marks only where young objects are:
+         * on the pages touched since the last collection. The others keep
+         * their counts, place and memory; the totals move by the
+         * difference on the touched ones. */
+        for (size_t i = 0; i < h->ntouched; i++) {
+            rudo__page *p = &h->pages[h->touched[i]];
+            if (!p->touched)
+                continue; /* listed twice (freed and taken again) */
+            sweep_one(h, p, was, now);
+        }
+        live = (size_t)(h->live_bytes + now[0] - was[0]);
+        h->live_pages16 = h->live_pages16 + now[1] - was[1];
+    }
+    /* Every collection ends the touched list: marks on the pages it held
+     * are exact now, and counted. */
+    for (size_t i = 0; i < h->ntouched; i++)
+        h->pages[h->touched[i]].touched = 0;
+    h->ntouched = 0;
     rudo__pages_release_due();
     rudo__lock_release(&h->heap_lock);
     return live;

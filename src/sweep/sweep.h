@@ -15,8 +15,10 @@
  * major collection, clear the marks. A minor collection keeps them: a set
  * mark bit is what makes an object old (docs/design.md, "Generations"). */
 void rudo__sweep_prepare(rudo__heap *h, bool major);
-/* After marking: the eager pass described above. Returns live bytes. */
-size_t rudo__sweep_after_mark(rudo__heap *h);
+/* After marking: the eager pass described above, over every page (major)
+ * or over the pages touched since the last collection (minor: the others
+ * cannot have changed). Returns live bytes. */
+size_t rudo__sweep_after_mark(rudo__heap *h, bool major);
 /* Builds the free list of page p (not current, not on a list), zeroing its
  * free cells. Returns the number of free cells; *head gets the list, in
  * address order. */
