@@ -429,9 +429,9 @@ def gen_text(rows_by_bench, suite, backends):
         m = row.med
         blines.append("%-8s  %9s  %9s  %9s  %9s"
                       % (k, fmt(m("plain_ns"), ".3f"), fmt(m("barrier_ns"), ".3f"),
-                         fmt(m("uncond_ns") or None, ".3f"), fmt(m("value_ns") or None, ".3f")))
+                         fmt(m("filtered_ns") or None, ".3f"), fmt(m("value_ns") or None, ".3f")))
     if blines:
-        head = "%-8s  %9s  %9s  %9s  %9s" % ("backend", "plain", "bk_write", "uncond",
+        head = "%-8s  %9s  %9s  %9s  %9s" % ("backend", "plain", "bk_write", "filtered",
                                              "value")
         out += ["", "Barrier: ns per store (best of 3 loops, median of runs)", head,
                 "-" * len(head)] + blines

@@ -142,9 +142,10 @@ typedef struct rudo_config {
      * rudo_write (or be followed by rudo_write_range); a store that skips
      * the barrier can make a minor collection free a reachable object.
      * Conservative and atomic kinds, roots, handles and registered ranges
-     * need no barrier. Off, the barrier calls are plain stores plus one
-     * compare. Environment override: RUDO_GENERATIONAL (0 or 1), for A/B
-     * runs of a program that uses the barrier. */
+     * need no barrier. Off, the barrier still marks cards (nobody reads
+     * them): same cost, so a program keeps it either way. Environment
+     * override: RUDO_GENERATIONAL (0 or 1), for A/B runs of a program that
+     * uses the barrier. */
     bool generational;
     /* Generational mode: bytes allocated between minor collections (the
      * nursery). Default 8 MiB; 0 = the default. Environment override:
@@ -485,24 +486,26 @@ RUDO_API void *rudo_alloc_aligned(rudo_kind kind, size_t size, size_t align);
  * in a card table. The barrier marks the card of the slot written; a minor
  * collection scans the old objects on dirty cards (docs/design.md). */
 #define RUDO_CARD_SHIFT 9u
-/* What the inline barrier reads (internal): the heap's range and its card
- * table, or size 0 when no heap is generational. */
+/* What the inline barrier reads (internal): the heap's card table and the
+ * mask of its indices. The heap's range is a power of two aligned to its
+ * size, so (address >> RUDO_CARD_SHIFT) & mask is the card of an address in
+ * the heap, and some card of the table for any other address: no range
+ * check is needed, and a slot outside the heap only dirties a card for
+ * nothing. Without a heap the table is one byte (mask 0). */
 struct rudo__barrier {
-    uintptr_t base, size;
     uint8_t *cards;
+    uintptr_t mask;
 };
 extern RUDO_API struct rudo__barrier rudo__barrier;
 
-/* Marks the card holding address `slot` dirty, if slot is in a
- * generational heap (internal). Relaxed: the collector reads the cards
- * only with the world stopped, and the stop handshake (locks) orders the
- * stores before its reads; two threads that mark the same card store the
- * same byte. */
+/* Marks the card holding address `slot` dirty (internal). Relaxed: the
+ * collector reads the cards only with the world stopped, and the stop
+ * handshake (locks) orders the stores before its reads; two threads that
+ * mark the same card store the same byte. */
 static inline void rudo__card_mark(const void *slot) {
-    uintptr_t off = (uintptr_t)slot - rudo__barrier.base;
-    if (off < rudo__barrier.size)
-        __atomic_store_n(&rudo__barrier.cards[off >> RUDO_CARD_SHIFT], 1,
-                         __ATOMIC_RELAXED);
+    __atomic_store_n(&rudo__barrier.cards[((uintptr_t)slot >> RUDO_CARD_SHIFT) &
+                                          rudo__barrier.mask],
+                     1, __ATOMIC_RELAXED);
 }
 
 /* Stores `value` into `slot`, a pointer field of heap object `obj`, and
@@ -516,9 +519,10 @@ static inline void rudo__card_mark(const void *slot) {
  * Without it, a minor collection may free an object reachable only
  * through the slot (the verifier, RUDO_VERIFY=1, reports such a store,
  * naming the object and the slot). `obj` is not read: it documents the
- * store and leaves room for object-logging barriers. Cost: the store,
- * a load, a subtraction, a compare and a byte store (docs/performance.md).
- * A slot outside the heap (a static, a stack) is stored to and ignored.
+ * store and leaves room for object-logging barriers. Cost: the store, two
+ * loads, a shift, a mask and a byte store, with no branch
+ * (docs/performance.md). A slot outside the heap (a static, a stack) is
+ * stored to; at worst it dirties a card for nothing.
  * Thread-safe as the store itself is: the caller orders concurrent stores
  * to the same slot. */
 static inline void rudo_write(void *obj, void **slot, void *value) {

@@ -9,17 +9,24 @@
 
 rudo__heap *rudo__the_heap;
 
-/* The inline barrier's copy of the generational heap's range (rudo.h):
- * written by rudo__barrier_publish while no mutator runs (heap creation
- * and destruction), read plainly by the barrier afterwards. */
-struct rudo__barrier rudo__barrier;
+/* Where the barrier's card marks go when there is no heap: one byte that
+ * nobody reads (rudo.h). */
+static uint8_t no_cards[1];
+
+/* The inline barrier's copy of the heap's card table (rudo.h): written by
+ * rudo__barrier_publish while no mutator runs (heap creation and
+ * destruction), read plainly by the barrier afterwards. */
+struct rudo__barrier rudo__barrier = {no_cards, 0};
 
 void rudo__barrier_publish(const rudo__heap *h) {
-    if (h && h->gen.on)
-        rudo__barrier = (struct rudo__barrier){(uintptr_t)h->base, h->reserve,
-                                               h->cards};
+    /* The real table even when the heap is not generational: the marks
+     * then land on cards nobody reads, instead of all on one byte that
+     * every thread would write. */
+    if (h)
+        rudo__barrier = (struct rudo__barrier){h->cards,
+                                               (h->reserve >> RUDO_CARD_SHIFT) - 1};
     else
-        rudo__barrier = (struct rudo__barrier){0, 0, NULL};
+        rudo__barrier = (struct rudo__barrier){no_cards, 0};
 }
 
 rudo__heap *rudo__need_heap(const char *fn) {
@@ -57,14 +64,23 @@ bool rudo__heap_map(rudo__heap *h) {
      * left scattered. Written as a comparison with a quotient: max_heap may
      * be anything up to SIZE_MAX, which means "no bound but the
      * reservation". */
-    if (h->cfg.max_heap && h->cfg.max_heap < (h->reserve - 2 * RUDO_PAGE_SIZE) / 2)
-        h->reserve = (2 * h->cfg.max_heap + 2 * RUDO_PAGE_SIZE - 1) & ~(RUDO_PAGE_SIZE - 1);
-    h->base = rudo__os_reserve(h->reserve, RUDO_PAGE_SIZE);
+    if (h->cfg.max_heap && h->cfg.max_heap < (h->reserve - 2 * RUDO_PAGE_SIZE) / 2) {
+        size_t want = 2 * h->cfg.max_heap + RUDO_PAGE_SIZE;
+        /* A power of two (see below). */
+        h->reserve = RUDO_PAGE_SIZE;
+        while (h->reserve < want)
+            h->reserve *= 2;
+    }
+    /* The range is a power of two aligned to its size, so the barrier
+     * finds a slot's card with a shift and a mask, with no range check:
+     * (addr >> 9) & (reserve / 512 - 1) is the card of an address in the
+     * heap, and some card for any other address (rudo.h). */
+    h->base = rudo__os_reserve(h->reserve, h->reserve);
     /* Where address space is limited (ulimit -v, valgrind), take less. */
     while (!h->base && h->reserve > ((size_t)1 << 30) &&
            (!h->cfg.max_heap || h->reserve / 2 > h->cfg.max_heap)) {
         h->reserve /= 2;
-        h->base = rudo__os_reserve(h->reserve, RUDO_PAGE_SIZE);
+        h->base = rudo__os_reserve(h->reserve, h->reserve);
     }
     h->npages = h->reserve >> RUDO_PAGE_SHIFT;
     h->pages_map_bytes = h->npages * sizeof(rudo__page);
