@@ -36,6 +36,32 @@ static bool choose_major(const rudo__heap *h, bool major) {
     return !h->gen.on || major || h->gen.next_major;
 }
 
+/* The nursery after a collection that left `live` bytes: the configured
+ * size, doubled after a minor collection where most of it survived (minors
+ * then only copy work from the majors: marking what will be old anyway)
+ * and halved back when little did, but never beyond the trigger that the
+ * collector would use without generations. */
+static size_t nursery(rudo__heap *h, size_t live) {
+    const rudo_config *c = &h->cfg;
+    size_t n = h->gen.nursery ? h->gen.nursery : c->nursery;
+    if (h->gen.minor) {
+        double rate = (double)h->gen.last_promoted / (double)n;
+        if (rate > 0.5)
+            n *= 2;
+        else if (rate < 0.125 && n / 2 >= c->nursery)
+            n /= 2;
+    }
+    double cap = (double)live * c->growth;
+    if (c->growth_limit && cap > (double)live + (double)c->growth_limit)
+        cap = (double)live + (double)c->growth_limit;
+    if (n > cap)
+        n = (size_t)cap;
+    if (n < c->nursery)
+        n = c->nursery;
+    h->gen.nursery = n;
+    return n;
+}
+
 /* The next collection's trigger and, with generations, its kind (docs/
  * design.md, "Heap sizing"). */
 static void set_trigger(rudo__heap *h, size_t live) {
@@ -44,22 +70,24 @@ static void set_trigger(rudo__heap *h, size_t live) {
     bool budget = c->max_heap && c->max_heap / RUDO_PAGE_SIZE < h->npages;
     double next;
     if (h->gen.on) {
-        next = (double)c->nursery;
+        next = (double)nursery(h, live);
         double base = (double)(h->gen.major_live > c->initial_heap
                                    ? h->gen.major_live : c->initial_heap);
-        /* A budget is used whole: the old data may grow until it and two
-         * nurseries (one to fill, one of slack for what the pages cannot
-         * pack) reach it. Without one, old-data growth since the last
-         * major collection decides. */
-        h->gen.next_major = budget
-            ? (double)live + 2.0 * (double)c->nursery > (double)c->max_heap
-            : (double)live > base * c->major_growth;
-        /* With a budget, the nursery takes half the room it leaves (the
-         * rest is for what minors promote), but never less than the
-         * configured nursery: fewer minors, fewer objects caught young. */
-        double room = ((double)c->max_heap - (double)live - (double)c->max_heap / 16) / 2;
-        if (budget && room > next)
-            next = room;
+        if (budget) {
+            /* A budget is used whole: the nursery takes at least half the
+             * room the old data leaves under it (less a sixteenth for what
+             * the pages cannot pack), and at most all of it; the next
+             * collection is major when that room is under two nurseries. */
+            double room = (double)c->max_heap - (double)live - (double)c->max_heap / 16;
+            h->gen.next_major = room < 2.0 * (double)c->nursery;
+            if (next < room / 2)
+                next = room / 2;
+            if (next > room)
+                next = room > 0 ? room : 0;
+        } else {
+            /* Without one, old-data growth since the last major decides. */
+            h->gen.next_major = (double)live > base * c->major_growth;
+        }
     } else {
         next = (double)live * c->growth;
         if (c->growth_limit && next > (double)live + (double)c->growth_limit)
@@ -178,6 +206,8 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
     size_t promoted = !major && live > old_before ? live - old_before : 0;
     if (major)
         h->gen.major_live = live;
+    else
+        h->gen.last_promoted = promoted; /* the nursery adapts to it */
     set_trigger(h, live);
 
     uint64_t mark_ns = t_sweep - t_mark, sweep_ns = t_end - t_sweep;
@@ -193,7 +223,6 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
         if (pause > h->gen.minor_pause_max)
             h->gen.minor_pause_max = pause;
         h->gen.promoted += promoted;
-        h->gen.last_promoted = promoted;
     }
     ev->promoted_bytes = promoted;
     h->st.mark_ns += mark_ns;

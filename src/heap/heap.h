@@ -386,6 +386,7 @@ typedef struct rudo__heap {
         bool minor;             /* the collection running is a minor one */
         bool next_major;        /* the policy's choice for the next one */
         size_t major_live;      /* live bytes after the last major one */
+        size_t nursery;         /* now (adapts: collect.c); 0 = not yet */
         uint64_t minors, majors;
         uint64_t minor_pause_ns, minor_pause_max;
         uint64_t major_pause_ns, major_pause_max;
