@@ -394,9 +394,17 @@ static inline void rudo_visit_weak(rudo_tracer *tr, void **slot) {
 #define RUDO_GRANULE 16u
 #define RUDO_SMALL_MAX 32768u
 
-/* Per-thread allocation state the inline fast path reads (internal). */
+/* Per-thread state the inline fast paths read (internal). */
 struct rudo__mutator_fast {
     void **lists[RUDO_MAX_KINDS]; /* per kind: free-list head per size class */
+    /* Scoped handles (src/threads/handles.c): the thread's newest chunk of
+     * handle slots is [hbase, hlimit); the slots [hbase, hnext) are in use
+     * (every older chunk is full). All NULL until the first scope, and in
+     * the state of a blocking region: the fast paths then call out. */
+    void **hnext;
+    void **hbase;
+    void **hlimit;
+    unsigned hdepth;              /* open scopes */
 };
 extern __thread struct rudo__mutator_fast *rudo__tl
     __attribute__((tls_model("initial-exec")));
@@ -556,17 +564,77 @@ RUDO_API void rudo_thread_root_callback(rudo_root_fn fn, void *data);
 
 /* Scoped handles, for runtimes that root precisely: a handle is a slot that
  * is a root until the scope that created it exits. Scopes nest and are per
- * thread; exit them in reverse order of entry (aborts otherwise). */
+ * thread; exit them in reverse order of entry (aborts otherwise). A scope,
+ * and the handles made in it, belong to the thread that entered it: exiting
+ * a scope entered by another thread aborts, and another thread may read or
+ * write a handle's slot only as ordinary shared memory (it is a root of the
+ * owning thread alone, and only until that thread exits the scope).
+ * The three calls are inline: opening a scope, making a handle and closing
+ * the scope cost a few instructions each (docs/performance.md, "Scoped
+ * handles"); they call into the library only for the thread's first scope,
+ * when a chunk of handle slots (254 of them) is full or left, and for
+ * misuse, which aborts there with a message. They need no lock: each
+ * touches the calling thread's own state. Abort if the thread is not
+ * attached or is inside a blocking region. */
 typedef struct rudo_scope {
-    size_t rudo__mark;
-    unsigned rudo__depth;
+    void **rudo__mark;   /* the thread's next handle slot at entry */
+    unsigned rudo__depth; /* 1 for the outermost scope */
 } rudo_scope;
 
-RUDO_API void rudo_scope_enter(rudo_scope *scope);
-RUDO_API void rudo_scope_exit(rudo_scope *scope);
+RUDO_API void rudo__scope_enter_slow(rudo_scope *scope);
+RUDO_API void rudo__scope_exit_slow(rudo_scope *scope);
+RUDO_API void **rudo__handle_slow(void *obj);
+
+/* Opens a scope: handles made from now until rudo_scope_exit(scope) belong
+ * to it. */
+static inline void rudo_scope_enter(rudo_scope *scope) {
+    struct rudo__mutator_fast *t = rudo__tl;
+    if (RUDO_LIKELY(t != NULL && t->hnext != NULL)) {
+        scope->rudo__mark = t->hnext;
+        scope->rudo__depth = ++t->hdepth;
+        return;
+    }
+    rudo__scope_enter_slow(scope);
+}
+
+/* Closes the innermost scope, which must be `scope`: its handles stop being
+ * roots (aborts if scope is not the innermost open scope of the thread). */
+static inline void rudo_scope_exit(rudo_scope *scope) {
+    struct rudo__mutator_fast *t = rudo__tl;
+    /* Fast when the scope is the innermost and began in the newest chunk
+     * (its mark lies in [hbase, hnext]); anything else, misuse included,
+     * is sorted out by the slow path. Lowering hnext drops the scope's
+     * handles at once, also for a collector that reads this thread's state
+     * while it is stopped at an arbitrary instruction. */
+    if (RUDO_LIKELY(t != NULL && scope->rudo__depth == t->hdepth &&
+                    t->hdepth != 0 &&
+                    (uintptr_t)scope->rudo__mark - (uintptr_t)t->hbase <=
+                        (uintptr_t)t->hnext - (uintptr_t)t->hbase)) {
+        t->hnext = scope->rudo__mark;
+        t->hdepth--;
+        return;
+    }
+    rudo__scope_exit_slow(scope);
+}
+
 /* Returns a slot holding obj, valid until the innermost scope exits. Aborts
  * outside any scope. The slot may be written to (e.g. after a resize). */
-RUDO_API void **rudo_handle(void *obj);
+static inline void **rudo_handle(void *obj) {
+    struct rudo__mutator_fast *t = rudo__tl;
+    if (RUDO_LIKELY(t != NULL && t->hnext != t->hlimit && t->hdepth != 0)) {
+        void **slot = t->hnext;
+        *slot = obj;
+        /* The slot is written before hnext covers it: a collector that
+         * reads [hbase, hnext) of a thread stopped by a signal at any
+         * instruction sees only initialised slots. A compiler fence is
+         * enough, as that reader runs on this thread's own instruction
+         * stream (the signal handler) or after it. */
+        __atomic_signal_fence(__ATOMIC_RELEASE);
+        t->hnext = slot + 1;
+        return slot;
+    }
+    return rudo__handle_slow(obj);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Collection                                                               */
