@@ -484,6 +484,35 @@ static inline void *rudo_malloc_atomic(size_t size) {
  * object, or size is 0. Returns NULL as rudo_alloc does. */
 RUDO_API void *rudo_realloc(void *obj, size_t size);
 
+/* Frees an object the program knows is dead, without waiting for a
+ * collection to find it unreachable: its memory may be reused by a later
+ * allocation, so nothing may refer to it any more (not even a stale copy
+ * the program might read). NULL is a no-op.
+ *  - A small object on a page that no thread is allocating from is free
+ *    at once: the next allocation of its size class may return it. One on
+ *    a page some thread is allocating from is zeroed (it keeps nothing
+ *    alive) and reclaimed by the next collection. A large object's pages
+ *    go back to the heap at once.
+ *  - Its kind's finalizer does not run for it, and a per-object finalizer
+ *    or guardian registration ends without running (as bdwgc's GC_free).
+ *    Weak slots and ephemerons pointing to it are not cleared: clear them
+ *    first, or they may later point to an object allocated in its place.
+ *  - With verification on (RUDO_DEBUG builds, RUDO_VERIFY=1) nothing is
+ *    reused before the next collection: the object is kept, its contents
+ *    overwritten (with 0xdb bytes; with zeros for trace-callback kinds),
+ *    and that collection aborts with "rudo verify: object A (kind K)
+ *    still refers to B (kind L), which was freed with rudo_free" if a
+ *    reachable heap object still points into it (references from stacks,
+ *    registers and root slots are not reported); freeing it twice in that
+ *    time aborts ("double free").
+ * Aborts if obj is not the base of an allocated object (an interior
+ * pointer, a pointer not from rudo, an object freed already and not
+ * reused since: a double free is caught except on a page a thread is
+ * allocating from), or as rudo_alloc (no heap, thread not attached, in a
+ * blocking region or a trace callback). Thread-safe: it takes the heap
+ * lock briefly; two threads must not free the same object. */
+RUDO_API void rudo_free(void *obj);
+
 /* ------------------------------------------------------------------------ */
 /* Roots                                                                    */
 /* ------------------------------------------------------------------------ */

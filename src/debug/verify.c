@@ -16,7 +16,27 @@ static bool raw_lookup(rudo__heap *h, void *v, bool *marked) {
     return true;
 }
 
+/* A live (marked) object that refers to one given to rudo_free since the
+ * last collection: the program freed an object it still uses. Only heap
+ * references count: a stale copy on a stack or in a register is common
+ * and harmless once the program stops using it. */
+static void check_freed(rudo__heap *h, void *from, void *v) {
+    rudo__page *p, *fp;
+    size_t i;
+    char *cell = rudo__cell_of(h, v, &p, &i);
+    if (!cell || !rudo__slotset_contains(&h->freed, (void **)(void *)cell))
+        return;
+    const char *from_kind = "?";
+    if (rudo__cell_of(h, from, &fp, &i))
+        from_kind = h->kinds[fp->kind].name;
+    rudo__fatal("rudo verify", "object %p (kind %s) still refers to %p "
+                "(kind %s), which was freed with rudo_free", from, from_kind,
+                (void *)cell, h->kinds[p->kind].name);
+}
+
 static void check_word(rudo__heap *h, void *from, void *v) {
+    if (RUDO_UNLIKELY(h->freed.live != 0))
+        check_freed(h, from, v);
     bool marked;
     if (raw_lookup(h, v, &marked) && !marked)
         rudo__fatal("rudo verify", "marked object %p holds %p, an allocated "
@@ -81,6 +101,26 @@ static void verify_object(rudo__heap *h, rudo__page *p, char *obj) {
     }
 }
 
+/* The objects freed since the last collection have been checked: they die
+ * in this one (a root may still have reached one: the program freed it,
+ * and its memory is reused as in a build without verification). Their
+ * fin bits (set by rudo_free, so no kind finalizer runs) go with the cell
+ * when the page is swept. */
+static void end_quarantine(rudo__heap *h) {
+    if (h->freed.live == 0)
+        return;
+    for (size_t k = 0; k < h->freed.cap; k++) {
+        void **obj = rudo__slotset_at(&h->freed, k);
+        rudo__page *p;
+        size_t i;
+        if (obj && rudo__cell_of(h, obj, &p, &i)) {
+            _Atomic uint64_t *w = &p->bits[i / 64].mark;
+            rudo__st(w, rudo__ld(w) & ~((uint64_t)1 << (i % 64)));
+        }
+    }
+    rudo__slotset_free(&h->freed);
+}
+
 void rudo__debug_verify_heap(void) {
     rudo__heap *h = rudo__need_heap("rudo__debug_verify_heap");
     for (size_t pi = 0; pi < rudo__hwm(h); pi = rudo__pages_next(h, pi)) {
@@ -98,6 +138,7 @@ void rudo__debug_verify_heap(void) {
                 verify_object(h, p, start + i * p->cell_size);
         }
     }
+    end_quarantine(h);
 }
 
 bool rudo__debug_is_marked(const void *obj) {

@@ -89,7 +89,9 @@ typedef struct rudo__page {
     uint64_t release_at; /* free: gc_count after which memory is released */
     /* current: the allocator's free-list head. Stored with release and
      * loaded with acquire, so a query that sees NULL also sees the alloc
-     * bits written before it (rudo__find_object). */
+     * bits written before it (rudo__find_object). RUDO_OWNER_CLAIMED while
+     * an allocator that took the page off its avail list sweeps it
+     * (alloc.c), so that rudo_free leaves the page alone meanwhile. */
     void **_Atomic owner_list;
     struct rudo__page *next, *prev; /* list links */
     /* Mark and alloc words side by side: marking a cell reads both, so
@@ -101,6 +103,9 @@ typedef struct rudo__page {
     } bits[RUDO_BITMAP_WORDS];
     uint64_t fin[RUDO_BITMAP_WORDS]; /* finalizer already queued */
 } rudo__page;
+
+/* owner_list of a page an allocator is claiming (above). */
+#define RUDO_OWNER_CLAIMED ((void **)1)
 
 /* A doubly linked list of pages. */
 typedef struct rudo__page_list {
@@ -368,6 +373,10 @@ typedef struct rudo__heap {
     _Atomic uint64_t stress_count;
     bool poison;                /* fill dead cells (RUDO_DEBUG, RUDO_POISON) */
     bool verify;                /* RUDO_DEBUG build or RUDO_VERIFY=1 */
+    /* With verify: the objects given to rudo_free since the last
+     * collection, kept allocated (quarantined) until then (gc/free.c,
+     * heap_lock; read by the verifier with the world stopped). */
+    rudo__slotset freed;
     bool gc_log;                /* RUDO_GC_LOG=1 */
 } rudo__heap;
 
