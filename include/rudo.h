@@ -136,6 +136,17 @@ typedef struct rudo_config {
     /* Out-of-memory handler (may be NULL) and its argument. */
     rudo_oom_fn on_oom;
     void *oom_data;
+    /* Whether a conservative word (stacks, registers, static data, root
+     * ranges, objects of conservative kinds) pointing inside an object
+     * keeps it alive. Default true. false: only a word holding the
+     * object's base, or its base plus a registered displacement
+     * (rudo_register_displacement), does (bdwgc's GC_all_interior_pointers
+     * = 0): less garbage retained by stray words, but a program must keep
+     * base pointers where the collector looks. Precise slots (root slots,
+     * handles, layout and callback kinds) are not affected; see
+     * RUDO_KIND_BASE_ONLY for those. Environment override:
+     * RUDO_INTERIOR_POINTERS (0 or 1). */
+    bool interior_pointers;
 } rudo_config;
 
 /* Fills *cfg with the defaults described above, and cfg->size with
@@ -246,6 +257,23 @@ typedef struct rudo_kind_desc {
  * thread through synchronisation (a lock, a release store read by an
  * acquire load, pthread_create, ...) may use it at once. */
 RUDO_API rudo_kind rudo_kind_register(const rudo_kind_desc *desc);
+
+/* Kind flags for rudo_kind_register_flags. */
+/* The kind's pointer fields (its layout's words, or the slots its trace
+ * callback visits) hold only base pointers of objects, or values that are
+ * not heap pointers: a value pointing inside an object, not at its start,
+ * is ignored, and its object is not kept alive by this field. Marking
+ * then checks that the value is a cell's start and skips the walk from an
+ * interior address to its object (docs/performance.md, "Base-pointer-only
+ * marking"). For RUDO_TRACE_LAYOUT and RUDO_TRACE_CALLBACK kinds only. */
+#define RUDO_KIND_BASE_ONLY 1u
+
+/* As rudo_kind_register, with flags (RUDO_KIND_* above, or 0). Aborts as
+ * rudo_kind_register, and if flags has an unknown bit or
+ * RUDO_KIND_BASE_ONLY is given for a kind that is not a layout or callback
+ * kind. Thread-safe, as rudo_kind_register. */
+RUDO_API rudo_kind rudo_kind_register_flags(const rudo_kind_desc *desc,
+                                            unsigned flags);
 
 /* Shorthands for rudo_kind_register. */
 RUDO_API rudo_kind rudo_kind_traced(const char *name, rudo_trace_fn trace);
@@ -527,6 +555,17 @@ RUDO_API void rudo_root_add(void **slot);
 /* Removes a precise root. Returns RUDO_OK, or RUDO_ENOENT (and prints a
  * message naming the function) if the slot was never added. Thread-safe. */
 RUDO_API int rudo_root_remove(void **slot);
+
+/* With rudo_config.interior_pointers false: also count a conservative
+ * word holding an object's base plus `offset` (0 < offset < 1024, and
+ * less than the object's size) as a reference to the object, e.g. for
+ * tagged pointers (base + 1) or a header skipped by the program's
+ * pointers. Like bdwgc's GC_register_displacement. Registering an offset
+ * twice is harmless; it cannot be undone. Returns RUDO_OK, or RUDO_EINVAL
+ * (with a message) for offset 0 or 1024 and above. Without the mode the
+ * call is accepted and has no effect (every interior address counts).
+ * Thread-safe; waits while a collection runs. */
+RUDO_API int rudo_register_displacement(size_t offset);
 
 /* Registers the memory [start, end) as a conservative root range (every
  * aligned word may be a pointer), e.g. a malloc'd table. Aborts if

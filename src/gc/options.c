@@ -58,6 +58,10 @@ static const rudo__option options[] = {
      "called when an allocation fails after a full collection"},
     {"oom_data", NULL, RUDO_OPT_POINTER, 0, CFG(oom_data), 0, 0, 0,
      "the argument of on_oom"},
+    {"interior_pointers", "RUDO_INTERIOR_POINTERS", RUDO_OPT_BOOL, 0,
+     CFG(interior_pointers), 1, 0, 1,
+     "conservative words inside an object keep it; false: bases and "
+     "registered displacements only"},
     {"gc_stress", "RUDO_GC_STRESS", RUDO_OPT_UNSIGNED, RUDO_OPT_ENV_ONLY,
      ENV(gc_stress), 0, 0, 1000000000,
      "a full collection every N allocations (0 = off); for tests"},

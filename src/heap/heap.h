@@ -28,6 +28,10 @@ struct rudo__mark_pool;
 #define RUDO_RESERVE_DEFAULT ((size_t)64 << 30)      /* 64 GiB */
 #define RUDO_GROWTH_MAX 1000.0 /* largest growth factor (rudo.h) */
 #define RUDO_POISON_BYTE 0xdb  /* fills dead cells in poison mode */
+/* Without interior pointers (rudo_config.interior_pointers false): the
+ * offsets into an object that conservative words may hold besides 0
+ * (rudo_register_displacement) are below this. */
+#define RUDO_DISPLACEMENT_MAX 1024u
 
 /* ---- sizeclass.c ---------------------------------------------------------
  * RUDO_NCLASSES classes: 16..128 by 16, then 8 classes per power of two up
@@ -181,6 +185,7 @@ typedef struct rudo__kind {
     /* The finalizer in effect, NULL if none: stored with release by
      * rudo_kind_set_finalizer, read with rudo__kind_fin. */
     _Atomic(const rudo__finalizer *) fin;
+    bool base_only;        /* RUDO_KIND_BASE_ONLY: slots hold bases only */
 } rudo__kind;
 
 /* The kind record of k; aborts naming fn if k is unknown. Loads nkinds
@@ -377,6 +382,10 @@ typedef struct rudo__heap {
      * collection, kept allocated (quarantined) until then (gc/free.c,
      * heap_lock; read by the verifier with the world stopped). */
     rudo__slotset freed;
+    /* Bit d set: a conservative word at an object's base + d counts
+     * (rudo_register_displacement; read by markers with the world
+     * stopped, written while no collection runs). */
+    uint64_t displacements[RUDO_DISPLACEMENT_MAX / 64];
     bool gc_log;                /* RUDO_GC_LOG=1 */
 } rudo__heap;
 
@@ -459,6 +468,34 @@ static inline char *rudo__cell_of(const rudo__heap *h, const void *a,
     *pp = p;
     *ip = i;
     return start + i * p->cell_size;
+}
+
+/* As rudo__cell_of, for an address that must be a cell's base (base-only
+ * slots, RUDO_KIND_BASE_ONLY): NULL unless a is exactly the start of a
+ * cell of a small page or of a large object. Cheaper on what it rejects:
+ * an address that is not granule-aligned fails before any load, and one
+ * in a free page or a large object's tail fails without the tail_dist
+ * walk (a tail holds no base). */
+static inline char *rudo__cell_of_base(const rudo__heap *h, const void *a,
+                                       rudo__page **pp, size_t *ip) {
+    uintptr_t off = (uintptr_t)a - (uintptr_t)h->base;
+    if ((off & (RUDO_GRANULE - 1)) || off >= (rudo__hwm(h) << RUDO_PAGE_SHIFT))
+        return NULL;
+    rudo__page *p = &h->pages[off >> RUDO_PAGE_SHIFT];
+    uintptr_t in = off & (RUDO_PAGE_SIZE - 1);
+    size_t i;
+    if (p->type == RUDO_PAGE_SMALL) {
+        i = rudo__cell_index(p, in);
+        if (i >= p->ncells || i * p->cell_size != in)
+            return NULL;
+    } else if (p->type == RUDO_PAGE_LARGE && in == 0) {
+        i = 0;
+    } else {
+        return NULL;
+    }
+    *pp = p;
+    *ip = i;
+    return (char *)a;
 }
 
 /* After marking: true if v points into a heap cell that is not marked (an
