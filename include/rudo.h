@@ -166,7 +166,9 @@ RUDO_API int rudo_heap_create(const rudo_config *cfg);
 
 /* Destroys the heap: every object becomes invalid, no finalizer runs, every
  * mapping the heap made is released. The calling thread must be the only
- * attached thread (aborts otherwise). A new heap may be created afterwards. */
+ * attached thread (aborts otherwise). A new heap may be created afterwards.
+ * Not thread-safe: no other thread may call rudo (not even the calls that
+ * need no attached thread) during or after it, until a new heap exists. */
 RUDO_API void rudo_heap_destroy(void);
 
 /* True if a heap exists. Thread-safe. */
@@ -275,7 +277,7 @@ RUDO_API rudo_kind rudo_kind_register(const rudo_kind_desc *desc);
 RUDO_API rudo_kind rudo_kind_register_flags(const rudo_kind_desc *desc,
                                             unsigned flags);
 
-/* Shorthands for rudo_kind_register. */
+/* Shorthands for rudo_kind_register; thread-safe as it is. */
 RUDO_API rudo_kind rudo_kind_traced(const char *name, rudo_trace_fn trace);
 RUDO_API rudo_kind rudo_kind_layout(const char *name, size_t words,
                                     const uint64_t *layout);
@@ -283,7 +285,8 @@ RUDO_API rudo_kind rudo_kind_conservative(const char *name);
 RUDO_API rudo_kind rudo_kind_atomic(const char *name);
 /* An ephemeron kind (RUDO_TRACE_EPHEMERON): its objects begin with a
  * rudo_ephemeron; allocate them with at least sizeof(rudo_ephemeron)
- * bytes. Words after the two fields are not traced. */
+ * bytes. Words after the two fields are not traced. Thread-safe, as
+ * rudo_kind_register. */
 RUDO_API rudo_kind rudo_kind_ephemeron(const char *name);
 
 /* Sets (or clears, with fn NULL) the finalizer of a kind and its `data`
@@ -334,9 +337,12 @@ RUDO_API int rudo_finalizer_register(void *obj, rudo_finalize_fn fn, void *data)
  * objects, itself included) is never finalized and never reclaimed while
  * so registered, as in bdwgc; rudo_gc_event.ordered_cycles counts, per
  * collection, the cycles found (through the first member looked at), and
- * the program breaks the cycle or unregisters. */
+ * the program breaks the cycle or unregisters. Thread-safe, and aborts,
+ * as rudo_finalizer_register. */
 RUDO_API int rudo_finalizer_register_ordered(void *obj, rudo_finalize_fn fn,
                                              void *data);
+/* Ends obj's registration (see rudo_finalizer_register): RUDO_OK, or
+ * RUDO_ENOENT if it has none. Thread-safe; waits while a collection runs. */
 RUDO_API int rudo_finalizer_unregister(void *obj);
 
 /* Guardians (Chez Scheme's): register objects with a guardian, and later
@@ -370,7 +376,8 @@ RUDO_API void rudo_set_finalization(bool on_demand, void (*notify)(void *data),
                                     void *data);
 /* Runs the due finalizers (and fills guardians) on the calling thread;
  * returns how many ran (0 if another thread is running them). Aborts if
- * the thread is not attached or runs a trace callback. */
+ * the thread is not attached or runs a trace callback. Thread-safe: one
+ * thread at a time runs finalizers; the others' calls return 0. */
 RUDO_API size_t rudo_run_finalizers(void);
 
 /* The kind's name (as stored: at most 47 characters), valid until the heap
@@ -393,7 +400,10 @@ struct rudo_tracer {
 RUDO_API void rudo__tracer_flush(rudo_tracer *tr);
 
 /* Reports one slot of the object being traced. Cheap: the slot address is
- * buffered and processed after the callback returns. */
+ * buffered and processed after the callback returns. Thread-safety: call
+ * it only from the trace or root callback that was given tr, on the
+ * thread running it; callbacks on several markers run at once, each with
+ * its own tracer. */
 static inline void rudo_visit(rudo_tracer *tr, void **slot) {
     if (*slot == NULL)
         return;
@@ -408,6 +418,7 @@ static inline void rudo_visit(rudo_tracer *tr, void **slot) {
  * rudo_weak_register). For weak tables without a registration per entry.
  * The object being traced is live, so the slot stays valid. NULL and
  * non-heap values are left alone. Call only from a trace callback. */
+/* (Thread-safety: as rudo_visit.) */
 static inline void rudo_visit_weak(rudo_tracer *tr, void **slot) {
     if (*slot != NULL)
         tr->rudo__weak(tr, slot);
@@ -483,16 +494,17 @@ static inline void *rudo_alloc(rudo_kind kind, size_t size) {
 }
 
 /* Allocates n * elem_size bytes as rudo_alloc does; aborts if the product
- * overflows. */
+ * overflows. Thread-safe, as rudo_alloc. */
 RUDO_API void *rudo_alloc_array(rudo_kind kind, size_t n, size_t elem_size);
 
 /* Allocates as rudo_alloc, aligned to `align`, a power of two up to the
  * page size (64 KiB); the object may be larger than asked (rudo_size).
- * Aborts on another alignment or size 0, and as rudo_alloc. */
+ * Aborts on another alignment or size 0, and as rudo_alloc. Thread-safe,
+ * as rudo_alloc. */
 RUDO_API void *rudo_alloc_aligned(rudo_kind kind, size_t size, size_t align);
 
 /* Conservative and atomic allocation without naming a kind (bdwgc's
- * GC_MALLOC and GC_MALLOC_ATOMIC). */
+ * GC_MALLOC and GC_MALLOC_ATOMIC). Thread-safe, as rudo_alloc. */
 static inline void *rudo_malloc(size_t size) {
     return rudo_alloc(RUDO_KIND_CONSERVATIVE, size);
 }
@@ -509,7 +521,9 @@ static inline void *rudo_malloc_atomic(size_t size) {
  * its references (and any registered roots, weak slots or finalizer
  * registrations) refer to the new one. obj == NULL behaves as rudo_alloc
  * of the conservative kind. Aborts if obj is not the base of a heap
- * object, or size is 0. Returns NULL as rudo_alloc does. */
+ * object, or size is 0. Returns NULL as rudo_alloc does. Thread-safe, as
+ * rudo_alloc; another thread must not write the object during the copy
+ * (it would be a race on the object's memory, not on the heap). */
 RUDO_API void *rudo_realloc(void *obj, size_t size);
 
 /* Frees an object the program knows is dead, without waiting for a
@@ -600,12 +614,13 @@ RUDO_API int rudo_root_remove_range(void *start);
  * pointer-aligned, or no heap exists. */
 RUDO_API int rudo_weak_register(void **slot);
 RUDO_API int rudo_weak_register_long(void **slot);
-/* Forgets a weak slot. RUDO_OK, or RUDO_ENOENT if it was not registered. */
+/* Forgets a weak slot. RUDO_OK, or RUDO_ENOENT if it was not registered.
+ * Thread-safe; waits while a collection runs. */
 RUDO_API int rudo_weak_unregister(void **slot);
 /* Moves a registration from `from` to `to` (same kind, short or long; the
  * values are not copied). RUDO_OK; RUDO_ENOENT if `from` is not registered;
  * RUDO_EEXIST if `to` already is (nothing changes). Aborts if `to` is NULL
- * or not aligned. */
+ * or not aligned. Thread-safe; waits while a collection runs. */
 RUDO_API int rudo_weak_move(void **from, void **to);
 
 /* Root callbacks, for runtimes whose roots (an interpreter's stack and
@@ -627,7 +642,9 @@ RUDO_API int rudo_root_callback_remove(rudo_root_fn fn, void *data);
 /* The calling thread's own root callback (one per thread; fn NULL removes
  * it), called as above at each collection, while the thread is stopped or
  * in a blocking region: for roots that live per thread. It ends when the
- * thread detaches. Aborts if the thread is not attached. */
+ * thread detaches. Aborts if the thread is not attached. Thread-safe: it
+ * sets the calling thread's own callback, waiting while a collection
+ * runs (the collector reads it). */
 RUDO_API void rudo_thread_root_callback(rudo_root_fn fn, void *data);
 
 /* Scoped handles, for runtimes that root precisely: a handle is a slot that
@@ -654,7 +671,7 @@ RUDO_API void rudo__scope_exit_slow(rudo_scope *scope);
 RUDO_API void **rudo__handle_slow(void *obj);
 
 /* Opens a scope: handles made from now until rudo_scope_exit(scope) belong
- * to it. */
+ * to it. Thread-safe: touches only the calling thread's state. */
 static inline void rudo_scope_enter(rudo_scope *scope) {
     struct rudo__mutator_fast *t = rudo__tl;
     if (RUDO_LIKELY(t != NULL && t->hnext != NULL)) {
@@ -666,7 +683,8 @@ static inline void rudo_scope_enter(rudo_scope *scope) {
 }
 
 /* Closes the innermost scope, which must be `scope`: its handles stop being
- * roots (aborts if scope is not the innermost open scope of the thread). */
+ * roots (aborts if scope is not the innermost open scope of the thread).
+ * Thread-safe: touches only the calling thread's state. */
 static inline void rudo_scope_exit(rudo_scope *scope) {
     struct rudo__mutator_fast *t = rudo__tl;
     /* Fast when the scope is the innermost and began in the newest chunk
@@ -686,7 +704,8 @@ static inline void rudo_scope_exit(rudo_scope *scope) {
 }
 
 /* Returns a slot holding obj, valid until the innermost scope exits. Aborts
- * outside any scope. The slot may be written to (e.g. after a resize). */
+ * outside any scope. The slot may be written to (e.g. after a resize).
+ * Thread-safe: touches only the calling thread's state. */
 static inline void **rudo_handle(void *obj) {
     struct rudo__mutator_fast *t = rudo__tl;
     if (RUDO_LIKELY(t != NULL && t->hnext != t->hlimit && t->hdepth != 0)) {
@@ -732,8 +751,8 @@ RUDO_API int rudo_set_growth(double growth, size_t growth_limit);
 
 /* Runs a full collection now (with the world stopped), then any finalizers
  * that became due. If other threads request a collection at the same time,
- * one collection serves them all. Aborts if the thread is not attached, is
- * inside a blocking region, or runs a trace callback. */
+ * one collection serves them all (thread-safe). Aborts if the thread is
+ * not attached, is inside a blocking region, or runs a trace callback. */
 RUDO_API void rudo_collect(void);
 
 /* Information about one collection, passed to the collection callback. */
@@ -818,7 +837,8 @@ RUDO_API int rudo_thread_attach(void);
  * blocking region. Thread-safe. */
 RUDO_API void rudo_thread_detach(void);
 
-/* True if the calling thread is attached. */
+/* True if the calling thread is attached. Thread-safe; may be called
+ * without a heap. */
 RUDO_API bool rudo_thread_is_attached(void);
 
 /* A safepoint: if another thread is waiting to collect, stop here until the
@@ -834,7 +854,8 @@ RUDO_API bool rudo_thread_is_attached(void);
  * stderr naming each attached thread that has not stopped (mutator id,
  * kernel tid, pthread name) and this remedy, then again after doubling
  * intervals (at most 60 s apart); it keeps waiting. Aborts if called from a
- * trace callback while a collection waits. */
+ * trace callback while a collection waits. Thread-safe (any attached
+ * thread; an unattached one returns at once). */
 RUDO_API void rudo__safepoint_slow(void);
 static inline void rudo_safepoint(void) {
     /* Relaxed: a poll that misses a request just made is caught by the next
@@ -847,7 +868,8 @@ static inline void rudo_safepoint(void) {
  * pointer is read or written, no rudo call but rudo_blocking_leave), such
  * as a blocking system call. Collections proceed without waiting for it;
  * its stack (as of rudo_blocking_enter) is still scanned. Leaving waits for
- * a running collection to end. Regions do not nest (aborts). */
+ * a running collection to end. Regions do not nest (aborts). Thread-safe:
+ * each affects the calling thread. */
 RUDO_API void rudo_blocking_enter(void);
 RUDO_API void rudo_blocking_leave(void);
 
@@ -874,13 +896,14 @@ RUDO_API void rudo_blocking_leave(void);
  * switching (no rudo call may come between it and the switch) or just
  * after. Returns RUDO_OK, or RUDO_EINVAL (with a message) if lo or hi is
  * NULL or lo >= hi. Aborts if the thread is not attached or is inside a
- * blocking region. Affects only the calling thread; needs no lock. */
+ * blocking region. Thread-safe: affects only the calling thread; needs no
+ * lock. */
 RUDO_API int rudo_stack_set(void *lo, void *hi);
 
 /* Stores the calling thread's declared stack bounds (initially its own
  * stack's) in *lo and *hi (either may be NULL), e.g. to declare them again
  * with rudo_stack_set after switching back. Aborts if the thread is not
- * attached. Affects only the calling thread. */
+ * attached. Thread-safe: reads only the calling thread's state. */
 RUDO_API void rudo_stack_get(void **lo, void **hi);
 
 /* ------------------------------------------------------------------------ */
@@ -889,16 +912,21 @@ RUDO_API void rudo_stack_get(void **lo, void **hi);
 
 /* Queries may be called from any attached thread, and from an unattached
  * one while no collection runs. An address inside a free cell of a page
- * another thread is allocating from counts as allocated. */
+ * another thread is allocating from counts as allocated. They ignore
+ * interior_pointers and RUDO_KIND_BASE_ONLY: any address inside an object
+ * finds it. */
 
-/* True if p points into (or at) an allocated heap object. */
+/* True if p points into (or at) an allocated heap object. Thread-safe, as
+ * said above. */
 RUDO_API bool rudo_is_heap_ptr(const void *p);
-/* Base address of the allocated object containing p, or NULL. */
+/* Base address of the allocated object containing p, or NULL. Thread-safe,
+ * as said above. */
 RUDO_API void *rudo_base(const void *p);
 /* Usable size of the object whose base is p. Aborts if p is not the base of
- * an allocated heap object. */
+ * an allocated heap object. Thread-safe, as said above. */
 RUDO_API size_t rudo_size(const void *p);
-/* Kind of the object whose base is p. Aborts as rudo_size. */
+/* Kind of the object whose base is p. Aborts as rudo_size. Thread-safe, as
+ * said above. */
 RUDO_API rudo_kind rudo_kind_of(const void *p);
 
 /* ------------------------------------------------------------------------ */
