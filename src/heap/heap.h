@@ -63,8 +63,9 @@ enum rudo__page_type {
  *  - mark ⊆ alloc once marking ends (only allocated cells are marked —
  *    docs/design.md, "The allocation bit rule"), and fin ⊆ alloc;
  *  - a small page is in exactly one place: an allocator (owner_list !=
- *    NULL, "current"), the heap's avail list of its (kind, class), or no
- *    list (full); a large object's first page is on the large list; a free
+ *    NULL, "current"; RUDO_OWNER_CLAIMED while the allocator that took it
+ *    sweeps it), the heap's avail list of its (kind, class), or no list
+ *    (full); a large object's first page is on the large list; a free
  *    page is in the free map, and on the release list while committed;
  *  - alloc is exact for pages that are not current. For a current page, a
  *    cell is allocated iff its alloc bit is set or it lies below the
