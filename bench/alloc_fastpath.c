@@ -12,7 +12,15 @@
  * instructions per allocation, amortized. The loop's own Ir (self cost) is
  * the inline fast path plus the loop overhead.
  *
+ * With --handles, it runs handle_loop() instead: --count times, a scope is
+ * opened, two handles are made (to two objects of the ring) and the scope
+ * is closed, what a runtime does around a call that may allocate. Under
+ *     valgrind --tool=callgrind --toggle-collect=handle_loop ./alloc-fastpath-rudo --handles
+ * the Ir divided by --count is the instructions per scope with two
+ * handles (docs/performance.md, "Scoped handles").
+ *
  * Prints: RESULT bench=alloc-fastpath backend=rudo count=N ns_per_alloc=X
+ * or, with --handles, RESULT bench=handle-scope ... ns_per_scope=X
  * (the time is native only when not run under valgrind).
  */
 #include <rudo.h>
@@ -20,6 +28,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static uint64_t now_ns(void) {
@@ -40,11 +49,28 @@ __attribute__((noinline)) void alloc_loop(rudo_kind kind, long count) {
     }
 }
 
+/* The handles of the last scope; a global so the stores stay. */
+void **volatile last_handles[2];
+
+__attribute__((noinline)) void handle_loop(long count) {
+    for (long i = 0; i < count; i++) {
+        rudo_scope scope;
+        rudo_scope_enter(&scope);
+        last_handles[0] = rudo_handle(ring[i & 7]);
+        last_handles[1] = rudo_handle(ring[(i + 1) & 7]);
+        rudo_scope_exit(&scope);
+    }
+}
+
 int main(int argc, char **argv) {
     long count = 1000000;
-    for (int i = 1; i + 1 < argc; i++)
-        if (argv[i][0] == '-' && argv[i][1] == '-' && argv[i][2] == 'c')
-            count = strtol(argv[i + 1], NULL, 10);
+    int handles = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--handles") == 0)
+            handles = 1;
+        else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc)
+            count = strtol(argv[++i], NULL, 10);
+    }
     if (count < 1)
         return 2;
     int err = rudo_heap_create(NULL);
@@ -54,6 +80,15 @@ int main(int argc, char **argv) {
     }
     static const uint64_t layout = 0x7; /* words 0-2 are pointers */
     rudo_kind kind = rudo_kind_layout("fastpath-node", 2, &layout);
+    if (handles) {
+        alloc_loop(kind, 8); /* fill the ring */
+        uint64_t t0 = now_ns();
+        handle_loop(count);
+        uint64_t t1 = now_ns();
+        printf("RESULT bench=handle-scope backend=rudo count=%ld ns_per_scope=%.2f\n",
+               count, (double)(t1 - t0) / (double)count);
+        return 0;
+    }
     uint64_t t0 = now_ns();
     alloc_loop(kind, count);
     uint64_t t1 = now_ns();

@@ -8,6 +8,10 @@
  * (repeated over the array); blobs are RUDO_KIND_ATOMIC.
  * Setting BENCH_RUDO_CONSERVATIVE=1 in the environment allocates nodes and
  * pointer arrays as RUDO_KIND_CONSERVATIVE instead (like bdwgc's GC_MALLOC).
+ * BENCH_RUDO_BASE_ONLY=1 registers the layout kinds with
+ * RUDO_KIND_BASE_ONLY (the benchmarks store base pointers only); with
+ * BENCH_RUDO_CONSERVATIVE=1, set the library's RUDO_INTERIOR_POINTERS=0
+ * instead for the conservative counterpart.
  *
  * Pauses and mark times come from the collection callback (pause_ns and
  * mark_ns of rudo_gc_event), and so do the counts of cleared weak slots and
@@ -24,6 +28,13 @@
 
 static rudo_kind g_ptr_array_kind;
 static int g_conservative;
+static unsigned g_kind_flags; /* RUDO_KIND_BASE_ONLY or 0 */
+
+static rudo_kind layout_kind(const char *name, size_t words, const uint64_t *layout) {
+    rudo_kind_desc d = {.name = name, .tracing = RUDO_TRACE_LAYOUT,
+                        .layout = layout, .layout_words = words};
+    return rudo_kind_register_flags(&d, g_kind_flags);
+}
 
 const char *bk_name(void) { return "rudo"; }
 
@@ -50,9 +61,11 @@ void bk_init(unsigned threads) {
     rudo_set_gc_callback(on_gc, NULL);
     const char *c = getenv("BENCH_RUDO_CONSERVATIVE");
     g_conservative = c != NULL && strcmp(c, "1") == 0;
+    const char *b = getenv("BENCH_RUDO_BASE_ONLY");
+    g_kind_flags = b != NULL && strcmp(b, "1") == 0 ? RUDO_KIND_BASE_ONLY : 0;
     static const uint64_t all_pointers = 1;
     g_ptr_array_kind = g_conservative ? RUDO_KIND_CONSERVATIVE
-                                      : rudo_kind_layout("bench-ptr-array", 1, &all_pointers);
+                                      : layout_kind("bench-ptr-array", 1, &all_pointers);
 }
 
 void bk_thread_attach(void) {
@@ -77,7 +90,7 @@ bk_type bk_node_type(const char *name, size_t size, unsigned nptrs) {
     bk_type t = {.size = (uint32_t)size, .id = RUDO_KIND_CONSERVATIVE};
     if (!g_conservative) {
         uint64_t layout = nptrs == 64 ? ~(uint64_t)0 : ((uint64_t)1 << nptrs) - 1;
-        t.id = rudo_kind_layout(name, words, &layout);
+        t.id = layout_kind(name, words, &layout);
     }
     return t;
 }

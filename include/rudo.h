@@ -159,6 +159,17 @@ typedef struct rudo_config {
      * instead. At least 1, at most 1000; default 1.5. Environment
      * override: RUDO_MAJOR_GROWTH. */
     double major_growth;
+    /* Whether a conservative word (stacks, registers, static data, root
+     * ranges, objects of conservative kinds) pointing inside an object
+     * keeps it alive. Default true. false: only a word holding the
+     * object's base, or its base plus a registered displacement
+     * (rudo_register_displacement), does (bdwgc's GC_all_interior_pointers
+     * = 0): less garbage retained by stray words, but a program must keep
+     * base pointers where the collector looks. Precise slots (root slots,
+     * handles, layout and callback kinds) are not affected; see
+     * RUDO_KIND_BASE_ONLY for those. Environment override:
+     * RUDO_INTERIOR_POINTERS (0 or 1). */
+    bool interior_pointers;
 } rudo_config;
 
 /* Fills *cfg with the defaults described above, and cfg->size with
@@ -178,7 +189,9 @@ RUDO_API int rudo_heap_create(const rudo_config *cfg);
 
 /* Destroys the heap: every object becomes invalid, no finalizer runs, every
  * mapping the heap made is released. The calling thread must be the only
- * attached thread (aborts otherwise). A new heap may be created afterwards. */
+ * attached thread (aborts otherwise). A new heap may be created afterwards.
+ * Not thread-safe: no other thread may call rudo (not even the calls that
+ * need no attached thread) during or after it, until a new heap exists. */
 RUDO_API void rudo_heap_destroy(void);
 
 /* True if a heap exists. Thread-safe. */
@@ -270,7 +283,24 @@ typedef struct rudo_kind_desc {
  * acquire load, pthread_create, ...) may use it at once. */
 RUDO_API rudo_kind rudo_kind_register(const rudo_kind_desc *desc);
 
-/* Shorthands for rudo_kind_register. */
+/* Kind flags for rudo_kind_register_flags. */
+/* The kind's pointer fields (its layout's words, or the slots its trace
+ * callback visits) hold only base pointers of objects, or values that are
+ * not heap pointers: a value pointing inside an object, not at its start,
+ * is ignored, and its object is not kept alive by this field. Marking
+ * then checks that the value is a cell's start and skips the walk from an
+ * interior address to its object (docs/performance.md, "Base-pointer-only
+ * marking"). For RUDO_TRACE_LAYOUT and RUDO_TRACE_CALLBACK kinds only. */
+#define RUDO_KIND_BASE_ONLY 1u
+
+/* As rudo_kind_register, with flags (RUDO_KIND_* above, or 0). Aborts as
+ * rudo_kind_register, and if flags has an unknown bit or
+ * RUDO_KIND_BASE_ONLY is given for a kind that is not a layout or callback
+ * kind. Thread-safe, as rudo_kind_register. */
+RUDO_API rudo_kind rudo_kind_register_flags(const rudo_kind_desc *desc,
+                                            unsigned flags);
+
+/* Shorthands for rudo_kind_register; thread-safe as it is. */
 RUDO_API rudo_kind rudo_kind_traced(const char *name, rudo_trace_fn trace);
 RUDO_API rudo_kind rudo_kind_layout(const char *name, size_t words,
                                     const uint64_t *layout);
@@ -278,7 +308,8 @@ RUDO_API rudo_kind rudo_kind_conservative(const char *name);
 RUDO_API rudo_kind rudo_kind_atomic(const char *name);
 /* An ephemeron kind (RUDO_TRACE_EPHEMERON): its objects begin with a
  * rudo_ephemeron; allocate them with at least sizeof(rudo_ephemeron)
- * bytes. Words after the two fields are not traced. */
+ * bytes. Words after the two fields are not traced. Thread-safe, as
+ * rudo_kind_register. */
 RUDO_API rudo_kind rudo_kind_ephemeron(const char *name);
 
 /* Sets (or clears, with fn NULL) the finalizer of a kind and its `data`
@@ -329,9 +360,12 @@ RUDO_API int rudo_finalizer_register(void *obj, rudo_finalize_fn fn, void *data)
  * objects, itself included) is never finalized and never reclaimed while
  * so registered, as in bdwgc; rudo_gc_event.ordered_cycles counts, per
  * collection, the cycles found (through the first member looked at), and
- * the program breaks the cycle or unregisters. */
+ * the program breaks the cycle or unregisters. Thread-safe, and aborts,
+ * as rudo_finalizer_register. */
 RUDO_API int rudo_finalizer_register_ordered(void *obj, rudo_finalize_fn fn,
                                              void *data);
+/* Ends obj's registration (see rudo_finalizer_register): RUDO_OK, or
+ * RUDO_ENOENT if it has none. Thread-safe; waits while a collection runs. */
 RUDO_API int rudo_finalizer_unregister(void *obj);
 
 /* Guardians (Chez Scheme's): register objects with a guardian, and later
@@ -365,7 +399,8 @@ RUDO_API void rudo_set_finalization(bool on_demand, void (*notify)(void *data),
                                     void *data);
 /* Runs the due finalizers (and fills guardians) on the calling thread;
  * returns how many ran (0 if another thread is running them). Aborts if
- * the thread is not attached or runs a trace callback. */
+ * the thread is not attached or runs a trace callback. Thread-safe: one
+ * thread at a time runs finalizers; the others' calls return 0. */
 RUDO_API size_t rudo_run_finalizers(void);
 
 /* The kind's name (as stored: at most 47 characters), valid until the heap
@@ -388,7 +423,10 @@ struct rudo_tracer {
 RUDO_API void rudo__tracer_flush(rudo_tracer *tr);
 
 /* Reports one slot of the object being traced. Cheap: the slot address is
- * buffered and processed after the callback returns. */
+ * buffered and processed after the callback returns. Thread-safety: call
+ * it only from the trace or root callback that was given tr, on the
+ * thread running it; callbacks on several markers run at once, each with
+ * its own tracer. */
 static inline void rudo_visit(rudo_tracer *tr, void **slot) {
     if (*slot == NULL)
         return;
@@ -403,6 +441,7 @@ static inline void rudo_visit(rudo_tracer *tr, void **slot) {
  * rudo_weak_register). For weak tables without a registration per entry.
  * The object being traced is live, so the slot stays valid. NULL and
  * non-heap values are left alone. Call only from a trace callback. */
+/* (Thread-safety: as rudo_visit.) */
 static inline void rudo_visit_weak(rudo_tracer *tr, void **slot) {
     if (*slot != NULL)
         tr->rudo__weak(tr, slot);
@@ -417,9 +456,17 @@ static inline void rudo_visit_weak(rudo_tracer *tr, void **slot) {
 #define RUDO_GRANULE 16u
 #define RUDO_SMALL_MAX 32768u
 
-/* Per-thread allocation state the inline fast path reads (internal). */
+/* Per-thread state the inline fast paths read (internal). */
 struct rudo__mutator_fast {
     void **lists[RUDO_MAX_KINDS]; /* per kind: free-list head per size class */
+    /* Scoped handles (src/threads/handles.c): the thread's newest chunk of
+     * handle slots is [hbase, hlimit); the slots [hbase, hnext) are in use
+     * (every older chunk is full). All NULL until the first scope, and in
+     * the state of a blocking region: the fast paths then call out. */
+    void **hnext;
+    void **hbase;
+    void **hlimit;
+    unsigned hdepth;              /* open scopes */
 };
 extern __thread struct rudo__mutator_fast *rudo__tl
     __attribute__((tls_model("initial-exec")));
@@ -470,12 +517,13 @@ static inline void *rudo_alloc(rudo_kind kind, size_t size) {
 }
 
 /* Allocates n * elem_size bytes as rudo_alloc does; aborts if the product
- * overflows. */
+ * overflows. Thread-safe, as rudo_alloc. */
 RUDO_API void *rudo_alloc_array(rudo_kind kind, size_t n, size_t elem_size);
 
 /* Allocates as rudo_alloc, aligned to `align`, a power of two up to the
  * page size (64 KiB); the object may be larger than asked (rudo_size).
- * Aborts on another alignment or size 0, and as rudo_alloc. */
+ * Aborts on another alignment or size 0, and as rudo_alloc. Thread-safe,
+ * as rudo_alloc. */
 RUDO_API void *rudo_alloc_aligned(rudo_kind kind, size_t size, size_t align);
 
 /* ------------------------------------------------------------------------ */
@@ -539,7 +587,7 @@ static inline void rudo_write(void *obj, void **slot, void *value) {
 RUDO_API void rudo_write_range(void *obj, void *start, size_t len);
 
 /* Conservative and atomic allocation without naming a kind (bdwgc's
- * GC_MALLOC and GC_MALLOC_ATOMIC). */
+ * GC_MALLOC and GC_MALLOC_ATOMIC). Thread-safe, as rudo_alloc. */
 static inline void *rudo_malloc(size_t size) {
     return rudo_alloc(RUDO_KIND_CONSERVATIVE, size);
 }
@@ -556,8 +604,39 @@ static inline void *rudo_malloc_atomic(size_t size) {
  * its references (and any registered roots, weak slots or finalizer
  * registrations) refer to the new one. obj == NULL behaves as rudo_alloc
  * of the conservative kind. Aborts if obj is not the base of a heap
- * object, or size is 0. Returns NULL as rudo_alloc does. */
+ * object, or size is 0. Returns NULL as rudo_alloc does. Thread-safe, as
+ * rudo_alloc; another thread must not write the object during the copy
+ * (it would be a race on the object's memory, not on the heap). */
 RUDO_API void *rudo_realloc(void *obj, size_t size);
+
+/* Frees an object the program knows is dead, without waiting for a
+ * collection to find it unreachable: its memory may be reused by a later
+ * allocation, so nothing may refer to it any more (not even a stale copy
+ * the program might read). NULL is a no-op.
+ *  - A small object on a page that no thread is allocating from is free
+ *    at once: the next allocation of its size class may return it. One on
+ *    a page some thread is allocating from is zeroed (it keeps nothing
+ *    alive) and reclaimed by the next collection. A large object's pages
+ *    go back to the heap at once.
+ *  - Its kind's finalizer does not run for it, and a per-object finalizer
+ *    or guardian registration ends without running (as bdwgc's GC_free).
+ *    Weak slots and ephemerons pointing to it are not cleared: clear them
+ *    first, or they may later point to an object allocated in its place.
+ *  - With verification on (RUDO_DEBUG builds, RUDO_VERIFY=1) nothing is
+ *    reused before the next collection: the object is kept, its contents
+ *    overwritten (with 0xdb bytes; with zeros for trace-callback kinds),
+ *    and that collection aborts with "rudo verify: object A (kind K)
+ *    still refers to B (kind L), which was freed with rudo_free" if a
+ *    reachable heap object still points into it (references from stacks,
+ *    registers and root slots are not reported); freeing it twice in that
+ *    time aborts ("double free").
+ * Aborts if obj is not the base of an allocated object (an interior
+ * pointer, a pointer not from rudo, an object freed already and not
+ * reused since: a double free is caught except on a page a thread is
+ * allocating from), or as rudo_alloc (no heap, thread not attached, in a
+ * blocking region or a trace callback). Thread-safe: it takes the heap
+ * lock briefly; two threads must not free the same object. */
+RUDO_API void rudo_free(void *obj);
 
 /* ------------------------------------------------------------------------ */
 /* Roots                                                                    */
@@ -573,6 +652,17 @@ RUDO_API void rudo_root_add(void **slot);
 /* Removes a precise root. Returns RUDO_OK, or RUDO_ENOENT (and prints a
  * message naming the function) if the slot was never added. Thread-safe. */
 RUDO_API int rudo_root_remove(void **slot);
+
+/* With rudo_config.interior_pointers false: also count a conservative
+ * word holding an object's base plus `offset` (0 < offset < 1024, and
+ * less than the object's size) as a reference to the object, e.g. for
+ * tagged pointers (base + 1) or a header skipped by the program's
+ * pointers. Like bdwgc's GC_register_displacement. Registering an offset
+ * twice is harmless; it cannot be undone. Returns RUDO_OK, or RUDO_EINVAL
+ * (with a message) for offset 0 or 1024 and above. Without the mode the
+ * call is accepted and has no effect (every interior address counts).
+ * Thread-safe; waits while a collection runs. */
+RUDO_API int rudo_register_displacement(size_t offset);
 
 /* Registers the memory [start, end) as a conservative root range (every
  * aligned word may be a pointer), e.g. a malloc'd table. Aborts if
@@ -607,12 +697,13 @@ RUDO_API int rudo_root_remove_range(void *start);
  * pointer-aligned, or no heap exists. */
 RUDO_API int rudo_weak_register(void **slot);
 RUDO_API int rudo_weak_register_long(void **slot);
-/* Forgets a weak slot. RUDO_OK, or RUDO_ENOENT if it was not registered. */
+/* Forgets a weak slot. RUDO_OK, or RUDO_ENOENT if it was not registered.
+ * Thread-safe; waits while a collection runs. */
 RUDO_API int rudo_weak_unregister(void **slot);
 /* Moves a registration from `from` to `to` (same kind, short or long; the
  * values are not copied). RUDO_OK; RUDO_ENOENT if `from` is not registered;
  * RUDO_EEXIST if `to` already is (nothing changes). Aborts if `to` is NULL
- * or not aligned. */
+ * or not aligned. Thread-safe; waits while a collection runs. */
 RUDO_API int rudo_weak_move(void **from, void **to);
 
 /* Root callbacks, for runtimes whose roots (an interpreter's stack and
@@ -634,22 +725,86 @@ RUDO_API int rudo_root_callback_remove(rudo_root_fn fn, void *data);
 /* The calling thread's own root callback (one per thread; fn NULL removes
  * it), called as above at each collection, while the thread is stopped or
  * in a blocking region: for roots that live per thread. It ends when the
- * thread detaches. Aborts if the thread is not attached. */
+ * thread detaches. Aborts if the thread is not attached. Thread-safe: it
+ * sets the calling thread's own callback, waiting while a collection
+ * runs (the collector reads it). */
 RUDO_API void rudo_thread_root_callback(rudo_root_fn fn, void *data);
 
 /* Scoped handles, for runtimes that root precisely: a handle is a slot that
  * is a root until the scope that created it exits. Scopes nest and are per
- * thread; exit them in reverse order of entry (aborts otherwise). */
+ * thread; exit them in reverse order of entry (aborts otherwise). A scope,
+ * and the handles made in it, belong to the thread that entered it: exiting
+ * a scope entered by another thread aborts, and another thread may read or
+ * write a handle's slot only as ordinary shared memory (it is a root of the
+ * owning thread alone, and only until that thread exits the scope).
+ * The three calls are inline: opening a scope, making a handle and closing
+ * the scope cost a few instructions each (docs/performance.md, "Scoped
+ * handles"); they call into the library only for the thread's first scope,
+ * when a chunk of handle slots (254 of them) is full or left, and for
+ * misuse, which aborts there with a message. They need no lock: each
+ * touches the calling thread's own state. Abort if the thread is not
+ * attached or is inside a blocking region. */
 typedef struct rudo_scope {
-    size_t rudo__mark;
-    unsigned rudo__depth;
+    void **rudo__mark;   /* the thread's next handle slot at entry */
+    unsigned rudo__depth; /* 1 for the outermost scope */
 } rudo_scope;
 
-RUDO_API void rudo_scope_enter(rudo_scope *scope);
-RUDO_API void rudo_scope_exit(rudo_scope *scope);
+RUDO_API void rudo__scope_enter_slow(rudo_scope *scope);
+RUDO_API void rudo__scope_exit_slow(rudo_scope *scope);
+RUDO_API void **rudo__handle_slow(void *obj);
+
+/* Opens a scope: handles made from now until rudo_scope_exit(scope) belong
+ * to it. Thread-safe: touches only the calling thread's state. */
+static inline void rudo_scope_enter(rudo_scope *scope) {
+    struct rudo__mutator_fast *t = rudo__tl;
+    if (RUDO_LIKELY(t != NULL && t->hnext != NULL)) {
+        scope->rudo__mark = t->hnext;
+        scope->rudo__depth = ++t->hdepth;
+        return;
+    }
+    rudo__scope_enter_slow(scope);
+}
+
+/* Closes the innermost scope, which must be `scope`: its handles stop being
+ * roots (aborts if scope is not the innermost open scope of the thread).
+ * Thread-safe: touches only the calling thread's state. */
+static inline void rudo_scope_exit(rudo_scope *scope) {
+    struct rudo__mutator_fast *t = rudo__tl;
+    /* Fast when the scope is the innermost and began in the newest chunk
+     * (its mark lies in [hbase, hnext]); anything else, misuse included,
+     * is sorted out by the slow path. Lowering hnext drops the scope's
+     * handles at once, also for a collector that reads this thread's state
+     * while it is stopped at an arbitrary instruction. */
+    if (RUDO_LIKELY(t != NULL && scope->rudo__depth == t->hdepth &&
+                    t->hdepth != 0 &&
+                    (uintptr_t)scope->rudo__mark - (uintptr_t)t->hbase <=
+                        (uintptr_t)t->hnext - (uintptr_t)t->hbase)) {
+        t->hnext = scope->rudo__mark;
+        t->hdepth--;
+        return;
+    }
+    rudo__scope_exit_slow(scope);
+}
+
 /* Returns a slot holding obj, valid until the innermost scope exits. Aborts
- * outside any scope. The slot may be written to (e.g. after a resize). */
-RUDO_API void **rudo_handle(void *obj);
+ * outside any scope. The slot may be written to (e.g. after a resize).
+ * Thread-safe: touches only the calling thread's state. */
+static inline void **rudo_handle(void *obj) {
+    struct rudo__mutator_fast *t = rudo__tl;
+    if (RUDO_LIKELY(t != NULL && t->hnext != t->hlimit && t->hdepth != 0)) {
+        void **slot = t->hnext;
+        *slot = obj;
+        /* The slot is written before hnext covers it: a collector that
+         * reads [hbase, hnext) of a thread stopped by a signal at any
+         * instruction sees only initialised slots. A compiler fence is
+         * enough, as that reader runs on this thread's own instruction
+         * stream (the signal handler) or after it. */
+        __atomic_signal_fence(__ATOMIC_RELEASE);
+        t->hnext = slot + 1;
+        return slot;
+    }
+    return rudo__handle_slow(obj);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Collection                                                               */
@@ -679,14 +834,15 @@ RUDO_API int rudo_set_growth(double growth, size_t growth_limit);
 
 /* Runs a full collection now (with the world stopped), then any finalizers
  * that became due. If other threads request a collection at the same time,
- * one collection serves them all. Aborts if the thread is not attached, is
- * inside a blocking region, or runs a trace callback. */
+ * one collection serves them all (thread-safe). Aborts if the thread is
+ * not attached, is inside a blocking region, or runs a trace callback. */
 RUDO_API void rudo_collect(void);
 
 /* In generational mode, runs a minor collection now: it marks from the
  * roots and the dirty cards only, frees the young objects it did not
  * reach and makes the others old. Otherwise the same as rudo_collect.
- * Aborts as rudo_collect does. */
+ * Aborts as rudo_collect does. Thread-safe, as rudo_collect: concurrent
+ * requests are served by one collection. */
 RUDO_API void rudo_collect_minor(void);
 
 /* Information about one collection, passed to the collection callback. */
@@ -773,7 +929,8 @@ RUDO_API int rudo_thread_attach(void);
  * blocking region. Thread-safe. */
 RUDO_API void rudo_thread_detach(void);
 
-/* True if the calling thread is attached. */
+/* True if the calling thread is attached. Thread-safe; may be called
+ * without a heap. */
 RUDO_API bool rudo_thread_is_attached(void);
 
 /* A safepoint: if another thread is waiting to collect, stop here until the
@@ -789,7 +946,8 @@ RUDO_API bool rudo_thread_is_attached(void);
  * stderr naming each attached thread that has not stopped (mutator id,
  * kernel tid, pthread name) and this remedy, then again after doubling
  * intervals (at most 60 s apart); it keeps waiting. Aborts if called from a
- * trace callback while a collection waits. */
+ * trace callback while a collection waits. Thread-safe (any attached
+ * thread; an unattached one returns at once). */
 RUDO_API void rudo__safepoint_slow(void);
 static inline void rudo_safepoint(void) {
     /* Relaxed: a poll that misses a request just made is caught by the next
@@ -802,7 +960,8 @@ static inline void rudo_safepoint(void) {
  * pointer is read or written, no rudo call but rudo_blocking_leave), such
  * as a blocking system call. Collections proceed without waiting for it;
  * its stack (as of rudo_blocking_enter) is still scanned. Leaving waits for
- * a running collection to end. Regions do not nest (aborts). */
+ * a running collection to end. Regions do not nest (aborts). Thread-safe:
+ * each affects the calling thread. */
 RUDO_API void rudo_blocking_enter(void);
 RUDO_API void rudo_blocking_leave(void);
 
@@ -829,13 +988,14 @@ RUDO_API void rudo_blocking_leave(void);
  * switching (no rudo call may come between it and the switch) or just
  * after. Returns RUDO_OK, or RUDO_EINVAL (with a message) if lo or hi is
  * NULL or lo >= hi. Aborts if the thread is not attached or is inside a
- * blocking region. Affects only the calling thread; needs no lock. */
+ * blocking region. Thread-safe: affects only the calling thread; needs no
+ * lock. */
 RUDO_API int rudo_stack_set(void *lo, void *hi);
 
 /* Stores the calling thread's declared stack bounds (initially its own
  * stack's) in *lo and *hi (either may be NULL), e.g. to declare them again
  * with rudo_stack_set after switching back. Aborts if the thread is not
- * attached. Affects only the calling thread. */
+ * attached. Thread-safe: reads only the calling thread's state. */
 RUDO_API void rudo_stack_get(void **lo, void **hi);
 
 /* ------------------------------------------------------------------------ */
@@ -844,16 +1004,21 @@ RUDO_API void rudo_stack_get(void **lo, void **hi);
 
 /* Queries may be called from any attached thread, and from an unattached
  * one while no collection runs. An address inside a free cell of a page
- * another thread is allocating from counts as allocated. */
+ * another thread is allocating from counts as allocated. They ignore
+ * interior_pointers and RUDO_KIND_BASE_ONLY: any address inside an object
+ * finds it. */
 
-/* True if p points into (or at) an allocated heap object. */
+/* True if p points into (or at) an allocated heap object. Thread-safe, as
+ * said above. */
 RUDO_API bool rudo_is_heap_ptr(const void *p);
-/* Base address of the allocated object containing p, or NULL. */
+/* Base address of the allocated object containing p, or NULL. Thread-safe,
+ * as said above. */
 RUDO_API void *rudo_base(const void *p);
 /* Usable size of the object whose base is p. Aborts if p is not the base of
- * an allocated heap object. */
+ * an allocated heap object. Thread-safe, as said above. */
 RUDO_API size_t rudo_size(const void *p);
-/* Kind of the object whose base is p. Aborts as rudo_size. */
+/* Kind of the object whose base is p. Aborts as rudo_size. Thread-safe, as
+ * said above. */
 RUDO_API rudo_kind rudo_kind_of(const void *p);
 
 /* ------------------------------------------------------------------------ */

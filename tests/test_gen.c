@@ -328,6 +328,35 @@ static void policy(void) {
     rudo_heap_destroy();
 }
 
+/* rudo_free of old and young objects between minor and major
+ * collections: the memory is reused, the survivors stay intact. */
+static void frees(void) {
+    heap_up(2);
+    static void **arr;
+    rudo_root_add((void **)&arr);
+    arr = rudo_alloc(k_arr, 1000 * sizeof(void *));
+    for (int i = 0; i < 1000; i++)
+        rudo_write(arr, &arr[i], new_node((uint64_t)i));
+    rudo_collect(); /* all old */
+    for (int i = 0; i < 1000; i += 2) {
+        node *n = arr[i];
+        rudo_write(arr, &arr[i], NULL);
+        rudo_free(n); /* an old object */
+    }
+    node *young = new_node(5000);
+    rudo_free(young);
+    rudo_collect_minor();
+    for (int i = 0; i < 1000; i += 2)
+        rudo_write(arr, &arr[i], new_node(10000 + (uint64_t)i));
+    rudo_collect_minor();
+    rudo_collect();
+    bool ok = true;
+    for (int i = 0; i < 1000; i++)
+        ok = ok && node_ok(arr[i], i % 2 ? (uint64_t)i : 10000 + (uint64_t)i);
+    CHECK(ok);
+    rudo_heap_destroy();
+}
+
 /* RUDO_GENERATIONAL overrides the config both ways. */
 static void env_switch(void) {
     setenv("RUDO_GENERATIONAL", "1", 1);
@@ -375,6 +404,7 @@ int main(void) {
     ephemerons();
     finalizers();
     policy();
+    frees();
     env_switch();
     barrier_off();
     expect_death("store without the barrier", missing_barrier, NULL,

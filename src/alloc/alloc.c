@@ -65,11 +65,20 @@ static rudo__page *take_page(rudo__heap *h, rudo_kind kind, unsigned c,
         rudo__page *p = rudo__avail_pop(h, kind, c);
         if (p) {
             rudo__page_touch(h, p);
+            /* Claimed until it is current (rudo__alloc_refill) or left
+             * full: rudo_free, which takes heap_lock, waits meanwhile
+             * rather than change the bits the sweep rewrites. Relaxed:
+             * heap_lock orders it for rudo_free. */
+            atomic_store_explicit(&p->owner_list, RUDO_OWNER_CLAIMED,
+                                  memory_order_relaxed);
             rudo__lock_release(&h->heap_lock);
             *nfree = rudo__sweep_page(h, p, head);
             if (*nfree)
                 return p;
-            continue; /* full after all: leave it unlisted */
+            /* Full after all: leave it unlisted. Release, as retire_page:
+             * a reader that sees NULL sees the alloc bits of the sweep. */
+            atomic_store_explicit(&p->owner_list, NULL, memory_order_release);
+            continue;
         }
         p = rudo__pages_alloc(1);
         if (p)

@@ -16,7 +16,53 @@ static bool raw_lookup(rudo__heap *h, void *v, bool *marked) {
     return true;
 }
 
-static void check_word(rudo__heap *h, void *from, void *v) {
+/* A live (marked) object that refers to one given to rudo_free since the
+ * last collection: the program freed an object it still uses. Only heap
+ * references count: a stale copy on a stack or in a register is common
+ * and harmless once the program stops using it. */
+static void check_freed(rudo__heap *h, void *from, void *v) {
+    rudo__page *p, *fp;
+    size_t i;
+    char *cell = rudo__cell_of(h, v, &p, &i);
+    if (!cell || !rudo__slotset_contains(&h->freed, (void **)(void *)cell))
+        return;
+    const char *from_kind = "?";
+    if (rudo__cell_of(h, from, &fp, &i))
+        from_kind = h->kinds[fp->kind].name;
+    rudo__fatal("rudo verify", "object %p (kind %s) still refers to %p "
+                "(kind %s), which was freed with rudo_free", from, from_kind,
+                (void *)cell, h->kinds[p->kind].name);
+}
+
+/* Which words refer to an object, as marking reads them: any address
+ * inside it, its base only (RUDO_KIND_BASE_ONLY), or its base plus a
+ * registered displacement (conservative words, interior_pointers false). */
+enum ref_rule { REF_INTERIOR, REF_BASE, REF_DISPLACED };
+
+static bool refers(rudo__heap *h, void *v, enum ref_rule rule) {
+    rudo__page *p;
+    size_t i;
+    char *cell = rudo__cell_of(h, v, &p, &i);
+    if (!cell)
+        return false;
+    size_t d = (size_t)((char *)v - cell);
+    switch (rule) {
+    case REF_INTERIOR:
+        return true;
+    case REF_BASE:
+        return d == 0;
+    case REF_DISPLACED:
+        return d == 0 || (d < RUDO_DISPLACEMENT_MAX &&
+                          ((h->displacements[d / 64] >> (d % 64)) & 1));
+    }
+    return true;
+}
+
+static void check_word(rudo__heap *h, void *from, void *v, enum ref_rule rule) {
+    if (rule != REF_INTERIOR && !refers(h, v, rule))
+        return; /* marking ignores this word */
+    if (RUDO_UNLIKELY(h->freed.live != 0))
+        check_freed(h, from, v);
     bool marked;
     if (raw_lookup(h, v, &marked) && !marked)
         rudo__fatal("rudo verify", "marked object %p holds %p, an allocated "
@@ -28,13 +74,14 @@ typedef struct {
     rudo_tracer tr;
     void **buf[64];
     void *obj;
+    enum ref_rule rule;
 } vtracer;
 
 static void vflush(rudo_tracer *tr) {
     vtracer *t = (vtracer *)tr;
     rudo__heap *h = rudo__the_heap;
     for (void ***s = t->buf; s < t->tr.rudo__cur; s++)
-        check_word(h, t->obj, **s);
+        check_word(h, t->obj, **s, t->rule);
     t->tr.rudo__cur = t->buf;
 }
 
@@ -49,17 +96,19 @@ static void verify_object(rudo__heap *h, rudo__page *p, char *obj) {
     const rudo__kind *k = &h->kinds[p->kind];
     void **w = (void **)obj;
     size_t nw = p->cell_size / sizeof(void *);
+    enum ref_rule precise = k->base_only ? REF_BASE : REF_INTERIOR;
+    enum ref_rule conservative = h->cfg.interior_pointers ? REF_INTERIOR : REF_DISPLACED;
     switch (k->tracing) {
     case RUDO_TRACE_ATOMIC:
         break;
     case RUDO_TRACE_CONSERVATIVE:
         for (size_t i = 0; i < nw; i++)
-            check_word(h, obj, w[i]);
+            check_word(h, obj, w[i], conservative);
         break;
     case RUDO_TRACE_LAYOUT:
         for (size_t i = 0; i < nw; i++)
             if (rudo__bit(k->layout, i % k->layout_words))
-                check_word(h, obj, w[i]);
+                check_word(h, obj, w[i], precise);
         break;
     case RUDO_TRACE_CALLBACK: {
         vtracer t;
@@ -68,6 +117,7 @@ static void verify_object(rudo__heap *h, rudo__page *p, char *obj) {
         t.tr.rudo__flush = vflush;
         t.tr.rudo__weak = vweak;
         t.obj = obj;
+        t.rule = precise;
         k->trace(obj, p->cell_size, &t.tr);
         vflush(&t.tr);
         break;
@@ -75,10 +125,30 @@ static void verify_object(rudo__heap *h, rudo__page *p, char *obj) {
     case RUDO_TRACE_EPHEMERON:
         /* After the fixpoint, an ephemeron's key is reachable (then the
          * value must be marked) or it was cleared with its value. */
-        check_word(h, obj, w[0]);
-        check_word(h, obj, w[1]);
+        check_word(h, obj, w[0], REF_INTERIOR);
+        check_word(h, obj, w[1], REF_INTERIOR);
         break;
     }
+}
+
+/* The objects freed since the last collection have been checked: they die
+ * in this one (a root may still have reached one: the program freed it,
+ * and its memory is reused as in a build without verification). Their
+ * fin bits (set by rudo_free, so no kind finalizer runs) go with the cell
+ * when the page is swept. */
+static void end_quarantine(rudo__heap *h) {
+    if (h->freed.live == 0)
+        return;
+    for (size_t k = 0; k < h->freed.cap; k++) {
+        void **obj = rudo__slotset_at(&h->freed, k);
+        rudo__page *p;
+        size_t i;
+        if (obj && rudo__cell_of(h, obj, &p, &i)) {
+            _Atomic uint64_t *w = &p->bits[i / 64].mark;
+            rudo__st(w, rudo__ld(w) & ~((uint64_t)1 << (i % 64)));
+        }
+    }
+    rudo__slotset_free(&h->freed);
 }
 
 void rudo__debug_verify_heap(void) {
@@ -98,6 +168,7 @@ void rudo__debug_verify_heap(void) {
                 verify_object(h, p, start + i * p->cell_size);
         }
     }
+    end_quarantine(h);
 }
 
 /* ---- the remembered set (generational mode) ---- */

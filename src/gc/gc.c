@@ -78,6 +78,7 @@ void rudo_heap_destroy(void) {
     rudo__final_destroy(h);
     rudo__roots_destroy(h);
     rudo__kinds_destroy(h);
+    rudo__slotset_free(&h->freed);
     free(h->mark.pending);
     free(h->touched);
     free(h->mark.woken);

@@ -66,6 +66,10 @@ static const rudo__option options[] = {
     {"major_growth", "RUDO_MAJOR_GROWTH", RUDO_OPT_DOUBLE, RUDO_OPT_CHECK_CONFIG,
      CFG(major_growth), 1.5, 1, RUDO_GROWTH_MAX,
      "generational: major when old data > major_growth * live after the last major"},
+    {"interior_pointers", "RUDO_INTERIOR_POINTERS", RUDO_OPT_BOOL, 0,
+     CFG(interior_pointers), 1, 0, 1,
+     "conservative words inside an object keep it; false: bases and "
+     "registered displacements only"},
     {"gc_stress", "RUDO_GC_STRESS", RUDO_OPT_UNSIGNED, RUDO_OPT_ENV_ONLY,
      ENV(gc_stress), 0, 0, 1000000000,
      "a full collection every N allocations (0 = off); for tests"},

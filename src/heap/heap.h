@@ -29,6 +29,10 @@ struct rudo__mark_pool;
 #define RUDO_GROWTH_MAX 1000.0 /* largest growth factor (rudo.h) */
 #define RUDO_POISON_BYTE 0xdb  /* fills dead cells in poison mode */
 #define RUDO_CARDS_PER_PAGE (RUDO_PAGE_SIZE >> RUDO_CARD_SHIFT) /* 128 */
+/* Without interior pointers (rudo_config.interior_pointers false): the
+ * offsets into an object that conservative words may hold besides 0
+ * (rudo_register_displacement) are below this. */
+#define RUDO_DISPLACEMENT_MAX 1024u
 
 /* ---- sizeclass.c ---------------------------------------------------------
  * RUDO_NCLASSES classes: 16..128 by 16, then 8 classes per power of two up
@@ -60,8 +64,9 @@ enum rudo__page_type {
  *  - mark ⊆ alloc once marking ends (only allocated cells are marked —
  *    docs/design.md, "The allocation bit rule"), and fin ⊆ alloc;
  *  - a small page is in exactly one place: an allocator (owner_list !=
- *    NULL, "current"), the heap's avail list of its (kind, class), or no
- *    list (full); a large object's first page is on the large list; a free
+ *    NULL, "current"; RUDO_OWNER_CLAIMED while the allocator that took it
+ *    sweeps it), the heap's avail list of its (kind, class), or no list
+ *    (full); a large object's first page is on the large list; a free
  *    page is in the free map, and on the release list while committed;
  *  - alloc is exact for pages that are not current. For a current page, a
  *    cell is allocated iff its alloc bit is set or it lies below the
@@ -97,7 +102,9 @@ typedef struct rudo__page {
     uint64_t release_at; /* free: gc_count after which memory is released */
     /* current: the allocator's free-list head. Stored with release and
      * loaded with acquire, so a query that sees NULL also sees the alloc
-     * bits written before it (rudo__find_object). */
+     * bits written before it (rudo__find_object). RUDO_OWNER_CLAIMED while
+     * an allocator that took the page off its avail list sweeps it
+     * (alloc.c), so that rudo_free leaves the page alone meanwhile. */
     void **_Atomic owner_list;
     struct rudo__page *next, *prev; /* list links */
     /* Mark and alloc words side by side: marking a cell reads both, so
@@ -109,6 +116,9 @@ typedef struct rudo__page {
     } bits[RUDO_BITMAP_WORDS];
     uint64_t fin[RUDO_BITMAP_WORDS]; /* finalizer already queued */
 } rudo__page;
+
+/* owner_list of a page an allocator is claiming (above). */
+#define RUDO_OWNER_CLAIMED ((void **)1)
 
 /* A doubly linked list of pages. */
 typedef struct rudo__page_list {
@@ -186,6 +196,7 @@ typedef struct rudo__kind {
     /* The finalizer in effect, NULL if none: stored with release by
      * rudo_kind_set_finalizer, read with rudo__kind_fin. */
     _Atomic(const rudo__finalizer *) fin;
+    bool base_only;        /* RUDO_KIND_BASE_ONLY: slots hold bases only */
 } rudo__kind;
 
 /* The kind record of k; aborts naming fn if k is unknown. Loads nkinds
@@ -407,6 +418,14 @@ typedef struct rudo__heap {
     _Atomic uint64_t stress_count;
     bool poison;                /* fill dead cells (RUDO_DEBUG, RUDO_POISON) */
     bool verify;                /* RUDO_DEBUG build or RUDO_VERIFY=1 */
+    /* With verify: the objects given to rudo_free since the last
+     * collection, kept allocated (quarantined) until then (gc/free.c,
+     * heap_lock; read by the verifier with the world stopped). */
+    rudo__slotset freed;
+    /* Bit d set: a conservative word at an object's base + d counts
+     * (rudo_register_displacement; read by markers with the world
+     * stopped, written while no collection runs). */
+    uint64_t displacements[RUDO_DISPLACEMENT_MAX / 64];
     bool gc_log;                /* RUDO_GC_LOG=1 */
 } rudo__heap;
 
@@ -499,6 +518,34 @@ static inline char *rudo__cell_of(const rudo__heap *h, const void *a,
     *pp = p;
     *ip = i;
     return start + i * p->cell_size;
+}
+
+/* As rudo__cell_of, for an address that must be a cell's base (base-only
+ * slots, RUDO_KIND_BASE_ONLY): NULL unless a is exactly the start of a
+ * cell of a small page or of a large object. Cheaper on what it rejects:
+ * an address that is not granule-aligned fails before any load, and one
+ * in a free page or a large object's tail fails without the tail_dist
+ * walk (a tail holds no base). */
+static inline char *rudo__cell_of_base(const rudo__heap *h, const void *a,
+                                       rudo__page **pp, size_t *ip) {
+    uintptr_t off = (uintptr_t)a - (uintptr_t)h->base;
+    if ((off & (RUDO_GRANULE - 1)) || off >= (rudo__hwm(h) << RUDO_PAGE_SHIFT))
+        return NULL;
+    rudo__page *p = &h->pages[off >> RUDO_PAGE_SHIFT];
+    uintptr_t in = off & (RUDO_PAGE_SIZE - 1);
+    size_t i;
+    if (p->type == RUDO_PAGE_SMALL) {
+        i = rudo__cell_index(p, in);
+        if (i >= p->ncells || i * p->cell_size != in)
+            return NULL;
+    } else if (p->type == RUDO_PAGE_LARGE && in == 0) {
+        i = 0;
+    } else {
+        return NULL;
+    }
+    *pp = p;
+    *ip = i;
+    return (char *)a;
 }
 
 /* After marking: true if v points into a heap cell that is not marked (an

@@ -55,8 +55,19 @@ static const rudo__finalizer *finalizer_record(rudo__heap *h, rudo_finalize_fn f
     return r;
 }
 
+static rudo_kind register_kind(const rudo_kind_desc *d, unsigned flags,
+                               const char *fn);
+
 rudo_kind rudo_kind_register(const rudo_kind_desc *d) {
-    const char *fn = "rudo_kind_register";
+    return register_kind(d, 0, "rudo_kind_register");
+}
+
+rudo_kind rudo_kind_register_flags(const rudo_kind_desc *d, unsigned flags) {
+    return register_kind(d, flags, "rudo_kind_register_flags");
+}
+
+static rudo_kind register_kind(const rudo_kind_desc *d, unsigned flags,
+                               const char *fn) {
     rudo__heap *h = rudo__need_heap(fn);
     if (!d)
         rudo__fatal(fn, "desc is NULL");
@@ -82,6 +93,13 @@ rudo_kind rudo_kind_register(const rudo_kind_desc *d) {
         rudo__fatal(fn, "kind '%s': unknown tracing mode %d", d->name,
                     (int)d->tracing);
     }
+    if (flags & ~RUDO_KIND_BASE_ONLY)
+        rudo__fatal(fn, "kind '%s': unknown flags 0x%x", d->name,
+                    flags & ~RUDO_KIND_BASE_ONLY);
+    if ((flags & RUDO_KIND_BASE_ONLY) && d->tracing != RUDO_TRACE_LAYOUT &&
+        d->tracing != RUDO_TRACE_CALLBACK)
+        rudo__fatal(fn, "kind '%s': RUDO_KIND_BASE_ONLY needs a layout or "
+                    "callback kind (its precise slots)", d->name);
     uint64_t *layout = NULL;
     if (d->tracing == RUDO_TRACE_LAYOUT) {
         size_t n = (d->layout_words + 63) / 64;
@@ -107,6 +125,7 @@ rudo_kind rudo_kind_register(const rudo_kind_desc *d) {
     k->trace = d->trace;
     k->layout = layout;
     k->layout_words = d->layout_words;
+    k->base_only = (flags & RUDO_KIND_BASE_ONLY) != 0;
     /* Relaxed: published by the release store of nkinds just below. */
     atomic_store_explicit(&k->fin,
                           finalizer_record(h, d->finalize, d->finalize_data, fn),

@@ -98,14 +98,11 @@ static __attribute__((noinline)) void wake_page(rudo__heap *h, rudo__page *p) {
     s->woken[s->nwoken++] = (size_t)(p - h->pages);
 }
 
-static inline __attribute__((always_inline)) void mark_value(rudo__marker *mk,
-                                                             void *v) {
+/* Marks cell i of page p, whose base is obj (found by one of the lookups
+ * below), and queues it to be traced. */
+static inline __attribute__((always_inline)) void
+mark_cell(rudo__marker *mk, char *obj, rudo__page *p, size_t i) {
     rudo__heap *h = mk->h;
-    rudo__page *p;
-    size_t i;
-    char *obj = rudo__cell_of(h, v, &p, &i);
-    if (!obj)
-        return;
     /* Only allocated cells are marked (alloc is exact now: heap.h). */
     if (!rudo__allocated(p, i) || !set_mark(mk, p, i))
         return;
@@ -126,6 +123,42 @@ static inline __attribute__((always_inline)) void mark_value(rudo__marker *mk,
     push(mk, obj, p);
 }
 
+/* A word that may point anywhere inside an object. */
+static inline __attribute__((always_inline)) void mark_value(rudo__marker *mk,
+                                                             void *v) {
+    rudo__page *p;
+    size_t i;
+    char *obj = rudo__cell_of(mk->h, v, &p, &i);
+    if (obj)
+        mark_cell(mk, obj, p, i);
+}
+
+/* A slot of a RUDO_KIND_BASE_ONLY kind: only an object's base counts. */
+static inline __attribute__((always_inline)) void mark_base(rudo__marker *mk,
+                                                            void *v) {
+    rudo__page *p;
+    size_t i;
+    char *obj = rudo__cell_of_base(mk->h, v, &p, &i);
+    if (obj)
+        mark_cell(mk, obj, p, i);
+}
+
+/* A conservative word without interior pointers (interior_pointers
+ * false): an object's base, or its base plus a registered displacement. */
+static inline __attribute__((always_inline)) void
+mark_displaced(rudo__marker *mk, void *v) {
+    rudo__page *p;
+    size_t i;
+    char *obj = rudo__cell_of(mk->h, v, &p, &i);
+    if (!obj)
+        return;
+    size_t d = (size_t)((char *)v - obj);
+    if (d != 0 && (d >= RUDO_DISPLACEMENT_MAX ||
+                   !((mk->h->displacements[d / 64] >> (d % 64)) & 1)))
+        return;
+    mark_cell(mk, obj, p, i);
+}
+
 void rudo__mark_push(rudo__marker *mk, void *obj) {
     rudo__page *p = rudo__head_page_of(mk->h, obj);
     push(mk, obj, p);
@@ -138,6 +171,11 @@ void rudo__mark_push(rudo__marker *mk, void *obj) {
 __attribute__((no_sanitize_address, no_sanitize_thread)) static void
 scan_range(rudo__marker *mk, void *lo, void *hi) {
     uintptr_t a = ((uintptr_t)lo + sizeof(void *) - 1) & ~(uintptr_t)(sizeof(void *) - 1);
+    if (RUDO_UNLIKELY(!mk->h->cfg.interior_pointers)) {
+        for (void **w = (void **)a; (char *)(w + 1) <= (char *)hi; w++)
+            mark_displaced(mk, *w);
+        return;
+    }
     for (void **w = (void **)a; (char *)(w + 1) <= (char *)hi; w++)
         mark_value(mk, *w);
 }
@@ -147,6 +185,11 @@ static void flush_slots(rudo_tracer *tr) {
     rudo__marker *mk = (rudo__marker *)tr;
     void ***end = mk->tr.rudo__cur;
     mk->tr.rudo__cur = mk->slotbuf;
+    if (RUDO_UNLIKELY(mk->base_only_slots)) {
+        for (void ***s = mk->slotbuf; s < end; s++)
+            mark_base(mk, **s);
+        return;
+    }
     for (void ***s = mk->slotbuf; s < end; s++)
         mark_value(mk, **s);
 }
@@ -305,21 +348,30 @@ scan_words(rudo__marker *mk, const rudo__kind *k, char *obj, size_t from,
         return;
     }
     size_t lw = k->layout_words;
+    bool base_only = k->base_only; /* RUDO_KIND_BASE_ONLY */
     if (lw <= 64) {
         /* One bitmap word: visit its set bits, repeated per struct. */
         /* (from is 0 but for chunks: no division on the common path) */
         for (size_t base = from ? from - from % lw : 0; base < to; base += lw) {
             for (uint64_t b = k->layout[0]; b; b &= b - 1) {
                 size_t i = base + (size_t)__builtin_ctzll(b);
-                if (i >= from && i < to && w[i])
-                    mark_value(mk, w[i]);
+                if (i >= from && i < to && w[i]) {
+                    if (base_only)
+                        mark_base(mk, w[i]);
+                    else
+                        mark_value(mk, w[i]);
+                }
             }
         }
         return;
     }
     for (size_t i = from, j = from ? from % lw : 0; i < to; i++) {
-        if (rudo__bit(k->layout, j) && w[i])
-            mark_value(mk, w[i]);
+        if (rudo__bit(k->layout, j) && w[i]) {
+            if (base_only)
+                mark_base(mk, w[i]);
+            else
+                mark_value(mk, w[i]);
+        }
         if (++j == lw)
             j = 0;
     }
@@ -401,9 +453,11 @@ static void trace_in(rudo__marker *mk, char *obj, rudo__page *p) {
         /* Lets rudo_alloc, rudo_collect and rudo_safepoint name the kind
          * and abort instead of parking forever (rudo__check_context). */
         rudo__tracing_kind = k->name;
+        mk->base_only_slots = k->base_only; /* read by flush_slots */
         k->trace(obj, p->cell_size, &mk->tr);
         rudo__tracing_kind = NULL;
         flush_slots(&mk->tr);
+        mk->base_only_slots = false;
         break;
     case RUDO_TRACE_EPHEMERON:
         trace_ephemeron(mk, (rudo_ephemeron *)(void *)obj);

@@ -73,6 +73,8 @@ typedef struct rudo__marker {
     size_t local_lo, local_n, local_cap, local_high;
     bool single;                  /* the only marker: no atomic RMW needed */
     bool note;                    /* ephemeron fixpoint: report woken pages */
+    bool base_only_slots;         /* the trace callback running is of a
+                                   * RUDO_KIND_BASE_ONLY kind (flush_slots) */
     uint64_t rng;                 /* victim choice (xorshift) */
     /* Inbox: batches other markers sent; under pool->lock. */
     void **inbox;

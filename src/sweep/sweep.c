@@ -143,9 +143,12 @@ size_t rudo__sweep_after_mark(rudo__heap *h, bool major) {
 
 size_t rudo__sweep_page(rudo__heap *h, rudo__page *p, void **head) {
     uint64_t t0 = rudo__now_ns();
-    /* Not current and on no list (heap.h: a page is in exactly one place). */
+    /* Not current and on no list (heap.h: a page is in exactly one place);
+     * claimed by the allocator that sweeps it, if any (alloc.c). */
+    void **ol = atomic_load_explicit(&p->owner_list, memory_order_relaxed);
     RUDO_ASSERT(p->type == RUDO_PAGE_SMALL && !p->listed &&
-                atomic_load_explicit(&p->owner_list, memory_order_relaxed) == NULL);
+                (ol == NULL || ol == RUDO_OWNER_CLAIMED));
+    (void)ol;
     RUDO_ASSERT_EXPENSIVE((rudo__page_check(p), true));
     bool unswept = rudo__ld(&p->swept_gc) < h->gc_count;
     char *start = rudo__page_addr(p);

@@ -58,9 +58,9 @@ typedef struct rudo__mutator {
     uint64_t bytes_allocated, collections, collect_ns;
     rudo_root_fn root_fn;           /* rudo_thread_root_callback */
     void *root_data;
-    void **handles;                 /* scoped handle slots */
-    size_t nhandles, cap_handles;
-    unsigned scope_depth;
+    /* Scoped handles: the chunks are reached from fast.hbase; one emptied
+     * chunk is kept aside for reuse (handles.c). */
+    void *hspare;
     struct rudo__mutator *next, *prev;
 } rudo__mutator;
 
@@ -86,6 +86,8 @@ void rudo__mutators_fork_child(struct rudo__heap *h);
 /* ---- handles.c: a mutator's scoped handle slots (precise roots) ---------- */
 void rudo__handles_enumerate(rudo__mutator *m, rudo__root_visitor *v);
 void rudo__handles_free(rudo__mutator *m);
+/* True if m's handle state keeps its invariant (handles.c). */
+bool rudo__handles_ok(const rudo__mutator *m);
 
 
 /* ---- safepoint.c: the stop-the-world handshake ---------------------------- */
