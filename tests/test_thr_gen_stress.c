@@ -203,6 +203,8 @@ int main(int argc, char **argv) {
     long base = argc > 2 ? strtol(argv[2], NULL, 0) : 300000;
     if (TEST_UNDER_TSAN || TEST_UNDER_ASAN)
         base /= 4;
+    if (getenv("RUDO_GC_STRESS"))
+        base /= 10; /* a collection every few allocations already */
     steps = test_scaled(base);
     if (argc > 4) {
         unsigned t = (unsigned)atoi(argv[3]), m = (unsigned)atoi(argv[4]);
