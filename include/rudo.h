@@ -151,6 +151,12 @@ typedef struct rudo_config {
      * nursery). Default 8 MiB; 0 = the default. Environment override:
      * RUDO_NURSERY. */
     size_t nursery;
+    /* Generational mode: let the nursery grow while most of it survives
+     * minor collections, up to the trigger of the non-generational policy,
+     * and shrink back (docs/design.md). Default true: throughput. false
+     * keeps it at `nursery`, which bounds minor pauses by what a nursery
+     * can promote. Environment override: RUDO_NURSERY_ADAPT (0 or 1). */
+    bool nursery_adapt;
     /* Generational mode: a major (full) collection replaces the next minor
      * one when the old data (live after a minor collection, dead old
      * objects included) exceeds major_growth times the live bytes after

@@ -328,6 +328,41 @@ static void policy(void) {
     rudo_heap_destroy();
 }
 
+/* A workload where everything survives: with nursery_adapt the nursery
+ * doubles, so it runs fewer minor collections than with a fixed one. */
+static uint64_t survivors_minors(bool adapt) {
+    rudo_config cfg = test_precise_config(1);
+    cfg.generational = true;
+    cfg.nursery = 256 << 10;
+    cfg.initial_heap = 256 << 10;
+    cfg.nursery_adapt = adapt;
+    CHECK_EQ(rudo_heap_create(&cfg), RUDO_OK);
+    static const uint64_t two = 3, all = 1;
+    k_node = rudo_kind_layout("gen-node", 4, &two);
+    k_arr = rudo_kind_layout("gen-array", 1, &all);
+    static void **keep;
+    rudo_root_add((void **)&keep);
+    keep = rudo_alloc(k_arr, 200000 * sizeof(void *));
+    for (uint64_t i = 0; i < 200000; i++)
+        rudo_write(keep, &keep[i], new_node(i));
+    bool ok = true;
+    for (uint64_t i = 0; i < 200000; i++)
+        ok = ok && node_ok(keep[i], i);
+    CHECK(ok);
+    rudo_stats st;
+    rudo_get_stats(&st);
+    rudo_heap_destroy();
+    return st.minor_collections;
+}
+
+static void adapt(void) {
+    uint64_t fixed = survivors_minors(false), adaptive = survivors_minors(true);
+    printf("all survive: %llu minors with a fixed nursery, %llu adaptive\n",
+           (unsigned long long)fixed, (unsigned long long)adaptive);
+    CHECK(fixed >= 20);
+    CHECK(adaptive * 2 < fixed);
+}
+
 /* rudo_free of old and young objects between minor and major
  * collections: the memory is reused, the survivors stay intact. */
 static void frees(void) {
@@ -404,6 +439,8 @@ int main(void) {
     ephemerons();
     finalizers();
     policy();
+    if (!getenv("RUDO_GC_STRESS"))
+        adapt(); /* counts collections */
     frees();
     env_switch();
     barrier_off();

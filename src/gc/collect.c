@@ -44,7 +44,7 @@ static bool choose_major(const rudo__heap *h, bool major) {
 static size_t nursery(rudo__heap *h, size_t live) {
     const rudo_config *c = &h->cfg;
     size_t n = h->gen.nursery ? h->gen.nursery : c->nursery;
-    if (h->gen.minor) {
+    if (h->gen.minor && c->nursery_adapt) {
         double rate = (double)h->gen.last_promoted / (double)n;
         if (rate > 0.5)
             n *= 2;

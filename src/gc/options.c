@@ -63,6 +63,8 @@ static const rudo__option options[] = {
     {"nursery", "RUDO_NURSERY", RUDO_OPT_SIZE, RUDO_OPT_ZERO_DEFAULT,
      CFG(nursery), 8 * MIB, 0, 0,
      "generational: bytes allocated between minor collections; 0 = the default"},
+    {"nursery_adapt", "RUDO_NURSERY_ADAPT", RUDO_OPT_BOOL, 0, CFG(nursery_adapt),
+     1, 0, 1, "generational: the nursery doubles while most of it survives"},
     {"major_growth", "RUDO_MAJOR_GROWTH", RUDO_OPT_DOUBLE, RUDO_OPT_CHECK_CONFIG,
      CFG(major_growth), 1.5, 1, RUDO_GROWTH_MAX,
      "generational: major when old data > major_growth * live after the last major"},
