@@ -15,9 +15,13 @@ void rudo__sweep_prepare(rudo__heap *h) {
         rudo__page *p = &h->pages[pi];
         if (p->type != RUDO_PAGE_SMALL && p->type != RUDO_PAGE_LARGE)
             continue;
-        /* Every page was retired first: alloc is exact only then (heap.h). */
-        RUDO_ASSERT(atomic_load_explicit(&p->owner_list, memory_order_relaxed) == NULL);
         bool unswept = rudo__ld(&p->swept_gc) < h->gc_count;
+        /* Every page was retired first: alloc is exact only then (heap.h);
+         * but for the pages of threads suspended by signal, which stay
+         * current, are swept, and had their bits made exact in place
+         * (rudo__alloc_freeze_all). */
+        RUDO_ASSERT(atomic_load_explicit(&p->owner_list, memory_order_relaxed) == NULL ||
+                    !unswept);
         for (size_t w = 0; w * 64 < p->ncells; w++) {
             if (unswept) {
                 /* Cells that died in an earlier collection are free, but
@@ -76,6 +80,10 @@ size_t rudo__sweep_after_mark(rudo__heap *h) {
                 n += (size_t)__builtin_popcountll(mark_word(p, w));
             live += n * p->cell_size;
             dense += ((uint64_t)n << 16) / p->ncells;
+            /* Still current (a thread suspended by signal allocates from
+             * it): it goes on no list and is not freed (alloc.c). */
+            if (atomic_load_explicit(&p->owner_list, memory_order_relaxed) != NULL)
+                continue;
             if (n < p->ncells && n > 0)
                 rudo__avail_add(h, p);
             else

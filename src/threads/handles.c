@@ -17,6 +17,9 @@ typedef struct hchunk {
 /* m->handles points at the newest chunk (cast); m->nhandles counts all. */
 static hchunk *top(rudo__mutator *m) { return (hchunk *)(void *)m->handles; }
 
+/* Every call that changes the chunks runs inside rudo (rudo__runtime_enter):
+ * a collection that suspended the thread by signal halfway through would
+ * read a slot not yet written, or a chunk being freed. */
 void rudo_scope_enter(rudo_scope *scope) {
     rudo__mutator *m = rudo__need_mutator("rudo_scope_enter");
     scope->rudo__mark = m->nhandles;
@@ -31,6 +34,7 @@ void rudo_scope_exit(rudo_scope *scope) {
                     "(exiting depth %u, innermost is %u)",
                     scope->rudo__depth, m->scope_depth);
     m->scope_depth--;
+    rudo__runtime_enter();
     while (m->nhandles > scope->rudo__mark) {
         hchunk *c = top(m);
         size_t drop = m->nhandles - scope->rudo__mark;
@@ -43,6 +47,7 @@ void rudo_scope_exit(rudo_scope *scope) {
             free(c);
         }
     }
+    rudo__runtime_leave();
 }
 
 void **rudo_handle(void *obj) {
@@ -50,6 +55,7 @@ void **rudo_handle(void *obj) {
     rudo__mutator *m = rudo__need_mutator(fn);
     if (m->scope_depth == 0)
         rudo__fatal(fn, "no scope is open (call rudo_scope_enter first)");
+    rudo__runtime_enter();
     hchunk *c = top(m);
     if (!c || c->used == CHUNK_SLOTS) {
         hchunk *n = malloc(sizeof *n);
@@ -60,9 +66,11 @@ void **rudo_handle(void *obj) {
         m->handles = (void **)(void *)n;
         c = n;
     }
-    void **slot = &c->slots[c->used++];
+    void **slot = &c->slots[c->used];
     *slot = obj;
+    c->used++;
     m->nhandles++;
+    rudo__runtime_leave();
     return slot;
 }
 
