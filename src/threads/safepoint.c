@@ -174,9 +174,14 @@ static bool holds_up(const rudo__mutator *m, const rudo__mutator *self, uint64_t
  * no safepoint comes: in pthread_join, on a mutex), at once; the others
  * once the delay has passed; an unanswered signal again after
  * RESIGNAL_NS. */
-static bool signal_due(const rudo__mutator *m, uint64_t now, uint64_t t_sig) {
-    bool at_once = (m->attach_flags & RUDO_ATTACH_SIGNAL) || m->sig_last;
-    if (!at_once && now < t_sig)
+static bool at_once(const rudo__heap *h, const rudo__mutator *m) {
+    return (m->attach_flags & RUDO_ATTACH_SIGNAL) || m->sig_last ||
+           h->world.signal_stop_ms == 0;
+}
+
+static bool signal_due(const rudo__heap *h, const rudo__mutator *m, uint64_t now,
+                       uint64_t t_sig) {
+    if (!at_once(h, m) && now < t_sig)
         return false;
     return m->sig_sent_ns == 0 || now - m->sig_sent_ns >= RESIGNAL_NS;
 }
@@ -189,27 +194,37 @@ static bool signal_due(const rudo__mutator *m, uint64_t now, uint64_t t_sig) {
  * silence, so after stop_warn_ms, and then after doubling intervals, it
  * says which threads it waits for. */
 static void wait_for_stop(rudo__heap *h, rudo__mutator *self, uint64_t t0,
-                          uint64_t seq) {
+                          uint64_t seq, bool raised) {
     bool sig = rudo__sigstop_enabled(h);
     unsigned delay = h->world.stop_warn_ms;
     uint64_t t_warn = delay ? t0 + (uint64_t)delay * 1000000u : UINT64_MAX;
     uint64_t t_sig = sig ? t0 + (uint64_t)h->world.signal_stop_ms * 1000000u
                          : UINT64_MAX;
+    /* The request is raised at the latest RESIGNAL_NS after t0 (see
+     * rudo__world_stop). */
+    uint64_t t_raise = t0 + RESIGNAL_NS;
     for (;;) {
         uint64_t now = rudo__now_ns(), next = t_warn;
-        bool waiting = false;
+        bool waiting = false, early = false;
         for (rudo__mutator *m = h->world.mutators; m; m = m->next) {
             if (!holds_up(m, self, seq))
                 continue;
             waiting = true;
             if (!sig)
                 continue;
-            if (signal_due(m, now, t_sig))
+            early |= at_once(h, m);
+            if (signal_due(h, m, now, t_sig))
                 rudo__sigstop_send(h, m, seq);
             uint64_t t = m->sig_sent_ns ? m->sig_sent_ns + RESIGNAL_NS : t_sig;
             if (t < next)
                 next = t;
         }
+        if (!raised && (!early || now >= t_raise)) {
+            set_stop_requested(1);
+            raised = true;
+        }
+        if (!raised && t_raise < next)
+            next = t_raise;
         if (!waiting)
             break;
         if (now >= t_warn) {
@@ -336,16 +351,22 @@ bool rudo__world_stop(rudo__heap *h, rudo__mutator *m, uint64_t t0) {
     /* Posts left over from the last stop would only wake us early. */
     while (sem_trywait(&h->world.stopped_sem) == 0) {
     }
-    /* Threads that never poll are signalled before the request is raised:
-     * they are caught wherever they run, not sent to a safepoint by the
-     * allocation fast path (the stress test relies on it). */
+    /* Threads signalled at once (at_once) are signalled before the request
+     * is raised, and it is raised only when they have all answered (or
+     * parked, their handler having found them inside rudo), or after
+     * RESIGNAL_NS: they are suspended wherever they run, as a program that
+     * never polls is, rather than sent to a safepoint by the allocation
+     * fast path, which polls the request (the stress test relies on it). */
+    bool raise = true;
     if (rudo__sigstop_enabled(h))
         for (rudo__mutator *o = h->world.mutators; o; o = o->next)
-            if (holds_up(o, m, seq) &&
-                ((o->attach_flags & RUDO_ATTACH_SIGNAL) || h->world.signal_stop_ms == 0))
+            if (holds_up(o, m, seq) && at_once(h, o)) {
                 rudo__sigstop_send(h, o, seq);
-    set_stop_requested(1);
-    wait_for_stop(h, m, t0, seq);
+                raise = false;
+            }
+    if (raise)
+        set_stop_requested(1);
+    wait_for_stop(h, m, t0, seq, raise);
     rudo__lock_release(&h->world.lock);
     return true;
 }
