@@ -63,7 +63,8 @@ static atomic_int collected;
 
 static void *collector_main(void *arg) {
     (void)arg;
-    CHECK_EQ(rudo_thread_attach(), RUDO_OK);
+    if (rudo_thread_attach() != RUDO_OK)
+        abort(); /* no CHECK off the main thread: its counters are not atomic */
     for (int i = 0; i < COLLECTIONS; i++) {
         void *volatile junk = rudo_malloc(64 + (size_t)(i % 7) * 16);
         (void)junk;
@@ -249,9 +250,19 @@ int main(void) {
     test_start_watchdog();
     CHECK_EQ(rudo_heap_create(NULL), RUDO_OK);
     k_node = rudo_kind_conservative("sigstop/node");
-    test_join();
-    test_condvar();
-    test_mutex();
+    if (TEST_UNDER_TSAN) {
+        /* ThreadSanitizer takes an asynchronous signal only at its next
+         * interceptor call, and keeps it blocked meanwhile: a thread that
+         * sits in pthread_join or on a mutex never runs the suspend
+         * handler, and the collection waits for it (the report says it
+         * blocks SIGPWR). Nothing to test there but the settings. */
+        printf("skipped under ThreadSanitizer: the join, condition variable "
+               "and mutex cases (it delays signals to its interceptors)\n");
+    } else {
+        test_join();
+        test_condvar();
+        test_mutex();
+    }
     test_flags();
     rudo_heap_destroy();
     return test_report();

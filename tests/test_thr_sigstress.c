@@ -74,7 +74,8 @@ typedef struct slot {
 
 static void *alloc_main(void *arg) {
     uint64_t rng = 0x9e3779b97f4a7c15ull * (uint64_t)(uintptr_t)arg + 1;
-    CHECK_EQ(rudo_thread_attach_flags(RUDO_ATTACH_SIGNAL), RUDO_OK);
+    if (rudo_thread_attach_flags(RUDO_ATTACH_SIGNAL) != RUDO_OK)
+        abort(); /* no CHECK off the main thread: its counters are not atomic */
     slot slots[NSLOTS] = {{0}};
     size_t ref_size[NSLOTS] = {0};
     uint64_t next_id = ((uint64_t)(uintptr_t)arg << 40) + 1;
@@ -175,7 +176,8 @@ static void wait_phase(int p) {
 
 static void *half_main(void *arg) {
     (void)arg;
-    CHECK_EQ(rudo_thread_attach_flags(RUDO_ATTACH_SIGNAL), RUDO_OK);
+    if (rudo_thread_attach_flags(RUDO_ATTACH_SIGNAL) != RUDO_OK)
+        abort(); /* no CHECK off the main thread: its counters are not atomic */
     rudo_kind k = kinds[K_CONS];
     size_t size = 48;
     /* Make the list exist (the first allocation takes a page). */
@@ -248,7 +250,14 @@ int main(void) {
     kinds[K_LAYOUT] = rudo_kind_layout("sigstress/layout", 4, layout);
     kinds[K_TRACED] = rudo_kind_traced("sigstress/traced", trace_obj);
     atomic_store(&phase, 1);
-    test_half_pop();
+    /* ThreadSanitizer takes an asynchronous signal only at an interceptor
+     * call: a thread spinning in plain code is never suspended, and the
+     * collection would wait for it forever. */
+    if (TEST_UNDER_TSAN)
+        printf("skipped under ThreadSanitizer: the half-done pop (it delays "
+               "signals to its interceptors)\n");
+    else
+        test_half_pop();
     long rounds = test_scaled(TEST_UNDER_TSAN ? 200 : 1000);
     uint64_t stops0 = rudo__debug_signal_stops();
     pthread_t a[NALLOC], c;
@@ -270,7 +279,9 @@ int main(void) {
      * that lands inside rudo (the slow path, a lock, often when the thread
      * was preempted there on a loaded machine) is deferred and the thread
      * parks at a safepoint instead, so not every stop is by signal. */
-    CHECK(stops >= (uint64_t)rounds / 10);
+    /* Under ThreadSanitizer the signals arrive inside its interceptors,
+     * mostly in rudo's locks: deferred, then a safepoint. */
+    CHECK(TEST_UNDER_TSAN || stops >= (uint64_t)rounds / 10);
     CHECK(atomic_load(&allocations) > rounds);
     rudo_heap_destroy();
     return test_report();
