@@ -454,8 +454,16 @@ static inline void *rudo_alloc(rudo_kind kind, size_t size) {
                                                    RUDO_GRANULE];
             void **cell = (void **)lists[cls];
             if (RUDO_LIKELY(cell != NULL)) {
-                lists[cls] = *cell;
+                /* The link is cleared before the head moves past the
+                 * cell, and the compiler may not swap the two stores: a
+                 * collection that suspends the thread by signal between
+                 * any two instructions then finds the cell either still
+                 * at the head (free) or below it and all zero, never a
+                 * new object holding the link (docs/threads.md). */
+                void *next = *cell;
                 *cell = NULL;
+                __atomic_signal_fence(__ATOMIC_SEQ_CST);
+                lists[cls] = next;
                 return cell;
             }
         }

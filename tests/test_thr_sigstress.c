@@ -155,15 +155,16 @@ static void *collect_main(void *arg) {
 }
 
 /* ---- a pop stopped halfway, deterministically ------------------------------- */
-/* The attached thread performs the inline fast path's pop by hand and is
- * suspended by signal between its steps while the main thread collects:
- *  (b) head loaded, not yet replaced: the cell must stay free and unused,
- *      and the pop completes as if nothing happened;
- *  (c) head replaced, the cell's link not yet cleared: the cell counts as
- *      allocated (it is below the head) and, held in this frame, survives.
- * Afterwards the popped cells are zero but for the link word, and later
- * allocations from the same list never return them again. The cells are
- * held only in this thread's frame and registers. */
+/* The attached thread performs the inline fast path's pop by hand, in its
+ * order (rudo.h), and is suspended by signal between its steps while the
+ * main thread collects:
+ *  (b) head loaded, nothing written: the cell must stay free and unused,
+ *      and the list unchanged;
+ *  (b') the cell's link cleared, the head not yet moved: the same;
+ *  then the head moves past the cell, which is a new object, all zero.
+ * Two cells go through it; afterwards later allocations from the same
+ * list never return them, and what was stored in them survives. The
+ * cells are held only in this thread's frame and registers. */
 static atomic_int phase, phase_done;
 static atomic_int half_failures;
 
@@ -174,29 +175,34 @@ static void wait_phase(int p) {
     }
 }
 
+/* One pop, stopped in both intermediate states (phases p and p + 1). */
+static void **half_pop(void **lists, unsigned cls, int p) {
+    void **cell = (void **)lists[cls];
+    wait_phase(p);
+    if ((void **)lists[cls] != cell)
+        atomic_fetch_add(&half_failures, 1); /* the collector wrote the list */
+    void *next = *cell;
+    *cell = NULL;
+    wait_phase(p + 1);
+    if ((void **)lists[cls] != cell)
+        atomic_fetch_add(&half_failures, 1);
+    lists[cls] = next;
+    return cell;
+}
+
 static void *half_main(void *arg) {
     (void)arg;
     if (rudo_thread_attach_flags(RUDO_ATTACH_SIGNAL) != RUDO_OK)
         abort(); /* no CHECK off the main thread: its counters are not atomic */
-    rudo_kind k = kinds[K_CONS];
+    rudo_kind k = kinds[K_TRACED];
     size_t size = 48;
     /* Make the list exist (the first allocation takes a page). */
     void *volatile warm = rudo_alloc(k, size);
     (void)warm;
     unsigned cls = rudo__class_of_granules[(size + RUDO_GRANULE - 1) / RUDO_GRANULE];
     void **lists = rudo__tl->lists[k];
-    /* (b): loaded only. */
-    void **cell = (void **)lists[cls];
-    wait_phase(1);
-    if ((void **)lists[cls] != cell)
-        atomic_fetch_add(&half_failures, 1); /* the collector wrote the list */
-    lists[cls] = *cell;
-    *cell = NULL;
-    /* (c): head replaced, link not cleared. */
-    void **cell2 = (void **)lists[cls];
-    lists[cls] = *cell2;
-    wait_phase(2);
-    *cell2 = NULL;
+    void **cell = half_pop(lists, cls, 1);
+    void **cell2 = half_pop(lists, cls, 3);
     /* Both cells are objects now: zero, and never handed out again. */
     for (size_t i = 0; i < size / sizeof(void *); i++)
         if (cell[i] != NULL || cell2[i] != NULL)
@@ -212,7 +218,7 @@ static void *half_main(void *arg) {
     }
     if (cell[1] != (void *)0x1234 || cell2[1] != (void *)0x5678)
         atomic_fetch_add(&half_failures, 1);
-    wait_phase(3);
+    wait_phase(5);
     rudo_thread_detach();
     return NULL;
 }
@@ -221,13 +227,13 @@ static void test_half_pop(void) {
     uint64_t stops0 = rudo__debug_signal_stops();
     pthread_t t;
     pthread_create(&t, NULL, half_main, NULL);
-    for (int p = 1; p <= 3; p++) {
+    for (int p = 1; p <= 5; p++) {
         while (atomic_load(&phase_done) != p) {
             rudo_blocking_enter();
             sched_yield();
             rudo_blocking_leave();
         }
-        if (p < 3)
+        if (p < 5)
             for (int i = 0; i < 5; i++)
                 rudo_collect(); /* the thread is suspended by signal in wait_phase */
         atomic_store(&phase, p + 1);
@@ -238,7 +244,7 @@ static void test_half_pop(void) {
     printf("half pop: %d failures, %llu signal stops\n", atomic_load(&half_failures),
            (unsigned long long)(rudo__debug_signal_stops() - stops0));
     CHECK_EQ(atomic_load(&half_failures), 0);
-    CHECK(rudo__debug_signal_stops() - stops0 >= 10);
+    CHECK(rudo__debug_signal_stops() - stops0 >= 20);
 }
 
 int main(void) {
@@ -256,6 +262,9 @@ int main(void) {
     if (TEST_UNDER_TSAN)
         printf("skipped under ThreadSanitizer: the half-done pop (it delays "
                "signals to its interceptors)\n");
+    else if (test_env_long("RUDO_GC_STRESS", 0) != 0)
+        printf("skipped in GC stress mode: the half-done pop (the inline fast "
+               "path has no lists there)\n");
     else
         test_half_pop();
     long rounds = test_scaled(TEST_UNDER_TSAN ? 200 : 1000);
@@ -279,9 +288,14 @@ int main(void) {
      * that lands inside rudo (the slow path, a lock, often when the thread
      * was preempted there on a loaded machine) is deferred and the thread
      * parks at a safepoint instead, so not every stop is by signal. */
-    /* Under ThreadSanitizer the signals arrive inside its interceptors,
-     * mostly in rudo's locks: deferred, then a safepoint. */
-    CHECK(TEST_UNDER_TSAN || stops >= (uint64_t)rounds / 10);
+    /* How many land outside rudo depends on the machine's load (a thread
+     * preempted inside a lock gets its signal there), so only a floor:
+     * the half-done pop above is the deterministic part. Under
+     * ThreadSanitizer the signals arrive inside its interceptors, mostly
+     * in rudo's locks; in GC stress mode every allocation takes the slow
+     * path: both defer nearly every stop to a safepoint. */
+    if (!TEST_UNDER_TSAN && test_env_long("RUDO_GC_STRESS", 0) == 0)
+        CHECK(stops >= 20);
     CHECK(atomic_load(&allocations) > rounds);
     rudo_heap_destroy();
     return test_report();
