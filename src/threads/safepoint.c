@@ -6,23 +6,27 @@
  *     gc_lock; if a collection is already running it parks (step 3) and
  *     returns when it ends: concurrent requests share one collection.
  *     Otherwise it sets `collecting` and rudo__stop_requested, and waits on
- *     stopped_cv until it is the only RUNNING thread.
+ *     stopped_sem (gc_lock released) until every other thread is STOPPED,
+ *     BLOCKED or suspended by signal (sigstop.c); a thread that has not
+ *     stopped within signal_stop_ms, or that never polls, is signalled.
  *  2. It releases gc_lock and collects. Threads that stop, block or try to
  *     attach meanwhile take gc_lock and wait on resume_cv.
  *  3. A RUNNING thread that polls (allocation slow path, rudo_safepoint)
  *     and sees the request records its registers and stack pointer, takes
- *     gc_lock, becomes STOPPED, decrements nrunning, signals stopped_cv if
- *     it was the last one running besides the collector, and
+ *     gc_lock, becomes STOPPED, decrements nrunning, posts stopped_sem if
+ *     the collector may be done waiting (wake_collector), and
  *     waits on resume_cv until `collecting` is false; then it is RUNNING.
  *     A thread that is STOPPED stays so across back-to-back collections
  *     (its roots cannot change while it waits).
  *  4. Entering a blocking region is stopping without waiting; leaving it
  *     waits while a collection runs.
- *  5. The collector takes gc_lock, clears `collecting` and the request,
- *     broadcasts resume_cv, releases gc_lock, then runs finalizers.
+ *  5. The collector takes gc_lock, lets the threads it suspended go,
+ *     clears `collecting` and the request, broadcasts resume_cv, releases
+ *     gc_lock, then runs finalizers.
  * Everything a mutator wrote before stopping is visible to the collector
  * and everything the collector wrote is visible to the mutator after it
- * resumes, because both sides pass through gc_lock. */
+ * resumes, because both sides pass through gc_lock (a thread suspended by
+ * signal: through sig_ack and sig_go, sigstop.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
