@@ -1,11 +1,13 @@
 /* os.c — Linux implementation of the platform layer. */
 #include "platform/platform.h"
 
+#include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -179,21 +181,23 @@ void *rudo__os_context_sp(const void *context) {
 }
 
 int rudo__os_thread_blocks_signal(long tid, int sig) {
-    char path[64], line[256];
+    /* open and read, not stdio: called while other threads may be
+     * suspended by signal inside malloc (fopen allocates). */
+    char path[64], buf[4096];
     snprintf(path, sizeof path, "/proc/self/task/%ld/status", tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return -1;
-    int r = -1;
-    while (fgets(line, sizeof line, f)) {
-        unsigned long long blk;
-        if (sscanf(line, "SigBlk: %llx", &blk) == 1) {
-            r = (blk & sigbit(sig)) != 0;
-            break;
-        }
-    }
-    fclose(f);
-    return r;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    const char *p = strstr(buf, "\nSigBlk:");
+    if (!p)
+        return -1;
+    unsigned long long blk = strtoull(p + strlen("\nSigBlk:"), NULL, 16);
+    return (blk & sigbit(sig)) != 0;
 }
 
 const char *rudo__os_signal_abbrev(int sig) { return sigabbrev_np(sig); }
