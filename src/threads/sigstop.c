@@ -104,10 +104,10 @@ static bool save_context(rudo__mutator *m, const void *context) {
 static void suspend_handler(int sig, void *info, void *context) {
     (void)sig;
     (void)info;
+    int saved_errno = errno;
     /* First: glibc's cancellation signal must not unwind the thread from
      * here while the collector scans its stack. */
     rudo__os_signal_block_cancel();
-    int saved_errno = errno;
     rudo__mutator *m = rudo__me;
     /* Attached threads exist only while the heap does (destroy needs the
      * others detached), so the heap is there if m is. */
