@@ -176,6 +176,23 @@ typedef struct rudo_config {
      * RUDO_KIND_BASE_ONLY for those. Environment override:
      * RUDO_INTERIOR_POINTERS (0 or 1). */
     bool interior_pointers;
+    /* Signal suspension (docs/threads.md, "Threads that do not poll"). A
+     * collection first waits for threads to stop at safepoints; an attached
+     * thread still running signal_stop_ms milliseconds after the request
+     * (default 2; 0 = at once; at most 3600000), and a thread attached
+     * with RUDO_ATTACH_SIGNAL at once, is suspended with suspend_signal
+     * (default 30, SIGPWR; 0 = never: stopping is cooperative only) and
+     * resumed with restart_signal (default 24, SIGXCPU); both 1 to 64 and
+     * different, not SIGKILL, SIGSTOP or a fault signal (SIGSEGV, SIGBUS,
+     * SIGILL, SIGFPE, SIGTRAP, SIGABRT), else RUDO_EINVAL. rudo installs
+     * handlers for both at heap creation (replacing the program's) and
+     * leaves them installed. With scan_stacks false no thread is ever
+     * suspended by signal (a precise runtime roots its pointers at
+     * safepoints, not at every instruction). Environment overrides:
+     * RUDO_SIGNAL_STOP_MS, RUDO_SUSPEND_SIGNAL, RUDO_RESTART_SIGNAL. */
+    unsigned suspend_signal;
+    unsigned restart_signal;
+    unsigned signal_stop_ms;
 } rudo_config;
 
 /* Fills *cfg with the defaults described above, and cfg->size with
@@ -513,8 +530,16 @@ static inline void *rudo_alloc(rudo_kind kind, size_t size) {
                                                    RUDO_GRANULE];
             void **cell = (void **)lists[cls];
             if (RUDO_LIKELY(cell != NULL)) {
-                lists[cls] = *cell;
+                /* The link is cleared before the head moves past the
+                 * cell, and the compiler may not swap the two stores: a
+                 * collection that suspends the thread by signal between
+                 * any two instructions then finds the cell either still
+                 * at the head (free) or below it and all zero, never a
+                 * new object holding the link (docs/threads.md). */
+                void *next = *cell;
                 *cell = NULL;
+                __atomic_signal_fence(__ATOMIC_SEQ_CST);
+                lists[cls] = next;
                 return cell;
             }
         }
@@ -929,6 +954,22 @@ RUDO_API void rudo_set_gc_callback(rudo_gc_callback fn, void *data);
  * destroy the heap. fork waits for a running collection to end. */
 RUDO_API int rudo_thread_attach(void);
 
+/* Attach flags (rudo_thread_attach_flags). */
+enum {
+    /* The thread never polls (code that knows nothing of rudo, such as a
+     * bdwgc client's): every collection suspends it with the suspend
+     * signal at once instead of waiting for a safepoint first. It may
+     * still call rudo_safepoint and blocking regions. */
+    RUDO_ATTACH_SIGNAL = 1u << 0,
+};
+
+/* As rudo_thread_attach, with flags (RUDO_ATTACH_*; 0 is
+ * rudo_thread_attach). Returns RUDO_OK; RUDO_EEXIST if already attached;
+ * RUDO_ESTATE if no heap exists, or if RUDO_ATTACH_SIGNAL is asked while
+ * signal suspension is off (suspend_signal 0, or scan_stacks false);
+ * RUDO_EINVAL for an unknown flag. Thread-safe. */
+RUDO_API int rudo_thread_attach_flags(unsigned flags);
+
 /* Detaches the calling thread; its pages are handed back to the heap and
  * reused by other threads. Objects it allocated stay alive while reachable
  * from elsewhere. Aborts if the thread is not attached or is inside a
@@ -942,18 +983,23 @@ RUDO_API bool rudo_thread_is_attached(void);
 /* A safepoint: if another thread is waiting to collect, stop here until the
  * collection ends. Call it in long loops that do not allocate.
  *
- * Stopping is cooperative: a collection waits until every attached thread
- * is at a safepoint or in a blocking region. An attached thread that waits
- * for another thread (pthread_join, a mutex or condition variable, a
- * blocking read) must therefore wait inside rudo_blocking_enter/leave, or a
- * collection requested by the thread it waits for waits for it in turn.
- * When a collection has waited RUDO_STOP_WARN_MS milliseconds (environment,
- * read at heap creation; default 2000, 0 = never), it prints one line to
- * stderr naming each attached thread that has not stopped (mutator id,
- * kernel tid, pthread name) and this remedy, then again after doubling
- * intervals (at most 60 s apart); it keeps waiting. Aborts if called from a
- * trace callback while a collection waits. Thread-safe (any attached
- * thread; an unattached one returns at once). */
+ * Stopping is cooperative first: a collection waits until every attached
+ * thread is at a safepoint or in a blocking region. A thread that has not
+ * stopped signal_stop_ms later (rudo_config; default 2 ms) is suspended
+ * with a signal wherever it is (outside rudo's own code), so a thread that
+ * sits in pthread_join, a mutex or a long loop outside a blocking region
+ * no longer holds collections up; its registers and stack are scanned as
+ * at a safepoint. Blocking regions remain the cheaper way to wait. A
+ * thread that blocks the suspend signal (or any thread, when signal
+ * suspension is off) is waited for at its next safepoint. When a
+ * collection has waited RUDO_STOP_WARN_MS milliseconds (environment, read
+ * at heap creation; default 2000, 0 = never), it prints one line to stderr
+ * naming each attached thread that has not stopped (mutator id, kernel
+ * tid, pthread name, and whether it blocks the suspend signal) and the
+ * remedy, then again after doubling intervals (at most 60 s apart); it
+ * keeps waiting. Aborts if called from a trace callback while a
+ * collection waits. Thread-safe (any attached thread; an unattached one
+ * returns at once). */
 RUDO_API void rudo__safepoint_slow(void);
 static inline void rudo_safepoint(void) {
     /* Relaxed: a poll that misses a request just made is caught by the next

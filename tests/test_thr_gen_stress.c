@@ -16,7 +16,8 @@
  *
  * Usage: test_thr_gen_stress [SEED [STEPS [THREADS MARKERS]]]. Without
  * THREADS and MARKERS it runs a fixed set of configurations (1-4 threads,
- * 1-4 markers) with fixed seeds. TEST_SCALE multiplies the steps. */
+ * 1-4 markers, and one whose workers are stopped by signal) with fixed
+ * seeds. TEST_SCALE multiplies the steps. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,7 @@ static long steps;
 static uint64_t seed;
 static table *roots[8];            /* precise roots, one per thread */
 static _Atomic unsigned long bad;  /* mismatches found */
+static bool signal_attach;         /* workers attach with RUDO_ATTACH_SIGNAL */
 
 static void trace_table(void *obj, size_t size, rudo_tracer *tr) {
     (void)size;
@@ -104,7 +106,10 @@ static uint64_t local_of(const node *n) { return n ? n->id & ((1ull << 40) - 1) 
 
 static void *worker(void *arg) {
     shadow *s = arg;
-    if (s->tid != 0 && rudo_thread_attach() != RUDO_OK)
+    /* With signal_attach the workers never poll: every collection stops
+     * them with a signal, wherever they are (a barrier half done too). */
+    if (s->tid != 0 && (signal_attach ? rudo_thread_attach_flags(RUDO_ATTACH_SIGNAL)
+                                      : rudo_thread_attach()) != RUDO_OK)
         abort();
     uint64_t rng = seed * 0x9E3779B97F4A7C15ull + s->tid + 1;
     table *t = rudo_alloc(k_table, sizeof *t);
@@ -160,6 +165,9 @@ static void run(unsigned threads, unsigned markers) {
     cfg.nursery = 256 << 10;
     cfg.initial_heap = 256 << 10;
     cfg.major_growth = 1.2;
+    /* Suspension by signal needs the stacks scanned (rudo.h): a thread
+     * stopped anywhere holds pointers in registers, not in roots. */
+    cfg.scan_stacks = signal_attach;
     CHECK_EQ(rudo_heap_create(&cfg), RUDO_OK);
     static const uint64_t two = 3;
     k_node = rudo_kind_layout("stress-node", 4, &two);
@@ -181,8 +189,9 @@ static void run(unsigned threads, unsigned markers) {
     rudo_blocking_leave();
     rudo_stats st;
     rudo_get_stats(&st);
-    printf("threads %u markers %u: %llu minor, %llu major collections, "
+    printf("threads %u markers %u%s: %llu minor, %llu major collections, "
            "promoted %llu KiB, %lu bad\n", threads, markers,
+           signal_attach ? " (signal)" : "",
            (unsigned long long)st.minor_collections,
            (unsigned long long)st.major_collections,
            (unsigned long long)(st.promoted_bytes_total >> 10), (unsigned long)bad);
@@ -215,9 +224,11 @@ int main(int argc, char **argv) {
         run(t, m);
         return test_report();
     }
-    static const unsigned configs[][2] = {{1, 1}, {1, 4}, {2, 2}, {3, 1}, {4, 4}};
+    static const unsigned configs[][3] = {{1, 1, 0}, {1, 4, 0}, {2, 2, 0}, {3, 1, 0},
+                                          {4, 4, 0}, {3, 2, 1}};
     for (size_t i = 0; i < sizeof configs / sizeof *configs; i++) {
         seed += i;
+        signal_attach = configs[i][2];
         run(configs[i][0], configs[i][1]);
     }
     return test_report();

@@ -6,7 +6,11 @@
  * pthread mutex outside a blocking region; RUDO_STOP_WARN_MS=0 (silent);
  * an invalid value (a warning, the default is used). Before the fix the
  * collection waited in silence: the helper that releases the threads
- * gives up after 15 s and the checks fail. */
+ * gives up after 15 s and the checks fail. These cases run with signal
+ * suspension off (RUDO_SUSPEND_SIGNAL=0), where such threads can only be
+ * waited for; with it on they are suspended by signal, and
+ * test_thr_sigblock checks the report for a thread that blocks the
+ * signal. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -281,6 +285,7 @@ static void test_invalid(void) {
 
 int main(void) {
     test_start_watchdog();
+    setenv("RUDO_SUSPEND_SIGNAL", "0", 1);
     setenv("RUDO_STOP_WARN_MS", "200", 1);
     int rc = rudo_heap_create(NULL);
     CHECK_EQ(rc, RUDO_OK);

@@ -14,21 +14,32 @@
 __thread struct rudo__mutator_fast *rudo__tl
     __attribute__((tls_model("initial-exec"))) RUDO_API;
 
-/* Ends page p's time as the allocation page of its class. `head` is the
- * class's free-list head: cells below it were allocated since the page was
- * swept (lists are in address order), cells from it on are still free. */
-static void retire_page(rudo__heap *h, rudo__page *p, void *head) {
+/* The index of the first cell from `head` on (all cells if head is NULL:
+ * the list is empty, the page full). */
+static size_t head_index(const rudo__page *p, const void *head) {
     char *start = rudo__page_addr(p);
     /* The list points into its page (rudo__kind_alloc's invariant). */
     RUDO_ASSERT(head == NULL || ((char *)head >= start &&
                                  (char *)head < start + RUDO_PAGE_SIZE));
-    size_t below = head ? (size_t)((char *)head - start) / p->cell_size
-                        : p->ncells;
-    for (size_t w = 0; w * 64 < below; w++) {
-        size_t n = below - w * 64;
-        rudo__st(&p->bits[w].alloc, rudo__ld(&p->bits[w].alloc) |
-                                   (n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1));
+    return head ? (size_t)((const char *)head - start) / p->cell_size : p->ncells;
+}
+
+/* Sets the alloc bits of cells [from, to). */
+static void set_alloc_range(rudo__page *p, size_t from, size_t to) {
+    for (size_t w = from / 64; w * 64 < to; w++) {
+        uint64_t bits = rudo__valid_bits(to, w);
+        if (w == from / 64)
+            bits &= ~(uint64_t)0 << (from % 64);
+        rudo__st(&p->bits[w].alloc, rudo__ld(&p->bits[w].alloc) | bits);
     }
+}
+
+/* Ends page p's time as the allocation page of its class. `head` is the
+ * class's free-list head: cells from `exact` up to it were allocated since
+ * the page was swept (lists are in address order), or since a collection
+ * made the bits below `exact` exact; cells from it on are still free. */
+static void retire_page(rudo__heap *h, rudo__page *p, void *head, size_t exact) {
+    set_alloc_range(p, exact, head_index(p, head));
     /* Release: a query that sees NULL sees the alloc bits above (heap.h). */
     atomic_store_explicit(&p->owner_list, NULL, memory_order_release);
     if (head)
@@ -42,10 +53,64 @@ void rudo__alloc_retire_all(rudo__heap *h, rudo__kind_alloc **kalloc) {
             continue;
         for (unsigned c = 0; c < RUDO_NCLASSES; c++) {
             if (ka->pages[c]) {
-                retire_page(h, ka->pages[c], ka->lists[c]);
+                retire_page(h, ka->pages[c], ka->lists[c], ka->exact_below[c]);
                 ka->pages[c] = NULL;
                 ka->lists[c] = NULL;
+                ka->exact_below[c] = 0;
             }
+        }
+    }
+}
+
+/* The head of a suspended thread's list. volatile: the collector reads
+ * the word once, whatever the thread was doing to it (it is stopped now;
+ * the handshake ordered its last store before this load). */
+static void *frozen_head(rudo__kind_alloc *ka, unsigned c) {
+    return *(void *volatile *)&ka->lists[c];
+}
+
+void rudo__alloc_freeze_all(rudo__heap *h, rudo__kind_alloc **kalloc) {
+    (void)h; /* read by the assertion only */
+    for (unsigned k = 0; k < RUDO_MAX_KINDS; k++) {
+        rudo__kind_alloc *ka = kalloc[k];
+        if (!ka)
+            continue;
+        for (unsigned c = 0; c < RUDO_NCLASSES; c++) {
+            rudo__page *p = ka->pages[c];
+            if (!p)
+                continue;
+            /* Current pages are always swept in this cycle: taken swept,
+             * or thawed by the last collection. Prepare relies on it. */
+            RUDO_ASSERT(rudo__ld(&p->swept_gc) == h->gc_count);
+            set_alloc_range(p, ka->exact_below[c], head_index(p, frozen_head(ka, c)));
+        }
+    }
+}
+
+void rudo__alloc_thaw_all(rudo__heap *h, rudo__kind_alloc **kalloc) {
+    for (unsigned k = 0; k < RUDO_MAX_KINDS; k++) {
+        rudo__kind_alloc *ka = kalloc[k];
+        if (!ka)
+            continue;
+        for (unsigned c = 0; c < RUDO_NCLASSES; c++) {
+            rudo__page *p = ka->pages[c];
+            if (!p)
+                continue;
+            for (size_t w = 0; w * 64 < p->ncells; w++) {
+                uint64_t was = rudo__ld(&p->bits[w].alloc);
+                uint64_t live = was & rudo__ld(&p->bits[w].mark);
+                /* Dead cells keep their contents: the page's next sweep
+                 * must zero every free cell (sweep.c). */
+                if (live != was)
+                    p->dirty = 1;
+                rudo__st(&p->bits[w].alloc, live);
+                p->fin[w] &= live;
+            }
+            rudo__st(&p->swept_gc, h->gc_count);
+            ka->exact_below[c] = (uint32_t)head_index(p, frozen_head(ka, c));
+            /* Still being allocated from: the next minor collection must
+             * sweep it like any page taken since (sweep.c). */
+            rudo__page_touch(h, p);
         }
     }
 }
@@ -112,9 +177,10 @@ size_t rudo__alloc_refill(rudo__heap *h, rudo__kind_alloc *ka, uint32_t owner,
     /* Called when the class's free list is empty (rudo__kind_alloc). */
     RUDO_ASSERT(ka->lists[c] == NULL);
     if (ka->pages[c]) {
-        retire_page(h, ka->pages[c], NULL); /* full */
+        retire_page(h, ka->pages[c], NULL, ka->exact_below[c]); /* full */
         ka->pages[c] = NULL;
     }
+    ka->exact_below[c] = 0; /* the next page's bits are exact (swept) */
     void *head;
     size_t nfree;
     rudo__page *p = take_page(h, kind, c, &head, &nfree);

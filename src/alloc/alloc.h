@@ -11,6 +11,12 @@
 typedef struct rudo__kind_alloc {
     void *lists[RUDO_NCLASSES];
     struct rudo__page *pages[RUDO_NCLASSES];
+    /* Per class: the alloc bits of pages[c] are exact for the cells below
+     * this index; from it up to the head, every cell is allocated (the
+     * frontier rule). 0 when the page became current; a collection that
+     * finds the thread suspended by signal moves it to the head
+     * (rudo__alloc_thaw_all). */
+    uint32_t exact_below[RUDO_NCLASSES];
 } rudo__kind_alloc;
 
 
@@ -18,6 +24,20 @@ typedef struct rudo__kind_alloc {
  * pages from m's free lists (a collection's start, or detach). With
  * heap_lock held, pages with free cells go on their avail lists. */
 void rudo__alloc_retire_all(rudo__heap *h, rudo__kind_alloc **kalloc);
+/* For a thread suspended by signal (it may be stopped in the middle of
+ * the inline fast path's pop: head loaded, next not yet stored), with the
+ * world stopped: its lists and pages are left as they are, and stay
+ * current. rudo__alloc_freeze_all, before the collection's prepare, sets
+ * the alloc bits of the cells between exact_below and the head read now
+ * (at most one cell stale: see docs/threads.md), so marking sees every
+ * allocated cell. rudo__alloc_thaw_all, after the sweep, makes each such
+ * page a swept page of this collection: alloc &= mark (dead cells below
+ * the head become free and the page dirty; they are no longer on any list
+ * and are reused when the page is swept after it is retired), swept_gc,
+ * and exact_below = the head; and puts it back on the touched list
+ * (heap_lock held), for the next minor collection. */
+void rudo__alloc_freeze_all(rudo__heap *h, rudo__kind_alloc **kalloc);
+void rudo__alloc_thaw_all(rudo__heap *h, rudo__kind_alloc **kalloc);
 /* Gives size class c of ka a page with free cells (the full current page
  * is retired first) from class c's avail list or the free pool, owned by
  * mutator `owner`; returns the bytes of its free cells, 0 if the heap

@@ -9,6 +9,8 @@
 
 #define MAX_HELD 16
 
+__thread _Atomic unsigned rudo__in_runtime __attribute__((tls_model("initial-exec")));
+
 /* Per-thread stack of the locks this thread holds (checker only). */
 static __thread rudo__lock *held[MAX_HELD];
 static __thread int nheld;
@@ -53,6 +55,9 @@ void rudo__lock_acquire(rudo__lock *l) {
     bool check = rudo__lock_check_enabled();
     if (check)
         check_order(l);
+    /* Raised before the mutex is taken and lowered after it is released:
+     * the thread is never suspended by a signal while it holds it. */
+    rudo__runtime_enter();
     pthread_mutex_lock(&l->mutex);
     if (check)
         held[nheld++] = l;
@@ -70,6 +75,7 @@ void rudo__lock_release(rudo__lock *l) {
         }
     }
     pthread_mutex_unlock(&l->mutex);
+    rudo__runtime_exit();
 }
 
 /* pthread_cond_wait and pthread_cond_timedwait are cancellation points. A

@@ -3,6 +3,7 @@
 #ifndef RUDO_LOCK_H
 #define RUDO_LOCK_H
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
 
@@ -24,6 +25,45 @@ enum {
     RUDO_RANK_FINAL = 40,   /* heap->final.lock: pending finalizers */
     RUDO_RANK_TEST = 1000,  /* locks made by tests */
 };
+
+/* How deep the calling thread is in rudo's own code: raised by every lock
+ * acquisition (until its release) and by rudo__runtime_enter (threads.h)
+ * around the slow paths that write what the collector reads. A thread may
+ * be suspended by a signal only while it is 0 (threads/sigstop.c): then it
+ * holds no collector lock and is in no half-done update. Written only by
+ * its own thread; the one other reader is that thread's suspend handler,
+ * so relaxed accesses and a signal fence are enough (no RMW: a handler
+ * that interrupts the load-add-store sees the old value, as if it came
+ * before). initial-exec: read in a signal handler and on every lock. */
+extern __thread _Atomic unsigned rudo__in_runtime
+    __attribute__((tls_model("initial-exec")));
+static inline void rudo__runtime_enter(void) {
+    atomic_store_explicit(&rudo__in_runtime,
+                          atomic_load_explicit(&rudo__in_runtime, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    /* The runtime's own accesses stay after the increment. */
+    atomic_signal_fence(memory_order_seq_cst);
+}
+/* Lowers the depth; returns the new one. */
+static inline unsigned rudo__runtime_exit(void) {
+    atomic_signal_fence(memory_order_seq_cst);
+    unsigned d = atomic_load_explicit(&rudo__in_runtime, memory_order_relaxed) - 1;
+    atomic_store_explicit(&rudo__in_runtime, d, memory_order_relaxed);
+    return d;
+}
+/* Around user code that rudo calls (finalizers, callbacks, the OOM
+ * handler): the thread may be suspended there like anywhere in the
+ * program. rudo__runtime_pause returns the depth for rudo__runtime_resume. */
+static inline unsigned rudo__runtime_pause(void) {
+    atomic_signal_fence(memory_order_seq_cst);
+    unsigned d = atomic_load_explicit(&rudo__in_runtime, memory_order_relaxed);
+    atomic_store_explicit(&rudo__in_runtime, 0, memory_order_relaxed);
+    return d;
+}
+static inline void rudo__runtime_resume(unsigned d) {
+    atomic_store_explicit(&rudo__in_runtime, d, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+}
 
 void rudo__lock_init(rudo__lock *l, int rank, const char *name);
 void rudo__lock_destroy(rudo__lock *l);

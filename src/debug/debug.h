@@ -8,6 +8,7 @@
 #define RUDO_DEBUG_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/base.h"
 
@@ -47,5 +48,9 @@ void rudo__debug_break_lock_order(void);
  * (no marker left waiting inside a phase). */
 unsigned rudo__debug_markers(void);
 bool rudo__debug_markers_quiescent(void);
+
+/* Threads stopped by signal, over every collection of the heap. Call from
+ * an attached thread. */
+uint64_t rudo__debug_signal_stops(void);
 
 #endif

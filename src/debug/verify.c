@@ -307,3 +307,12 @@ void rudo__debug_set_mark(const void *addr, bool marked) {
     uint64_t bit = (uint64_t)1 << (i % 64);
     rudo__st(w, marked ? rudo__ld(w) | bit : rudo__ld(w) & ~bit);
 }
+
+uint64_t rudo__debug_signal_stops(void) {
+    rudo__heap *h = rudo__need_heap("rudo__debug_signal_stops");
+    /* Under gc_lock, with no collection running: the collector counts it. */
+    rudo__lock_idle(h);
+    uint64_t n = h->world.signal_stops;
+    rudo__lock_release(&h->world.lock);
+    return n;
+}

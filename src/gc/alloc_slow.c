@@ -23,8 +23,12 @@ static void maybe_collect(rudo__heap *h, rudo__mutator *m) {
 }
 
 static void *out_of_memory(rudo__heap *h, size_t size) {
-    if (h->cfg.on_oom)
+    if (h->cfg.on_oom) {
+        /* The program's code: it may be suspended there (rudo__alloc_slow). */
+        unsigned depth = rudo__runtime_pause();
         h->cfg.on_oom(size, h->cfg.oom_data);
+        rudo__runtime_resume(depth);
+    }
     return NULL;
 }
 
@@ -146,7 +150,22 @@ static void *alloc_large(rudo__heap *h, rudo__mutator *m, rudo_kind kind,
     }
 }
 
+static void *alloc_slow(rudo_kind kind, size_t size);
+
 void *rudo__alloc_slow(rudo_kind kind, size_t size) {
+    /* The whole slow path is inside rudo: a thread suspended by signal
+     * there could hold heap_lock, be halfway through the lazy sweep of a
+     * page, or through setting up its lists; the suspend handler defers
+     * the stop to the exit of this function, at a safepoint (sigstop.c).
+     * The object returned is in this frame when the thread parks there,
+     * so the safepoint's capture keeps it. */
+    rudo__runtime_enter();
+    void *obj = alloc_slow(kind, size);
+    rudo__runtime_leave();
+    return obj;
+}
+
+static void *alloc_slow(rudo_kind kind, size_t size) {
     const char *fn = "rudo_alloc";
     rudo__check_context(fn, "allocate");
     rudo__mutator *m = rudo__need_mutator(fn);

@@ -128,10 +128,15 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
     }
     uint64_t t_mark = rudo__now_ns(), t_phase = t_mark;
     /* 1. Allocation pages stop being current: their alloc bits become
-     *    exact, so marking only ever marks allocated cells. */
+     *    exact, so marking only ever marks allocated cells. Those of
+     *    threads suspended by signal stay current (alloc.h). */
     rudo__lock_acquire(&h->heap_lock);
-    for (rudo__mutator *m = h->world.mutators; m; m = m->next)
-        rudo__alloc_retire_all(h, m->kalloc);
+    for (rudo__mutator *m = h->world.mutators; m; m = m->next) {
+        if (m->sig_stopped)
+            rudo__alloc_freeze_all(h, m->kalloc);
+        else
+            rudo__alloc_retire_all(h, m->kalloc);
+    }
     rudo__lock_release(&h->heap_lock);
     /* 2. Cells that died earlier and were never swept become free; marks
      *    are cleared. */
@@ -197,6 +202,11 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
     /* 4. Count live bytes, free empty pages and dead large objects, list
      *    pages with free cells for lazy sweeping. */
     size_t live = rudo__sweep_after_mark(h, major);
+    rudo__lock_acquire(&h->heap_lock); /* the touched list (heap.h) */
+    for (rudo__mutator *m = h->world.mutators; m; m = m->next)
+        if (m->sig_stopped)
+            rudo__alloc_thaw_all(h, m->kalloc);
+    rudo__lock_release(&h->heap_lock);
     phase_end(h, ev, RUDO_PHASE_SWEEP, &t_phase);
     uint64_t t_end = t_phase;
 
@@ -250,6 +260,9 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
 
 void rudo__collect(rudo__mutator *m, const char *reason, bool major) {
     rudo__heap *h = rudo__the_heap;
+    /* Inside rudo (never suspended by signal) but for the user code at the
+     * end: callbacks and finalizers run as the program's own code. */
+    rudo__runtime_enter();
     rudo__capture_roots(m);
     uint64_t t0 = rudo__now_ns();
     /* From the request to the resume the collector must not be cancelled
@@ -259,7 +272,10 @@ void rudo__collect(rudo__mutator *m, const char *reason, bool major) {
     int cancel_state = rudo__nocancel_begin();
     if (!rudo__world_stop(h, m, t0)) {
         rudo__nocancel_end(cancel_state);
+        unsigned depth = rudo__runtime_pause();
         rudo__final_run(h, false);
+        rudo__runtime_resume(depth);
+        rudo__runtime_leave();
         return;
     }
     uint64_t ttsp = rudo__now_ns() - t0;
@@ -278,6 +294,7 @@ void rudo__collect(rudo__mutator *m, const char *reason, bool major) {
     void *notify_data = h->final.notify_data;
     rudo__world_resume(h);
     rudo__nocancel_end(cancel_state);
+    unsigned depth = rudo__runtime_pause();
     if (cb)
         cb(&ev, cb_data);
     if (has_listener && listener.end)
@@ -285,6 +302,8 @@ void rudo__collect(rudo__mutator *m, const char *reason, bool major) {
     if (notify && notifier)
         notifier(notify_data);
     rudo__final_run(h, false);
+    rudo__runtime_resume(depth);
+    rudo__runtime_leave();
 }
 
 void rudo_collect(void) {

@@ -17,6 +17,8 @@ int rudo_heap_create(const rudo_config *cfg) {
     rudo_config c;
     rudo__env_settings env;
     int err = rudo__options_resolve(cfg, &c, &env);
+    if (!err)
+        err = rudo__sigstop_check(&c);
     if (err)
         return err;
 
@@ -33,6 +35,11 @@ int rudo_heap_create(const rudo_config *cfg) {
     rudo__lock_init(&h->heap_lock, RUDO_RANK_HEAP, "heap_lock");
     rudo__handshake_init(h, env.stop_warn_ms);
     pthread_cond_init(&h->world.resume_cv, NULL);
+    if (rudo__sigstop_init(h) != RUDO_OK) {
+        rudo__heap_unmap(h);
+        free(h);
+        return RUDO_EINVAL;
+    }
     atomic_init(&h->trigger, c.initial_heap);
 #ifdef RUDO_DEBUG
     h->verify = h->poison = true;
@@ -53,7 +60,7 @@ int rudo_heap_create(const rudo_config *cfg) {
 
     rudo_kind_conservative("conservative");
     rudo_kind_atomic("atomic");
-    err = rudo__mutator_attach();
+    err = rudo__mutator_attach(0);
     if (err) {
         rudo_heap_destroy();
         return err;
@@ -86,7 +93,7 @@ void rudo_heap_destroy(void) {
     rudo__heap_unmap(h);
     rudo__lock_destroy(&h->world.lock);
     rudo__lock_destroy(&h->heap_lock);
-    pthread_cond_destroy(&h->world.stopped_cv);
+    sem_destroy(&h->world.stopped_sem);
     pthread_cond_destroy(&h->world.resume_cv);
     rudo__the_heap = NULL;
     free(h);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gc/gc.h"
 #include "mark/mark.h"
@@ -35,7 +36,11 @@ void rudo__gc_log_line(rudo__heap *h, const char *reason, uint64_t pause,
                  (unsigned long long)h->gen.card_pages);
     else if (h->gen.on)
         snprintf(gen, sizeof gen, ", major");
-    fprintf(stderr,
+    /* Formatted into a buffer and written with one write(2), not through
+     * stdio: the world is stopped, and a thread suspended by signal may
+     * hold stderr's lock (docs/threads.md). */
+    char line[1024];
+    int len = snprintf(line, sizeof line,
             "rudo gc %llu (%s%s): pause %.3f ms (ttsp %.1f us, mark %.3f ms, "
             "sweep %.3f ms), live %zu KiB, heap %zu KiB, %llu objects marked, "
             "%u markers (traced %s; steals %llu/%llu, batches %llu, idle %.3f ms), "
@@ -47,6 +52,11 @@ void rudo__gc_log_line(rudo__heap *h, const char *reason, uint64_t pause,
             (unsigned long long)won, (unsigned long long)steals,
             (unsigned long long)sent, (double)idle / 1e6, ms.high_water,
             h->world.nmutators);
+    if (len > 0) {
+        ssize_t w = write(2, line, (size_t)len < sizeof line ? (size_t)len
+                                                             : sizeof line - 1);
+        (void)w;
+    }
 }
 
 static int cmp_u64(const void *a, const void *b) {

@@ -8,6 +8,7 @@
  * one kind; a large object occupies a span of whole pages. */
 #ifndef RUDO_HEAP_H
 #define RUDO_HEAP_H
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -221,7 +222,10 @@ typedef struct rudo__root_visitor {
  * handshake, under its lock, gc_lock (rank GC). */
 typedef struct rudo__world {
     rudo__lock lock;            /* "gc_lock" */
-    pthread_cond_t stopped_cv;  /* a mutator stopped or blocked */
+    /* Posted when a mutator stopped or blocked and the collector may be
+     * done waiting, and by the suspend handler (a semaphore: the one wake-
+     * up a signal handler may give). */
+    sem_t stopped_sem;
     pthread_cond_t resume_cv;   /* a collection ended */
     bool collecting;
     unsigned nrunning;          /* mutators in RUNNING state */
@@ -231,6 +235,17 @@ typedef struct rudo__world {
     /* First delay, in ms, before the collector names the threads it still
      * waits for (RUDO_STOP_WARN_MS; 0 = never); set at creation. */
     unsigned stop_warn_ms;
+    /* Signal suspension (threads/sigstop.c), set at creation: the signals
+     * (suspend_sig 0 = off) and the delay before a running thread that has
+     * not stopped is signalled. */
+    int suspend_sig, restart_sig;
+    unsigned signal_stop_ms;
+    /* Under gc_lock: the number of the current (or last) stop, and how
+     * many threads it signalled; signal_stops counts threads stopped by
+     * signal over all collections (tests). */
+    uint64_t stop_seq;
+    unsigned nsignalled;
+    uint64_t signal_stops;
 } rudo__world;
 
 /* The root registry (roots.c), under its lock (rank ROOTS): an open-

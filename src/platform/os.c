@@ -1,12 +1,19 @@
 /* os.c — Linux implementation of the platform layer. */
 #include "platform/platform.h"
 
+#include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -122,3 +129,77 @@ unsigned rudo__os_cpus(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (unsigned)n : 1u;
 }
+
+/* ---- signals ---------------------------------------------------------------- */
+
+/* glibc's internal signals: SIGCANCEL (pthread_cancel) and SIGSETXID
+ * (setuid and friends in a threaded process), the first two real-time
+ * signals, which sigset_t helpers hide. */
+#define GLIBC_SIGCANCEL 32
+#define GLIBC_SIGSETXID 33
+
+/* The kernel's sigset_t: one bit per signal, 64 signals. */
+typedef unsigned long long kernel_sigset;
+static kernel_sigset sigbit(int sig) { return 1ull << (sig - 1); }
+
+bool rudo__os_signal_install(int sig, rudo__os_sig_fn fn) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    /* The type differs only in the second parameter, siginfo_t * there
+     * and void * here (the same representation). */
+    sa.sa_sigaction = (void (*)(int, siginfo_t *, void *))(void (*)(void))fn;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    return sigaction(sig, &sa, NULL) == 0;
+}
+
+bool rudo__os_signal_send(pthread_t thread, int sig) {
+    return pthread_kill(thread, sig) == 0;
+}
+
+void rudo__os_signal_wait(int wake) {
+    kernel_sigset mask = ~(kernel_sigset)0 & ~sigbit(wake) & ~sigbit(GLIBC_SIGSETXID);
+    syscall(SYS_rt_sigsuspend, &mask, sizeof mask);
+}
+
+void rudo__os_signal_block_cancel(void) {
+    kernel_sigset mask = sigbit(GLIBC_SIGCANCEL);
+    syscall(SYS_rt_sigprocmask, SIG_BLOCK, &mask, NULL, sizeof mask);
+}
+
+size_t rudo__os_context_words(const void *context, void **out, size_t max) {
+    const ucontext_t *uc = context;
+    size_t n = NGREG < max ? NGREG : max;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (void *)(uintptr_t)uc->uc_mcontext.gregs[i];
+    return n;
+}
+
+void *rudo__os_context_sp(const void *context) {
+    const ucontext_t *uc = context;
+    return (void *)(uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+}
+
+int rudo__os_thread_blocks_signal(long tid, int sig) {
+    /* open and read, not stdio: called while other threads may be
+     * suspended by signal inside malloc (fopen allocates). */
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/status", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    const char *p = strstr(buf, "\nSigBlk:");
+    if (!p)
+        return -1;
+    unsigned long long blk = strtoull(p + strlen("\nSigBlk:"), NULL, 16);
+    return (blk & sigbit(sig)) != 0;
+}
+
+const char *rudo__os_signal_abbrev(int sig) { return sigabbrev_np(sig); }
+
+int rudo__os_signal_max(void) { return SIGRTMAX; }

@@ -3,6 +3,7 @@
  * Linux x86-64 is the first platform; a port replaces src/platform/os.c. */
 #ifndef RUDO_PLATFORM_H
 #define RUDO_PLATFORM_H
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +46,44 @@ void rudo__os_tls_blocks(void (*fn)(void *lo, void *hi, void *arg),
  * and Clang implement the builtins on every target. */
 #define RUDO_OS_SPILL_REGISTERS() __builtin_unwind_init()
 #define RUDO_OS_FRAME_TOP() ((void *)__builtin_dwarf_cfa())
+
+/* ---- Signals for suspending threads (threads/sigstop.c) -------------------
+ * An SA_SIGINFO handler: the signal number, its siginfo_t and the
+ * interrupted context (a ucontext_t), both opaque to the layers above. */
+typedef void (*rudo__os_sig_fn)(int sig, void *info, void *context);
+/* Installs fn for sig with SA_SIGINFO | SA_RESTART (system calls that the
+ * signal interrupts are restarted where the kernel can) and every signal
+ * blocked while it runs. false, with errno set, if sigaction refuses. */
+bool rudo__os_signal_install(int sig, rudo__os_sig_fn fn);
+/* Sends sig to the thread (pthread_kill). false if the thread is gone. */
+bool rudo__os_signal_send(pthread_t thread, int sig);
+/* In a signal handler: waits until a signal arrives with every signal
+ * blocked but `wake` (and glibc's setxid signal, so that setuid in another
+ * thread cannot deadlock on this one). A raw rt_sigsuspend: not a
+ * cancellation point, and glibc's cancellation signal stays blocked, so a
+ * pthread_cancel cannot unwind the thread from inside the handler.
+ * Async-signal-safe. */
+void rudo__os_signal_wait(int wake);
+/* In a signal handler, first thing: blocks glibc's cancellation signal
+ * for the rest of the handler (sigaction's mask cannot hold it). The
+ * interrupted mask comes back when the handler returns. Async-signal-safe. */
+void rudo__os_signal_block_cancel(void);
+/* The interrupted thread's general registers from context, copied into
+ * out[0 .. max-1]; returns how many words were copied. */
+size_t rudo__os_context_words(const void *context, void **out, size_t max);
+/* The interrupted thread's stack pointer. */
+void *rudo__os_context_sp(const void *context);
+/* Bytes below the stack pointer that a leaf function may use without
+ * moving it (the x86-64 red zone): a scan of an interrupted thread's stack
+ * starts that far below its stack pointer. */
+#define RUDO_OS_RED_ZONE 128
+/* 1 if the kernel thread tid of this process blocks sig, 0 if not, -1 if
+ * it cannot be told (reads /proc/self/task/TID/status). */
+int rudo__os_thread_blocks_signal(long tid, int sig);
+/* The signal's name without "SIG" ("PWR"), or NULL if unknown. */
+const char *rudo__os_signal_abbrev(int sig);
+/* The highest signal number (SIGRTMAX). */
+int rudo__os_signal_max(void);
 
 /* A spin-wait hint to the CPU (x86 `pause`). */
 static inline void rudo__cpu_relax(void) {

@@ -104,15 +104,21 @@ void rudo__roots_enumerate(rudo__heap *h, rudo__root_visitor *v) {
     for (rudo__mutator *m = h->world.mutators; m; m = m->next) {
         if (h->cfg.scan_stacks) {
             /* The copy of the frames that hold the callee-saved registers,
-             * then the stack above them (rudo__capture_roots). */
-            v->range(v, m->spill, m->spill + m->nspill);
-            v->range(v, m->stack_sp, m->stack_hi);
+             * then the stack above them (rudo__capture_roots); for a
+             * thread suspended by signal, the registers its handler
+             * copied and the stack from the interrupted stack pointer
+             * (threads/sigstop.c). */
+            void **regs = m->sig_stopped ? m->sig_regs : m->spill;
+            size_t nregs = m->sig_stopped ? m->nsig_regs : m->nspill;
+            char *sp = m->sig_stopped ? m->sig_sp : m->stack_sp;
+            v->range(v, regs, regs + nregs);
+            v->range(v, sp, m->stack_hi);
             /* Static TLS blocks; skip one the stack range already covers
              * (glibc's threads keep theirs at the top of the stack block),
              * which would only be scanned twice. */
             for (size_t i = 0; i < m->ntls; i++) {
                 char *lo = m->tls[i].lo, *hi = m->tls[i].hi;
-                if (lo >= (char *)m->stack_sp && hi <= (char *)m->stack_hi)
+                if (lo >= sp && hi <= (char *)m->stack_hi)
                     continue;
                 v->range(v, lo, hi);
             }

@@ -15,9 +15,13 @@ void rudo__sweep_prepare(rudo__heap *h, bool major) {
         rudo__page *p = &h->pages[pi];
         if (p->type != RUDO_PAGE_SMALL && p->type != RUDO_PAGE_LARGE)
             continue;
-        /* Every page was retired first: alloc is exact only then (heap.h). */
-        RUDO_ASSERT(atomic_load_explicit(&p->owner_list, memory_order_relaxed) == NULL);
         bool unswept = rudo__ld(&p->swept_gc) < h->gc_count;
+        /* Every page was retired first: alloc is exact only then (heap.h);
+         * but for the pages of threads suspended by signal, which stay
+         * current, are swept, and had their bits made exact in place
+         * (rudo__alloc_freeze_all). */
+        RUDO_ASSERT(atomic_load_explicit(&p->owner_list, memory_order_relaxed) == NULL ||
+                    !unswept);
         /* A minor collection has nothing to do on a swept page: its alloc
          * bits are exact and its marks stay. On an unswept one the marks
          * are still those of the last collection (nothing was allocated
@@ -85,6 +89,10 @@ static void sweep_one(rudo__heap *h, rudo__page *p, uint64_t was[2], uint64_t no
         now[0] += (uint64_t)n * p->cell_size;
         now[1] += ((uint64_t)n << 16) / p->ncells;
         p->live_cells = (uint32_t)n;
+        /* Still current (a thread suspended by signal allocates from it):
+         * it goes on no list and is not freed (alloc.c). */
+        if (atomic_load_explicit(&p->owner_list, memory_order_relaxed) != NULL)
+            return;
         if (n < p->ncells && n > 0)
             rudo__avail_add(h, p);
         else

@@ -51,7 +51,11 @@ static void push_chunk(rudo__mutator *m, const char *fn) {
     hchunk *n = m->hspare;
     m->hspare = NULL;
     if (!n) {
+        /* Inside rudo: a thread suspended by signal inside malloc could
+         * hold a lock the collector's own malloc then waits for. */
+        rudo__runtime_enter();
         n = malloc(sizeof *n);
+        rudo__runtime_leave();
         if (!n)
             rudo__fatal(fn, "out of memory for a chunk of handles");
     }
@@ -77,10 +81,13 @@ static void pop_chunk(rudo__mutator *m, void **next) {
     atomic_signal_fence(memory_order_release);
     m->fast.hbase = p->slots;
     m->fast.hlimit = p->slots + CHUNK_SLOTS;
-    if (m->hspare)
+    if (m->hspare) {
+        rudo__runtime_enter(); /* as in push_chunk */
         free(c);
-    else
+        rudo__runtime_leave();
+    } else {
         m->hspare = c;
+    }
 }
 
 static rudo__mutator *handle_mutator(const char *fn) {

@@ -70,7 +70,7 @@ rudo__mutator *rudo__need_mutator(const char *fn) {
     return m;
 }
 
-int rudo__mutator_attach(void) {
+int rudo__mutator_attach(unsigned flags) {
     rudo__heap *h = rudo__the_heap;
     rudo__mutator *m = calloc(1, sizeof *m);
     if (!m)
@@ -82,6 +82,12 @@ int rudo__mutator_attach(void) {
     }
     m->tid = (pid_t)syscall(SYS_gettid);
     m->thread = pthread_self();
+    m->attach_flags = flags;
+    /* Inside rudo from here to the end: once linked, the thread may be
+     * signalled, and its handler must find it complete (rudo__me, its
+     * fast-path state) or defer. */
+    rudo__runtime_enter();
+    rudo__me = m;
     rudo__lock_acquire(&h->world.lock);
     /* Not yet a mutator: a running collection does not wait for us. */
     while (h->world.collecting)
@@ -94,15 +100,16 @@ int rudo__mutator_attach(void) {
     h->world.mutators = m;
     h->world.nmutators++;
     h->world.nrunning++;
-    rudo__lock_release(&h->world.lock);
-    rudo__me = m;
     rudo__tl = &m->fast;
+    rudo__lock_release(&h->world.lock);
     pthread_setspecific(exit_key, m);
+    rudo__runtime_leave();
     return RUDO_OK;
 }
 
 void rudo__mutator_detach(rudo__mutator *m) {
     rudo__heap *h = rudo__the_heap;
+    rudo__runtime_enter(); /* until m is gone: see rudo__lock_idle */
     rudo__capture_roots(m);
     rudo__lock_acquire(&h->world.lock);
     rudo__park(h, m);
@@ -127,14 +134,24 @@ void rudo__mutator_detach(rudo__mutator *m) {
     rudo__me = NULL;
     pthread_setspecific(exit_key, NULL);
     free(m);
+    rudo__runtime_leave();
 }
 
-int rudo_thread_attach(void) {
-    if (!rudo__the_heap)
+int rudo_thread_attach(void) { return rudo_thread_attach_flags(0); }
+
+int rudo_thread_attach_flags(unsigned flags) {
+    rudo__heap *h = rudo__the_heap;
+    if (!h)
         return RUDO_ESTATE;
+    if (flags & ~(unsigned)RUDO_ATTACH_SIGNAL)
+        return RUDO_EINVAL;
     if (rudo__self())
         return RUDO_EEXIST;
-    return rudo__mutator_attach();
+    /* Such a thread could only be waited for at safepoints it never
+     * reaches. */
+    if ((flags & RUDO_ATTACH_SIGNAL) && !rudo__sigstop_enabled(h))
+        return RUDO_ESTATE;
+    return rudo__mutator_attach(flags);
 }
 
 void rudo_thread_detach(void) {

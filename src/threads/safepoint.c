@@ -6,23 +6,27 @@
  *     gc_lock; if a collection is already running it parks (step 3) and
  *     returns when it ends: concurrent requests share one collection.
  *     Otherwise it sets `collecting` and rudo__stop_requested, and waits on
- *     stopped_cv until it is the only RUNNING thread.
+ *     stopped_sem (gc_lock released) until every other thread is STOPPED,
+ *     BLOCKED or suspended by signal (sigstop.c); a thread that has not
+ *     stopped within signal_stop_ms, or that never polls, is signalled.
  *  2. It releases gc_lock and collects. Threads that stop, block or try to
  *     attach meanwhile take gc_lock and wait on resume_cv.
  *  3. A RUNNING thread that polls (allocation slow path, rudo_safepoint)
  *     and sees the request records its registers and stack pointer, takes
- *     gc_lock, becomes STOPPED, decrements nrunning, signals stopped_cv if
- *     it was the last one running besides the collector, and
+ *     gc_lock, becomes STOPPED, decrements nrunning, posts stopped_sem if
+ *     the collector may be done waiting (wake_collector), and
  *     waits on resume_cv until `collecting` is false; then it is RUNNING.
  *     A thread that is STOPPED stays so across back-to-back collections
  *     (its roots cannot change while it waits).
  *  4. Entering a blocking region is stopping without waiting; leaving it
  *     waits while a collection runs.
- *  5. The collector takes gc_lock, clears `collecting` and the request,
- *     broadcasts resume_cv, releases gc_lock, then runs finalizers.
+ *  5. The collector takes gc_lock, lets the threads it suspended go,
+ *     clears `collecting` and the request, broadcasts resume_cv, releases
+ *     gc_lock, then runs finalizers.
  * Everything a mutator wrote before stopping is visible to the collector
  * and everything the collector wrote is visible to the mutator after it
- * resumes, because both sides pass through gc_lock. */
+ * resumes, because both sides pass through gc_lock (a thread suspended by
+ * signal: through sig_ack and sig_go, sigstop.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,94 +65,186 @@ void rudo__check_context(const char *fn, const char *what) {
 /* The reports back off exponentially up to this interval. */
 #define STOP_WARN_MAX_MS 60000u
 
-/* The collector's wait for stopped threads is timed (stop_warn_ms): a
- * monotonic clock, so setting the wall clock does not move it. */
-static void init_stopped_cv(rudo__heap *h) {
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&h->world.stopped_cv, &a);
-    pthread_condattr_destroy(&a);
-}
+/* A thread signalled in this stop that has not answered is signalled
+ * again this often: a signal its handler deferred (it was inside rudo, in
+ * a path that does not end at a safepoint) or that arrived while it was
+ * parked is retried. */
+#define RESIGNAL_NS 10000000u
 
 void rudo__handshake_fork_child(rudo__heap *h) {
-    init_stopped_cv(h);
+    /* Waiters of vanished threads may linger in the old ones. */
+    sem_init(&h->world.stopped_sem, 0, 0);
     pthread_cond_init(&h->world.resume_cv, NULL);
     h->world.collecting = false;
     set_stop_requested(0);
 }
 
 void rudo__handshake_init(rudo__heap *h, unsigned stop_warn_ms) {
-    init_stopped_cv(h);
+    sem_init(&h->world.stopped_sem, 0, 0);
     h->world.stop_warn_ms = stop_warn_ms;
 }
 
-/* The monotonic time ms milliseconds from now. */
-static struct timespec deadline_after(unsigned ms) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
+/* Wakes the collector if it may be done waiting: when no thread but it
+ * and those it signalled still runs (the signalled ones post for
+ * themselves). Not one post per stopping thread: one wake-up of the
+ * collector, not one per thread. With gc_lock held. */
+static void wake_collector(rudo__heap *h) {
+    if (h->world.collecting && h->world.nrunning <= 1 + h->world.nsignalled)
+        sem_post(&h->world.stopped_sem);
 }
 
 /* With gc_lock held: prints one line naming every attached thread other
  * than the collector `self` that is still RUNNING, and the remedy. Such a
  * thread cannot detach or exit meanwhile (both need gc_lock), so its
  * pthread_t is valid for pthread_getname_np. */
-static void report_unstopped(rudo__heap *h, rudo__mutator *self,
+static void report_unstopped(rudo__heap *h, rudo__mutator *self, uint64_t seq,
                              uint64_t waited_ns) {
-    char line[1024], name[16];
+    char line[1024], name[16], signame[24] = "";
     size_t len = 0;
-    unsigned n = 0;
+    unsigned n = 0, nblocked = 0;
+    if (rudo__sigstop_enabled(h)) {
+        const char *ab = rudo__os_signal_abbrev(h->world.suspend_sig);
+        if (ab)
+            snprintf(signame, sizeof signame, "SIG%s", ab);
+        else
+            snprintf(signame, sizeof signame, "signal %d", h->world.suspend_sig);
+    }
     for (rudo__mutator *m = h->world.mutators; m; m = m->next) {
-        if (m == self || m->state != RUDO_MUT_RUNNING)
+        if (m == self || m->state != RUDO_MUT_RUNNING || rudo__sigstop_acked(m, seq))
             continue;
         n++;
-        if (len >= sizeof line - 64)
+        /* Signalled and silent: it blocks the signal, or it is inside rudo
+         * and has not come out (the handler then defers the stop). */
+        const char *why = "";
+        if (m->sig_sent_ns) {
+            int b = rudo__os_thread_blocks_signal((long)m->tid, h->world.suspend_sig);
+            /* Relaxed: a diagnosis its handler left. */
+            bool off_stack = atomic_load_explicit(&m->sig_bad_sp, memory_order_relaxed);
+            why = b == 1 ? " blocks "
+                : off_stack ? " runs outside its declared stack (rudo_stack_set), "
+                              "so it ignores "
+                : " has not answered ";
+            nblocked += b == 1;
+        }
+        if (len >= sizeof line - 96)
             continue; /* counted, not named: the line has a bound */
         if (pthread_getname_np(m->thread, name, sizeof name) != 0)
             name[0] = '\0';
-        int k = snprintf(line + len, sizeof line - len,
-                         name[0] ? "%smutator %u (tid %ld, name '%s')"
-                                 : "%smutator %u (tid %ld)%s",
-                         n > 1 ? ", " : "", (unsigned)m->id, (long)m->tid, name);
+        int k = snprintf(line + len, sizeof line - len, "%smutator %u (tid %ld%s%s%s)%s%s",
+                         n > 1 ? ", " : "", (unsigned)m->id, (long)m->tid,
+                         name[0] ? ", name '" : "", name, name[0] ? "'" : "",
+                         why, why[0] ? signame : "");
         if (k > 0)
             len += (size_t)k < sizeof line - len ? (size_t)k : sizeof line - len - 1;
     }
     if (n == 0)
         return;
     rudo__warn("stop the world", "waited %llu ms for %u attached thread%s to "
-               "stop: %s%s; call rudo_safepoint() in long loops, or wrap "
+               "stop: %s%s; %s%s%scall rudo_safepoint() in long loops, or wrap "
                "blocking calls in rudo_blocking_enter/leave",
                (unsigned long long)(waited_ns / 1000000), n, n > 1 ? "s" : "",
-               line, len >= sizeof line - 64 ? " ..." : "");
+               line, len >= sizeof line - 96 ? " ..." : "",
+               nblocked ? "unblock " : "", nblocked ? signame : "",
+               nblocked ? " (the suspend signal, RUDO_SUSPEND_SIGNAL) in attached "
+                          "threads, or " : "");
 }
 
-/* With gc_lock held and the stop requested: waits until the collector is
- * the only RUNNING thread. A thread that never polls (a loop without a
- * safepoint, a blocking call outside a blocking region) would make this
- * wait forever in silence, so after stop_warn_ms, and then after doubling
- * intervals, it says which threads it waits for. */
-static void wait_for_stop(rudo__heap *h, rudo__mutator *self, uint64_t t0) {
+/* The monotonic time ns nanoseconds from the epoch of rudo__now_ns. */
+static struct timespec mono_at(uint64_t ns) {
+    return (struct timespec){(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+}
+
+/* Waits on stopped_sem until it is posted or the monotonic time `until`,
+ * with gc_lock released meanwhile (stopping threads need it). */
+static void wait_posted(rudo__heap *h, uint64_t until) {
+    struct timespec t = mono_at(until);
+    rudo__lock_release(&h->world.lock);
+    /* Not a cancellation point here: a collection runs with cancellation
+     * disabled (collect.c). EINTR: a signal of the program's; the caller
+     * looks again. */
+    sem_clockwait(&h->world.stopped_sem, CLOCK_MONOTONIC, &t);
+    rudo__lock_acquire(&h->world.lock);
+}
+
+/* Whether m still holds stop seq up: running, not the collector, and not
+ * stopped by signal. */
+static bool holds_up(const rudo__mutator *m, const rudo__mutator *self, uint64_t seq) {
+    return m != self && m->state == RUDO_MUT_RUNNING && !rudo__sigstop_acked(m, seq);
+}
+
+/* Whether the collector signals m now (t_sig: when the delay for
+ * cooperating threads ends): threads that never poll, and threads that
+ * needed a signal in the last collection (they are likely still where
+ * no safepoint comes: in pthread_join, on a mutex), at once; the others
+ * once the delay has passed; an unanswered signal again after
+ * RESIGNAL_NS. */
+static bool at_once(const rudo__heap *h, const rudo__mutator *m) {
+    return (m->attach_flags & RUDO_ATTACH_SIGNAL) || m->sig_last ||
+           h->world.signal_stop_ms == 0;
+}
+
+static bool signal_due(const rudo__heap *h, const rudo__mutator *m, uint64_t now,
+                       uint64_t t_sig) {
+    if (!at_once(h, m) && now < t_sig)
+        return false;
+    return m->sig_sent_ns == 0 || now - m->sig_sent_ns >= RESIGNAL_NS;
+}
+
+/* With gc_lock held and the stop requested: waits until every mutator but
+ * the collector is stopped at a safepoint, blocked, or suspended by
+ * signal, signalling those that are due (signal_due). A thread that
+ * can be neither stopped nor signalled (it never polls and blocks the
+ * suspend signal, or signals are off) would make this wait forever in
+ * silence, so after stop_warn_ms, and then after doubling intervals, it
+ * says which threads it waits for. */
+static void wait_for_stop(rudo__heap *h, rudo__mutator *self, uint64_t t0,
+                          uint64_t seq, bool raised) {
+    bool sig = rudo__sigstop_enabled(h);
     unsigned delay = h->world.stop_warn_ms;
-    if (delay == 0) {
-        while (h->world.nrunning > 1)
-            rudo__lock_wait(&h->world.lock, &h->world.stopped_cv);
-        return;
-    }
-    struct timespec deadline = deadline_after(delay);
-    while (h->world.nrunning > 1) {
-        if (!rudo__lock_timedwait(&h->world.lock, &h->world.stopped_cv, &deadline) ||
-            h->world.nrunning <= 1)
+    uint64_t t_warn = delay ? t0 + (uint64_t)delay * 1000000u : UINT64_MAX;
+    uint64_t t_sig = sig ? t0 + (uint64_t)h->world.signal_stop_ms * 1000000u
+                         : UINT64_MAX;
+    /* The request is raised at the latest RESIGNAL_NS after t0 (see
+     * rudo__world_stop). */
+    uint64_t t_raise = t0 + RESIGNAL_NS;
+    for (;;) {
+        uint64_t now = rudo__now_ns(), next = t_warn;
+        bool waiting = false, early = false;
+        for (rudo__mutator *m = h->world.mutators; m; m = m->next) {
+            if (!holds_up(m, self, seq))
+                continue;
+            waiting = true;
+            if (!sig)
+                continue;
+            early |= at_once(h, m);
+            if (signal_due(h, m, now, t_sig))
+                rudo__sigstop_send(h, m, seq);
+            uint64_t t = m->sig_sent_ns ? m->sig_sent_ns + RESIGNAL_NS : t_sig;
+            if (t < next)
+                next = t;
+        }
+        if (!raised && (!early || now >= t_raise)) {
+            set_stop_requested(1);
+            raised = true;
+        }
+        if (!raised && t_raise < next)
+            next = t_raise;
+        if (!waiting)
+            break;
+        if (now >= t_warn) {
+            report_unstopped(h, self, seq, now - t0);
+            delay = delay > STOP_WARN_MAX_MS / 2 ? STOP_WARN_MAX_MS : delay * 2;
+            t_warn = now + (uint64_t)delay * 1000000u;
             continue;
-        report_unstopped(h, self, rudo__now_ns() - t0);
-        delay = delay > STOP_WARN_MAX_MS / 2 ? STOP_WARN_MAX_MS : delay * 2;
-        deadline = deadline_after(delay);
+        }
+        wait_posted(h, next);
+    }
+    /* Every thread still RUNNING is suspended in its handler now. */
+    for (rudo__mutator *m = h->world.mutators; m; m = m->next) {
+        m->sig_stopped = m != self && m->state == RUDO_MUT_RUNNING;
+        if (!m->sig_stopped)
+            continue;
+        h->world.signal_stops++;
     }
 }
 
@@ -201,10 +297,15 @@ __attribute__((noinline)) void rudo__capture_roots_at(rudo__mutator *m, void *fr
 
 void rudo__lock_idle(rudo__heap *h) {
     rudo__mutator *m = rudo__self();
+    /* The capture must not be interrupted by a suspension (it would save
+     * its registers into the copy being made); once gc_lock is held, the
+     * lock keeps the depth raised until the caller releases it. */
+    rudo__runtime_enter();
     if (m)
         rudo__capture_roots(m);
     rudo__lock_acquire(&h->world.lock);
     rudo__park(h, m);
+    rudo__runtime_exit();
 }
 
 void rudo__park(rudo__heap *h, rudo__mutator *m) {
@@ -213,10 +314,7 @@ void rudo__park(rudo__heap *h, rudo__mutator *m) {
     if (m && m->state == RUDO_MUT_RUNNING) {
         m->state = RUDO_MUT_STOPPED;
         h->world.nrunning--;
-        /* Only the last thread to stop wakes the collector, which waits
-         * for nrunning == 1: one context switch instead of one per thread. */
-        if (h->world.nrunning <= 1)
-            pthread_cond_signal(&h->world.stopped_cv);
+        wake_collector(h);
     }
     while (h->world.collecting)
         rudo__lock_wait(&h->world.lock, &h->world.resume_cv);
@@ -234,10 +332,14 @@ void rudo__safepoint_slow(void) {
         rudo__check_context("rudo_safepoint", "call rudo_safepoint");
     if (!m || !h)
         return;
+    rudo__runtime_enter();
     rudo__capture_roots(m);
     rudo__lock_acquire(&h->world.lock);
     rudo__park(h, m);
     rudo__lock_release(&h->world.lock);
+    /* Relaxed: this thread's own flag. Parked: a deferred stop is done. */
+    atomic_store_explicit(&m->stop_pending, 0, memory_order_relaxed);
+    rudo__runtime_exit();
 }
 
 bool rudo__world_stop(rudo__heap *h, rudo__mutator *m, uint64_t t0) {
@@ -248,14 +350,34 @@ bool rudo__world_stop(rudo__heap *h, rudo__mutator *m, uint64_t t0) {
         return false;
     }
     h->world.collecting = true;
-    set_stop_requested(1);
-    wait_for_stop(h, m, t0);
+    uint64_t seq = ++h->world.stop_seq;
+    h->world.nsignalled = 0;
+    /* Posts left over from the last stop would only wake us early. */
+    while (sem_trywait(&h->world.stopped_sem) == 0) {
+    }
+    /* Threads signalled at once (at_once) are signalled before the request
+     * is raised, and it is raised only when they have all answered (or
+     * parked, their handler having found them inside rudo), or after
+     * RESIGNAL_NS: they are suspended wherever they run, as a program that
+     * never polls is, rather than sent to a safepoint by the allocation
+     * fast path, which polls the request (the stress test relies on it). */
+    bool raise = true;
+    if (rudo__sigstop_enabled(h))
+        for (rudo__mutator *o = h->world.mutators; o; o = o->next)
+            if (holds_up(o, m, seq) && at_once(h, o)) {
+                rudo__sigstop_send(h, o, seq);
+                raise = false;
+            }
+    if (raise)
+        set_stop_requested(1);
+    wait_for_stop(h, m, t0, seq, raise);
     rudo__lock_release(&h->world.lock);
     return true;
 }
 
 void rudo__world_resume(rudo__heap *h) {
     rudo__lock_acquire(&h->world.lock);
+    rudo__sigstop_resume(h, h->world.stop_seq);
     h->world.collecting = false;
     set_stop_requested(0);
     pthread_cond_broadcast(&h->world.resume_cv);
@@ -274,14 +396,15 @@ void rudo_blocking_enter(void) {
     rudo__heap *h = rudo__the_heap;
     if (m->state == RUDO_MUT_BLOCKED)
         rudo__fatal(fn, "already in a blocking region (regions do not nest)");
+    rudo__runtime_enter(); /* as in rudo__lock_idle */
     rudo__capture_roots(m);
     rudo__lock_acquire(&h->world.lock);
     m->state = RUDO_MUT_BLOCKED;
     rudo__tl = (struct rudo__mutator_fast *)&blocked_fast; /* only read */
     h->world.nrunning--;
-    if (h->world.collecting && h->world.nrunning <= 1)
-        pthread_cond_signal(&h->world.stopped_cv); /* as in rudo__park */
+    wake_collector(h);
     rudo__lock_release(&h->world.lock);
+    rudo__runtime_leave();
 }
 
 void rudo_blocking_leave(void) {
@@ -296,5 +419,8 @@ void rudo_blocking_leave(void) {
     m->state = RUDO_MUT_RUNNING;
     rudo__tl = &m->fast;
     h->world.nrunning++;
+    /* Relaxed: this thread's own flag; a stop deferred while it was
+     * blocked belonged to a collection that has ended. */
+    atomic_store_explicit(&m->stop_pending, 0, memory_order_relaxed);
     rudo__lock_release(&h->world.lock);
 }

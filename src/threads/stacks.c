@@ -70,8 +70,10 @@ int rudo_stack_set(void *lo, void *hi) {
     /* Plain stores: the thread is RUNNING, so no collection scans it now;
      * the next one reads the bounds after this thread passed gc_lock when
      * it stopped (docs/threads.md, "Memory ordering"). */
+    rudo__runtime_enter(); /* a suspend handler must not see half of it */
     m->stack_lo = lo;
     m->stack_hi = hi;
+    rudo__runtime_leave();
     return RUDO_OK;
 }
 

@@ -62,6 +62,34 @@ typedef struct rudo__mutator {
      * chunk is kept aside for reuse (handles.c). */
     void *hspare;
     struct rudo__mutator *next, *prev;
+    /* Signal suspension (sigstop.c, docs/threads.md). attach_flags: the
+     * RUDO_ATTACH_* flags it attached with. The three sequence numbers
+     * are the handshake with the thread's suspend handler: the collector
+     * stores sig_req (the stop's number) before it sends the signal; the
+     * handler, once it saved the registers, stores sig_ack; the collector
+     * stores sig_go at the resume, and the handler returns when it sees
+     * it. A signal whose sig_req equals sig_go is stale and ignored. */
+    unsigned attach_flags;
+    _Atomic uint64_t sig_req, sig_ack, sig_go;
+    /* Set by the handler when it found the thread inside rudo
+     * (rudo__in_runtime > 0): the thread parks when it leaves. Only this
+     * thread and its handler touch it. */
+    _Atomic int stop_pending;
+    /* Written by the handler before sig_ack (release): the interrupted
+     * general registers and where the stack scan starts (the interrupted
+     * stack pointer less the red zone). sig_bad_sp: the last signal found
+     * that pointer outside [stack_lo, stack_hi), and did not stop. */
+    void *sig_sp;
+    _Atomic bool sig_bad_sp;
+    size_t nsig_regs;
+    void *sig_regs[32];
+    /* The collector's own (under gc_lock or with the world stopped):
+     * stopped by signal in the current collection (its roots are the
+     * sig_* copy, its pages stay current: alloc.c); stopped by signal
+     * in the last one (signalled at once in the next); when it was last
+     * signalled in this stop (0 = not yet). */
+    bool sig_stopped, sig_last;
+    uint64_t sig_sent_ns;
 } rudo__mutator;
 
 /* The calling thread's mutator, or NULL if it is not attached. Kept
@@ -74,7 +102,7 @@ static inline rudo__mutator *rudo__self(void) { return rudo__me; }
  * attached; returns the mutator. */
 rudo__mutator *rudo__need_mutator(const char *fn);
 /* Attach/detach internals used by heap creation and destruction. */
-int rudo__mutator_attach(void);
+int rudo__mutator_attach(unsigned flags);
 void rudo__mutator_detach(rudo__mutator *m);
 void rudo__mutators_init(void);
 /* In a forked child, with gc_lock and heap_lock held and no collection
@@ -82,6 +110,39 @@ void rudo__mutators_init(void);
  * do not exist in the child; their pages go back to the heap) and resets
  * the handshake. */
 void rudo__mutators_fork_child(struct rudo__heap *h);
+
+/* ---- the runtime depth (base/lock.h) ------------------------------------- */
+/* Leaves rudo code entered with rudo__runtime_enter; if the suspend
+ * handler found the thread inside and it is now outside, parks it at a
+ * safepoint (the collection is waiting for it). */
+void rudo__stop_pending_park(void);
+static inline void rudo__runtime_leave(void) {
+    if (rudo__runtime_exit() == 0 &&
+        /* Relaxed: written by this thread's own signal handler. */
+        RUDO_UNLIKELY(rudo__me && atomic_load_explicit(&rudo__me->stop_pending,
+                                                       memory_order_relaxed)))
+        rudo__stop_pending_park();
+}
+
+/* ---- sigstop.c: suspending threads with a signal ------------------------- */
+struct rudo__heap;
+/* Checks the signal settings of a config: RUDO_OK, or RUDO_EINVAL after a
+ * "rudo: rudo_heap_create: ..." message (equal signals, one that cannot
+ * be caught or that the program's faults use). */
+int rudo__sigstop_check(const rudo_config *c);
+/* At heap creation: records the settings and installs both handlers (they
+ * stay installed after the heap is destroyed: a late signal is ignored).
+ * RUDO_OK, or RUDO_EINVAL with a message if sigaction refuses. */
+int rudo__sigstop_init(struct rudo__heap *h);
+/* True if the collector may suspend threads with signals. */
+bool rudo__sigstop_enabled(const struct rudo__heap *h);
+/* With gc_lock held: sends the suspend signal to m for stop `seq`. */
+void rudo__sigstop_send(struct rudo__heap *h, rudo__mutator *m, uint64_t seq);
+/* With gc_lock held: whether m's handler acknowledged stop `seq`. */
+bool rudo__sigstop_acked(const rudo__mutator *m, uint64_t seq);
+/* With gc_lock held, at the resume: lets every thread signalled in stop
+ * `seq` go (sig_go, then the restart signal). */
+void rudo__sigstop_resume(struct rudo__heap *h, uint64_t seq);
 
 /* ---- handles.c: a mutator's scoped handle slots (precise roots) ---------- */
 void rudo__handles_enumerate(rudo__mutator *m, rudo__root_visitor *v);
@@ -128,13 +189,19 @@ void rudo__lock_idle(struct rudo__heap *h);
 /* With gc_lock held: if a collection is running, park m as stopped until
  * no collection runs. m may be NULL (not attached: just wait). */
 void rudo__park(struct rudo__heap *h, rudo__mutator *m);
+/* bdwgc's pair: SIGPWR suspends, SIGXCPU restarts (rudo_config). */
+#define RUDO_SUSPEND_SIGNAL_DEFAULT 30
+#define RUDO_RESTART_SIGNAL_DEFAULT 24
+/* How long a collection waits for a thread at a safepoint before it
+ * signals it (rudo_config.signal_stop_ms). */
+#define RUDO_SIGNAL_STOP_DEFAULT_MS 2u
 /* Delay before the first "not stopped" report (RUDO_STOP_WARN_MS). */
 #define RUDO_STOP_WARN_DEFAULT_MS 2000u
-/* At heap creation: initialises stopped_cv (on CLOCK_MONOTONIC, for the
- * collector's timed wait) and sets stop_warn_ms (0 = never report). */
+/* At heap creation: initialises stopped_sem and sets stop_warn_ms (0 =
+ * never report). */
 void rudo__handshake_init(struct rudo__heap *h, unsigned stop_warn_ms);
 /* In a forked child, with gc_lock held and no collection running: makes
- * the handshake's condition variables new (waiters of vanished threads may
+ * the handshake's condition variable and semaphore new (waiters of vanished threads may
  * linger in them) and clears the stop request. */
 void rudo__handshake_fork_child(struct rudo__heap *h);
 
