@@ -217,3 +217,19 @@ void *rudo__alloc_large(rudo__heap *h, uint32_t owner, rudo_kind kind,
     count_alloc(h, npages * RUDO_PAGE_SIZE);
     return rudo__page_addr(p);
 }
+
+void rudo__alloc_fork_child(rudo__heap *h) {
+    for (size_t pi = 0; pi < rudo__hwm(h); pi = rudo__pages_next(h, pi)) {
+        rudo__page *p = &h->pages[pi];
+        /* A thread that vanished in the fork was sweeping it (take_page):
+         * the page stays off every list, unswept as far as anyone knows
+         * (a partial sweep only did some of what prepare does again), and
+         * dirty, since some dead cells may not have been zeroed. Relaxed:
+         * the child has one thread. */
+        if (p->type == RUDO_PAGE_SMALL &&
+            atomic_load_explicit(&p->owner_list, memory_order_relaxed) == RUDO_OWNER_CLAIMED) {
+            atomic_store_explicit(&p->owner_list, NULL, memory_order_relaxed);
+            p->dirty = 1;
+        }
+    }
+}

@@ -36,6 +36,9 @@ void rudo__alloc_retire_all(rudo__heap *h, rudo__kind_alloc **kalloc);
  * and are reused when the page is swept after it is retired), swept_gc,
  * and exact_below = the head; and puts it back on the touched list
  * (heap_lock held), for the next minor collection. */
+/* In a forked child (heap_lock held): releases the pages that a thread
+ * which did not survive the fork had claimed to sweep (take_page). */
+void rudo__alloc_fork_child(rudo__heap *h);
 void rudo__alloc_freeze_all(rudo__heap *h, rudo__kind_alloc **kalloc);
 void rudo__alloc_thaw_all(rudo__heap *h, rudo__kind_alloc **kalloc);
 /* Gives size class c of ka a page with free cells (the full current page
