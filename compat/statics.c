@@ -14,10 +14,28 @@
 
 #include <link.h>
 
+/* Under AddressSanitizer, the redzones around instrumented globals are
+ * skipped: they hold no program data, and the collector, instrumented
+ * too, would report its read of them. */
+#if defined(__SANITIZE_ADDRESS__)
+#define COMPAT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define COMPAT_ASAN 1
+#endif
+#endif
+#ifdef COMPAT_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISONED(w) (__asan_region_is_poisoned((void *)(w), sizeof(void *)) != NULL)
+#else
+#define POISONED(w) 0
+#endif
+
 static void scan_words(rudo_tracer *tr, char *lo, char *hi) {
     uintptr_t a = ((uintptr_t)lo + sizeof(void *) - 1) & ~(uintptr_t)(sizeof(void *) - 1);
     for (void **w = (void **)a; (char *)(w + 1) <= hi; w++)
-        rudo_visit(tr, w);
+        if (!POISONED(w))
+            rudo_visit(tr, w);
 }
 
 struct scan_arg {

@@ -14,6 +14,7 @@
 # Prints the wall time and peak RSS of both runs (docs/performance.md).
 #
 # Usage: accept.sh PROGRAM LIBDIR RUSAGE [HOMFLY_PROGRAM]
+# Environment: ACCEPT_PRELOAD (see the rudo run below).
 set -eu
 prog=$1
 lib=$(cd "$2" && pwd)
@@ -99,7 +100,10 @@ run() { # run NAME ENV...: runs setup then the timed command with ENV
     grep -v '^rudo-compat: \|^rusage: ' "$tmp/$name.err" > "$tmp/$name.err2" || true
 }
 run system -u LD_LIBRARY_PATH -u RUDO_COMPAT_REPORT
-run rudo LD_LIBRARY_PATH="$lib" RUDO_COMPAT_REPORT=1 RUDO_HEAP_INITIAL=$heap
+# ACCEPT_PRELOAD: the sanitizer runtime, for a libgc.so.1 built with
+# AddressSanitizer (the programs themselves are not instrumented).
+run rudo LD_LIBRARY_PATH="$lib" RUDO_COMPAT_REPORT=1 RUDO_HEAP_INITIAL=$heap \
+    ${ACCEPT_PRELOAD:+"LD_PRELOAD=$ACCEPT_PRELOAD"} ${ACCEPT_PRELOAD:+"ASAN_OPTIONS=detect_leaks=0"}
 
 fail=0
 if grep -q '^rudo-compat: ' "$tmp/system.err"; then
