@@ -285,3 +285,69 @@ GC_API void *GC_post_incr(void **p, ptrdiff_t how_much) {
     *p = (char *)old + how_much;
     return old;
 }
+
+/* ---- collection events ----
+ * bdwgc's event callback, fed from a rudo collection listener:
+ * GC_EVENT_START when the world is stopped (bdwgc's START comes before
+ * the stop, so the time to stop is not inside START..END here),
+ * GC_EVENT_MARK_START after the roots phase, GC_EVENT_MARK_END after
+ * marking, GC_EVENT_RECLAIM_START / _END around the weak/finalization and
+ * sweep phases, and GC_EVENT_END after the world resumed. The callback
+ * runs with the world stopped for all but END, as bdwgc's may; it must not
+ * allocate. */
+enum {
+    GC_EVENT_START, GC_EVENT_MARK_START, GC_EVENT_MARK_END,
+    GC_EVENT_RECLAIM_START, GC_EVENT_RECLAIM_END, GC_EVENT_END
+};
+typedef void (*GC_on_collection_event_proc)(int event);
+static GC_on_collection_event_proc on_event;
+
+static GC_on_collection_event_proc event_fn(void) {
+    /* Acquire: pairs with the release in GC_set_on_collection_event. */
+    return __atomic_load_n(&on_event, __ATOMIC_ACQUIRE);
+}
+
+static void ev_begin(const rudo_gc_event *ev, void *data) {
+    (void)ev;
+    (void)data;
+    GC_on_collection_event_proc fn = event_fn();
+    if (fn)
+        fn(GC_EVENT_START);
+}
+
+static void ev_phase(rudo_gc_phase phase, uint64_t ns, void *data) {
+    (void)ns;
+    (void)data;
+    GC_on_collection_event_proc fn = event_fn();
+    if (!fn)
+        return;
+    if (phase == RUDO_PHASE_ROOTS) {
+        fn(GC_EVENT_MARK_START);
+    } else if (phase == RUDO_PHASE_MARK) {
+        fn(GC_EVENT_MARK_END);
+        fn(GC_EVENT_RECLAIM_START);
+    } else if (phase == RUDO_PHASE_SWEEP) {
+        fn(GC_EVENT_RECLAIM_END);
+    }
+}
+
+static void ev_end(const rudo_gc_event *ev, void *data) {
+    (void)ev;
+    (void)data;
+    GC_on_collection_event_proc fn = event_fn();
+    if (fn)
+        fn(GC_EVENT_END);
+}
+
+GC_API void GC_set_on_collection_event(GC_on_collection_event_proc fn) {
+    compat_init();
+    __atomic_store_n(&on_event, fn, __ATOMIC_RELEASE);
+    /* Installed once; it tests the pointer at each event. */
+    static atomic_int installed;
+    if (fn && !atomic_exchange_explicit(&installed, 1, memory_order_relaxed)) {
+        rudo_gc_listener l = {ev_begin, ev_phase, ev_end, NULL};
+        rudo_set_gc_listener(&l);
+    }
+}
+
+GC_API GC_on_collection_event_proc GC_get_on_collection_event(void) { return event_fn(); }

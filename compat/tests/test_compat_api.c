@@ -21,6 +21,12 @@ static void count_warn(char *msg, GC_word arg) {
     snprintf(last_warning, sizeof last_warning, "%s", msg);
 }
 
+static int events[6]; /* GC_EVENT_START .. GC_EVENT_END */
+static void count_event(GC_EventType ev) {
+    if ((unsigned)ev < 6)
+        events[ev]++;
+}
+
 static int oom_calls;
 static void *count_oom(size_t n) {
     (void)n;
@@ -121,6 +127,17 @@ int main(void) {
     GC_gcollect();
     CHECK(GC_gc_no == before + 1);
     CHECK(GC_get_gc_no() == GC_gc_no);
+
+    /* Collection events, in bdwgc's order. */
+    GC_set_on_collection_event(count_event);
+    CHECK(GC_get_on_collection_event() == count_event);
+    GC_gcollect();
+    CHECK(events[GC_EVENT_START] == 1 && events[GC_EVENT_MARK_START] == 1 &&
+          events[GC_EVENT_MARK_END] == 1 && events[GC_EVENT_RECLAIM_START] == 1 &&
+          events[GC_EVENT_RECLAIM_END] == 1 && events[GC_EVENT_END] == 1);
+    GC_set_on_collection_event(0);
+    GC_gcollect();
+    CHECK(events[GC_EVENT_END] == 1);
 
     /* An interior pointer in static data keeps its object. */
     make_interior();
