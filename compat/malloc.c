@@ -71,7 +71,8 @@ static bool unc_insert(void *obj, void **slot) {
     while (compat.unc[j].obj)
         j = (j + 1) & (compat.cap_unc - 1);
     compat.unc[j] = (struct compat_unc){obj, slot};
-    compat.nunc++;
+    /* Relaxed: no_uncollectables reads it as a hint (see there). */
+    __atomic_store_n(&compat.nunc, compat.nunc + 1, __ATOMIC_RELAXED);
     return true;
 }
 
@@ -102,11 +103,22 @@ static void **unc_remove(size_t j) {
             j = k;
         }
     }
-    compat.nunc--;
+    __atomic_store_n(&compat.nunc, compat.nunc - 1, __ATOMIC_RELAXED);
     return slot;
 }
 
+/* True when no uncollectable object exists: GC_free and GC_realloc then
+ * skip the table and its lock. Relaxed, without the lock: an object made
+ * uncollectable by this thread was counted by this thread (program
+ * order), and one made by another thread reached this one through the
+ * program's own synchronization, which orders the count too. */
+static bool no_uncollectables(void) {
+    return __atomic_load_n(&compat.nunc, __ATOMIC_RELAXED) == 0;
+}
+
 bool compat_is_uncollectable(const void *p) {
+    if (no_uncollectables())
+        return false;
     compat_lock();
     bool r = unc_find(p) != SIZE_MAX;
     compat_unlock();
@@ -184,10 +196,13 @@ GC_API void GC_free(void *p) {
                                 "object (ignored)\n");
         return;
     }
-    compat_lock();
-    size_t j = unc_find(p);
-    void **slot = j != SIZE_MAX ? unc_remove(j) : NULL;
-    compat_unlock();
+    void **slot = NULL;
+    if (!no_uncollectables()) {
+        compat_lock();
+        size_t j = unc_find(p);
+        slot = j != SIZE_MAX ? unc_remove(j) : NULL;
+        compat_unlock();
+    }
     if (slot) {
         rudo_root_remove(slot);
         free(slot);
