@@ -24,6 +24,8 @@ struct compat_state {
                                  * GC_all_interior_pointers was set at init */
     pthread_mutex_t lock;       /* see above */
     GC_warn_proc warn;          /* GC_set_warn_proc */
+    pthread_mutex_t sync_lock;  /* init.c's sync_divisor */
+    GC_word applied_divisor;    /* GC_free_space_divisor as last applied */
     GC_abort_func abort_fn;     /* GC_set_abort_func (stored) */
     atomic_int disabled;        /* GC_disable depth */
     uint64_t allocd_at_gc;      /* rudo_stats.bytes_allocated at the last

@@ -18,6 +18,7 @@
 struct compat_state compat = {
     .once = PTHREAD_ONCE_INIT,
     .lock = PTHREAD_MUTEX_INITIALIZER,
+    .sync_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
 /* ---- initialization ---- */
@@ -62,6 +63,27 @@ static void report_at_exit(void) {
             (unsigned long)__atomic_load_n(&GC_gc_no, __ATOMIC_RELAXED));
 }
 
+/* GC_free_space_divisor, which clients may write directly, read again
+ * after every collection (and at initialization) and applied as the growth
+ * factor. Runs on the collecting thread after the world resumed, where
+ * rudo's setters may be called. Two threads may finish collections at the
+ * same time: one of them applies it (trylock; the next collection catches
+ * up), and neither waits for the other (the one that waits on a lock
+ * while another collection starts would hold that collection up).
+ * GC_dont_gc is not mapped to rudo_disable here: with collection disabled
+ * no collection would come to notice that it was cleared. */
+static void sync_divisor(void) {
+    if (pthread_mutex_trylock(&compat.sync_lock) != 0)
+        return;
+    /* Relaxed: a plain setting the program writes; no order is implied. */
+    GC_word d = __atomic_load_n(&GC_free_space_divisor, __ATOMIC_RELAXED);
+    if (d != compat.applied_divisor && d != 0) {
+        compat.applied_divisor = d;
+        rudo_set_growth(1.0 + 2.0 / (double)d, 0);
+    }
+    pthread_mutex_unlock(&compat.sync_lock);
+}
+
 static void after_collection(const rudo_gc_event *ev, void *data) {
     (void)data;
     rudo_stats st;
@@ -71,6 +93,7 @@ static void after_collection(const rudo_gc_event *ev, void *data) {
     /* Relaxed: clients read it as a plain counter, with no order implied
      * (bdwgc updates it under its lock, which readers do not take). */
     __atomic_store_n(&GC_gc_no, (GC_word)ev->number, __ATOMIC_RELAXED);
+    sync_divisor();
 }
 
 static void init_once(void) {
@@ -110,6 +133,7 @@ static void init_once(void) {
         rudo_stack_set(slo, GC_stackbottom); /* the program's choice */
     else
         GC_stackbottom = shi;
+    compat.applied_divisor = GC_free_space_divisor; /* applied above */
     rudo_root_callback_add(compat_static_roots, NULL);
     rudo_set_gc_callback(after_collection, NULL);
     const char *rep = getenv("RUDO_COMPAT_REPORT");

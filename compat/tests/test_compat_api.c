@@ -128,6 +128,13 @@ int main(void) {
     CHECK(GC_gc_no == before + 1);
     CHECK(GC_get_gc_no() == GC_gc_no);
 
+    /* A direct write of the divisor is applied after the next collection,
+     * from the collection callback (rudo_set_growth there must not hang). */
+    GC_free_space_divisor = 4;
+    GC_gcollect();
+    CHECK(GC_get_free_space_divisor() == 4);
+    GC_set_free_space_divisor(3);
+
     /* Collection events, in bdwgc's order. */
     GC_set_on_collection_event(count_event);
     CHECK(GC_get_on_collection_event() == count_event);
