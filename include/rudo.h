@@ -1072,6 +1072,13 @@ RUDO_API size_t rudo_size(const void *p);
 /* Kind of the object whose base is p. Aborts as rudo_size. Thread-safe, as
  * said above. */
 RUDO_API rudo_kind rudo_kind_of(const void *p);
+/* Stores the bounds of the heap's address-space reservation in *lo and *hi
+ * (either may be NULL): every heap object, small or large, lies in
+ * [lo, hi). They are fixed from rudo_heap_create to rudo_heap_destroy; a
+ * conservative filter in the client (bdwgc's GC_least_plausible_heap_addr
+ * and GC_greatest_plausible_heap_addr) may rely on them. Aborts if no heap
+ * exists. Thread-safe; any thread, attached or not. */
+RUDO_API void rudo_heap_bounds(void **lo, void **hi);
 
 /* ------------------------------------------------------------------------ */
 /* Statistics                                                               */

@@ -23,6 +23,13 @@ int main(void) {
 C
 pcdir=$(dirname "$(find "$tmp/prefix" -name rudo.pc | head -n 1)")
 libdir=$(dirname "$pcdir")
+# bdwgc's drop-in goes beside librudo, in a directory of its own (not on
+# the default library path), when the build has it.
+if [ -e "$build/compat/libgc.so.1" ]; then
+    [ -e "$libdir/rudo-compat/libgc.so.1" ] || { echo "no $libdir/rudo-compat/libgc.so.1"; exit 1; }
+    [ ! -e "$libdir/libgc.so.1" ] || { echo "libgc.so.1 installed on the library path"; exit 1; }
+    echo "installed libgc.so.1 in $libdir/rudo-compat"
+fi
 PKG_CONFIG_PATH=$pcdir cc -std=c11 "$tmp/use.c" $(PKG_CONFIG_PATH=$pcdir pkg-config --cflags --libs rudo) -pthread -o "$tmp/use_pc"
 LD_LIBRARY_PATH=$libdir "$tmp/use_pc"
 mkdir "$tmp/cm"

@@ -66,3 +66,13 @@ rudo_kind rudo_kind_of(const void *p) {
 }
 
 
+
+void rudo_heap_bounds(void **lo, void **hi) {
+    rudo__heap *h = rudo__need_heap("rudo_heap_bounds");
+    /* The reservation never moves or grows while the heap exists, so the
+     * fields are read without a lock. */
+    if (lo)
+        *lo = h->base;
+    if (hi)
+        *hi = h->base + h->reserve;
+}

@@ -1,0 +1,353 @@
+/* control.c — collection, enabling, heap limits, statistics, and bdwgc's
+ * settings (get/set pairs). A setting rudo does not act on is stored and
+ * read back; setting it away from bdwgc's default warns once (see
+ * docs/compat.md for which ones). */
+#include "compat.h"
+
+#include <string.h>
+
+/* ---- collection ---- */
+
+GC_API void GC_gcollect(void) {
+    compat_enter();
+    /* Relaxed: a flag the program sets; bdwgc reads it the same way. */
+    if (__atomic_load_n(&GC_dont_gc, __ATOMIC_RELAXED))
+        return;
+    rudo_collect();
+}
+
+GC_API void GC_gcollect_and_unmap(void) { GC_gcollect(); }
+
+GC_API int GC_try_to_collect(int (*stop)(void)) {
+    (void)stop; /* a rudo collection is not abandoned midway */
+    compat_enter();
+    if (__atomic_load_n(&GC_dont_gc, __ATOMIC_RELAXED) || rudo_is_disabled())
+        return 0;
+    rudo_collect();
+    return 1;
+}
+
+GC_API int GC_collect_a_little(void) {
+    /* No incremental mode: there is never a collection in progress. */
+    compat_enter();
+    return 0;
+}
+
+GC_API void GC_disable(void) {
+    compat_enter();
+    /* Relaxed: the count only pairs calls; rudo orders the effect. */
+    atomic_fetch_add_explicit(&compat.disabled, 1, memory_order_relaxed);
+    rudo_disable();
+}
+
+GC_API void GC_enable(void) {
+    compat_enter();
+    int d = atomic_load_explicit(&compat.disabled, memory_order_relaxed);
+    while (d > 0 && !atomic_compare_exchange_weak_explicit(
+                        &compat.disabled, &d, d - 1, memory_order_relaxed,
+                        memory_order_relaxed)) {
+    }
+    if (d <= 0) { /* bdwgc asserts; rudo would abort */
+        static atomic_int once;
+        compat_warn_once(&once, "GC Warning: GC_enable without GC_disable (ignored)\n");
+        return;
+    }
+    rudo_enable();
+}
+
+GC_API int GC_is_disabled(void) {
+    return atomic_load_explicit(&compat.disabled, memory_order_relaxed) > 0;
+}
+
+GC_API int GC_expand_hp(size_t bytes) {
+    /* rudo maps pages as needed inside its reservation: the room is there. */
+    (void)bytes;
+    compat_init();
+    return 1;
+}
+
+GC_API void GC_set_max_heap_size(GC_word n) {
+    compat_init();
+    rudo_set_max_heap(n);
+}
+
+GC_API void GC_set_free_space_divisor(GC_word d) {
+    if (d == 0)
+        d = 1;
+    __atomic_store_n(&GC_free_space_divisor, d, __ATOMIC_RELAXED);
+    if (GC_is_init_called())
+        rudo_set_growth(1.0 + 2.0 / (double)d, 0);
+}
+
+GC_API GC_word GC_get_free_space_divisor(void) {
+    return __atomic_load_n(&GC_free_space_divisor, __ATOMIC_RELAXED);
+}
+
+GC_API unsigned GC_get_version(void) { return GC_VERSION_WORD; }
+
+/* ---- statistics ---- */
+
+static void stats(rudo_stats *st) {
+    if (GC_is_init_called())
+        rudo_get_stats(st);
+    else
+        memset(st, 0, sizeof *st);
+}
+
+static size_t since_gc(const rudo_stats *st) {
+    return st->bytes_allocated > compat.allocd_at_gc
+               ? (size_t)(st->bytes_allocated - compat.allocd_at_gc) : 0;
+}
+
+static size_t free_bytes(const rudo_stats *st) {
+    size_t used = st->live_bytes + since_gc(st);
+    return st->heap_bytes > used ? st->heap_bytes - used : 0;
+}
+
+GC_API size_t GC_get_heap_size(void) { rudo_stats st; stats(&st); return st.heap_bytes; }
+GC_API size_t GC_get_free_bytes(void) { rudo_stats st; stats(&st); return free_bytes(&st); }
+GC_API size_t GC_get_unmapped_bytes(void) { return 0; }
+GC_API size_t GC_get_bytes_since_gc(void) { rudo_stats st; stats(&st); return since_gc(&st); }
+GC_API size_t GC_get_total_bytes(void) { rudo_stats st; stats(&st); return st.bytes_allocated; }
+GC_API size_t GC_get_obtained_from_os_bytes(void) { rudo_stats st; stats(&st); return st.heap_peak_bytes; }
+GC_API size_t GC_get_memory_use(void) {
+    rudo_stats st;
+    stats(&st);
+    return st.heap_bytes - free_bytes(&st);
+}
+GC_API size_t GC_get_expl_freed_bytes_since_gc(void) {
+    return __atomic_load_n(&compat.freed_explicitly, __ATOMIC_RELAXED);
+}
+GC_API GC_word GC_get_gc_no(void) { return __atomic_load_n(&GC_gc_no, __ATOMIC_RELAXED); }
+GC_API int GC_get_parallel(void) {
+    rudo_stats st;
+    stats(&st);
+    return st.markers > 1 ? (int)st.markers - 1 : 0;
+}
+GC_API unsigned long GC_get_full_gc_total_time(void) {
+    rudo_stats st;
+    stats(&st);
+    return (unsigned long)(st.pause_ns_total / 1000000u);
+}
+
+GC_API void GC_get_heap_usage_safe(GC_word *heap, GC_word *freeb, GC_word *unmapped,
+                                   GC_word *since, GC_word *total) {
+    rudo_stats st;
+    stats(&st);
+    if (heap) *heap = st.heap_bytes;
+    if (freeb) *freeb = free_bytes(&st);
+    if (unmapped) *unmapped = 0;
+    if (since) *since = since_gc(&st);
+    if (total) *total = st.bytes_allocated;
+}
+
+GC_API size_t GC_get_prof_stats(struct GC_prof_stats_s *out, size_t sz) {
+    rudo_stats st;
+    stats(&st);
+    struct GC_prof_stats_s s;
+    memset(&s, 0xff, sizeof s); /* bdwgc: unknown fields are all ones */
+    s.heapsize_full = st.heap_bytes;
+    s.free_bytes_full = free_bytes(&st);
+    s.unmapped_bytes = 0;
+    s.bytes_allocd_since_gc = since_gc(&st);
+    s.allocd_bytes_before_gc = compat.allocd_at_gc;
+    s.non_gc_bytes = GC_non_gc_bytes;
+    s.gc_no = GC_get_gc_no();
+    s.markers_m1 = (GC_word)GC_get_parallel();
+    s.expl_freed_bytes_since_gc = GC_get_expl_freed_bytes_since_gc();
+    s.obtained_from_os_bytes = st.heap_peak_bytes;
+    size_t n = sz < sizeof s ? sz : sizeof s;
+    memcpy(out, &s, n);
+    if (sz > sizeof s)
+        memset((char *)out + sizeof s, 0xff, sz - sizeof s);
+    return n;
+}
+
+GC_API size_t GC_get_prof_stats_unsafe(struct GC_prof_stats_s *out, size_t sz) {
+    return GC_get_prof_stats(out, sz);
+}
+
+GC_API size_t GC_get_size_map_at(int i) {
+    /* The request rounded to granules, extra byte included (rudo's size
+     * class may be larger; GC_size tells); -1 beyond small objects. */
+    if (i < 0 || (size_t)i + compat.extra > RUDO_SMALL_MAX)
+        return (size_t)-1;
+    return ((size_t)i + compat.extra + RUDO_GRANULE - 1) & ~(size_t)(RUDO_GRANULE - 1);
+}
+
+/* Keeps a value alive to the compiler, as bdwgc's. */
+static volatile GC_word noop_sink;
+GC_API void GC_noop1(GC_word x) { noop_sink = x; }
+
+GC_API void GC_incr_bytes_allocd(size_t n) { (void)n; }
+GC_API void GC_incr_bytes_freed(size_t n) { (void)n; }
+
+/* ---- settings ----
+ * HONOURED: acted on. STORED: read back, not acted on; a value other than
+ * bdwgc's default warns once. */
+#define STORED_INT(name, var, dflt)                                             \
+    GC_API void GC_set_##name(int v) {                                          \
+        static atomic_int once;                                                 \
+        if (v != (dflt))                                                        \
+            compat_warn_once(&once, "GC Warning: rudo's libgc.so.1: GC_set_"    \
+                                    #name " is stored but not acted on\n");     \
+        __atomic_store_n(&(var), v, __ATOMIC_RELAXED);                          \
+    }                                                                           \
+    GC_API int GC_get_##name(void) { return __atomic_load_n(&(var), __ATOMIC_RELAXED); }
+
+static int s_rate = 10, s_max_prior = 1, s_force_unmap, s_pages_exec = 1,
+           s_manual_vdb, s_disable_auto, s_markers_count, s_suspend_sig = 30,
+           s_restart_sig = 24; /* SIGPWR, SIGXCPU: bdwgc's pair */
+
+STORED_INT(dont_expand, GC_dont_expand, 0)
+STORED_INT(dont_precollect, GC_dont_precollect, 0)
+STORED_INT(full_freq, GC_full_freq, 19)
+STORED_INT(find_leak, GC_find_leak, 0)
+STORED_INT(java_finalization, GC_java_finalization, 1)
+STORED_INT(finalize_on_demand, GC_finalize_on_demand, 0)
+STORED_INT(rate, s_rate, 10)
+STORED_INT(max_prior_attempts, s_max_prior, 1)
+STORED_INT(force_unmap_on_gcollect, s_force_unmap, 0)
+STORED_INT(pages_executable, s_pages_exec, 1)
+STORED_INT(manual_vdb_allowed, s_manual_vdb, 0)
+STORED_INT(disable_automatic_collection, s_disable_auto, 0)
+STORED_INT(suspend_signal, s_suspend_sig, 30)
+STORED_INT(thr_restart_signal, s_restart_sig, 24)
+
+GC_API void GC_set_markers_count(unsigned n) { (void)n; s_markers_count = (int)n; }
+
+/* GC_no_dls is honoured: statics.c reads it at every collection. */
+GC_API void GC_set_no_dls(int v) { __atomic_store_n(&GC_no_dls, v, __ATOMIC_RELAXED); }
+GC_API int GC_get_no_dls(void) { return __atomic_load_n(&GC_no_dls, __ATOMIC_RELAXED); }
+
+/* Honoured when set before initialization, as bdwgc (which ignores a later
+ * change too). */
+GC_API void GC_set_all_interior_pointers(int v) {
+    __atomic_store_n(&GC_all_interior_pointers, v ? 1 : 0, __ATOMIC_RELAXED);
+}
+GC_API int GC_get_all_interior_pointers(void) {
+    return __atomic_load_n(&GC_all_interior_pointers, __ATOMIC_RELAXED);
+}
+
+GC_API void GC_set_max_retries(GC_word v) { __atomic_store_n(&GC_max_retries, v, __ATOMIC_RELAXED); }
+GC_API GC_word GC_get_max_retries(void) { return __atomic_load_n(&GC_max_retries, __ATOMIC_RELAXED); }
+GC_API void GC_set_non_gc_bytes(GC_word v) { __atomic_store_n(&GC_non_gc_bytes, v, __ATOMIC_RELAXED); }
+GC_API GC_word GC_get_non_gc_bytes(void) { return __atomic_load_n(&GC_non_gc_bytes, __ATOMIC_RELAXED); }
+GC_API void GC_set_time_limit(unsigned long v) { __atomic_store_n(&GC_time_limit, v, __ATOMIC_RELAXED); }
+GC_API unsigned long GC_get_time_limit(void) { return __atomic_load_n(&GC_time_limit, __ATOMIC_RELAXED); }
+
+static size_t s_min_bytes_allocd = 1, s_allocd_per_finalizer = 10000;
+GC_API void GC_set_min_bytes_allocd(size_t v) { s_min_bytes_allocd = v ? v : 1; }
+GC_API size_t GC_get_min_bytes_allocd(void) { return s_min_bytes_allocd; }
+GC_API void GC_set_allocd_bytes_per_finalizer(GC_word v) { s_allocd_per_finalizer = v; }
+GC_API GC_word GC_get_allocd_bytes_per_finalizer(void) { return s_allocd_per_finalizer; }
+
+GC_API void GC_set_on_heap_resize(void (*fn)(GC_word)) { __atomic_store_n(&GC_on_heap_resize, fn, __ATOMIC_RELEASE); }
+GC_API void (*GC_get_on_heap_resize(void))(GC_word) { return __atomic_load_n(&GC_on_heap_resize, __ATOMIC_ACQUIRE); }
+
+GC_API int GC_is_incremental_mode(void) { return 0; }
+GC_API int GC_incremental_protection_needs(void) { return 0; /* GC_PROTECTS_NONE */ }
+
+GC_API struct GC_timeval_s GC_get_time_limit_tv(void) {
+    struct GC_timeval_s tv = {GC_get_time_limit(), 0};
+    return tv;
+}
+GC_API void GC_set_time_limit_tv(struct GC_timeval_s tv) { GC_set_time_limit(tv.tv_ms); }
+
+/* Pointer checks: bdwgc's versions check only in its debugging modes and
+ * otherwise return their argument. */
+GC_API void *GC_clear_stack(void *arg) { return arg; }
+GC_API void *GC_is_visible(void *p) { return p; }
+GC_API void *GC_is_valid_displacement(void *p) { return p; }
+GC_API void *GC_same_obj(void *p, void *q) { (void)q; return p; }
+
+/* Every displacement is valid already: rudo recognizes all interior
+ * pointers. */
+GC_API void GC_register_displacement(size_t off) { (void)off; }
+GC_API void GC_debug_register_displacement(size_t off) { (void)off; }
+
+/* No incremental mode: bdwgc ignores the request where it has none too. */
+GC_API void GC_enable_incremental(void) {}
+GC_API void GC_start_performance_measurement(void) {}
+
+/* Stores with a write barrier in bdwgc's incremental mode; there is none
+ * here, so they are plain stores. */
+GC_API void GC_ptr_store_and_dirty(void *p, const void *q) { *(const void **)p = q; }
+GC_API void GC_debug_ptr_store_and_dirty(void *p, const void *q) { *(const void **)p = q; }
+
+/* Pointer arithmetic that bdwgc checks in its debugging modes only. */
+GC_API void *GC_pre_incr(void **p, ptrdiff_t how_much) {
+    *p = (char *)*p + how_much;
+    return *p;
+}
+GC_API void *GC_post_incr(void **p, ptrdiff_t how_much) {
+    void *old = *p;
+    *p = (char *)old + how_much;
+    return old;
+}
+
+/* ---- collection events ----
+ * bdwgc's event callback, fed from a rudo collection listener:
+ * GC_EVENT_START when the world is stopped (bdwgc's START comes before
+ * the stop, so the time to stop is not inside START..END here),
+ * GC_EVENT_MARK_START after the roots phase, GC_EVENT_MARK_END after
+ * marking, GC_EVENT_RECLAIM_START / _END around the weak/finalization and
+ * sweep phases, and GC_EVENT_END after the world resumed. The callback
+ * runs with the world stopped for all but END, as bdwgc's may; it must not
+ * allocate. */
+enum {
+    GC_EVENT_START, GC_EVENT_MARK_START, GC_EVENT_MARK_END,
+    GC_EVENT_RECLAIM_START, GC_EVENT_RECLAIM_END, GC_EVENT_END
+};
+typedef void (*GC_on_collection_event_proc)(int event);
+static GC_on_collection_event_proc on_event;
+
+static GC_on_collection_event_proc event_fn(void) {
+    /* Acquire: pairs with the release in GC_set_on_collection_event. */
+    return __atomic_load_n(&on_event, __ATOMIC_ACQUIRE);
+}
+
+static void ev_begin(const rudo_gc_event *ev, void *data) {
+    (void)ev;
+    (void)data;
+    GC_on_collection_event_proc fn = event_fn();
+    if (fn)
+        fn(GC_EVENT_START);
+}
+
+static void ev_phase(rudo_gc_phase phase, uint64_t ns, void *data) {
+    (void)ns;
+    (void)data;
+    GC_on_collection_event_proc fn = event_fn();
+    if (!fn)
+        return;
+    if (phase == RUDO_PHASE_ROOTS) {
+        fn(GC_EVENT_MARK_START);
+    } else if (phase == RUDO_PHASE_MARK) {
+        fn(GC_EVENT_MARK_END);
+        fn(GC_EVENT_RECLAIM_START);
+    } else if (phase == RUDO_PHASE_SWEEP) {
+        fn(GC_EVENT_RECLAIM_END);
+    }
+}
+
+static void ev_end(const rudo_gc_event *ev, void *data) {
+    (void)ev;
+    (void)data;
+    GC_on_collection_event_proc fn = event_fn();
+    if (fn)
+        fn(GC_EVENT_END);
+}
+
+GC_API void GC_set_on_collection_event(GC_on_collection_event_proc fn) {
+    compat_init();
+    __atomic_store_n(&on_event, fn, __ATOMIC_RELEASE);
+    /* Installed once; it tests the pointer at each event. */
+    static atomic_int installed;
+    if (fn && !atomic_exchange_explicit(&installed, 1, memory_order_relaxed)) {
+        rudo_gc_listener l = {ev_begin, ev_phase, ev_end, NULL};
+        rudo_set_gc_listener(&l);
+    }
+}
+
+GC_API GC_on_collection_event_proc GC_get_on_collection_event(void) { return event_fn(); }

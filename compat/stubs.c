@@ -1,0 +1,111 @@
+/* stubs.c — the entry points of Debian's libgc1 8.2.2 that rudo's
+ * libgc.so.1 does not implement yet (docs/compat.md lists them; tier 2,
+ * issue 13, implements most). They exist so that every client starts: 11
+ * of Debian's 22 client packages link with BIND_NOW, and the dynamic
+ * linker refuses to start one whose imports are not all defined.
+ *
+ * Each returns bdwgc's documented failure value (NULL, 0, or the result
+ * code named) and reports once through the warn proc. Each is declared
+ * without parameters: on x86-64 (System V ABI) a function that ignores
+ * its arguments may be called with any, and none of these returns a
+ * structure or a floating-point value. Generated once from the symbols
+ * file and bdwgc's gc.h return types; edit by hand from now on (test
+ * compat_exports checks this list against docs/compat.md). */
+#include "compat.h"
+
+#define STUB_WARN(name)                                                        \
+    static atomic_int once;                                                    \
+    compat_warn_once(&once, "GC Warning: rudo's libgc.so.1: " #name            \
+                            " is not implemented (stub)\n")
+#define STUB_VOID(name)                                                        \
+    GC_API void name(void);                                                    \
+    GC_API void name(void) { STUB_WARN(name); }
+#define STUB_PTR(name)                                                         \
+    GC_API void *name(void);                                                   \
+    GC_API void *name(void) { STUB_WARN(name); return NULL; }
+#define STUB_INT(name, fail)                                                   \
+    GC_API int name(void);                                                     \
+    GC_API int name(void) { STUB_WARN(name); return (fail); }
+#define STUB_WORD(name, fail)                                                  \
+    GC_API GC_word name(void);                                                 \
+    GC_API GC_word name(void) { STUB_WARN(name); return (fail); }
+
+STUB_PTR(GC_calloc_explicitly_typed)
+STUB_VOID(GC_clear_exclusion_table)
+STUB_VOID(GC_clear_mark_bit)
+STUB_PTR(GC_debug_gcj_malloc)
+STUB_VOID(GC_debug_register_finalizer)
+STUB_VOID(GC_debug_register_finalizer_ignore_self)
+STUB_VOID(GC_debug_register_finalizer_no_order)
+STUB_VOID(GC_debug_register_finalizer_unreachable)
+STUB_VOID(GC_dump)
+STUB_VOID(GC_dump_finalization)
+STUB_VOID(GC_dump_named)
+STUB_VOID(GC_dump_regions)
+STUB_VOID(GC_enumerate_reachable_objects_inner)
+STUB_VOID(GC_exclude_static_roots)
+STUB_VOID(GC_finalize_all)
+STUB_PTR(GC_finalized_malloc)
+STUB_PTR(GC_gcj_malloc)
+STUB_PTR(GC_gcj_malloc_ignore_off_page)
+STUB_INT(GC_general_register_disappearing_link, GC_NO_MEMORY /* 2 */)
+STUB_VOID(GC_generic_malloc_many)
+STUB_PTR(GC_get_await_finalize_proc)
+STUB_PTR(GC_get_finalizer_notifier)
+STUB_INT(GC_get_kind_and_size, -1 /* no kind */)
+STUB_PTR(GC_get_on_thread_event)
+STUB_PTR(GC_get_push_other_roots)
+STUB_PTR(GC_get_start_callback)
+STUB_PTR(GC_get_stop_func)
+STUB_PTR(GC_get_toggleref_func)
+STUB_VOID(GC_init_finalized_malloc)
+STUB_VOID(GC_init_gcj_malloc)
+STUB_INT(GC_invoke_finalizers, 0 /* none run */)
+STUB_INT(GC_is_marked, 0)
+STUB_INT(GC_is_thread_suspended, 0)
+STUB_INT(GC_is_tmp_root, 0)
+STUB_WORD(GC_make_descriptor, 0)
+STUB_PTR(GC_malloc_explicitly_typed)
+STUB_PTR(GC_malloc_explicitly_typed_ignore_off_page)
+STUB_PTR(GC_malloc_many)
+STUB_PTR(GC_mark_and_push)
+STUB_INT(GC_move_disappearing_link, GC_NOT_FOUND /* 4 */)
+STUB_INT(GC_move_long_link, GC_NOT_FOUND /* 4 */)
+STUB_PTR(GC_new_free_list)
+STUB_PTR(GC_new_free_list_inner)
+STUB_WORD(GC_new_kind, 0)
+STUB_WORD(GC_new_kind_inner, 0)
+STUB_WORD(GC_new_proc, 0)
+STUB_WORD(GC_new_proc_inner, 0)
+STUB_VOID(GC_print_free_list)
+STUB_VOID(GC_push_all)
+STUB_VOID(GC_push_all_eager)
+STUB_VOID(GC_push_conditional)
+STUB_VOID(GC_push_finalizer_structures)
+STUB_VOID(GC_register_altstack)
+STUB_VOID(GC_register_describe_type_fn)
+STUB_INT(GC_register_disappearing_link, GC_NO_MEMORY /* 2 */)
+STUB_VOID(GC_register_disclaim_proc)
+STUB_VOID(GC_register_finalizer)
+STUB_VOID(GC_register_finalizer_ignore_self)
+STUB_VOID(GC_register_finalizer_no_order)
+STUB_VOID(GC_register_finalizer_unreachable)
+STUB_VOID(GC_register_has_static_roots_callback)
+STUB_INT(GC_register_long_link, GC_NO_MEMORY /* 2 */)
+STUB_VOID(GC_resume_thread)
+STUB_VOID(GC_set_await_finalize_proc)
+STUB_VOID(GC_set_finalizer_notifier)
+STUB_VOID(GC_set_mark_bit)
+STUB_VOID(GC_set_on_thread_event)
+STUB_VOID(GC_set_push_other_roots)
+STUB_VOID(GC_set_start_callback)
+STUB_VOID(GC_set_stop_func)
+STUB_VOID(GC_set_toggleref_func)
+STUB_INT(GC_should_invoke_finalizers, 0)
+STUB_VOID(GC_start_incremental_collection)
+STUB_VOID(GC_start_world_external)
+STUB_VOID(GC_stop_world_external)
+STUB_VOID(GC_suspend_thread)
+STUB_INT(GC_toggleref_add, GC_NO_MEMORY /* 2 */)
+STUB_INT(GC_unregister_disappearing_link, 0 /* not found */)
+STUB_INT(GC_unregister_long_link, 0 /* not found */)

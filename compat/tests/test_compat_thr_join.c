@@ -1,0 +1,85 @@
+/* test_compat_thr_join.c — bdwgc's thread calls on rudo's libgc.so.1: a
+ * thread made by GC_pthread_create (through gc.h's redirection of
+ * pthread_create) collects 1000 times while the main thread waits in
+ * GC_pthread_join; a thread that registers itself with
+ * GC_register_my_thread allocates and collects; GC_do_blocking and
+ * GC_call_with_gc_active nest. Under the cooperative mapping (compat/
+ * threads.c) the join is a blocking region: without it, this hangs. */
+#define GC_THREADS 1
+#include <gc.h>
+
+#include <pthread.h>
+#include <string.h>
+
+#include "compat_test.h"
+
+static int plain_create(pthread_t *t, void *(*fn)(void *), void *arg);
+
+static void *collector(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 1000; i++) {
+        char *p = GC_malloc(64);
+        memset(p, 1, 64);
+        GC_gcollect();
+    }
+    return GC_malloc(8); /* a heap result, handed to the joiner */
+}
+
+static void *self_registered(void *arg) {
+    struct GC_stack_base sb;
+    int ok = GC_get_stack_base(&sb) == GC_SUCCESS;
+    int r1 = GC_register_my_thread(&sb), r2 = GC_register_my_thread(&sb);
+    if (r1 != GC_SUCCESS || r2 != GC_DUPLICATE)
+        fprintf(stderr, "GC_register_my_thread: %d, then %d\n", r1, r2);
+    ok = ok && r1 == GC_SUCCESS && r2 == GC_DUPLICATE;
+    for (int i = 0; i < 100; i++) {
+        void **p = GC_malloc(32);
+        p[0] = GC_malloc(16);
+        if (i % 10 == 0)
+            GC_gcollect();
+    }
+    ok = ok && GC_thread_is_registered();
+    ok = ok && GC_unregister_my_thread() == GC_SUCCESS;
+    *(int *)arg = ok;
+    return NULL;
+}
+
+static void *active(void *data) {
+    void *p = GC_malloc(16); /* allowed again inside */
+    *(void **)data = p;
+    return p;
+}
+
+static void *blocked(void *data) {
+    return GC_call_with_gc_active(active, data);
+}
+
+int main(void) {
+    GC_INIT();
+    GC_allow_register_threads();
+    GC_word before = GC_get_gc_no();
+    pthread_t t; /* pthread_create is GC_pthread_create here */
+    CHECK(pthread_create(&t, NULL, collector, NULL) == 0);
+    void *res = NULL;
+    CHECK(pthread_join(t, &res) == 0);
+    CHECK(GC_get_gc_no() >= before + 1000);
+    CHECK(GC_is_heap_ptr(res));
+
+    int ok = 0;
+    pthread_t s;
+    /* A plain thread, not made by GC_pthread_create. */
+    CHECK(plain_create(&s, self_registered, &ok) == 0);
+    CHECK(GC_pthread_join(s, NULL) == 0);
+    CHECK(ok);
+
+    void *slot = NULL;
+    void *r = GC_do_blocking(blocked, &slot);
+    CHECK(r != NULL && r == slot && GC_is_heap_ptr(r));
+    return ct_report();
+}
+
+/* gc.h defines pthread_create as GC_pthread_create; this one is libc's. */
+#undef pthread_create
+static int plain_create(pthread_t *t, void *(*fn)(void *), void *arg) {
+    return pthread_create(t, NULL, fn, arg);
+}

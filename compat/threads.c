@@ -1,0 +1,253 @@
+/* threads.c — bdwgc's thread interface, mapped onto rudo's.
+ *
+ * This is the one place where the two thread models meet. bdwgc stops
+ * threads with signals, wherever they are; rudo (on this branch) stops them
+ * cooperatively, at safepoints (allocations, rudo calls) and blocking
+ * regions. The mapping is therefore:
+ *  - a registered thread (GC_register_my_thread, GC_pthread_create, or the
+ *    first allocation of an unregistered thread) is a rudo attached thread:
+ *    compat_thread_attach;
+ *  - waits the library performs for the program (GC_pthread_join,
+ *    GC_call_with_alloc_lock's lock) run in a rudo blocking region, and
+ *    GC_do_blocking is one;
+ *  - a registered thread that runs for long without allocating delays
+ *    collections (rudo prints which thread after RUDO_STOP_WARN_MS).
+ * When signal-based suspension lands (issue 12, section 1),
+ * compat_thread_attach switches to its signal-stopped attach mode and the
+ * blocking regions around waits become unnecessary; nothing outside this
+ * file changes. */
+#include "compat.h"
+
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Depth of GC_do_blocking on this thread (GC_call_with_gc_active inside it
+ * counts down): rudo's regions do not nest, bdwgc's do. */
+static __thread int blocking_depth;
+
+int compat_thread_attach(void) {
+    int rc = rudo_thread_attach();
+    if (rc == RUDO_ESTATE) {
+        fprintf(stderr, "rudo-compat: cannot attach a thread: no heap\n");
+        abort();
+    }
+    return rc == RUDO_EEXIST ? GC_DUPLICATE : GC_SUCCESS;
+}
+
+void compat_thread_detach(void) {
+    if (rudo_thread_is_attached()) {
+        if (blocking_depth > 0) {
+            rudo_blocking_leave();
+            blocking_depth = 0;
+        }
+        rudo_thread_detach();
+    }
+}
+
+bool compat_in_blocking(void) { return blocking_depth > 0; }
+
+void compat_blocking_enter(void) {
+    if (blocking_depth++ == 0)
+        rudo_blocking_enter();
+}
+
+void compat_blocking_leave(void) {
+    if (--blocking_depth == 0)
+        rudo_blocking_leave();
+}
+
+/* ---- registration ---- */
+
+GC_API void GC_allow_register_threads(void) { compat_enter(); }
+
+GC_API int GC_register_my_thread(const struct GC_stack_base *sb) {
+    compat_init();
+    int rc = compat_thread_attach();
+    if (rc == GC_SUCCESS && sb && sb->mem_base) {
+        void *lo, *hi;
+        rudo_stack_get(&lo, &hi);
+        if ((char *)sb->mem_base > (char *)lo && (char *)sb->mem_base <= (char *)hi)
+            rudo_stack_set(lo, sb->mem_base);
+    }
+    return rc;
+}
+
+GC_API int GC_unregister_my_thread(void) {
+    if (rudo_heap_exists())
+        compat_thread_detach();
+    return GC_SUCCESS;
+}
+
+GC_API int GC_thread_is_registered(void) {
+    return rudo_heap_exists() && rudo_thread_is_attached();
+}
+
+GC_API void GC_start_mark_threads(void) {
+    /* rudo starts its markers at the first collection. */
+}
+
+/* ---- pthread wrappers ---- */
+
+struct start_info {
+    void *(*fn)(void *);
+    void *arg;
+};
+
+static void *thread_start(void *p) {
+    struct start_info si = *(struct start_info *)p;
+    free(p);
+    compat_thread_attach();
+    void *r = si.fn(si.arg);
+    compat_thread_detach();
+    return r;
+}
+
+GC_API int GC_pthread_create(pthread_t *t, const pthread_attr_t *attr,
+                             void *(*fn)(void *), void *arg) {
+    compat_enter();
+    struct start_info *si = malloc(sizeof *si);
+    if (!si)
+        return 11; /* EAGAIN, as pthread_create when out of resources */
+    si->fn = fn;
+    si->arg = arg;
+    int rc = pthread_create(t, attr, thread_start, si);
+    if (rc != 0)
+        free(si);
+    return rc;
+}
+
+GC_API int GC_pthread_join(pthread_t t, void **ret) {
+    bool block = rudo_heap_exists() && rudo_thread_is_attached();
+    if (block)
+        compat_blocking_enter();
+    int rc = pthread_join(t, ret);
+    if (block)
+        compat_blocking_leave();
+    return rc;
+}
+
+GC_API int GC_pthread_detach(pthread_t t) { return pthread_detach(t); }
+
+GC_API int GC_pthread_cancel(pthread_t t) {
+    /* The target's attachment ends with it (rudo's thread-exit destructor). */
+    return pthread_cancel(t);
+}
+
+GC_API void GC_pthread_exit(void *ret) {
+    if (rudo_heap_exists())
+        compat_thread_detach();
+    pthread_exit(ret);
+}
+
+GC_API int GC_pthread_sigmask(int how, const sigset_t *set, sigset_t *old) {
+    /* With cooperative stops no signal is reserved; once suspension uses
+     * signals, this is where the suspend signal is kept unblocked. */
+    return pthread_sigmask(how, set, old);
+}
+
+/* ---- blocking regions and stacks ---- */
+
+GC_API void *GC_do_blocking(GC_fn_type fn, void *data) {
+    compat_enter();
+    compat_blocking_enter();
+    void *r = fn(data);
+    compat_blocking_leave();
+    return r;
+}
+
+GC_API void *GC_call_with_gc_active(GC_fn_type fn, void *data) {
+    compat_enter();
+    if (blocking_depth == 0)
+        return fn(data);
+    int saved = blocking_depth;
+    blocking_depth = 0;
+    rudo_blocking_leave();
+    void *r = fn(data);
+    rudo_blocking_enter();
+    blocking_depth = saved;
+    return r;
+}
+
+GC_API int GC_get_stack_base(struct GC_stack_base *sb) {
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return GC_UNIMPLEMENTED;
+    void *addr;
+    size_t size;
+    int rc = pthread_attr_getstack(&attr, &addr, &size);
+    pthread_attr_destroy(&attr);
+    if (rc != 0)
+        return GC_UNIMPLEMENTED;
+    sb->mem_base = (char *)addr + size;
+    return GC_SUCCESS;
+}
+
+GC_API void *GC_call_with_stack_base(GC_stack_base_func fn, void *arg) {
+    /* As bdwgc: the caller's frame approximates the stack's base. */
+    struct GC_stack_base sb;
+    sb.mem_base = (void *)&sb;
+    return fn(&sb, arg);
+}
+
+GC_API void *GC_get_my_stackbottom(struct GC_stack_base *sb) {
+    compat_enter();
+    void *lo, *hi;
+    rudo_stack_get(&lo, &hi);
+    sb->mem_base = hi;
+    /* bdwgc returns its thread record, used only as GC_set_stackbottom's
+     * first argument: any non-NULL handle for the calling thread. */
+    return (void *)sb;
+}
+
+GC_API void GC_set_stackbottom(void *gc_thread, const struct GC_stack_base *sb) {
+    (void)gc_thread; /* only the calling thread's, as in bdwgc's use */
+    compat_enter();
+    void *lo, *hi;
+    rudo_stack_get(&lo, &hi);
+    if (sb && (char *)sb->mem_base > (char *)lo)
+        rudo_stack_set(lo, sb->mem_base);
+}
+
+/* ---- the allocation lock ----
+ * bdwgc's lock serializes allocation and collection. Here it is a mutex of
+ * its own, taken inside a blocking region, and collections are disabled
+ * while GC_call_with_alloc_lock's function runs (so it sees no collection,
+ * as under bdwgc's lock). */
+static pthread_mutex_t alloc_lock = PTHREAD_MUTEX_INITIALIZER;
+
+GC_API void GC_alloc_lock(void) {
+    bool block = rudo_heap_exists() && rudo_thread_is_attached() && blocking_depth == 0;
+    if (block)
+        compat_blocking_enter();
+    pthread_mutex_lock(&alloc_lock);
+    if (block)
+        compat_blocking_leave();
+}
+
+GC_API void GC_alloc_unlock(void) { pthread_mutex_unlock(&alloc_lock); }
+
+GC_API void *GC_call_with_alloc_lock(GC_fn_type fn, void *data) {
+    compat_enter();
+    GC_alloc_lock();
+    rudo_disable();
+    void *r = fn(data);
+    rudo_enable();
+    GC_alloc_unlock();
+    return r;
+}
+
+/* fork: rudo's own atfork handlers keep the heap usable in the child. */
+GC_API void GC_atfork_prepare(void) {}
+GC_API void GC_atfork_parent(void) {}
+GC_API void GC_atfork_child(void) {}
+GC_API void GC_set_handle_fork(int on) { (void)on; }
+
+/* gc.h redirects dlopen here (with GC_THREADS). bdwgc holds collections
+ * off during dlopen; rudo needs nothing: the new library's data is found at
+ * the next collection (statics.c). A constructor that allocates may stop
+ * at a safepoint inside dlopen, holding the loader's main lock; the
+ * collector's dl_iterate_phdr takes only the loader's write lock, which
+ * dlopen holds briefly and never while running constructors (glibc). */
+GC_API void *GC_dlopen(const char *path, int mode) { return dlopen(path, mode); }
