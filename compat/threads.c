@@ -1,21 +1,18 @@
 /* threads.c — bdwgc's thread interface, mapped onto rudo's.
  *
  * This is the one place where the two thread models meet. bdwgc stops
- * threads with signals, wherever they are; rudo (on this branch) stops them
- * cooperatively, at safepoints (allocations, rudo calls) and blocking
- * regions. The mapping is therefore:
+ * threads with signals, wherever they are; rudo stops them at safepoints
+ * first and suspends those that do not get there with a signal (docs/
+ * threads.md). The mapping is therefore:
  *  - a registered thread (GC_register_my_thread, GC_pthread_create, or the
- *    first allocation of an unregistered thread) is a rudo attached thread:
- *    compat_thread_attach;
+ *    first allocation of an unregistered thread) is a rudo thread attached
+ *    with RUDO_ATTACH_SIGNAL: bdwgc's clients never poll, so every
+ *    collection suspends it with a signal at once (compat_thread_attach);
+ *    the main thread, attached when the heap is made, is suspended so
+ *    after signal_stop_ms (2 ms) when it does not reach a safepoint;
  *  - waits the library performs for the program (GC_pthread_join,
- *    GC_call_with_alloc_lock's lock) run in a rudo blocking region, and
- *    GC_do_blocking is one;
- *  - a registered thread that runs for long without allocating delays
- *    collections (rudo prints which thread after RUDO_STOP_WARN_MS).
- * When signal-based suspension lands (issue 12, section 1),
- * compat_thread_attach switches to its signal-stopped attach mode and the
- * blocking regions around waits become unnecessary; nothing outside this
- * file changes. */
+ *    GC_call_with_alloc_lock's lock) still run in a rudo blocking region,
+ *    which spares the signal, and GC_do_blocking is one. */
 #include "compat.h"
 
 #include <dlfcn.h>
@@ -28,7 +25,9 @@
 static __thread int blocking_depth;
 
 int compat_thread_attach(void) {
-    int rc = rudo_thread_attach();
+    int rc = rudo_thread_attach_flags(RUDO_ATTACH_SIGNAL);
+    if (rc == RUDO_ESTATE && rudo_heap_exists())
+        rc = rudo_thread_attach(); /* signals are off (RUDO_SUSPEND_SIGNAL=0) */
     if (rc == RUDO_ESTATE) {
         fprintf(stderr, "rudo-compat: cannot attach a thread: no heap\n");
         abort();
@@ -142,8 +141,18 @@ GC_API void GC_pthread_exit(void *ret) {
 }
 
 GC_API int GC_pthread_sigmask(int how, const sigset_t *set, sigset_t *old) {
-    /* With cooperative stops no signal is reserved; once suspension uses
-     * signals, this is where the suspend signal is kept unblocked. */
+    /* As bdwgc: the suspend and restart signals stay unblocked, or a
+     * collection could only wait for the thread's next safepoint. */
+    if (set && (how == SIG_BLOCK || how == SIG_SETMASK) && rudo_heap_exists()) {
+        int sus, res;
+        rudo_stop_signals(&sus, &res);
+        sigset_t copy = *set;
+        if (sus)
+            sigdelset(&copy, sus);
+        if (res)
+            sigdelset(&copy, res);
+        return pthread_sigmask(how, &copy, old);
+    }
     return pthread_sigmask(how, set, old);
 }
 

@@ -970,6 +970,13 @@ enum {
  * RUDO_EINVAL for an unknown flag. Thread-safe. */
 RUDO_API int rudo_thread_attach_flags(unsigned flags);
 
+/* The signals the heap suspends and restarts threads with (the config's
+ * suspend_signal and restart_signal after the environment), each 0 when
+ * signal suspension is off: what a program must not block in attached
+ * threads (bdwgc's GC_pthread_sigmask removes them). Either pointer may
+ * be NULL. Aborts if no heap exists. Thread-safe. */
+RUDO_API void rudo_stop_signals(int *suspend, int *restart);
+
 /* Detaches the calling thread; its pages are handed back to the heap and
  * reused by other threads. Objects it allocated stay alive while reachable
  * from elsewhere. Aborts if the thread is not attached or is inside a

@@ -76,3 +76,14 @@ void rudo_heap_bounds(void **lo, void **hi) {
     if (hi)
         *hi = h->base + h->reserve;
 }
+
+void rudo_stop_signals(int *suspend, int *restart) {
+    rudo__heap *h = rudo__need_heap("rudo_stop_signals");
+    /* Immutable after creation; scan_stacks false turns signals off too
+     * (rudo_thread_attach_flags). */
+    bool on = h->cfg.suspend_signal != 0 && h->cfg.scan_stacks;
+    if (suspend)
+        *suspend = on ? (int)h->cfg.suspend_signal : 0;
+    if (restart)
+        *restart = on ? (int)h->cfg.restart_signal : 0;
+}
