@@ -16,6 +16,17 @@
 
 static int plain_create(pthread_t *t, void *(*fn)(void *), void *arg);
 
+#if defined(__SANITIZE_THREAD__)
+#define CT_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CT_UNDER_TSAN 1
+#endif
+#endif
+#ifndef CT_UNDER_TSAN
+#define CT_UNDER_TSAN 0
+#endif
+
 static void *collector(void *arg) {
     (void)arg;
     for (int i = 0; i < 1000; i++) {
@@ -97,7 +108,7 @@ int main(void) {
     CHECK(GC_pthread_join(s, NULL) == 0);
     CHECK(ok);
 
-#if defined(__SANITIZE_THREAD__) || (defined(__has_feature) && __has_feature(thread_sanitizer))
+#if CT_UNDER_TSAN
     /* ThreadSanitizer delivers signals only at its interceptors, and the
      * spinner calls none: it could never be stopped. */
     printf("skipped under ThreadSanitizer: a thread that never polls\n");
