@@ -179,12 +179,9 @@ GC_API void *GC_generic_malloc_uncollectable(size_t n, int k) {
 }
 
 /* ---- free ----
- * TODO(rudo_free): rudo has no explicit free on main yet; when rudo_free
- * lands, GC_free hands the cell back to its page instead. Until then the
- * object is zeroed, so that nothing it referred to is retained through it
- * (bdwgc's free list link would overwrite its first word too), and it is
- * reclaimed by the first collection that finds it unreachable. An
- * uncollectable object loses its root first. */
+ * rudo_free hands the cell back to its page (or zeroes it, on a page a
+ * thread is allocating from, for the next collection to reclaim: rudo.h).
+ * An uncollectable object loses its root first. */
 GC_API void GC_free(void *p) {
     if (!p)
         return;
@@ -208,7 +205,7 @@ GC_API void GC_free(void *p) {
         free(slot);
     }
     size_t sz = rudo_size(p);
-    memset(p, 0, sz);
+    rudo_free(p);
     /* Relaxed: a statistic. */
     __atomic_fetch_add(&compat.freed_explicitly, sz, __ATOMIC_RELAXED);
 }
