@@ -743,10 +743,14 @@ RUDO_API int rudo_weak_move(void **from, void **to);
  * slot with rudo_visit(tr, &slot), or a weak one with rudo_visit_weak
  * (cleared to NULL if its target dies: the slot must stay valid until the
  * collection ends, i.e. until the thread that owns it runs again).
- * Callbacks run on the collecting thread, one after another, before the
- * parallel marking, which marks what they report. fn must not allocate,
- * collect, touch the root registry, or take locks that mutators may hold
- * (they are stopped, maybe holding them); such calls from it abort.
+ * Each callback is a root task of the parallel marking: it runs on one of
+ * the marker threads (the collecting thread is one), concurrently with
+ * other callbacks and with the marking of other roots, and what it
+ * reports is marked by that marker. So callbacks must not write data that
+ * another callback reads; reading the stopped threads' data is safe. fn
+ * must not allocate, collect, touch the root registry, or take locks that
+ * mutators may hold (they are stopped, maybe holding them); such calls
+ * from it abort.
  * rudo_root_callback_add returns RUDO_OK, or RUDO_EEXIST for a pair
  * (fn, data) added already; rudo_root_callback_remove RUDO_OK or
  * RUDO_ENOENT. Both wait while a collection runs. Thread-safe. */
@@ -881,8 +885,9 @@ RUDO_API void rudo_collect_minor(void);
 typedef enum rudo_gc_phase {
     RUDO_PHASE_STOP = 0,  /* from the request until every thread stopped */
     RUDO_PHASE_ROOTS,     /* retiring pages, prepare, enumerating the roots
-                           * and running the root callbacks */
-    RUDO_PHASE_MARK,      /* the parallel closure and the ephemeron fixpoint */
+                           * into tasks (and card tasks of a minor one) */
+    RUDO_PHASE_MARK,      /* the parallel closure, root callbacks included,
+                           * and the ephemeron fixpoint */
     RUDO_PHASE_WEAK_FINAL,/* weak slots, finalization marking, ephemerons cleared */
     RUDO_PHASE_SWEEP,     /* the verifier (if on) and the eager sweep */
     RUDO_PHASE_COUNT

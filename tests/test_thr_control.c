@@ -4,9 +4,11 @@
  * tests for misuse. Precise setup: no stack or static-data scanning, so
  * the callbacks are the only roots. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "debug/debug.h"
 #include "rudo.h"
@@ -211,8 +213,54 @@ static void thread_cb_unattached(void *a) {
     rudo_thread_root_callback(visit_thread, NULL);
 }
 
+/* Root callbacks are root tasks of the parallel marking: with several
+ * markers, two callbacks run at the same time. Each waits (boundedly) for
+ * the other to start; run one after another, the first would wait out its
+ * bound alone. Each also reports its own slots, which must survive. */
+static _Atomic int cb_started, cb_overlap;
+static void *par_slots[2][1000];
+static void concurrent_cb(rudo_tracer *tr, void *data) {
+    void **slots = data;
+    if (atomic_fetch_add(&cb_started, 1) == 0) {
+        /* The first to start waits for the second to start meanwhile. */
+        for (int spin = 0; spin < 2000 && atomic_load(&cb_started) < 2; spin++) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+        if (atomic_load(&cb_started) >= 2)
+            atomic_store(&cb_overlap, 1);
+    }
+    for (int i = 0; i < 1000; i++)
+        rudo_visit(tr, &slots[i]);
+}
+
+static void test_parallel_callbacks(void) {
+    make_heap(2);
+    void *w[2] = {NULL, NULL};
+    for (int c = 0; c < 2; c++) {
+        for (int i = 0; i < 1000; i++)
+            par_slots[c][i] = rudo_alloc(RUDO_KIND_CONSERVATIVE, 32);
+        w[c] = par_slots[c][999];
+        CHECK_EQ(rudo_root_callback_add(concurrent_cb, par_slots[c]), RUDO_OK);
+    }
+    static void *weak[2];
+    weak[0] = w[0];
+    weak[1] = w[1];
+    CHECK_EQ(rudo_weak_register(&weak[0]), RUDO_OK);
+    CHECK_EQ(rudo_weak_register(&weak[1]), RUDO_OK);
+    atomic_store(&cb_started, 0);
+    atomic_store(&cb_overlap, 0);
+    rudo_collect();
+    CHECK(atomic_load(&cb_overlap) == 1);
+    CHECK(weak[0] == w[0] && weak[1] == w[1]); /* reported: kept */
+    CHECK_EQ(rudo_root_callback_remove(concurrent_cb, par_slots[0]), RUDO_OK);
+    CHECK_EQ(rudo_root_callback_remove(concurrent_cb, par_slots[1]), RUDO_OK);
+    rudo_heap_destroy();
+}
+
 int main(void) {
     test_start_watchdog();
+    test_parallel_callbacks();
     unsigned markers[] = {1, 3};
     for (size_t m = 0; m < 2; m++) {
         make_heap(markers[m]);

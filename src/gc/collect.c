@@ -153,7 +153,7 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
     }
     rudo__roots_enumerate(h, roots);
     rudo__final_enumerate(h, roots);
-    rudo__roots_callbacks(h, rudo__mark_root_tracer(h));
+    rudo__roots_callbacks(h, roots); /* run by the markers, in parallel */
     phase_end(h, ev, RUDO_PHASE_ROOTS, &t_phase);
     rudo__mark_closure(h);
     /* The order of the passes is docs/design.md's ("Weak references"). */

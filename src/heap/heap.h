@@ -216,6 +216,9 @@ static inline const rudo__finalizer *rudo__kind_fin(const rudo__kind *k) {
 typedef struct rudo__root_visitor {
     void (*range)(struct rudo__root_visitor *v, void *lo, void *hi);
     void (*slot)(struct rudo__root_visitor *v, void **slot);
+    /* A root callback (rudo_root_callback_add): fn(tracer, data) reports
+     * precise slots when the marking that consumes it calls it. */
+    void (*callback)(struct rudo__root_visitor *v, rudo_root_fn fn, void *data);
 } rudo__root_visitor;
 
 /* The world (threads/): the attached threads and the stop-the-world

@@ -610,6 +610,11 @@ static void task_slot(rudo__root_visitor *v, void **slot) {
     pool->slots[pool->nslots++] = slot;
 }
 
+static void task_callback(rudo__root_visitor *v, rudo_root_fn fn, void *data) {
+    rudo__mark_add_task(((task_visitor *)v)->pool, (struct rudo__root_task){
+        .type = RUDO_TASK_CALLBACK, .fn = fn, .data = data});
+}
+
 void rudo__mark_root_task(rudo__marker *mk, size_t i) {
     rudo__mark_pool *pool = mk->pool;
     struct rudo__root_task *t = &pool->tasks[i];
@@ -623,6 +628,16 @@ void rudo__mark_root_task(rudo__marker *mk, size_t i) {
         break;
     case RUDO_TASK_CARDS:
         rudo__cards_task(mk, t);
+        break;
+    case RUDO_TASK_CALLBACK:
+        /* On whichever marker takes it, concurrently with the other
+         * tasks (rudo.h states the contract). A callback that allocates,
+         * collects or calls rudo_safepoint aborts with a message instead
+         * of parking forever (rudo__check_context). */
+        rudo__tracing_kind = "(root callback)";
+        t->fn(&mk->tr, t->data);
+        rudo__tracing_kind = NULL;
+        flush_slots(&mk->tr);
         break;
     }
 }
@@ -669,13 +684,10 @@ rudo__root_visitor *rudo__mark_begin(rudo__heap *h) {
     for (unsigned i = 0; i < pool->n; i++)
         setup_marker(pool->m[i]);
     pool->ntasks = pool->nslots = 0;
-    pool->roots = (task_visitor){{task_range, task_slot}, pool};
+    pool->roots = (task_visitor){{task_range, task_slot, task_callback}, pool};
     return &pool->roots.v;
 }
 
-rudo_tracer *rudo__mark_root_tracer(rudo__heap *h) {
-    return &h->pool->m[0]->tr;
-}
 
 void rudo__mark_closure(rudo__heap *h) {
     rudo__mark_pool *pool = h->pool;

@@ -18,6 +18,7 @@ enum rudo__task_type {
     RUDO_TASK_RANGE,  /* a conservative range [lo, hi) */
     RUDO_TASK_SLOTS,  /* precise slots pool->slots[first .. first+count) */
     RUDO_TASK_CARDS,  /* minor collections: old objects on dirty cards (cards.c) */
+    RUDO_TASK_CALLBACK, /* a root callback: fn(the marker's tracer, data) */
 };
 struct rudo__root_task {
     uint8_t type;     /* rudo__task_type */
@@ -29,6 +30,8 @@ struct rudo__root_task {
     size_t first, count;
     uint32_t c0, c1;
     size_t snap;
+    rudo_root_fn fn;  /* callback */
+    void *data;
 };
 
 /* The root visitor of a collection: makes root tasks of the pool. */
@@ -132,9 +135,6 @@ typedef struct rudo__mark_pool {
  *  - rudo__mark_end restores the switches and sums the statistics into
  *    h->mark.last. */
 rudo__root_visitor *rudo__mark_begin(rudo__heap *h);
-/* Between begin and closure: the tracer root callbacks report slots to
- * (the collector's marker's; what it marks is traced by the closure). */
-rudo_tracer *rudo__mark_root_tracer(rudo__heap *h);
 void rudo__mark_closure(rudo__heap *h);
 void rudo__mark_from(rudo__heap *h, void *obj);
 /* Marks what obj references and everything that reaches, but not obj

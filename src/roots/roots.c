@@ -190,16 +190,11 @@ void rudo_thread_root_callback(rudo_root_fn fn, void *data) {
     rudo__lock_release(&h->world.lock);
 }
 
-void rudo__roots_callbacks(rudo__heap *h, rudo_tracer *tr) {
-    /* A callback that allocates, collects or calls rudo_safepoint aborts
-     * with a message instead of parking forever (rudo__check_context). */
-    rudo__tracing_kind = "(root callback)";
+void rudo__roots_callbacks(rudo__heap *h, rudo__root_visitor *v) {
     rudo__roots *r = &h->roots;
     for (size_t i = 0; i < r->ncbs; i++)
-        r->cbs[i].fn(tr, r->cbs[i].data);
+        v->callback(v, r->cbs[i].fn, r->cbs[i].data);
     for (rudo__mutator *m = h->world.mutators; m; m = m->next)
         if (m->root_fn)
-            m->root_fn(tr, m->root_data);
-    rudo__tracing_kind = NULL;
-    rudo__tracer_flush(tr);
+            v->callback(v, m->root_fn, m->root_data);
 }

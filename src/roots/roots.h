@@ -22,9 +22,9 @@ void rudo__roots_destroy(rudo__heap *h);
 rudo__roots *rudo__registry_begin(rudo__heap *h);
 void rudo__registry_end(rudo__heap *h);
 
-/* Calls the root callbacks (global ones in the order added, then each
- * mutator's) with tr, then flushes tr (world stopped). */
-void rudo__roots_callbacks(rudo__heap *h, rudo_tracer *tr);
+/* Shows v the root callbacks, global ones in the order added, then each
+ * mutator's (world stopped); the marking calls them (mark.c). */
+void rudo__roots_callbacks(rudo__heap *h, rudo__root_visitor *v);
 
 /* ---- weak.c ---- */
 /* Clears the registered weak slots whose target is in an unmarked cell
