@@ -23,8 +23,6 @@
  * (mark.c), and what they mark goes through the deques, so minor
  * collections are parallel like major ones. Cards are cleared only after
  * marking has ended (rudo__cards_clear). */
-#include <string.h>
-
 #include "base/base.h"
 #include "mark/mark.h"
 
@@ -170,6 +168,26 @@ void rudo__cards_task(rudo__marker *mk, const struct rudo__root_task *t) {
     }
 }
 
+/* Clears n cards from c (whole pages: words), writing only the words that
+ * are not zero: the cards of memory never written through the barrier
+ * stay untouched, so they never become resident (a 48 GiB object has
+ * 96 MiB of cards). */
+static void clear_cards(uint8_t *c, size_t n) {
+    uint64_t *w = (uint64_t *)(void *)c;
+    for (size_t i = 0; i < n / 8; i++)
+        if (w[i])
+            w[i] = 0;
+}
+
 void rudo__cards_clear(rudo__heap *h) {
-    memset(h->cards, 0, rudo__hwm(h) * RUDO_CARDS_PER_PAGE);
+    for (size_t pi = 0; pi < rudo__hwm(h); pi = rudo__pages_next(h, pi)) {
+        rudo__page *p = &h->pages[pi];
+        if (p->type != RUDO_PAGE_SMALL && p->type != RUDO_PAGE_LARGE)
+            continue;
+        /* Atomic objects are never scanned, whatever their cards say. */
+        if (h->kinds[p->kind].tracing == RUDO_TRACE_ATOMIC)
+            continue;
+        size_t n = p->type == RUDO_PAGE_LARGE ? p->span : 1;
+        clear_cards(rudo__page_cards(h, pi), n * RUDO_CARDS_PER_PAGE);
+    }
 }

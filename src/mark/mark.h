@@ -165,7 +165,8 @@ void rudo__mark_scan_words(rudo__marker *mk, const rudo__kind *k, char *obj,
 size_t rudo__mark_cards(rudo__heap *h);
 /* Runs card task t: traces the old objects on its dirty cards. */
 void rudo__cards_task(rudo__marker *mk, const struct rudo__root_task *t);
-/* After marking (minor or major): every card clean again. */
+/* After marking (minor or major): every card of a page in use clean
+ * again (those of atomic objects are never read and left alone). */
 void rudo__cards_clear(rudo__heap *h);
 /* The ephemeron fixpoint (world stopped, after the closure; the collector
  * marks alone): marks the values of pending ephemerons whose key is marked
