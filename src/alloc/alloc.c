@@ -46,20 +46,29 @@ static void retire_page(rudo__heap *h, rudo__page *p, void *head, size_t exact) 
         rudo__avail_add(h, p);
 }
 
-void rudo__alloc_retire_all(rudo__heap *h, rudo__kind_alloc **kalloc) {
+/* Calls fn for each current page of a thread's allocators: its kind
+ * state and class. */
+static void each_current(rudo__heap *h, rudo__kind_alloc **kalloc,
+                         void (*fn)(rudo__heap *h, rudo__kind_alloc *ka, unsigned c)) {
     for (unsigned k = 0; k < RUDO_MAX_KINDS; k++) {
         rudo__kind_alloc *ka = kalloc[k];
         if (!ka)
             continue;
-        for (unsigned c = 0; c < RUDO_NCLASSES; c++) {
-            if (ka->pages[c]) {
-                retire_page(h, ka->pages[c], ka->lists[c], ka->exact_below[c]);
-                ka->pages[c] = NULL;
-                ka->lists[c] = NULL;
-                ka->exact_below[c] = 0;
-            }
-        }
+        for (unsigned c = 0; c < RUDO_NCLASSES; c++)
+            if (ka->pages[c])
+                fn(h, ka, c);
     }
+}
+
+static void retire_one(rudo__heap *h, rudo__kind_alloc *ka, unsigned c) {
+    retire_page(h, ka->pages[c], ka->lists[c], ka->exact_below[c]);
+    ka->pages[c] = NULL;
+    ka->lists[c] = NULL;
+    ka->exact_below[c] = 0;
+}
+
+void rudo__alloc_retire_all(rudo__heap *h, rudo__kind_alloc **kalloc) {
+    each_current(h, kalloc, retire_one);
 }
 
 /* The head of a suspended thread's list. volatile: the collector reads
@@ -69,50 +78,31 @@ static void *frozen_head(rudo__kind_alloc *ka, unsigned c) {
     return *(void *volatile *)&ka->lists[c];
 }
 
-void rudo__alloc_freeze_all(rudo__heap *h, rudo__kind_alloc **kalloc) {
+static void freeze_one(rudo__heap *h, rudo__kind_alloc *ka, unsigned c) {
+    rudo__page *p = ka->pages[c];
     (void)h; /* read by the assertion only */
-    for (unsigned k = 0; k < RUDO_MAX_KINDS; k++) {
-        rudo__kind_alloc *ka = kalloc[k];
-        if (!ka)
-            continue;
-        for (unsigned c = 0; c < RUDO_NCLASSES; c++) {
-            rudo__page *p = ka->pages[c];
-            if (!p)
-                continue;
-            /* Current pages are always swept in this cycle: taken swept,
-             * or thawed by the last collection. Prepare relies on it. */
-            RUDO_ASSERT(rudo__ld(&p->swept_gc) == h->gc_count);
-            set_alloc_range(p, ka->exact_below[c], head_index(p, frozen_head(ka, c)));
-        }
-    }
+    /* Current pages are always swept in this cycle: taken swept, or
+     * thawed by the last collection. Prepare relies on it. */
+    RUDO_ASSERT(rudo__ld(&p->swept_gc) == h->gc_count);
+    set_alloc_range(p, ka->exact_below[c], head_index(p, frozen_head(ka, c)));
+}
+
+void rudo__alloc_freeze_all(rudo__heap *h, rudo__kind_alloc **kalloc) {
+    each_current(h, kalloc, freeze_one);
+}
+
+static void thaw_one(rudo__heap *h, rudo__kind_alloc *ka, unsigned c) {
+    rudo__page *p = ka->pages[c];
+    rudo__sweep_fold(p);
+    rudo__st(&p->swept_gc, h->gc_count);
+    ka->exact_below[c] = (uint32_t)head_index(p, frozen_head(ka, c));
+    /* Still being allocated from: the next minor collection must sweep
+     * it like any page taken since (sweep.c). */
+    rudo__page_touch(h, p);
 }
 
 void rudo__alloc_thaw_all(rudo__heap *h, rudo__kind_alloc **kalloc) {
-    for (unsigned k = 0; k < RUDO_MAX_KINDS; k++) {
-        rudo__kind_alloc *ka = kalloc[k];
-        if (!ka)
-            continue;
-        for (unsigned c = 0; c < RUDO_NCLASSES; c++) {
-            rudo__page *p = ka->pages[c];
-            if (!p)
-                continue;
-            for (size_t w = 0; w * 64 < p->ncells; w++) {
-                uint64_t was = rudo__ld(&p->bits[w].alloc);
-                uint64_t live = was & rudo__ld(&p->bits[w].mark);
-                /* Dead cells keep their contents: the page's next sweep
-                 * must zero every free cell (sweep.c). */
-                if (live != was)
-                    p->dirty = 1;
-                rudo__st(&p->bits[w].alloc, live);
-                p->fin[w] &= live;
-            }
-            rudo__st(&p->swept_gc, h->gc_count);
-            ka->exact_below[c] = (uint32_t)head_index(p, frozen_head(ka, c));
-            /* Still being allocated from: the next minor collection must
-             * sweep it like any page taken since (sweep.c). */
-            rudo__page_touch(h, p);
-        }
-    }
+    each_current(h, kalloc, thaw_one);
 }
 
 static void count_alloc(rudo__heap *h, size_t bytes) {

@@ -10,6 +10,19 @@ static inline uint64_t mark_word(const rudo__page *p, size_t w) {
     return rudo__ld(&p->bits[w].mark);
 }
 
+void rudo__sweep_fold(rudo__page *p) {
+    for (size_t w = 0; w * 64 < p->ncells; w++) {
+        uint64_t was = rudo__ld(&p->bits[w].alloc);
+        uint64_t live = was & mark_word(p, w);
+        /* Dead cells are free now but not zeroed: the page's next sweep
+         * must zero all free cells, not only the newly dead ones. */
+        if (was != live)
+            p->dirty = 1;
+        rudo__st(&p->bits[w].alloc, live);
+        p->fin[w] &= live;
+    }
+}
+
 void rudo__sweep_prepare(rudo__heap *h, bool major) {
     for (size_t pi = 0; pi < rudo__hwm(h); pi = rudo__pages_next(h, pi)) {
         rudo__page *p = &h->pages[pi];
@@ -31,21 +44,11 @@ void rudo__sweep_prepare(rudo__heap *h, bool major) {
         /* After this pass alloc ⊆ mark; a major collection then clears
          * the marks, and its dead old cells unsettle the page again. */
         p->settled = !major;
-        for (size_t w = 0; w * 64 < p->ncells; w++) {
-            if (unswept) {
-                /* Cells that died in an earlier collection are free, but
-                 * not zeroed: the page's next sweep must zero all free
-                 * cells, not only the newly dead ones. */
-                uint64_t was = rudo__ld(&p->bits[w].alloc);
-                uint64_t a = was & mark_word(p, w);
-                if (was != a)
-                    p->dirty = 1;
-                rudo__st(&p->bits[w].alloc, a);
-                p->fin[w] &= a;
-            }
-            if (major)
+        if (unswept)
+            rudo__sweep_fold(p); /* cells that died earlier become free */
+        if (major)
+            for (size_t w = 0; w * 64 < p->ncells; w++)
                 rudo__st(&p->bits[w].mark, 0);
-        }
         rudo__st(&p->swept_gc, h->gc_count);
     }
 }
