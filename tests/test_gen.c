@@ -273,6 +273,24 @@ static void finalizers(void) {
     n = NULL;
     rudo_collect_minor();
     CHECK_EQ(finalized, 1);
+    /* A kind's finalizer: a young object that dies is finalized after a
+     * minor collection; an old one only after a major one. */
+    static const uint64_t two = 3;
+    rudo_kind kf = rudo_kind_layout("gen-final", 4, &two);
+    rudo_kind_set_finalizer(kf, fin, NULL);
+    static node *old_one;
+    rudo_root_add((void **)&old_one);
+    old_one = rudo_alloc(kf, sizeof(node));
+    rudo_collect(); /* old */
+    (void)rudo_alloc(kf, sizeof(node)); /* young garbage */
+    old_one = NULL;
+    finalized = 0;
+    rudo_collect_minor();
+    CHECK_EQ(finalized, 1); /* the young one */
+    rudo_collect_minor();
+    CHECK_EQ(finalized, 1); /* the old one is still old */
+    rudo_collect();
+    CHECK_EQ(finalized, 2);
     rudo_heap_destroy();
 }
 

@@ -154,30 +154,40 @@ static void add_due(void ***objs, size_t *n, size_t *cap, void *obj) {
     (*objs)[(*n)++] = obj;
 }
 
-size_t rudo__final_find_due(rudo__heap *h, void ***out) {
+/* Queues the due objects of page p (see rudo__final_find_due). */
+static void page_due(rudo__heap *h, rudo__page *p, void ***due_objs, size_t *ndue,
+                     size_t *cap) {
+    /* rudo_kind_set_finalizer may run meanwhile (from a thread that is
+     * not stopped): a page's objects are queued if its kind had a
+     * finalizer when this loop reached the page. Which pair runs is
+     * decided when it runs (rudo__final_run). */
+    if ((p->type != RUDO_PAGE_SMALL && p->type != RUDO_PAGE_LARGE) ||
+        !rudo__kind_fin(&h->kinds[p->kind]))
+        return;
+    char *start = rudo__page_addr(p);
+    for (size_t w = 0; w * 64 < p->ncells; w++) {
+        uint64_t due = rudo__ld(&p->bits[w].alloc) & ~p->fin[w] & ~rudo__ld(&p->bits[w].mark);
+        while (due) {
+            size_t i = w * 64 + (size_t)__builtin_ctzll(due);
+            due &= due - 1;
+            p->fin[w] |= (uint64_t)1 << (i % 64);
+            add_due(due_objs, ndue, cap, start + i * p->cell_size);
+        }
+    }
+}
+
+size_t rudo__final_find_due(rudo__heap *h, bool major, void ***out) {
     rudo__final *f = &h->final;
     void **due_objs = NULL;
     size_t ndue = 0, cap = 0;
-    for (size_t pi = 0; pi < rudo__hwm(h); pi = rudo__pages_next(h, pi)) {
-        rudo__page *p = &h->pages[pi];
-        /* rudo_kind_set_finalizer may run meanwhile (from a thread that is
-         * not stopped): a page's objects are queued if its kind had a
-         * finalizer when this loop reached the page. Which pair runs is
-         * decided when it runs (rudo__final_run). */
-        if ((p->type != RUDO_PAGE_SMALL && p->type != RUDO_PAGE_LARGE) ||
-            !rudo__kind_fin(&h->kinds[p->kind]))
-            continue;
-        char *start = rudo__page_addr(p);
-        for (size_t w = 0; w * 64 < p->ncells; w++) {
-            uint64_t due = rudo__ld(&p->bits[w].alloc) & ~p->fin[w] & ~rudo__ld(&p->bits[w].mark);
-            while (due) {
-                size_t i = w * 64 + (size_t)__builtin_ctzll(due);
-                due &= due - 1;
-                p->fin[w] |= (uint64_t)1 << (i % 64);
-                add_due(&due_objs, &ndue, &cap, start + i * p->cell_size);
-            }
-        }
+    if (!major) {
+        /* Young objects are only on touched pages (heap.h). A page may be
+         * listed twice; its fin bits stop a second queuing. */
+        for (size_t i = 0; i < h->ntouched; i++)
+            page_due(h, &h->pages[h->touched[i]], &due_objs, &ndue, &cap);
     }
+    for (size_t pi = 0; major && pi < rudo__hwm(h); pi = rudo__pages_next(h, pi))
+        page_due(h, &h->pages[pi], &due_objs, &ndue, &cap);
     size_t nkind = ndue;
     rudo__lock_acquire(&f->lock);
     for (size_t i = 0; i < nkind; i++)

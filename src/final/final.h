@@ -22,8 +22,10 @@ int rudo__final_unregister(rudo__heap *h, void *obj);
  * h->final_queued. The collector then marks from each, so that every
  * finalizer sees its object intact. Queuing all before marking any means
  * objects that die together are finalized after the same collection, even
- * when one references another (in no particular order). */
-size_t rudo__final_find_due(rudo__heap *h, void ***out);
+ * when one references another (in no particular order). A minor
+ * collection (major false) looks only at the pages touched since the last
+ * collection: the others hold only old objects, all marked. */
+size_t rudo__final_find_due(rudo__heap *h, bool major, void ***out);
 /* Ordered finalization (bdwgc's order; docs/design.md, "Finalization"),
  * after rudo__final_find_due: the candidates are the unmarked objects with
  * an ordered registration (a malloc'd array in *out, their number as the

@@ -163,7 +163,7 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
      * known, before the objects due for finalization are marked. */
     uint64_t weak = rudo__weak_clear(h, false) + rudo__mark_weak_clear(h);
     void **due, **cand, **odue;
-    size_t ndue = rudo__final_find_due(h, &due);
+    size_t ndue = rudo__final_find_due(h, major, &due);
     /* Ordered finalization: what an ordered candidate refers to is kept
      * (marked), so a candidate another dying object refers to waits for
      * the next collection; one that reaches itself is on a cycle. */
