@@ -31,31 +31,10 @@
  * told otherwise (as test_thr_fork). */
 const char *__tsan_default_options(void) { return "die_after_fork=0"; }
 
-typedef struct node {
-    struct node *next;
-    uint64_t val, check;
-} node;
+typedef test_lnode node;
 
 static rudo_kind k_node;
 
-static node *make_list(int n, uint64_t seed) {
-    node *head = NULL;
-    for (int i = 0; i < n; i++) {
-        node *x = rudo_alloc(k_node, sizeof *x);
-        x->next = head;
-        x->val = seed + (uint64_t)i;
-        x->check = test_mix64(x->val);
-        head = x;
-    }
-    return head;
-}
-
-static bool list_ok(const node *x, int n, uint64_t seed) {
-    for (int i = n - 1; i >= 0; i--, x = x->next)
-        if (!x || x->val != seed + (uint64_t)i || x->check != test_mix64(x->val))
-            return false;
-    return x == NULL;
-}
 
 static atomic_int stop_all;
 
@@ -90,7 +69,7 @@ static void *collect_main(void *arg) {
 
 static void test_fork(void) {
     atomic_store(&stop_all, 0);
-    node *before = make_list(300, 42);
+    node *before = test_list_make(k_node, 300, 42);
     pthread_t a[2], c;
     for (int i = 0; i < 2; i++)
         pthread_create(&a[i], NULL, alloc_main, (void *)(uintptr_t)(i + 1));
@@ -105,15 +84,15 @@ static void test_fork(void) {
         pid_t pid = fork();
         if (pid == 0) {
             /* The child: one thread, the heap usable. */
-            node *after = make_list(2000, 7);
+            node *after = test_list_make(k_node, 2000, 7);
             for (int i = 0; i < 5; i++) {
                 rudo_collect();
-                void *volatile junk = make_list(500, 99);
+                void *volatile junk = test_list_make(k_node, 500, 99);
                 (void)junk;
             }
             rudo_stats st;
             rudo_get_stats(&st);
-            bool good = list_ok(before, 300, 42) && list_ok(after, 2000, 7) &&
+            bool good = test_list_ok(before, 300, 42) && test_list_ok(after, 2000, 7) &&
                         st.threads_attached == 1;
             _exit(good ? 0 : 1);
         }
@@ -131,7 +110,7 @@ static void test_fork(void) {
     rudo_blocking_leave();
     printf("fork: %d of %d children passed\n", ok, rounds);
     CHECK_EQ(ok, rounds);
-    CHECK(list_ok(before, 300, 42));
+    CHECK(test_list_ok(before, 300, 42));
 }
 
 /* ---- pthread_cancel ---------------------------------------------------------------- */
@@ -148,7 +127,7 @@ static void cleanup(void *arg) {
 static void *waiter_main(void *arg) {
     (void)arg;
     rudo_thread_attach();
-    node *mine = make_list(50, 3);
+    node *mine = test_list_make(k_node, 50, 3);
     (void)mine;
     pthread_mutex_lock(&mu);
     pthread_cleanup_push(cleanup, NULL);

@@ -31,32 +31,9 @@
 
 static rudo_kind k_node;
 
-typedef struct node {
-    struct node *next;
-    uint64_t val, check;
-} node;
+typedef test_lnode node;
 
-static uint64_t check_of(uint64_t v) { return test_mix64(v ^ 0x5bd1e995u); }
 
-/* A list of n nodes, held by the caller only. */
-static node *make_list(int n, uint64_t seed) {
-    node *head = NULL;
-    for (int i = 0; i < n; i++) {
-        node *x = rudo_alloc(k_node, sizeof *x);
-        x->next = head;
-        x->val = seed + (uint64_t)i;
-        x->check = check_of(x->val);
-        head = x;
-    }
-    return head;
-}
-
-static int list_ok(const node *x, int n, uint64_t seed) {
-    for (int i = n - 1; i >= 0; i--, x = x->next)
-        if (!x || x->val != seed + (uint64_t)i || x->check != check_of(x->val))
-            return 0;
-    return x == NULL;
-}
 
 /* ---- the worker that collects ---------------------------------------------- */
 static atomic_int collected;
@@ -82,7 +59,7 @@ static uint64_t now_ms(void) {
 }
 
 static void test_join(void) {
-    node *mine = make_list(200, 1000);
+    node *mine = test_list_make(k_node, 200, 1000);
     uint64_t stops0 = rudo__debug_signal_stops();
     uint64_t t0 = now_ms();
     atomic_store(&collected, 0);
@@ -97,7 +74,7 @@ static void test_join(void) {
     CHECK_EQ(atomic_load(&collected), COLLECTIONS);
     /* The main thread was stopped by signal in (nearly) every collection. */
     CHECK(stops >= COLLECTIONS / 2);
-    CHECK(list_ok(mine, 200, 1000));
+    CHECK(test_list_ok(mine, 200, 1000));
 }
 
 /* ---- a condition variable ---------------------------------------------------- */
@@ -115,7 +92,7 @@ static void *collector_then_signal(void *arg) {
 }
 
 static void test_condvar(void) {
-    node *mine = make_list(150, 5000);
+    node *mine = test_list_make(k_node, 150, 5000);
     atomic_store(&collected, 0);
     done = 0;
     pthread_t t;
@@ -126,7 +103,7 @@ static void test_condvar(void) {
     pthread_mutex_unlock(&mu);
     printf("condvar: %d collections\n", atomic_load(&collected));
     CHECK_EQ(atomic_load(&collected), COLLECTIONS);
-    CHECK(list_ok(mine, 150, 5000));
+    CHECK(test_list_ok(mine, 150, 5000));
     rudo_blocking_enter();
     pthread_join(t, NULL);
     rudo_blocking_leave();
@@ -146,7 +123,7 @@ static void *holder_main(void *arg) {
 }
 
 static void test_mutex(void) {
-    node *mine = make_list(100, 9000);
+    node *mine = test_list_make(k_node, 100, 9000);
     atomic_store(&collected, 0);
     pthread_t holder, coll;
     pthread_create(&holder, NULL, holder_main, &coll);
@@ -159,7 +136,7 @@ static void test_mutex(void) {
     pthread_mutex_unlock(&held);
     printf("mutex: %d collections\n", atomic_load(&collected));
     CHECK_EQ(atomic_load(&collected), COLLECTIONS);
-    CHECK(list_ok(mine, 100, 9000));
+    CHECK(test_list_ok(mine, 100, 9000));
     rudo_blocking_enter();
     pthread_join(holder, NULL);
     rudo_blocking_leave();

@@ -140,3 +140,26 @@ test_tnode *test_tree_make(rudo_kind kind, int depth, uint64_t *rng) {
     n->sum = test_tree_sum(n);
     return n;
 }
+
+test_lnode *test_list_make(rudo_kind kind, int n, uint64_t seed) {
+    test_lnode *head = NULL;
+    for (int i = 0; i < n; i++) {
+        test_lnode *x = rudo_alloc(kind, sizeof *x);
+        if (!x) {
+            fprintf(stderr, "test_list_make: allocation returned NULL\n");
+            abort();
+        }
+        x->next = head;
+        x->val = seed + (uint64_t)i;
+        x->check = test_mix64(x->val ^ 0x5bd1e995u);
+        head = x;
+    }
+    return head;
+}
+
+bool test_list_ok(const test_lnode *x, int n, uint64_t seed) {
+    for (int i = n - 1; i >= 0; i--, x = x->next)
+        if (!x || x->val != seed + (uint64_t)i || x->check != test_mix64(x->val ^ 0x5bd1e995u))
+            return false;
+    return x == NULL;
+}

@@ -95,4 +95,16 @@ uint64_t test_tree_sum(const test_tnode *n);
  * aborts if allocation returns NULL. */
 test_tnode *test_tree_make(rudo_kind kind, int depth, uint64_t *rng);
 
+/* A singly linked list node with a checked value, for tests that build
+ * lists and verify them after collections. */
+typedef struct test_lnode {
+    struct test_lnode *next;
+    uint64_t val, check;
+} test_lnode;
+/* A list of n nodes of kind `kind` (values seed .. seed+n-1, the last
+ * first), held by the caller only; aborts if allocation returns NULL. */
+test_lnode *test_list_make(rudo_kind kind, int n, uint64_t seed);
+/* Whether x is exactly such a list, every node's check intact. */
+bool test_list_ok(const test_lnode *x, int n, uint64_t seed);
+
 #endif
