@@ -337,18 +337,12 @@ uint64_t rudo__mark_weak_clear(rudo__heap *h) {
     return cleared;
 }
 
-/* Marks through words [from, to) of obj, of a conservative or layout kind
- * (a layout repeats every layout_words words). */
+/* Marks through the pointer words in [from, to) of a layout kind's object
+ * at w (the layout repeats every layout_words words). */
 static inline __attribute__((always_inline)) void
-scan_words(rudo__marker *mk, const rudo__kind *k, char *obj, size_t from,
-           size_t to) {
-    void **w = (void **)obj;
-    if (k->tracing == RUDO_TRACE_CONSERVATIVE) {
-        scan_range(mk, w + from, w + to);
-        return;
-    }
+scan_layout(rudo__marker *mk, const rudo__kind *k, void **w, size_t from,
+            size_t to, bool base_only) {
     size_t lw = k->layout_words;
-    bool base_only = k->base_only; /* RUDO_KIND_BASE_ONLY */
     if (lw <= 64) {
         /* One bitmap word: visit its set bits, repeated per struct. */
         /* (from is 0 but for chunks: no division on the common path) */
@@ -375,6 +369,22 @@ scan_words(rudo__marker *mk, const rudo__kind *k, char *obj, size_t from,
         if (++j == lw)
             j = 0;
     }
+}
+
+/* Marks through words [from, to) of obj, of a conservative or layout kind
+ * (a layout repeats every layout_words words). scan_layout is inlined
+ * twice, with base_only a constant, so the common kind's loop carries no
+ * test of the flag per slot. */
+static inline __attribute__((always_inline)) void
+scan_words(rudo__marker *mk, const rudo__kind *k, char *obj, size_t from,
+           size_t to) {
+    void **w = (void **)obj;
+    if (k->tracing == RUDO_TRACE_CONSERVATIVE)
+        scan_range(mk, w + from, w + to);
+    else if (RUDO_UNLIKELY(k->base_only)) /* RUDO_KIND_BASE_ONLY */
+        scan_layout(mk, k, w, from, to, true);
+    else
+        scan_layout(mk, k, w, from, to, false);
 }
 
 /* Large scanned objects are cut into chunks that are queued separately
