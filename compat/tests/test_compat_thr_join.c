@@ -9,6 +9,8 @@
 #include <gc.h>
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
 #include <signal.h>
 #include <string.h>
 
@@ -61,7 +63,7 @@ static void *self_registered(void *arg) {
  * Stopped by signal at every collection (compat/threads.c); the object
  * must survive. It also blocks every signal through GC_pthread_sigmask,
  * which must leave the suspend and restart signals unblocked. */
-static volatile int spin_stop;
+static volatile int spin_stop, spin_ready;
 static void *spinner(void *arg) {
     sigset_t all, now;
     sigfillset(&all);
@@ -70,13 +72,17 @@ static void *spinner(void *arg) {
     int unblocked = !sigismember(&now, SIGPWR) && !sigismember(&now, SIGXCPU);
     char *volatile p = GC_malloc(4096);
     memset(p, 0x5a, 4096);
+    spin_ready = 1;
     unsigned long spins = 0;
     while (!spin_stop)
         spins++;
-    int ok = unblocked && spins > 0;
+    int intact = 1;
     for (int i = 0; i < 4096; i++)
-        ok = ok && p[i] == 0x5a;
-    *(int *)arg = ok;
+        intact = intact && p[i] == 0x5a;
+    if (!unblocked || !intact)
+        fprintf(stderr, "spinner: stop signals %s, object %s\n",
+                unblocked ? "unblocked" : "BLOCKED", intact ? "intact" : "CHANGED");
+    *(int *)arg = unblocked && intact && spins > 0;
     return NULL;
 }
 
@@ -118,6 +124,8 @@ int main(void) {
     int spun = 0;
     pthread_t sp; /* GC_pthread_create */
     CHECK(pthread_create(&sp, NULL, spinner, &spun) == 0);
+    while (!spin_ready)
+        sched_yield(); /* registered and spinning before the collections */
     GC_word at = GC_get_gc_no();
     for (int i = 0; i < 200; i++) {
         char *q = GC_malloc(4096); /* garbage, to reuse the spinner's cells */
