@@ -20,34 +20,6 @@
 #include "rudo.h"
 #include "testlib.h"
 
-static int cap_fd = -1, saved_fd = -1;
-
-static void capture_begin(void) {
-    char path[] = "/tmp/rudo-sigblock-XXXXXX";
-    cap_fd = mkstemp(path);
-    if (cap_fd < 0) {
-        perror("mkstemp");
-        exit(2);
-    }
-    unlink(path);
-    fflush(stderr);
-    saved_fd = dup(2);
-    dup2(cap_fd, 2);
-}
-
-static const char *captured(char *buf, size_t cap) {
-    ssize_t n = pread(cap_fd, buf, cap - 1, 0);
-    buf[n > 0 ? n : 0] = '\0';
-    return buf;
-}
-
-static void capture_end(void) {
-    fflush(stderr);
-    dup2(saved_fd, 2);
-    close(saved_fd);
-    close(cap_fd);
-}
-
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0) {
@@ -87,7 +59,7 @@ static void *releaser_main(void *arg) {
     (void)arg;
     static char buf[8192];
     for (int ms = 0; ms < 15000; ms += 20) {
-        if (strstr(captured(buf, sizeof buf), "rudo-sigblock"))
+        if (strstr(test_captured(buf, sizeof buf), "rudo-sigblock"))
             break;
         sleep_ms(20);
     }
@@ -103,15 +75,15 @@ static const char *stall(void *(*worker)(void *)) {
     pthread_create(&w, NULL, worker, NULL);
     while (!atomic_load(&ready))
         sleep_ms(1);
-    capture_begin();
+    test_capture_begin();
     pthread_create(&r, NULL, releaser_main, NULL);
     rudo_collect(); /* returns once the worker reached its safepoint */
     rudo_blocking_enter();
     pthread_join(r, NULL);
     pthread_join(w, NULL);
     rudo_blocking_leave();
-    const char *text = captured(buf, sizeof buf);
-    capture_end();
+    const char *text = test_captured(buf, sizeof buf);
+    test_capture_end();
     printf("stderr:\n%s", text);
     return text;
 }

@@ -30,37 +30,6 @@ static void sleep_ms(long ms) {
     }
 }
 
-/* ---- stderr captured in a file ------------------------------------------- */
-static int cap_fd = -1, saved_fd = -1;
-static char cap_path[64];
-
-static void capture_begin(void) {
-    strcpy(cap_path, "/tmp/rudo-watchdog-XXXXXX");
-    cap_fd = mkstemp(cap_path);
-    if (cap_fd < 0) {
-        perror("mkstemp");
-        exit(2);
-    }
-    unlink(cap_path);
-    fflush(stderr);
-    saved_fd = dup(2);
-    dup2(cap_fd, 2);
-}
-
-/* What stderr received so far (static buffer; safe from any thread while
- * capturing, it only reads the file). */
-static const char *captured(char *buf, size_t cap) {
-    ssize_t n = pread(cap_fd, buf, cap - 1, 0);
-    buf[n > 0 ? n : 0] = '\0';
-    return buf;
-}
-
-static void capture_end(void) {
-    fflush(stderr);
-    dup2(saved_fd, 2);
-    close(saved_fd);
-}
-
 static size_t count(const char *hay, const char *needle) {
     size_t n = 0;
     for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
@@ -113,7 +82,7 @@ static void *releaser_main(void *arg) {
     releaser *r = arg;
     static char buf[16384];
     for (r->waited_ms = 0; r->waited_ms < 15000; r->waited_ms += 20) {
-        const char *text = captured(buf, sizeof buf);
+        const char *text = test_captured(buf, sizeof buf);
         bool all = true;
         for (int i = 0; i < r->nw; i++)
             if (count(text, r->w[i].name) < r->want_lines)
@@ -155,7 +124,7 @@ static const char *stall_collection(worker *w, int nw, size_t want_lines) {
         pthread_create(&w[i].thread, NULL, worker_main, &w[i]);
     while (atomic_load(&nready) < nw)
         sched_yield();
-    capture_begin();
+    test_capture_begin();
     releaser r = {w, nw, want_lines, 0};
     pthread_t rt;
     pthread_create(&rt, NULL, releaser_main, &r);
@@ -167,9 +136,8 @@ static const char *stall_collection(worker *w, int nw, size_t want_lines) {
     for (int i = 0; i < nw; i++)
         pthread_join(w[i].thread, NULL);
     rudo_blocking_leave();
-    const char *text = captured(buf, sizeof buf);
-    capture_end();
-    close(cap_fd);
+    const char *text = test_captured(buf, sizeof buf);
+    test_capture_end();
     printf("released after %ld ms; stderr:\n%s", r.waited_ms, text);
     return text;
 }
@@ -229,11 +197,10 @@ static const char *recreate(const char *v, int want_rc) {
     if (rudo_heap_exists())
         rudo_heap_destroy();
     setenv("RUDO_STOP_WARN_MS", v, 1);
-    capture_begin();
+    test_capture_begin();
     int rc = rudo_heap_create(NULL);
-    const char *text = captured(buf, sizeof buf);
-    capture_end();
-    close(cap_fd);
+    const char *text = test_captured(buf, sizeof buf);
+    test_capture_end();
     CHECK_EQ(rc, want_rc);
     if (rc != RUDO_OK) {
         unsetenv("RUDO_STOP_WARN_MS");
@@ -260,7 +227,7 @@ static void test_disabled(void) {
     while (atomic_load(&nready) < 1)
         sched_yield();
     static char buf[4096];
-    capture_begin();
+    test_capture_begin();
     pthread_t t;
     pthread_create(&t, NULL, timed_release, NULL);
     rudo_collect();
@@ -268,9 +235,8 @@ static void test_disabled(void) {
     pthread_join(t, NULL);
     pthread_join(w.thread, NULL);
     rudo_blocking_leave();
-    const char *text = captured(buf, sizeof buf);
-    capture_end();
-    close(cap_fd);
+    const char *text = test_captured(buf, sizeof buf);
+    test_capture_end();
     CHECK(strstr(text, "stop the world") == NULL);
 }
 

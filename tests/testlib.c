@@ -163,3 +163,32 @@ bool test_list_ok(const test_lnode *x, int n, uint64_t seed) {
             return false;
     return x == NULL;
 }
+
+static int cap_fd = -1, saved_fd = -1;
+
+void test_capture_begin(void) {
+    char path[] = "/tmp/rudo-test-stderr-XXXXXX";
+    cap_fd = mkstemp(path);
+    if (cap_fd < 0) {
+        perror("mkstemp");
+        exit(2);
+    }
+    unlink(path);
+    fflush(stderr);
+    saved_fd = dup(2);
+    dup2(cap_fd, 2);
+}
+
+const char *test_captured(char *buf, size_t cap) {
+    ssize_t n = pread(cap_fd, buf, cap - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    return buf;
+}
+
+void test_capture_end(void) {
+    fflush(stderr);
+    dup2(saved_fd, 2);
+    close(saved_fd);
+    close(cap_fd);
+    saved_fd = cap_fd = -1;
+}

@@ -107,4 +107,13 @@ test_lnode *test_list_make(rudo_kind kind, int n, uint64_t seed);
 /* Whether x is exactly such a list, every node's check intact. */
 bool test_list_ok(const test_lnode *x, int n, uint64_t seed);
 
+/* Captures the process's stderr (fd 2) in an unlinked temporary file from
+ * test_capture_begin to test_capture_end; test_captured copies what it
+ * received so far into buf (NUL-terminated, at most cap - 1 bytes) and
+ * returns buf. test_captured only reads the file, so any thread may call
+ * it while capturing. One capture at a time. */
+void test_capture_begin(void);
+const char *test_captured(char *buf, size_t cap);
+void test_capture_end(void);
+
 #endif
