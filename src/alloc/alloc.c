@@ -105,12 +105,6 @@ void rudo__alloc_thaw_all(rudo__heap *h, rudo__kind_alloc **kalloc) {
     each_current(h, kalloc, thaw_one);
 }
 
-static void count_alloc(rudo__heap *h, size_t bytes) {
-    /* Relaxed: counters for the trigger and statistics. */
-    atomic_fetch_add_explicit(&h->alloc_since_gc, bytes, memory_order_relaxed);
-    atomic_fetch_add_explicit(&h->bytes_allocated, bytes, memory_order_relaxed);
-}
-
 /* A page of (kind, class c) with free cells, its list in *head, or NULL
  * if the heap limit or the reservation is reached. */
 static rudo__page *take_page(rudo__heap *h, rudo_kind kind, unsigned c,
@@ -135,12 +129,15 @@ static rudo__page *take_page(rudo__heap *h, rudo_kind kind, unsigned c,
             atomic_store_explicit(&p->owner_list, NULL, memory_order_release);
             continue;
         }
-        p = rudo__pages_alloc(1);
+        size_t scan;
+        p = rudo__pages_alloc(1, &scan);
         if (p)
             rudo__page_touch(h, p);
         rudo__lock_release(&h->heap_lock);
         if (!p)
             return NULL;
+        /* Recycled memory is zeroed here, outside heap_lock (heap.h). */
+        rudo__pages_zero(p, scan);
         p->type = RUDO_PAGE_SMALL;
         p->cls = (uint8_t)c;
         p->kind = kind;
@@ -148,7 +145,7 @@ static rudo__page *take_page(rudo__heap *h, rudo_kind kind, unsigned c,
         p->ncells = (uint32_t)(RUDO_PAGE_SIZE / p->cell_size);
         p->recip = rudo__recip(p->cell_size);
         rudo__st(&p->swept_gc, h->gc_count);
-        /* Fresh memory is zero: only the links need writing. */
+        /* The memory is zero now: only the links need writing. */
         char *start = rudo__page_addr(p);
         void *list = NULL;
         for (size_t i = p->ncells; i-- > 0;) {
@@ -181,14 +178,14 @@ size_t rudo__alloc_refill(rudo__heap *h, rudo__kind_alloc *ka, uint32_t owner,
     atomic_store_explicit(&p->owner_list, &ka->lists[c], memory_order_release);
     ka->pages[c] = p;
     ka->lists[c] = head;
-    count_alloc(h, nfree * p->cell_size);
     return nfree * p->cell_size;
 }
 
 void *rudo__alloc_large(rudo__heap *h, uint32_t owner, rudo_kind kind,
                         size_t usable, size_t npages) {
     rudo__lock_acquire(&h->heap_lock);
-    rudo__page *p = rudo__pages_alloc(npages);
+    size_t scan;
+    rudo__page *p = rudo__pages_alloc(npages, &scan);
     if (p) {
         p->type = RUDO_PAGE_LARGE;
         p->kind = kind;
@@ -204,7 +201,8 @@ void *rudo__alloc_large(rudo__heap *h, uint32_t owner, rudo_kind kind,
     rudo__lock_release(&h->heap_lock);
     if (!p)
         return NULL;
-    count_alloc(h, npages * RUDO_PAGE_SIZE);
+    /* Outside heap_lock (heap.h): the object is not returned yet. */
+    rudo__pages_zero(p, scan);
     return rudo__page_addr(p);
 }
 
@@ -221,5 +219,10 @@ void rudo__alloc_fork_child(rudo__heap *h) {
             atomic_store_explicit(&p->owner_list, NULL, memory_order_relaxed);
             p->dirty = 1;
         }
+        /* A large object whose taker vanished before zeroing its recycled
+         * memory (rudo__alloc_large): zero it now, so that it reads as
+         * fresh wherever it is found. */
+        if (p->type == RUDO_PAGE_LARGE)
+            rudo__pages_zero(p, p->span);
     }
 }

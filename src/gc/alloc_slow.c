@@ -13,10 +13,31 @@ static bool disabled(const rudo__heap *h) {
     return atomic_load_explicit(&h->disabled, memory_order_relaxed) > 0;
 }
 
+/* Counts `bytes` taken by m (a refill's free cells, a large object's
+ * span). They go to m's count_pending first and to the heap's shared
+ * counters once RUDO_COUNT_BATCH bytes gathered: the shared lines are then
+ * written once every few pages a thread takes instead of at every page,
+ * which is what made them bounce between allocating threads. Relaxed
+ * load and store: m is the only writer while it runs (threads.h). */
+static void count_taken(rudo__heap *h, rudo__mutator *m, uint64_t bytes) {
+    m->bytes_allocated += bytes;
+    uint64_t n = atomic_load_explicit(&m->count_pending, memory_order_relaxed) + bytes;
+    if (n >= RUDO_COUNT_BATCH) {
+        /* Relaxed: counters for the trigger and statistics. */
+        atomic_fetch_add_explicit(&h->alloc_since_gc, n, memory_order_relaxed);
+        atomic_fetch_add_explicit(&h->bytes_allocated, n, memory_order_relaxed);
+        n = 0;
+    }
+    atomic_store_explicit(&m->count_pending, n, memory_order_relaxed);
+}
+
 static void maybe_collect(rudo__heap *h, rudo__mutator *m) {
     /* Relaxed: both are heuristics; a stale value delays or advances the
-     * collection by at most one page's worth of allocation. */
-    if (atomic_load_explicit(&h->alloc_since_gc, memory_order_relaxed) >=
+     * collection by at most one page's worth of allocation. The other
+     * threads' unflushed counts are not seen: the collection comes at most
+     * (threads - 1) * RUDO_COUNT_BATCH bytes late (docs/threads.md). */
+    if (atomic_load_explicit(&h->alloc_since_gc, memory_order_relaxed) +
+                atomic_load_explicit(&m->count_pending, memory_order_relaxed) >=
             atomic_load_explicit(&h->trigger, memory_order_relaxed) &&
         !disabled(h))
         rudo__collect(m, "allocation", false);
@@ -129,7 +150,7 @@ static void *alloc_small(rudo__heap *h, rudo__mutator *m, rudo_kind kind,
         }
         maybe_collect(h, m);
         size_t got = rudo__alloc_refill(h, ka, m->id, kind, c);
-        m->bytes_allocated += got;
+        count_taken(h, m, got);
         if (!got && heap_full(h, m, rudo__class_size[c], false, &collections))
             return out_of_memory(h, size);
     }
@@ -142,7 +163,7 @@ static void *alloc_large(rudo__heap *h, rudo__mutator *m, rudo_kind kind,
     for (;;) {
         void *obj = rudo__alloc_large(h, m->id, kind, usable, npages);
         if (obj) {
-            m->bytes_allocated += npages * RUDO_PAGE_SIZE;
+            count_taken(h, m, (uint64_t)npages * RUDO_PAGE_SIZE);
             return obj;
         }
         if (heap_full(h, m, (uint64_t)npages << RUDO_PAGE_SHIFT, true, &collections))

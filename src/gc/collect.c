@@ -132,6 +132,9 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
      *    threads suspended by signal stay current (alloc.h). */
     rudo__lock_acquire(&h->heap_lock);
     for (rudo__mutator *m = h->world.mutators; m; m = m->next) {
+        /* Unflushed counts go into the total; alloc_since_gc restarts at
+         * the end (set_trigger). */
+        rudo__mutator_count_flush(h, m, false);
         if (m->sig_stopped)
             rudo__alloc_freeze_all(h, m->kalloc);
         else

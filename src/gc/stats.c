@@ -80,6 +80,13 @@ void rudo_get_stats(rudo_stats *out) {
     out->finalizers_run =
         atomic_load_explicit(&h->finalizers_run, memory_order_relaxed);
     out->threads_attached = h->world.nmutators;
+    /* The threads' unflushed counts (gc/alloc_slow.c), under gc_lock, which
+     * keeps the list. Relaxed: counters; a thread that flushes meanwhile
+     * may be counted twice or not at all in this snapshot, never once it
+     * stopped allocating. */
+    uint64_t pending = 0;
+    for (rudo__mutator *m = h->world.mutators; m; m = m->next)
+        pending += atomic_load_explicit(&m->count_pending, memory_order_relaxed);
     out->markers = h->cfg.markers;
     out->minor_collections = h->gen.minors;
     out->major_collections = h->gen.majors;
@@ -103,7 +110,7 @@ void rudo_get_stats(rudo_stats *out) {
     rudo__lock_release(&h->world.lock);
     /* Relaxed: counters; a snapshot need not be consistent across them. */
     out->bytes_allocated =
-        atomic_load_explicit(&h->bytes_allocated, memory_order_relaxed);
+        atomic_load_explicit(&h->bytes_allocated, memory_order_relaxed) + pending;
     out->lazy_sweep_ns_total =
         atomic_load_explicit(&h->lazy_sweep_ns, memory_order_relaxed);
 }

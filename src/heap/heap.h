@@ -82,6 +82,9 @@ typedef struct rudo__page {
     uint8_t overflow;    /* marked cells whose tracing was deferred */
     uint8_t listed;      /* on the avail list of its (kind, class) */
     uint8_t dirty;       /* some free cell may hold old data (see sweep.c) */
+    /* In use, but its memory is recycled and not yet zeroed: the thread
+     * that took it zeroes it after heap_lock (rudo__pages_zero). */
+    uint8_t unzeroed;
     /* Ephemeron fixpoint (mark.c), collector only: 1 = holds keys of
      * pending ephemerons, 2 = and an object on it was marked since the
      * fixpoint last looked at them; 0 otherwise and between collections. */
@@ -147,9 +150,19 @@ static inline uint64_t rudo__valid_bits(size_t n, size_t w) {
 }
 
 /* Allocates a span of n pages from the free pool (heap_lock held): marks
- * them in use, zeroes recycled memory. NULL if max_heap or the reservation
- * would be exceeded. */
-rudo__page *rudo__pages_alloc(size_t n);
+ * them in use. NULL if max_heap or the reservation would be exceeded.
+ * Recycled memory in the span (pages freed and not yet released to the OS)
+ * is flagged `unzeroed` rather than zeroed here, so that the 64 KiB
+ * memsets do not serialize every allocating thread on heap_lock; *scan is
+ * then how many leading descriptors of the span the caller hands to
+ * rudo__pages_zero (0: the whole span is fresh or released, hence zero).
+ * The caller zeroes before anything else reads the memory: the span is
+ * not yet typed (small) or not yet returned (large), and no collection
+ * runs while it is inside the slow path. */
+rudo__page *rudo__pages_alloc(size_t n, size_t *scan);
+/* Zeroes the pages flagged unzeroed among the first `scan` pages of the
+ * span p (without heap_lock: the span is the caller's alone). */
+void rudo__pages_zero(rudo__page *p, size_t scan);
 /* Returns a span to the free pool (heap_lock held). */
 void rudo__pages_free(rudo__page *p, size_t n);
 /* Returns to the OS the free pages whose delay has passed (heap_lock). */
@@ -362,10 +375,21 @@ typedef struct rudo__heap {
     rudo__finalizer *fin_records; /* every finalizer record (heap_lock) */
 
     /* Allocation accounting; relaxed atomics: counters read for triggering
-     * and statistics, where a slightly stale value is harmless. */
+     * and statistics, where a slightly stale value is harmless. Each thread
+     * counts its refills in its own count_pending and adds them here in
+     * batches of RUDO_COUNT_BATCH bytes (gc/alloc_slow.c), so these lines
+     * are written once every few pages a thread takes, not at every page;
+     * the totals are this plus every attached thread's count_pending. The
+     * two written lines sit apart from `trigger` (read at every refill, by
+     * every thread, written only by the collector) and from the fields
+     * around them, so that their writes do not evict what other threads
+     * only read. */
+    char pad_count0[64];
     _Atomic uint64_t bytes_allocated;  /* since creation */
     _Atomic uint64_t alloc_since_gc;
+    char pad_count1[64 - 2 * sizeof(uint64_t)];
     _Atomic uint64_t trigger;          /* collect when alloc_since_gc >= */
+    char pad_count2[64 - sizeof(uint64_t)];
 
     /* Written only by the collector with the world stopped. */
     uint64_t gc_count;

@@ -97,8 +97,9 @@ static size_t find_span(rudo__heap *h, size_t n) {
     return rudo__hwm(h);
 }
 
-rudo__page *rudo__pages_alloc(size_t n) {
+rudo__page *rudo__pages_alloc(size_t n, size_t *scan) {
     rudo__heap *h = rudo__the_heap;
+    *scan = 0;
     /* As divisions: n may be anything a caller computed from a size. */
     if (h->cfg.max_heap && (n > h->cfg.max_heap / RUDO_PAGE_SIZE ||
                             h->pages_in_use > h->cfg.max_heap / RUDO_PAGE_SIZE - n))
@@ -126,10 +127,12 @@ rudo__page *rudo__pages_alloc(size_t n) {
         if (j < old_hwm || j == i) {
             rudo__page *p = &h->pages[j];
             if (p->committed) {
-                /* Recycled memory: zero it now; fresh or released memory
-                 * is already zero. It was counted as committed already. */
+                /* Recycled memory: the caller zeroes it (rudo__pages_zero);
+                 * fresh or released memory is already zero. It was
+                 * counted as committed already. */
                 rudo__list_remove(&h->release, p);
-                memset(h->base + (j << RUDO_PAGE_SHIFT), 0, RUDO_PAGE_SIZE);
+                p->unzeroed = 1;
+                *scan = j - i + 1;
                 h->pages_committed--;
             }
             /* A tail stays "uncommitted": its memory is released with the
@@ -153,6 +156,14 @@ rudo__page *rudo__pages_alloc(size_t n) {
     if (h->pages_committed > h->pages_committed_peak)
         h->pages_committed_peak = h->pages_committed;
     return p;
+}
+
+void rudo__pages_zero(rudo__page *p, size_t scan) {
+    for (size_t j = 0; j < scan; j++)
+        if (p[j].unzeroed) {
+            memset(rudo__page_addr(&p[j]), 0, RUDO_PAGE_SIZE);
+            p[j].unzeroed = 0;
+        }
 }
 
 void rudo__pages_free(rudo__page *p, size_t n) {

@@ -23,6 +23,10 @@ enum rudo__mutator_state {
     RUDO_MUT_BLOCKED = 2, /* in a blocking region: promises not to touch it */
 };
 
+/* A thread adds the bytes it takes to the heap's shared counters once
+ * this many gathered (rudo__mutator.count_pending): 4 pages. */
+#define RUDO_COUNT_BATCH ((uint64_t)256 << 10)
+
 /* Words of rudo__mutator.spill: more than the frames of rudo__capture_roots
  * and of any function calling it need in every build (it aborts if not). */
 #define RUDO_SPILL_WORDS 256
@@ -56,6 +60,14 @@ typedef struct rudo__mutator {
     /* Per-thread statistics (rudo_get_thread_stats), written by the thread
      * itself (bytes) or as the collector it ran (collections, time). */
     uint64_t bytes_allocated, collections, collect_ns;
+    /* Bytes this thread took (refills, large objects) and has not yet
+     * added to the heap's alloc_since_gc and bytes_allocated: below
+     * RUDO_COUNT_BATCH between its slow paths (gc/alloc_slow.c). Written
+     * by the thread inside rudo, or by the collector with the world
+     * stopped (folded in at each collection), or at detach; read relaxed
+     * by rudo_get_stats. Single writer at any time: plain load + store,
+     * relaxed (atomic only for that reader). */
+    _Atomic uint64_t count_pending;
     rudo_root_fn root_fn;           /* rudo_thread_root_callback */
     void *root_data;
     /* Scoped handles: the chunks are reached from fast.hbase; one emptied
@@ -101,6 +113,21 @@ static inline rudo__mutator *rudo__self(void) { return rudo__me; }
 /* Aborts with "rudo: fn: ..." unless a heap exists and the thread is
  * attached; returns the mutator. */
 rudo__mutator *rudo__need_mutator(const char *fn);
+/* Adds m's count_pending to the heap's counters (alloc_since_gc too if
+ * `cycle`: bytes taken since the last collection) and zeroes it. Called by
+ * m itself, or for m by a thread that owns it: the collector with the
+ * world stopped, detach, the forked child. */
+static inline void rudo__mutator_count_flush(struct rudo__heap *h, rudo__mutator *m,
+                                             bool cycle) {
+    /* Relaxed: counters (see the fields); the caller is m's one writer. */
+    uint64_t n = atomic_load_explicit(&m->count_pending, memory_order_relaxed);
+    if (!n)
+        return;
+    if (cycle)
+        atomic_fetch_add_explicit(&h->alloc_since_gc, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->bytes_allocated, n, memory_order_relaxed);
+    atomic_store_explicit(&m->count_pending, 0, memory_order_relaxed);
+}
 /* Attach/detach internals used by heap creation and destruction. */
 int rudo__mutator_attach(unsigned flags);
 void rudo__mutator_detach(rudo__mutator *m);
