@@ -171,12 +171,6 @@ size_t rudo__sweep_page(rudo__heap *h, rudo__page *p, void **head) {
      * earlier collection were freed without a sweep) zeroes every free
      * cell. */
     bool dirty = p->dirty;
-    /* The run of cells to zero being gathered, [zlo, zhi) in cell indices:
-     * runs that meet across a bitmap word are zeroed by one memset (small
-     * cells fill a word with 1 KiB; most runs of dead cells would end at
-     * word boundaries otherwise, and a memset call costs about as much as
-     * zeroing a few hundred bytes). */
-    size_t zlo = 0, zhi = 0;
     /* Walk backwards so the list comes out in address order, which the
      * allocation frontier rule (heap.h) relies on. */
     for (size_t w = (p->ncells + 63) / 64; w-- > 0;) {
@@ -185,28 +179,14 @@ size_t rudo__sweep_page(rudo__heap *h, rudo__page *p, void **head) {
             live &= mark_word(p, w);
         rudo__st(&p->bits[w].alloc, live);
         p->fin[w] &= live;
-        /* The word's runs, highest first: bits lo .. top of z. */
-        for (uint64_t z = ~live & (dirty ? rudo__valid_bits(p->ncells, w) : was); z;) {
-            size_t top = 63 - (size_t)__builtin_clzll(z);
-            uint64_t below = top == 63 ? ~(uint64_t)0 : ((uint64_t)1 << (top + 1)) - 1;
-            uint64_t holes = ~z & below;
-            size_t lo = holes ? 64 - (size_t)__builtin_clzll(holes) : 0;
-            size_t a = w * 64 + lo, b = w * 64 + top + 1;
-            if (b != zlo || zlo == zhi) { /* not adjacent to the run kept */
-                if (zlo != zhi)
-                    memset(start + zlo * size, 0, (zhi - zlo) * size);
-                zhi = b;
-            }
-            zlo = a;
-            z = lo ? z & (((uint64_t)1 << lo) - 1) : 0;
+        uint64_t free_bits = ~live & rudo__valid_bits(p->ncells, w);
+        for (uint64_t z = dirty ? free_bits : was & ~live; z;) {
+            size_t b = (size_t)__builtin_ctzll(z);
+            uint64_t rest = ~(z >> b);
+            size_t n = rest ? (size_t)__builtin_ctzll(rest) : 64 - b;
+            memset(start + (w * 64 + b) * size, 0, n * size);
+            z = n + b >= 64 ? 0 : z & ~((((uint64_t)1 << n) - 1) << b);
         }
-    }
-    if (zlo != zhi)
-        memset(start + zlo * size, 0, (zhi - zlo) * size);
-    /* The links, once every run is zeroed (a run kept across words is
-     * zeroed only when it ends), again backwards for address order. */
-    for (size_t w = (p->ncells + 63) / 64; w-- > 0;) {
-        uint64_t free_bits = ~rudo__ld(&p->bits[w].alloc) & rudo__valid_bits(p->ncells, w);
         while (free_bits) {
             size_t b = 63 - (size_t)__builtin_clzll(free_bits);
             free_bits &= ~((uint64_t)1 << b);
