@@ -15,14 +15,19 @@ static bool disabled(const rudo__heap *h) {
 
 /* Counts `bytes` taken by m (a refill's free cells, a large object's
  * span). They go to m's count_pending first and to the heap's shared
- * counters once RUDO_COUNT_BATCH bytes gathered: the shared lines are then
- * written once every few pages a thread takes instead of at every page,
- * which is what made them bounce between allocating threads. Relaxed
- * load and store: m is the only writer while it runs (threads.h). */
+ * counters once a batch gathered (threads.h: trigger / RUDO_COUNT_SHARE,
+ * from a page to RUDO_COUNT_BATCH_MAX): on a large heap the shared lines
+ * are then written once every few pages a thread takes instead of at
+ * every page, which is what made them bounce between allocating threads.
+ * Relaxed load and store: m is the only writer while it runs (threads.h). */
 static void count_taken(rudo__heap *h, rudo__mutator *m, uint64_t bytes) {
     m->bytes_allocated += bytes;
     uint64_t n = atomic_load_explicit(&m->count_pending, memory_order_relaxed) + bytes;
-    if (n >= RUDO_COUNT_BATCH) {
+    /* Relaxed: a heuristic (see maybe_collect). */
+    uint64_t batch = atomic_load_explicit(&h->trigger, memory_order_relaxed) / RUDO_COUNT_SHARE;
+    if (batch > RUDO_COUNT_BATCH_MAX)
+        batch = RUDO_COUNT_BATCH_MAX;
+    if (n >= batch) {
         /* Relaxed: counters for the trigger and statistics. */
         atomic_fetch_add_explicit(&h->alloc_since_gc, n, memory_order_relaxed);
         atomic_fetch_add_explicit(&h->bytes_allocated, n, memory_order_relaxed);
@@ -35,7 +40,8 @@ static void maybe_collect(rudo__heap *h, rudo__mutator *m) {
     /* Relaxed: both are heuristics; a stale value delays or advances the
      * collection by at most one page's worth of allocation. The other
      * threads' unflushed counts are not seen: the collection comes at most
-     * (threads - 1) * RUDO_COUNT_BATCH bytes late (docs/threads.md). */
+     * (threads - 1) * max(page, min(trigger / RUDO_COUNT_SHARE,
+     * RUDO_COUNT_BATCH_MAX)) bytes late (threads.h, docs/threads.md). */
     if (atomic_load_explicit(&h->alloc_since_gc, memory_order_relaxed) +
                 atomic_load_explicit(&m->count_pending, memory_order_relaxed) >=
             atomic_load_explicit(&h->trigger, memory_order_relaxed) &&

@@ -29,6 +29,9 @@ struct rudo__mark_pool;
 #define RUDO_RESERVE_DEFAULT ((size_t)64 << 30)      /* 64 GiB */
 #define RUDO_GROWTH_MAX 1000.0 /* largest growth factor (rudo.h) */
 #define RUDO_POISON_BYTE 0xdb  /* fills dead cells in poison mode */
+/* Collections over which the pages in use are remembered for the release
+ * hysteresis (rudo__pages_release_due). */
+#define RUDO_RETAIN_WINDOW 4
 #define RUDO_CARDS_PER_PAGE (RUDO_PAGE_SIZE >> RUDO_CARD_SHIFT) /* 128 */
 /* Without interior pointers (rudo_config.interior_pointers false): the
  * offsets into an object that conservative words may hold besides 0
@@ -165,8 +168,14 @@ rudo__page *rudo__pages_alloc(size_t n, size_t *scan);
 void rudo__pages_zero(rudo__page *p, size_t scan);
 /* Returns a span to the free pool (heap_lock held). */
 void rudo__pages_free(rudo__page *p, size_t n);
-/* Returns to the OS the free pages whose delay has passed (heap_lock). */
+/* Returns to the OS the free pages whose delay has passed (heap_lock),
+ * as long as the committed pages exceed the most pages in use at any of
+ * the last RUDO_RETAIN_WINDOW collections: memory the program needed that
+ * recently is kept for the next cycles, not released and faulted back in
+ * (hysteresis; release_delay 0 turns both off: release at once). */
 void rudo__pages_release_due(void);
+/* Records the pages in use at the start of a collection's sweep. */
+void rudo__pages_note_in_use(struct rudo__heap *h);
 /* The next page after page i that a walk over the pages in use must
  * visit (hwm if none): past a large object's span at once (its tails have
  * nothing to visit) and past runs of free pages, so that a walk reads no
@@ -353,6 +362,11 @@ typedef struct rudo__heap {
     size_t pages_committed;     /* in use + free but not released */
     size_t pages_committed_peak;
     rudo__page_list release;    /* free, committed pages (by release_at) */
+    /* Pages in use at each of the last RUDO_RETAIN_WINDOW collections
+     * (before their sweep: the high point of each cycle), indexed by
+     * gc_count % RUDO_RETAIN_WINDOW. The release list is returned to the
+     * OS only beyond their maximum (rudo__pages_release_due). */
+    size_t in_use_recent[RUDO_RETAIN_WINDOW];
     rudo__page_list *avail;     /* [kind*NCLASSES+cls] pages with free cells */
     rudo__page_list large;      /* large objects */
     /* Pages handed to allocators and large objects made since the last
@@ -377,7 +391,7 @@ typedef struct rudo__heap {
     /* Allocation accounting; relaxed atomics: counters read for triggering
      * and statistics, where a slightly stale value is harmless. Each thread
      * counts its refills in its own count_pending and adds them here in
-     * batches of RUDO_COUNT_BATCH bytes (gc/alloc_slow.c), so these lines
+     * batches of up to RUDO_COUNT_BATCH_MAX bytes (gc/alloc_slow.c), so these lines
      * are written once every few pages a thread takes, not at every page;
      * the totals are this plus every attached thread's count_pending. The
      * two written lines sit apart from `trigger` (read at every refill, by

@@ -1,5 +1,6 @@
 /* page.c — the page pool: spans of pages taken from and returned to the
  * reserved range, page lists, and releasing idle memory to the OS. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/base.h"
@@ -217,19 +218,54 @@ size_t rudo__pages_next(const struct rudo__heap *h, size_t i) {
     return hwm;
 }
 
+void rudo__pages_note_in_use(rudo__heap *h) {
+    h->in_use_recent[h->gc_count % RUDO_RETAIN_WINDOW] = h->pages_in_use;
+}
+
+static void release_one(rudo__heap *h, rudo__page *p) {
+    rudo__list_remove(&h->release, p);
+    rudo__os_decommit(rudo__page_addr(p), RUDO_PAGE_SIZE);
+    p->committed = 0;
+    h->pages_committed--;
+}
+
+/* Highest address first (qsort). */
+static int by_address_down(const void *a, const void *b) {
+    const rudo__page *x = *(rudo__page *const *)a, *y = *(rudo__page *const *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
 void rudo__pages_release_due(void) {
     rudo__heap *h = rudo__the_heap;
-    rudo__page *p = h->release.head;
-    while (p) {
-        rudo__page *next = p->next;
-        if (p->release_at <= h->gc_count) {
-            rudo__list_remove(&h->release, p);
-            rudo__os_decommit(rudo__page_addr(p), RUDO_PAGE_SIZE);
-            p->committed = 0;
-            h->pages_committed--;
-        }
-        p = next;
+    /* The hysteresis target: what the program had in use at the high
+     * point of any recent cycle. Pages allocated next come from the lowest
+     * free index (find_span), so the pages kept are the lowest due ones:
+     * releasing from the top keeps exactly those that the next cycles
+     * take first, and lets the high end of the heap go. */
+    size_t keep = 0;
+    if (h->cfg.release_delay)
+        for (unsigned i = 0; i < RUDO_RETAIN_WINDOW; i++)
+            if (h->in_use_recent[i] > keep)
+                keep = h->in_use_recent[i];
+    if (h->pages_committed <= keep)
+        return;
+    size_t n = 0;
+    rudo__page **due = h->release.count ? malloc(h->release.count * sizeof *due) : NULL;
+    for (rudo__page *p = h->release.head, *next; p; p = next) {
+        next = p->next;
+        if (p->release_at > h->gc_count)
+            continue;
+        if (due)
+            due[n++] = p;
+        else if (h->pages_committed > keep)
+            release_one(h, p); /* no memory to sort: in list order */
     }
+    if (!due)
+        return;
+    qsort(due, n, sizeof *due, by_address_down);
+    for (size_t i = 0; i < n && h->pages_committed > keep; i++)
+        release_one(h, due[i]);
+    free(due);
 }
 
 void rudo__page_check(const rudo__page *p) {

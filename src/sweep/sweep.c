@@ -119,6 +119,7 @@ static void sweep_one(rudo__heap *h, rudo__page *p, uint64_t was[2], uint64_t no
 size_t rudo__sweep_after_mark(rudo__heap *h, bool major) {
     uint64_t was[2] = {0, 0}, now[2] = {0, 0}; /* bytes, dense (heap.h) */
     rudo__lock_acquire(&h->heap_lock);
+    rudo__pages_note_in_use(h);
     size_t live;
     if (major) {
         for (size_t pi = 0, next; pi < rudo__hwm(h); pi = next) {

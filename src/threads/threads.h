@@ -24,8 +24,15 @@ enum rudo__mutator_state {
 };
 
 /* A thread adds the bytes it takes to the heap's shared counters once
- * this many gathered (rudo__mutator.count_pending): 4 pages. */
-#define RUDO_COUNT_BATCH ((uint64_t)256 << 10)
+ * trigger / RUDO_COUNT_SHARE of them gathered (rudo__mutator.count_pending),
+ * at most RUDO_COUNT_BATCH_MAX (4 pages). Each other thread's unflushed
+ * count is below that batch, so a collection starts less than
+ * (threads - 1) * batch bytes after the trigger: on a heap whose trigger is
+ * 4 MiB (the default initial_heap) the batch is 64 KiB, a page, about what
+ * a racing refill already added before; on large heaps 256 KiB, at most
+ * 1/64 of the trigger per thread. */
+#define RUDO_COUNT_SHARE 64
+#define RUDO_COUNT_BATCH_MAX ((uint64_t)256 << 10)
 
 /* Words of rudo__mutator.spill: more than the frames of rudo__capture_roots
  * and of any function calling it need in every build (it aborts if not). */
@@ -61,8 +68,8 @@ typedef struct rudo__mutator {
      * itself (bytes) or as the collector it ran (collections, time). */
     uint64_t bytes_allocated, collections, collect_ns;
     /* Bytes this thread took (refills, large objects) and has not yet
-     * added to the heap's alloc_since_gc and bytes_allocated: below
-     * RUDO_COUNT_BATCH between its slow paths (gc/alloc_slow.c). Written
+     * added to the heap's alloc_since_gc and bytes_allocated: below the
+     * batch (RUDO_COUNT_SHARE) between its slow paths (gc/alloc_slow.c). Written
      * by the thread inside rudo, or by the collector with the world
      * stopped (folded in at each collection), or at detach; read relaxed
      * by rudo_get_stats. Single writer at any time: plain load + store,
