@@ -131,7 +131,10 @@ typedef struct rudo_config {
     unsigned mark_batch;
     /* Number of collections an empty page stays in the heap's free pool
      * before its memory is returned to the operating system (madvise).
-     * Default 2. */
+     * Default 2. Then only the free pages beyond the most pages in use at
+     * any of the last 4 collections are returned, so that memory needed
+     * again next cycle is not released and faulted back in; 0 returns
+     * every freed page at once. */
     unsigned release_delay;
     /* Out-of-memory handler (may be NULL) and its argument. */
     rudo_oom_fn on_oom;
