@@ -44,11 +44,16 @@ void rudo__alloc_thaw_all(rudo__heap *h, rudo__kind_alloc **kalloc);
 /* Gives size class c of ka a page with free cells (the full current page
  * is retired first) from class c's avail list or the free pool, owned by
  * mutator `owner`; returns the bytes of its free cells, 0 if the heap
- * limit or the reservation is reached. Takes heap_lock. */
+ * limit or the reservation is reached. Adds to *used the bytes of the
+ * cells the retired page had allocated, which the caller charges to the
+ * trigger (gc/alloc_slow.c: per thread, in batches); retirements by
+ * anyone else (rudo__alloc_retire_all, freeze) charge the heap directly.
+ * Takes heap_lock. */
 size_t rudo__alloc_refill(rudo__heap *h, rudo__kind_alloc *ka, uint32_t owner,
-                          rudo_kind kind, unsigned c);
+                          rudo_kind kind, unsigned c, uint64_t *used);
 /* A large object of `usable` bytes spanning npages pages, or NULL if the
- * heap limit or the reservation is reached. Takes heap_lock. */
+ * heap limit or the reservation is reached; the caller counts it. Takes
+ * heap_lock. */
 void *rudo__alloc_large(rudo__heap *h, uint32_t owner, rudo_kind kind,
                         size_t usable, size_t npages);
 

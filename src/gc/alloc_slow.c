@@ -13,37 +13,36 @@ static bool disabled(const rudo__heap *h) {
     return atomic_load_explicit(&h->disabled, memory_order_relaxed) > 0;
 }
 
-/* Counts `bytes` taken by m (a refill's free cells, a large object's
- * span). They go to m's count_pending first and to the heap's shared
- * counters once a batch gathered (threads.h: trigger / RUDO_COUNT_SHARE,
- * from a page to RUDO_COUNT_BATCH_MAX): on a large heap the shared lines
- * are then written once every few pages a thread takes instead of at
- * every page, which is what made them bounce between allocating threads.
- * Relaxed load and store: m is the only writer while it runs (threads.h). */
-static void count_taken(rudo__heap *h, rudo__mutator *m, uint64_t bytes) {
-    m->bytes_allocated += bytes;
-    uint64_t n = atomic_load_explicit(&m->count_pending, memory_order_relaxed) + bytes;
-    /* Relaxed: a heuristic (see maybe_collect). */
+/* Counts for m `taken` bytes (a refill's free cells, a large object's
+ * span: the statistics) and `used` bytes (cells known allocated: the full
+ * page a refill retired, a large object: the trigger). They go to m's own
+ * counts first and to the heap's shared counters once a batch gathered
+ * (threads.h: trigger / RUDO_COUNT_SHARE, at most RUDO_COUNT_BATCH_MAX):
+ * the shared lines are then written once every few pages a thread takes
+ * on a large heap, instead of twice at every page, which made them bounce
+ * between allocating threads. Relaxed: m is the only writer while it runs
+ * (threads.h); the trigger is a heuristic (see maybe_collect). */
+static void count_taken(rudo__heap *h, rudo__mutator *m, uint64_t taken,
+                        uint64_t used) {
+    m->bytes_allocated += taken;
+    uint64_t n = atomic_load_explicit(&m->count_pending, memory_order_relaxed) + taken;
+    atomic_store_explicit(&m->count_pending, n, memory_order_relaxed);
+    m->charge_pending += used;
     uint64_t batch = atomic_load_explicit(&h->trigger, memory_order_relaxed) / RUDO_COUNT_SHARE;
     if (batch > RUDO_COUNT_BATCH_MAX)
         batch = RUDO_COUNT_BATCH_MAX;
-    if (n >= batch) {
-        /* Relaxed: counters for the trigger and statistics. */
-        atomic_fetch_add_explicit(&h->alloc_since_gc, n, memory_order_relaxed);
-        atomic_fetch_add_explicit(&h->bytes_allocated, n, memory_order_relaxed);
-        n = 0;
-    }
-    atomic_store_explicit(&m->count_pending, n, memory_order_relaxed);
+    if (n >= batch || m->charge_pending >= batch)
+        rudo__mutator_count_flush(h, m);
 }
 
 static void maybe_collect(rudo__heap *h, rudo__mutator *m) {
     /* Relaxed: both are heuristics; a stale value delays or advances the
      * collection by at most one page's worth of allocation. The other
-     * threads' unflushed counts are not seen: the collection comes at most
-     * (threads - 1) * max(page, min(trigger / RUDO_COUNT_SHARE,
-     * RUDO_COUNT_BATCH_MAX)) bytes late (threads.h, docs/threads.md). */
+     * threads' unflushed charges are not seen: the collection comes less
+     * than (threads - 1) * min(trigger / RUDO_COUNT_SHARE,
+     * RUDO_COUNT_BATCH_MAX) bytes later for it (threads.h, docs/threads.md). */
     if (atomic_load_explicit(&h->alloc_since_gc, memory_order_relaxed) +
-                atomic_load_explicit(&m->count_pending, memory_order_relaxed) >=
+                m->charge_pending >=
             atomic_load_explicit(&h->trigger, memory_order_relaxed) &&
         !disabled(h))
         rudo__collect(m, "allocation", false);
@@ -155,8 +154,9 @@ static void *alloc_small(rudo__heap *h, rudo__mutator *m, rudo_kind kind,
             return cell;
         }
         maybe_collect(h, m);
-        size_t got = rudo__alloc_refill(h, ka, m->id, kind, c);
-        count_taken(h, m, got);
+        uint64_t used = 0;
+        size_t got = rudo__alloc_refill(h, ka, m->id, kind, c, &used);
+        count_taken(h, m, got, used);
         if (!got && heap_full(h, m, rudo__class_size[c], false, &collections))
             return out_of_memory(h, size);
     }
@@ -169,7 +169,9 @@ static void *alloc_large(rudo__heap *h, rudo__mutator *m, rudo_kind kind,
     for (;;) {
         void *obj = rudo__alloc_large(h, m->id, kind, usable, npages);
         if (obj) {
-            count_taken(h, m, (uint64_t)npages * RUDO_PAGE_SIZE);
+            /* Allocated whole at once: the trigger is charged now too. */
+            count_taken(h, m, (uint64_t)npages * RUDO_PAGE_SIZE,
+                        (uint64_t)npages * RUDO_PAGE_SIZE);
             return obj;
         }
         if (heap_full(h, m, (uint64_t)npages << RUDO_PAGE_SHIFT, true, &collections))

@@ -40,7 +40,7 @@ void rudo__mutators_fork_child(rudo__heap *h) {
         /* As rudo__mutator_detach, without the thread: heap_lock is held
          * and no collection runs. */
         rudo__alloc_retire_all(h, m->kalloc);
-        rudo__mutator_count_flush(h, m, true);
+        rudo__mutator_count_flush(h, m);
         for (unsigned k = 0; k < RUDO_MAX_KINDS; k++)
             free(m->kalloc[k]);
         rudo__handles_free(m);
@@ -120,7 +120,7 @@ void rudo__mutator_detach(rudo__mutator *m) {
     rudo__alloc_retire_all(h, m->kalloc);
     rudo__lock_release(&h->heap_lock);
     /* Its unflushed count stays in the totals and the trigger. */
-    rudo__mutator_count_flush(h, m, true);
+    rudo__mutator_count_flush(h, m);
     if (m->prev)
         m->prev->next = m->next;
     else

@@ -23,14 +23,14 @@ enum rudo__mutator_state {
     RUDO_MUT_BLOCKED = 2, /* in a blocking region: promises not to touch it */
 };
 
-/* A thread adds the bytes it takes to the heap's shared counters once
- * trigger / RUDO_COUNT_SHARE of them gathered (rudo__mutator.count_pending),
- * at most RUDO_COUNT_BATCH_MAX (4 pages). Each other thread's unflushed
- * count is below that batch, so a collection starts less than
- * (threads - 1) * batch bytes after the trigger: on a heap whose trigger is
- * 4 MiB (the default initial_heap) the batch is 64 KiB, a page, about what
- * a racing refill already added before; on large heaps 256 KiB, at most
- * 1/64 of the trigger per thread. */
+/* A thread adds what it counts to the heap's shared counters once
+ * trigger / RUDO_COUNT_SHARE bytes gathered in either of its two counts
+ * (rudo__mutator.count_pending, charge_pending), at most
+ * RUDO_COUNT_BATCH_MAX (4 pages). Each other thread's unflushed charge is
+ * below that batch, so a collection starts less than (threads - 1) * batch
+ * bytes after the trigger is reached: 64 KiB (a page) per thread with the
+ * default 4 MiB initial_heap, at most 256 KiB per thread, 1/64 of the
+ * trigger, on large heaps. */
 #define RUDO_COUNT_SHARE 64
 #define RUDO_COUNT_BATCH_MAX ((uint64_t)256 << 10)
 
@@ -67,14 +67,17 @@ typedef struct rudo__mutator {
     /* Per-thread statistics (rudo_get_thread_stats), written by the thread
      * itself (bytes) or as the collector it ran (collections, time). */
     uint64_t bytes_allocated, collections, collect_ns;
-    /* Bytes this thread took (refills, large objects) and has not yet
-     * added to the heap's alloc_since_gc and bytes_allocated: below the
-     * batch (RUDO_COUNT_SHARE) between its slow paths (gc/alloc_slow.c). Written
-     * by the thread inside rudo, or by the collector with the world
-     * stopped (folded in at each collection), or at detach; read relaxed
-     * by rudo_get_stats. Single writer at any time: plain load + store,
-     * relaxed (atomic only for that reader). */
+    /* Not yet added to the heap's counters (gc/alloc_slow.c), each below
+     * the batch (RUDO_COUNT_SHARE) between the thread's slow paths:
+     * count_pending, bytes taken (refills' free cells, large objects) for
+     * bytes_allocated; charge_pending, bytes of cells known allocated (its
+     * retired full pages, large objects) for alloc_since_gc. Written by
+     * the thread inside rudo, or for it by the collector with the world
+     * stopped (folded in at each collection), at detach, in the forked
+     * child; count_pending is read relaxed by rudo_get_stats. One writer
+     * at any time: relaxed load and store (atomic only for that reader). */
     _Atomic uint64_t count_pending;
+    uint64_t charge_pending;
     rudo_root_fn root_fn;           /* rudo_thread_root_callback */
     void *root_data;
     /* Scoped handles: the chunks are reached from fast.hbase; one emptied
@@ -120,20 +123,21 @@ static inline rudo__mutator *rudo__self(void) { return rudo__me; }
 /* Aborts with "rudo: fn: ..." unless a heap exists and the thread is
  * attached; returns the mutator. */
 rudo__mutator *rudo__need_mutator(const char *fn);
-/* Adds m's count_pending to the heap's counters (alloc_since_gc too if
- * `cycle`: bytes taken since the last collection) and zeroes it. Called by
- * m itself, or for m by a thread that owns it: the collector with the
- * world stopped, detach, the forked child. */
-static inline void rudo__mutator_count_flush(struct rudo__heap *h, rudo__mutator *m,
-                                             bool cycle) {
+/* Adds m's unflushed counts to the heap's counters and zeroes them.
+ * Called by m itself, or for m by a thread that owns it: the collector
+ * with the world stopped, detach, the forked child. */
+static inline void rudo__mutator_count_flush(struct rudo__heap *h, rudo__mutator *m) {
     /* Relaxed: counters (see the fields); the caller is m's one writer. */
     uint64_t n = atomic_load_explicit(&m->count_pending, memory_order_relaxed);
-    if (!n)
-        return;
-    if (cycle)
-        atomic_fetch_add_explicit(&h->alloc_since_gc, n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&h->bytes_allocated, n, memory_order_relaxed);
-    atomic_store_explicit(&m->count_pending, 0, memory_order_relaxed);
+    if (n) {
+        atomic_fetch_add_explicit(&h->bytes_allocated, n, memory_order_relaxed);
+        atomic_store_explicit(&m->count_pending, 0, memory_order_relaxed);
+    }
+    if (m->charge_pending) {
+        atomic_fetch_add_explicit(&h->alloc_since_gc, m->charge_pending,
+                                  memory_order_relaxed);
+        m->charge_pending = 0;
+    }
 }
 /* Attach/detach internals used by heap creation and destruction. */
 int rudo__mutator_attach(unsigned flags);
