@@ -211,11 +211,12 @@ unsigned compat_new_proc(GC_mark_proc proc) {
 /* bdwgc's free lists are arrays of MAXOBJGRANULES + 1 heads, one per
  * size in granules. rudo allocates from its own per-thread lists, so the
  * array stays empty: a client that reads it finds no object and calls
- * the allocator. It lives as long as the kind (for ever). */
+ * the allocator. Like bdwgc's, it lives in the collected heap; it is
+ * uncollectable here, as it lives as long as its kind (for ever). */
 #define FREE_LIST_HEADS 129
+GC_API void *GC_malloc_atomic_uncollectable(size_t n);
 GC_API void **GC_new_free_list_inner(void) {
-    void **fl = calloc(FREE_LIST_HEADS, sizeof *fl);
-    return fl ? fl : compat_oom(FREE_LIST_HEADS * sizeof *fl);
+    return GC_malloc_atomic_uncollectable(FREE_LIST_HEADS * sizeof(void *));
 }
 GC_API void **GC_new_free_list(void) { return GC_new_free_list_inner(); }
 

@@ -29,6 +29,7 @@ typedef GC_word GC_descr;
 
 /* An extended bitmap (more than COMPAT_BITMAP_BITS words). */
 struct ext_bitmap {
+    struct ext_bitmap *next; /* every one made, so none looks leaked */
     size_t nbits;
     GC_word bits[]; /* bit i of bits[i / 64]: word i is a pointer */
 };
@@ -39,8 +40,9 @@ static struct {
     int finalized_kind;
     pthread_mutex_t gcj_lock;
     bool gcj_ready;
+    struct ext_bitmap *bitmaps; /* under compat.lock */
 } typed = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, 0, 0, 0,
-           PTHREAD_MUTEX_INITIALIZER, false};
+           PTHREAD_MUTEX_INITIALIZER, false, NULL};
 
 /* ---- the typed procedures ---- */
 
@@ -150,6 +152,10 @@ GC_API GC_descr GC_make_descriptor(const GC_word *bm, size_t len) {
     memcpy(e->bits, bm, nw * sizeof(GC_word));
     if (last % 64)
         e->bits[nw - 1] &= ((GC_word)1 << (last % 64)) - 1;
+    compat_lock();
+    e->next = typed.bitmaps;
+    typed.bitmaps = e;
+    compat_unlock();
     return GC_MAKE_PROC(compat_kinds.typed_proc, (GC_word)(uintptr_t)e);
 }
 
