@@ -17,15 +17,23 @@
 #define NREF 4
 
 /* Word 0: count; words 1..NREF: references xor KEY (not pointers). */
-static int marked_seen, marked_calls;
+/* After a value is reported, rudo_visit_is_marked says whether it was
+ * marked: always for a live base, never for an interior value without the
+ * interior rule. The verifier (RUDO_DEBUG) traces with its own tracer,
+ * after marking: the same answers hold there. */
+static int marked_bad, marked_calls;
+static bool interior_mode, counting;
 static void trace_hidden(void *obj, size_t size, rudo_tracer *tr) {
     (void)size;
     uintptr_t *w = obj;
     for (uintptr_t i = 0; i < w[0] && i < NREF; i++) {
         void *v = (void *)(w[1 + i] ^ KEY);
         rudo_visit_value(tr, v);
+        if (!counting)
+            continue;
         marked_calls++;
-        marked_seen += rudo_visit_is_marked(tr, v);
+        bool want = i != 1 || interior_mode;
+        marked_bad += rudo_visit_is_marked(tr, v) != want;
     }
     /* Junk is ignored. */
     rudo_visit_value(tr, (void *)(uintptr_t)0xdeadbeef);
@@ -70,9 +78,12 @@ static void run(unsigned markers, bool interior) {
         range_block[1 + i] = t + (i == 1 ? 8 : 0);
     }
     CHECK_EQ(rudo_root_callback_add(range_roots, NULL), RUDO_OK);
-    marked_seen = marked_calls = 0;
+    marked_bad = marked_calls = 0;
+    interior_mode = interior;
+    counting = true;
     for (int c = 0; c < 3; c++)
         rudo_collect();
+    counting = false;
     CHECK(weak[0] != NULL);
     CHECK((weak[1] != NULL) == interior); /* interior value */
     CHECK(weak[2] != NULL);
@@ -82,7 +93,7 @@ static void run(unsigned markers, bool interior) {
     if (weak[0])
         CHECK(((char *)weak[0])[63] == 0x40);
     /* Each reported live target is marked after its visit. */
-    CHECK(marked_calls > 0 && marked_seen == marked_calls - (interior ? 0 : 3));
+    CHECK(marked_calls >= 9 && marked_bad == 0);
     if (!interior) {
         /* With the displacement registered, interior values count. */
         CHECK_EQ(rudo_register_displacement(8), RUDO_OK);
