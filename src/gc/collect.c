@@ -172,7 +172,10 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
     for (size_t i = 0; i < ncand; i++) {
         if (!rudo__unmarked_cell(h, cand[i]))
             continue; /* reached from an earlier candidate */
-        rudo__mark_children(h, cand[i]);
+        if (rudo__final_ignores_self(h, cand[i]))
+            rudo__mark_children_ignore_self(h, cand[i]);
+        else
+            rudo__mark_children(h, cand[i]);
         cycles += !rudo__unmarked_cell(h, cand[i]);
     }
     free(cand);
