@@ -880,7 +880,13 @@ static inline void **rudo_handle(void *obj) {
  * the allocation prints "rudo: rudo_alloc: heap limit reached while
  * collection is disabled (rudo_disable)" and takes the out-of-memory path
  * (the handler, then NULL); rudo_collect returns without collecting.
- * rudo_enable without a matching rudo_disable aborts. Thread-safe. */
+ * rudo_enable without a matching rudo_disable aborts. When rudo_disable
+ * returns, no collection runs, and none starts until the matching
+ * rudo_enable (one in progress, started by another thread, is waited
+ * for): weak slots are not cleared and objects do not move between
+ * reachable and finalized meanwhile. Thread-safe; rudo_disable waits while
+ * a collection runs, so it must not be called with the world stopped (from
+ * a listener's begin or phase, a root or trace callback). */
 RUDO_API void rudo_disable(void);
 RUDO_API void rudo_enable(void);
 /* True while collection is disabled. Thread-safe. */
