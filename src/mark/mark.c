@@ -760,6 +760,30 @@ void rudo__mark_children(rudo__heap *h, void *obj) {
     drain_overflow(mk);
 }
 
+void rudo__mark_children_ignore_self(rudo__heap *h, void *obj) {
+    rudo__marker *mk = h->pool->m[0];
+    rudo__page *p = NULL;
+    size_t i = 0;
+    if (rudo__cell_of(h, obj, &p, &i) != obj)
+        return; /* not a base: nothing of its own to trace (see header) */
+    RUDO_ASSERT(mk->single);
+    _Atomic uint64_t *w = &p->bits[i / 64].mark;
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    /* Marked while its own words are scanned, so a self-pointer finds it
+     * marked and does nothing; unmarked again before what those words
+     * reached is traced, so a cycle through other objects still marks it.
+     * This works because in the serial phase after
+     * rudo__mark_closure (single) trace_in scans the words at once and
+     * only queues what they reach. Relaxed: one marker, world stopped. */
+    atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) | bit,
+                          memory_order_relaxed);
+    trace_in(mk, obj, rudo__head_page_of(h, obj));
+    atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) & ~bit,
+                          memory_order_relaxed);
+    rudo__mark_drain(mk);
+    drain_overflow(mk);
+}
+
 void rudo__mark_end(rudo__heap *h) {
     rudo__mark_pool *pool = h->pool;
     pool->route = pool->saved_route;

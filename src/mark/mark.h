@@ -140,6 +140,10 @@ void rudo__mark_from(rudo__heap *h, void *obj);
 /* Marks what obj references and everything that reaches, but not obj
  * itself (ordered finalization; serial, as rudo__mark_from). */
 void rudo__mark_children(rudo__heap *h, void *obj);
+/* As rudo__mark_children, but obj's own words that point into obj do not
+ * mark it (rudo_finalizer_register_ignore_self): obj is marked only if a
+ * path through other objects leads back to it. obj must be unmarked. */
+void rudo__mark_children_ignore_self(rudo__heap *h, void *obj);
 void rudo__mark_end(rudo__heap *h);
 /* Queues a marked object on mk's own stack (or defers it, see mark.c). */
 void rudo__mark_push(rudo__marker *mk, void *obj);
