@@ -344,12 +344,31 @@ scan_layout(rudo__marker *mk, const rudo__kind *k, void **w, size_t from,
             size_t to, bool base_only) {
     size_t lw = k->layout_words;
     if (lw <= 64) {
-        /* One bitmap word: visit its set bits, repeated per struct. */
+        /* One bitmap word (its lw bits: the rest mean nothing, rudo.h),
+         * repeated per struct; the structs cut by from and to are masked,
+         * the others scanned whole. */
+        uint64_t all = lw == 64 ? ~(uint64_t)0 : ((uint64_t)1 << lw) - 1;
+        uint64_t lay = k->layout[0] & all;
+        if (lay == all) { /* every word (an array of pointers) */
+            for (size_t i = from; i < to; i++)
+                if (w[i]) {
+                    if (base_only)
+                        mark_base(mk, w[i]);
+                    else
+                        mark_value(mk, w[i]);
+                }
+            return;
+        }
         /* (from is 0 but for chunks: no division on the common path) */
         for (size_t base = from ? from - from % lw : 0; base < to; base += lw) {
-            for (uint64_t b = k->layout[0]; b; b &= b - 1) {
-                size_t i = base + (size_t)__builtin_ctzll(b);
-                if (i >= from && i < to && w[i]) {
+            uint64_t m = lay;
+            if (RUDO_UNLIKELY(base < from)) /* the first struct of a chunk */
+                m &= ~(((uint64_t)1 << (from - base)) - 1);
+            if (to - base < lw) /* the last struct, cut by the cell or chunk */
+                m &= ((uint64_t)1 << (to - base)) - 1;
+            for (; m; m &= m - 1) {
+                size_t i = base + (size_t)__builtin_ctzll(m);
+                if (w[i]) {
                     if (base_only)
                         mark_base(mk, w[i]);
                     else
