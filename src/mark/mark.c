@@ -412,12 +412,25 @@ scan_words(rudo__marker *mk, const rudo__kind *k, char *obj, size_t from,
 #define CHUNK_WORDS 1024 /* 8 KiB */
 
 /* Queues the chunks after the first of a large object, then scans the
- * first. Out of line: the common, small object stays on the fast path. */
+ * first. The chunks go straight to the shared deque (the private stack
+ * only if the deque cannot grow), and parked markers are told: a wide
+ * array is the work they wait for, and left on the private stack it would
+ * be shared only 64 objects later, half of it at a time, while the first
+ * chunk's children pile up on top of it. Out of line: the common, small
+ * object stays on the fast path. */
 static __attribute__((noinline)) void trace_chunked(rudo__marker *mk,
                                                     char *obj, rudo__page *p) {
     size_t nw = p->cell_size / sizeof(void *);
-    for (size_t from = CHUNK_WORDS; from < nw; from += CHUNK_WORDS)
-        push(mk, obj + from * sizeof(void *) + 1, p);
+    bool shared = mk->pool->steal;
+    for (size_t from = CHUNK_WORDS; from < nw; from += CHUNK_WORDS) {
+        char *chunk = obj + from * sizeof(void *) + 1;
+        if (RUDO_UNLIKELY(mk->h->mark.fail_growths)) /* test hook */
+            rudo__deque_fail_next_growth(&mk->dq);
+        if (!shared || !rudo__deque_push(&mk->dq, chunk))
+            push(mk, chunk, p);
+    }
+    if (shared)
+        mk->ops->offer(mk);
     scan_words(mk, &mk->h->kinds[p->kind], obj, 0, CHUNK_WORDS);
 }
 
