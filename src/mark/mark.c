@@ -625,14 +625,18 @@ void rudo__mark_drain(rudo__marker *mk) {
                 return;
             }
         } else {
-            while (n < PREFETCH_DEPTH && mk->local_n > mk->local_lo) {
-                void *o = mk->local[--mk->local_n];
+            /* In registers: stores to the FIFO could alias the fields. */
+            size_t ln = mk->local_n, lo = mk->local_lo;
+            void **local = mk->local;
+            while (n < PREFETCH_DEPTH && ln > lo) {
+                void *o = local[--ln];
                 __builtin_prefetch(o);
                 ring[(head + n) % PREFETCH_DEPTH] = o;
                 n++;
             }
-            if (mk->local_n == mk->local_lo)
-                mk->local_n = mk->local_lo = 0; /* reuse the space shared away */
+            if (ln == lo)
+                mk->local_lo = ln = 0; /* reuse the space shared away */
+            mk->local_n = ln;
             obj = ring[head];
             head = (head + 1) % PREFETCH_DEPTH;
             n--;
