@@ -8,6 +8,7 @@
  * calling thread, and installs the root callback that scans static data
  * (statics.c) and the collection callback that keeps GC_gc_no current. */
 #include "compat.h"
+#include "kinds.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -124,8 +125,12 @@ static void init_once(void) {
     }
     void *lo, *hi;
     rudo_heap_bounds(&lo, &hi);
-    GC_least_plausible_heap_addr = lo;
-    GC_greatest_plausible_heap_addr = (char *)hi - 1;
+    /* One byte outside the reservation at each end: the variables lie in
+     * scanned static data (ours, and the clients' copies), and the heap's
+     * first cell starts at lo, so lo itself would keep that object alive
+     * for ever. Clients only compare against them. */
+    GC_least_plausible_heap_addr = (char *)lo - 1;
+    GC_greatest_plausible_heap_addr = hi;
     void *slo, *shi;
     rudo_stack_get(&slo, &shi);
     if (GC_stackbottom && GC_stackbottom > (char *)slo &&
@@ -135,6 +140,7 @@ static void init_once(void) {
         GC_stackbottom = shi;
     compat.applied_divisor = GC_free_space_divisor; /* applied above */
     rudo_root_callback_add(compat_static_roots, NULL);
+    compat_kinds_init();
     rudo_set_gc_callback(after_collection, NULL);
     const char *rep = getenv("RUDO_COMPAT_REPORT");
     if (rep && *rep && strcmp(rep, "0") != 0)

@@ -403,6 +403,15 @@ RUDO_API int rudo_finalizer_register(void *obj, rudo_finalize_fn fn, void *data)
  * as rudo_finalizer_register. */
 RUDO_API int rudo_finalizer_register_ordered(void *obj, rudo_finalize_fn fn,
                                              void *data);
+/* As rudo_finalizer_register_ordered, except that obj's own pointers into
+ * itself (to its base or inside it) do not count (bdwgc's
+ * GC_register_finalizer_ignore_self): an object whose only cycle is a
+ * pointer to itself is finalized; a cycle through another object still
+ * keeps it, as above. For kinds traced by a callback, the slots it visits
+ * are what counts as "its own pointers". Thread-safe, and aborts, as
+ * rudo_finalizer_register. */
+RUDO_API int rudo_finalizer_register_ignore_self(void *obj, rudo_finalize_fn fn,
+                                                 void *data);
 /* Ends obj's registration (see rudo_finalizer_register): RUDO_OK, or
  * RUDO_ENOENT if it has none. Thread-safe; waits while a collection runs. */
 RUDO_API int rudo_finalizer_unregister(void *obj);
@@ -457,6 +466,8 @@ struct rudo_tracer {
     void ***rudo__end; /* end of the slot buffer */
     void (*rudo__flush)(rudo_tracer *tr); /* empties the buffer */
     void (*rudo__weak)(rudo_tracer *tr, void **slot); /* a weak slot */
+    void (*rudo__value)(rudo_tracer *tr, void *value); /* rudo_visit_value */
+    void (*rudo__range)(rudo_tracer *tr, void *lo, void *hi); /* rudo_visit_range */
 };
 
 RUDO_API void rudo__tracer_flush(rudo_tracer *tr);
@@ -485,6 +496,46 @@ static inline void rudo_visit_weak(rudo_tracer *tr, void **slot) {
     if (*slot != NULL)
         tr->rudo__weak(tr, slot);
 }
+
+/* Values and ranges, for callers that compute references instead of
+ * holding them in slots (a bdwgc mark procedure, which decodes its own
+ * fields and calls GC_mark_and_push; a root callback that scans a block
+ * of memory it owns). Both mark at once (nothing is buffered), with the
+ * rule of a conservative word: any address inside an object keeps it
+ * alive, or, with rudo_config.interior_pointers false, only its base or
+ * base plus a registered displacement (RUDO_KIND_BASE_ONLY does not
+ * apply). Values that do not point into an allocated heap object (NULL,
+ * integers, junk, addresses of free cells) are ignored: no value can
+ * make the collector fault. In generational mode the program still owes
+ * rudo_write for the slots these values came from; the verifier's card
+ * check (RUDO_VERIFY) cannot see slots here and skips them.
+ *
+ * rudo_visit_value reports one value. rudo_visit_range scans [lo, hi)
+ * as a conservative range: every aligned word inside it is reported as
+ * rudo_visit_value would (a partial word at either end is ignored; lo >=
+ * hi reports nothing). The memory must be readable until the call
+ * returns; it is read during the call only.
+ * Thread-safety: as rudo_visit (only from the trace or root callback
+ * given tr, on its thread). */
+static inline void rudo_visit_value(rudo_tracer *tr, void *value) {
+    if (value != NULL)
+        tr->rudo__value(tr, value);
+}
+static inline void rudo_visit_range(rudo_tracer *tr, const void *lo,
+                                    const void *hi) {
+    if ((const char *)lo < (const char *)hi)
+        tr->rudo__range(tr, (void *)(uintptr_t)lo, (void *)(uintptr_t)hi);
+}
+
+/* True if p points into (or at) an allocated heap object that the
+ * running collection has marked so far (bdwgc's GC_is_marked during
+ * marking). Marks made by other markers at the same time may not be seen
+ * yet; an object this marker marked, or that was marked before the
+ * callback began (by the roots it follows, by earlier trace calls of the
+ * same marker), is. False for NULL and non-heap addresses. Thread-safety:
+ * as rudo_visit (only from a trace or root callback; tr is the one it
+ * was given). */
+RUDO_API bool rudo_visit_is_marked(rudo_tracer *tr, const void *p);
 
 /* ------------------------------------------------------------------------ */
 /* Allocation                                                               */
@@ -744,6 +795,26 @@ RUDO_API int rudo_root_remove_range(void *start);
  * pointer-aligned, or no heap exists. */
 RUDO_API int rudo_weak_register(void **slot);
 RUDO_API int rudo_weak_register_long(void **slot);
+/* As rudo_weak_register / rudo_weak_register_long, with an explicit
+ * target: the slot is set to NULL when `target` (an object's address, or
+ * any address inside it) is found unreachable (short) or is reclaimed
+ * (long), whatever the slot holds: a disguised pointer, a flag, another
+ * object (bdwgc's GC_general_register_disappearing_link). The slot's own
+ * value is then never looked at. Once cleared the registration ends (the
+ * target's memory will be reused); a target that is not in the heap is
+ * never cleared. rudo_weak_unregister and rudo_weak_move apply (a move
+ * keeps the target). Thread-safe, returns and aborts as rudo_weak_register,
+ * and also aborts if target is NULL. */
+RUDO_API int rudo_weak_register_target(void **slot, const void *target);
+RUDO_API int rudo_weak_register_long_target(void **slot, const void *target);
+/* How slot is registered now: 0 (not registered, or forgotten: a cleared
+ * slot with an explicit target, or one inside an object that died),
+ * RUDO_WEAK_SHORT or RUDO_WEAK_LONG. A collection may forget the slot
+ * right after the call returns. Thread-safe; waits while a collection
+ * runs. */
+#define RUDO_WEAK_SHORT 1
+#define RUDO_WEAK_LONG 2
+RUDO_API int rudo_weak_registered(void **slot);
 /* Forgets a weak slot. RUDO_OK, or RUDO_ENOENT if it was not registered.
  * Thread-safe; waits while a collection runs. */
 RUDO_API int rudo_weak_unregister(void **slot);
@@ -867,7 +938,13 @@ static inline void **rudo_handle(void *obj) {
  * the allocation prints "rudo: rudo_alloc: heap limit reached while
  * collection is disabled (rudo_disable)" and takes the out-of-memory path
  * (the handler, then NULL); rudo_collect returns without collecting.
- * rudo_enable without a matching rudo_disable aborts. Thread-safe. */
+ * rudo_enable without a matching rudo_disable aborts. When rudo_disable
+ * returns, no collection runs, and none starts until the matching
+ * rudo_enable (one in progress, started by another thread, is waited
+ * for): weak slots are not cleared and objects do not move between
+ * reachable and finalized meanwhile. Thread-safe; rudo_disable waits while
+ * a collection runs, so it must not be called with the world stopped (from
+ * a listener's begin or phase, a root or trace callback). */
 RUDO_API void rudo_disable(void);
 RUDO_API void rudo_enable(void);
 /* True while collection is disabled. Thread-safe. */
