@@ -35,8 +35,10 @@ tests="$src/src/tests"
 
 # Timing-dependent in ECL's suite (they fail now and then on the system's
 # libgc too, more often on a loaded machine): fairness of mutexes, mailbox
-# hand-off between threads, a FIFO read racing its writer.
-flaky="MUTEX-003-FAIRNESS MBOX-BLOCKS-1-TO-1 MIX.0016.FIFO-TESTS"
+# hand-off between threads, a FIFO read racing its writer, semaphores under
+# interrupts (the last two: "Known fails" in ECL's own ecl-tests.lisp).
+flaky="MUTEX-003-FAIRNESS MBOX-BLOCKS-1-TO-1 MIX.0016.FIFO-TESTS SEM-INTERRUPTED-RESIGNALS
+       SEM-SIGNAL-N-PROCESSES SEM-SIGNAL-ONLY-N-PROCESSES"
 
 compiler='(ignore-errors (ext:install-c-compiler))'
 [ "${TEST_LONG:-0}" = 1 ] || compiler=t
