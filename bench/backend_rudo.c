@@ -42,11 +42,35 @@ const char *bk_name(void) { return "rudo"; }
  * the main thread after rudo_collect or an allocation returned. */
 static uint64_t g_weak_cleared, g_ephemerons_cleared;
 
+/* The pauses of minor and major collections, for their medians (the
+ * callback runs on the collecting thread, one collection at a time; read
+ * at exit). The first PAUSE_CAP of each are kept. */
+#define PAUSE_CAP 65536
+static uint64_t g_minor_ns[PAUSE_CAP], g_major_ns[PAUSE_CAP];
+static size_t g_nminor, g_nmajor;
+
 static void on_gc(const rudo_gc_event *ev, void *data) {
     (void)data;
     __atomic_fetch_add(&g_weak_cleared, ev->weak_cleared, __ATOMIC_RELAXED);
     __atomic_fetch_add(&g_ephemerons_cleared, ev->ephemerons_cleared, __ATOMIC_RELAXED);
     bench_gc_record(ev->pause_ns, ev->mark_ns);
+    if (ev->minor && g_nminor < PAUSE_CAP)
+        g_minor_ns[g_nminor++] = ev->pause_ns;
+    else if (!ev->minor && g_nmajor < PAUSE_CAP)
+        g_major_ns[g_nmajor++] = ev->pause_ns;
+}
+
+static int cmp_ns(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of v[0..n), in microseconds (0 for none); sorts v. */
+static double median_us(uint64_t *v, size_t n) {
+    if (n == 0)
+        return 0;
+    qsort(v, n, sizeof *v, cmp_ns);
+    return (double)v[n / 2] / 1e3;
 }
 
 void bk_init(unsigned threads) {
@@ -213,10 +237,12 @@ void bk_result_extra(char *buf, size_t size) {
     rudo_stats st;
     rudo_get_stats(&st);
     snprintf(buf, size, "ttsp_med_us=%.1f ttsp_max_us=%.1f minor=%llu major=%llu "
-             "minor_pause_us=%.1f promoted_kib=%llu", (double)st.ttsp_ns_median / 1e3,
+             "minor_pause_us=%.1f minor_med_us=%.1f major_med_us=%.1f promoted_kib=%llu",
+             (double)st.ttsp_ns_median / 1e3,
              (double)st.ttsp_ns_max / 1e3, (unsigned long long)st.minor_collections,
              (unsigned long long)st.major_collections,
              st.minor_collections ? (double)st.minor_pause_ns_total / 1e3 /
                                         (double)st.minor_collections : 0.0,
+             median_us(g_minor_ns, g_nminor), median_us(g_major_ns, g_nmajor),
              (unsigned long long)(st.promoted_bytes_total >> 10));
 }

@@ -65,7 +65,7 @@ class Bench:
     """One row group of the table: a program with its arguments."""
 
     def __init__(self, name, program, full, quick, threads=1, gc_only=False, only=None,
-                 gen=False):
+                 gen=False, env=None):
         self.name = name
         self.program = program    # file name stem: <program>-<backend>
         self.full = full          # arguments of the full run
@@ -74,6 +74,7 @@ class Bench:
         self.gc_only = gc_only    # skipped for the malloc backends
         self.only = only          # None, or the only backends that have it
         self.gen = gen            # written with bk_write: also run as rudo-gen
+        self.env = env or {}      # extra environment of every run
 
 
 def benchmarks(mt_threads):
@@ -97,6 +98,11 @@ def benchmarks(mt_threads):
         Bench("quads-2.5x", "quads", ["--depth", "10", "--heap-mult", "2.5"],
               ["--depth", "9", "--heap-mult", "2.5", "--garbage-mib", "256"],
               gc_only=True, gen=True),
+        # The minor-pause case of issue 10: 256 MiB of old data, steady
+        # allocation where nearly everything survives, a 1 ms pause goal.
+        Bench("large-heap-goal", "large-heap", ["--live-mib", "256", "--churn", "1"],
+              ["--live-mib", "64", "--churn", "1"], gc_only=True, only={"rudo", "rudo-gen"},
+              gen=True, env={"RUDO_MINOR_PAUSE_GOAL_US": "1000"}),
         Bench("barrier", "barrier", [], ["--stores", "50000000"], gen=True),
     ]
     for shape in ("tree", "graph", "list"):
@@ -409,16 +415,17 @@ def gen_text(rows_by_bench, suite, backends):
             if row is None or not row.ok:
                 continue
             m = row.med
-            lines.append("%-13s %3d  %-8s  %9.1f  %6s  %6s  %6s  %10s  %10s"
+            lines.append("%-15s %3d  %-8s  %9.1f  %6s  %6s  %6s  %10s  %10s  %10s  %10s"
                          % (b.name, b.threads, k, row.wall_ms, fmt(row.gc_count, ".0f"),
                             fmt(m("minor"), ".0f"), fmt(m("major"), ".0f"),
-                            fmt(m("minor_pause_us"), ".1f"),
+                            fmt(m("minor_pause_us"), ".1f"), fmt(m("minor_med_us"), ".1f"),
+                            fmt(m("major_med_us"), ".1f"),
                             fmt(row.max_pause_us / 1e3 if row.max_pause_us else None, ".2f")))
     out = []
     if lines:
-        head = ("%-13s %3s  %-8s  %9s  %6s  %6s  %6s  %10s  %10s"
+        head = ("%-15s %3s  %-8s  %9s  %6s  %6s  %6s  %10s  %10s  %10s  %10s"
                 % ("benchmark", "thr", "backend", "wall ms", "GCs", "minor", "major",
-                   "minor us", "max pause"))
+                   "minor us", "minor med", "major med", "max pause"))
         out += [head, "-" * len(head)] + lines
     rows = rows_by_bench.get(("barrier", 1)) or {}
     blines = []
@@ -633,8 +640,8 @@ def main():
             order = ks[rep % len(ks):] + ks[:rep % len(ks)]
             for k in order:
                 progress.show("%-12s thr=%d  %-8s rep %d/%d" % (b.name, b.threads, k, rep + 1, repeat))
-                r = run_once(spawn, binary(b, k), args, dict(env, **BACKEND_ENV.get(k, {})),
-                             timeout)
+                r = run_once(spawn, binary(b, k), args,
+                             dict(env, **b.env, **BACKEND_ENV.get(k, {})), timeout)
                 runs.setdefault((b.name, b.threads, k), []).append(r)
                 progress.record((b.name, b.threads), r.elapsed)
                 if not r.ok:

@@ -157,6 +157,19 @@ typedef struct rudo_config {
      * keeps it at `nursery`, which bounds minor pauses by what a nursery
      * can promote. Environment override: RUDO_NURSERY_ADAPT (0 or 1). */
     bool nursery_adapt;
+    /* Generational mode: a goal for the pause of a minor collection, in
+     * microseconds; 0 (the default) sets none. A minor collection's pause
+     * is mostly the marking of what survives it, so it grows with the
+     * nursery when much survives. With a goal, after each minor
+     * collection the nursery is capped at the size whose pause, at the
+     * pause per nursery byte measured so far (averaged over minors), meets
+     * the goal; the cap may go below `nursery`, down to nursery / 16 (at
+     * least 256 KiB), and it also caps the nursery that a max_heap budget
+     * would otherwise enlarge. A smaller nursery means more minor
+     * collections: shorter pauses for some throughput where most young
+     * objects survive. At most 10 000 000 (10 s). Environment override:
+     * RUDO_MINOR_PAUSE_GOAL_US. */
+    unsigned minor_pause_goal_us;
     /* Generational mode: a major (full) collection replaces the next minor
      * one when the old data (live after a minor collection, dead old
      * objects included) exceeds major_growth times the live bytes after

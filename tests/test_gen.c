@@ -348,12 +348,13 @@ static void policy(void) {
 
 /* A workload where everything survives: with nursery_adapt the nursery
  * doubles, so it runs fewer minor collections than with a fixed one. */
-static uint64_t survivors_minors(bool adapt) {
+static uint64_t survivors_run(bool adapt, size_t nursery, unsigned goal_us) {
     rudo_config cfg = test_precise_config(1);
     cfg.generational = true;
-    cfg.nursery = 256 << 10;
+    cfg.nursery = nursery;
     cfg.initial_heap = 256 << 10;
     cfg.nursery_adapt = adapt;
+    cfg.minor_pause_goal_us = goal_us;
     CHECK_EQ(rudo_heap_create(&cfg), RUDO_OK);
     static const uint64_t two = 3, all = 1;
     k_node = rudo_kind_layout("gen-node", 4, &two);
@@ -373,12 +374,47 @@ static uint64_t survivors_minors(bool adapt) {
     return st.minor_collections;
 }
 
+static uint64_t survivors_minors(bool adapt) {
+    return survivors_run(adapt, 256 << 10, 0);
+}
+
 static void adapt(void) {
     uint64_t fixed = survivors_minors(false), adaptive = survivors_minors(true);
     printf("all survive: %llu minors with a fixed nursery, %llu adaptive\n",
            (unsigned long long)fixed, (unsigned long long)adaptive);
-    CHECK(fixed >= 20);
+    CHECK(fixed >= 12); /* 6.4 MB of nodes through a 256 KiB nursery */
     CHECK(adaptive * 2 < fixed);
+}
+
+/* minor_pause_goal_us: a goal no minor collection can meet takes the
+ * nursery down to its floor (nursery / 16, at least 256 KiB), so the
+ * same work runs many more minor collections, but never more than the
+ * floor allows; a goal every minor meets changes nothing. Out-of-range
+ * values are rejected. */
+static void pause_goal(void) {
+    size_t big = 4u << 20;
+    uint64_t none = survivors_run(false, big, 0);
+    uint64_t tight = survivors_run(false, big, 1);
+    uint64_t loose = survivors_run(false, big, 10000000);
+    printf("pause goal: %llu minors without, %llu with 1 us, %llu with 10 s\n",
+           (unsigned long long)none, (unsigned long long)tight,
+           (unsigned long long)loose);
+    CHECK(none <= 4);
+    CHECK(tight >= 4 * none && tight >= 8);
+    /* 8 MB of nodes and array through a 256 KiB floor: about 30. */
+    CHECK(tight <= 40);
+    CHECK_EQ(loose, none);
+    rudo_config cfg = test_precise_config(1);
+    cfg.generational = true;
+    cfg.minor_pause_goal_us = 10000001;
+    CHECK_EQ(rudo_heap_create(&cfg), RUDO_EINVAL);
+    cfg.minor_pause_goal_us = 0;
+    setenv("RUDO_MINOR_PAUSE_GOAL_US", "-5", 1);
+    CHECK_EQ(rudo_heap_create(&cfg), RUDO_EINVAL);
+    setenv("RUDO_MINOR_PAUSE_GOAL_US", "500", 1);
+    CHECK_EQ(rudo_heap_create(&cfg), RUDO_OK);
+    rudo_heap_destroy();
+    unsetenv("RUDO_MINOR_PAUSE_GOAL_US");
 }
 
 /* rudo_free of old and young objects between minor and major
@@ -458,7 +494,7 @@ int main(void) {
     finalizers();
     policy();
     if (!getenv("RUDO_GC_STRESS"))
-        adapt(); /* counts collections */
+        adapt(), pause_goal(); /* count collections */
     frees();
     env_switch();
     barrier_off();

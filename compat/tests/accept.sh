@@ -53,7 +53,7 @@ w3m)
         }
         print "</body></html>" }' > "$tmp/page.html"
     echo "w3m -dump -cols 100 '$tmp/page.html'" > "$tmp/run.sh"
-    heap=1M min=20 ;;
+    heap=64K min=10 ;;
 mmv)
     need mmv mmv
     # 20 000 empty files renamed *.txt -> *.dat, then the directory listed.
@@ -62,7 +62,7 @@ rm -rf '$tmp/d' && mkdir '$tmp/d' && cd '$tmp/d' &&
 awk 'BEGIN { for (i = 0; i < 20000; i++) printf "f%05d.txt\n", i }' | xargs touch
 EOS
     echo "cd '$tmp/d' && mmv -v '*.txt' '#1.dat' && ls" > "$tmp/run.sh"
-    heap=256K min=5 ;;
+    heap=64K min=3 ;;
 chase)
     need chase chase
     need python3 python3
@@ -84,7 +84,7 @@ with open("list", "w") as names:
     names.write("loop1\n")
 EOP
     echo "cd '$tmp/c' && chase -f list" > "$tmp/run.sh"
-    heap=256K min=20 ;;
+    heap=64K min=8 ;;
 debfoster)
     need debfoster debfoster
     [ -r /var/lib/dpkg/status ] || skip "no /var/lib/dpkg/status"
@@ -98,11 +98,11 @@ debfoster)
           echo "debfoster -n -i -k '$tmp/keep' -r $p"
           echo "debfoster -n -i -k '$tmp/keep' -e $p"
       done; } > "$tmp/run.sh"
-    heap=1M min=100 ;;
+    heap=256K min=50 ;;
 homfly)
     [ $# -ge 4 ] && [ -x "$4" ] || skip "libhomfly-dev is not installed (apt-get install libhomfly0 libhomfly-dev)"
     echo "'$4'" > "$tmp/run.sh"
-    heap=256K min=50 ;;
+    heap=16K min=1 ;;
 *)
     echo "FAIL: unknown program $prog"; exit 1 ;;
 esac

@@ -58,8 +58,39 @@ static size_t nursery(rudo__heap *h, size_t live) {
         n = (size_t)cap;
     if (n < c->nursery)
         n = c->nursery;
+    /* The pause goal caps it last: at the measured pause per young byte,
+     * the goal allows goal / pause_per_byte bytes (rudo.h). The floor
+     * keeps a fixed cost larger than the goal (stacks, static data, the
+     * handshake) from shrinking it to nothing. */
+    h->gen.goal_capped = false;
+    if (c->minor_pause_goal_us && h->gen.pause_per_byte > 0) {
+        double fit = (double)c->minor_pause_goal_us * 1e3 / h->gen.pause_per_byte;
+        double floor = (double)(c->nursery / 16);
+        if (floor < 256.0 * 1024)
+            floor = 256.0 * 1024;
+        if (fit < floor)
+            fit = floor;
+        if ((double)n > fit) {
+            n = (size_t)fit;
+            h->gen.goal_capped = true;
+        }
+    }
     h->gen.nursery = n;
     return n;
+}
+
+/* Feeds the pause goal (nursery above) with a minor collection's pause
+ * and the young bytes it ran for. Collections that ran for less than half
+ * a nursery (rudo_collect_minor, the heap limit) are skipped: their fixed
+ * costs would count as per-byte costs. A moving average with weight 1/2:
+ * it follows a change of the workload within a few minors, and one
+ * disturbed pause (a preempted marker) moves it only halfway. */
+static void sample_pause(rudo__heap *h, uint64_t pause, uint64_t young) {
+    if (young == 0 || young < h->gen.nursery / 2)
+        return;
+    double r = (double)pause / (double)young;
+    h->gen.pause_per_byte = h->gen.pause_per_byte > 0
+                                ? (h->gen.pause_per_byte + r) / 2 : r;
 }
 
 /* The next collection's trigger and, with generations, its kind (docs/
@@ -80,7 +111,7 @@ static void set_trigger(rudo__heap *h, size_t live) {
              * collection is major when that room is under two nurseries. */
             double room = (double)c->max_heap - (double)live - (double)c->max_heap / 16;
             h->gen.next_major = room < 2.0 * (double)c->nursery;
-            if (next < room / 2)
+            if (next < room / 2 && !h->gen.goal_capped)
                 next = room / 2;
             if (next > room)
                 next = room > 0 ? room : 0;
@@ -114,6 +145,8 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
                            uint64_t t_request, uint64_t ttsp, rudo_gc_event *ev) {
     major = choose_major(h, major);
     h->gen.minor = !major;
+    /* Relaxed: the world is stopped; the counter is only a heuristic. */
+    uint64_t young = atomic_load_explicit(&h->alloc_since_gc, memory_order_relaxed);
     size_t old_before = h->live_bytes;
     *ev = (rudo_gc_event){.number = h->gc_count + 1, .ttsp_ns = ttsp,
                           .minor = !major};
@@ -218,10 +251,12 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
         h->gen.major_live = live;
     else
         h->gen.last_promoted = promoted; /* the nursery adapts to it */
-    set_trigger(h, live);
-
     uint64_t mark_ns = t_sweep - t_mark, sweep_ns = t_end - t_sweep;
     uint64_t pause = t_end - t_request;
+    if (!major)
+        sample_pause(h, pause, young);
+    set_trigger(h, live);
+
     if (major) {
         h->gen.majors++;
         h->gen.major_pause_ns += pause;

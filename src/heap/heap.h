@@ -422,6 +422,11 @@ typedef struct rudo__heap {
         uint64_t promoted;      /* bytes, all minors */
         uint64_t last_promoted; /* by the last minor */
         uint64_t card_pages;    /* pages the last minor scanned cards of */
+        /* Pause per young byte of minor collections (ns; a moving average,
+         * 0 = none measured yet), and whether the pause goal capped the
+         * nursery last time (cfg.minor_pause_goal_us; collect.c). */
+        double pause_per_byte;
+        bool goal_capped;
     } gen;
     rudo_gc_callback gc_callback;
     void *gc_callback_data;
