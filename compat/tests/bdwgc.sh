@@ -96,7 +96,10 @@ trap 'rm -rf "$tmp"' EXIT
 run() { # run NAME ENV...
     who=$1; shift
     set +e
-    (cd "$tmp" && env "$@" "$rusage" "$bin/$name" $args) > "$tmp/$who.out" 2>&1
+    # ACCEPT_TIMEOUT (default 240 s): a hung run is killed and fails with
+    # its output (exit 124), rather than running into ctest's timeout.
+    (cd "$tmp" && env "$@" "$rusage" timeout -k 10 "${ACCEPT_TIMEOUT:-240}" "$bin/$name" $args) \
+        > "$tmp/$who.out" 2>&1
     echo $? > "$tmp/$who.rc"
     set -e
     grep '^rusage: ' "$tmp/$who.out" | sed "s/^rusage:/$who:/" || true

@@ -43,11 +43,14 @@ compile)
 *) echo "FAIL: unknown case $what"; exit 1 ;;
 esac
 
-run() { # run NAME ENV...: the command with ENV; Guile writes no cache of its own
+run() { # run NAME ENV...: the command with ENV; Guile writes no cache of its own;
+    # ACCEPT_TIMEOUT (default 240 s): a hung run is killed (exit 124) and
+    # fails with its output, rather than running into ctest's timeout
     who=$1; shift
     set +e
     (cd "$tmp" && env "$@" HOME="$tmp" XDG_CACHE_HOME="$tmp/cache" GUILE_AUTO_COMPILE=0 \
-        "$rusage" sh -c "$(cmd "$who")") > "$tmp/$who.out" 2> "$tmp/$who.err"
+        "$rusage" timeout -k 10 "${ACCEPT_TIMEOUT:-240}" sh -c "$(cmd "$who")") \
+        > "$tmp/$who.out" 2> "$tmp/$who.err"
     echo "exit $?" >> "$tmp/$who.out"
     set -e
     grep '^rusage: ' "$tmp/$who.err" | sed "s/^rusage:/$who:/" || true
