@@ -8,6 +8,7 @@
  * calling thread, and installs the root callback that scans static data
  * (statics.c) and the collection callback that keeps GC_gc_no current. */
 #include "compat.h"
+#include "kinds.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -135,6 +136,7 @@ static void init_once(void) {
         GC_stackbottom = shi;
     compat.applied_divisor = GC_free_space_divisor; /* applied above */
     rudo_root_callback_add(compat_static_roots, NULL);
+    compat_kinds_init();
     rudo_set_gc_callback(after_collection, NULL);
     const char *rep = getenv("RUDO_COMPAT_REPORT");
     if (rep && *rep && strcmp(rep, "0") != 0)

@@ -7,6 +7,7 @@
  * class of n + 1 (GC_size(GC_malloc(16)) == 32). rudo recognizes interior
  * pointers always, so GC_all_interior_pointers = 0 only drops the byte. */
 #include "compat.h"
+#include "kinds.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -153,19 +154,14 @@ GC_API void *GC_malloc_atomic_uncollectable(size_t n) {
 }
 
 /* The predefined kinds of GC_malloc_kind and GC_generic_malloc; other kind
- * numbers come from GC_new_kind, which is a stub. */
+ * numbers come from GC_new_kind (kinds.c). */
 static void *alloc_bdwgc_kind(size_t n, int k) {
     switch (k) {
     case GC_I_PTRFREE: return GC_malloc_atomic(n);
     case GC_I_NORMAL: return GC_malloc(n);
     case GC_I_UNCOLLECTABLE: return GC_malloc_uncollectable(n);
     case GC_I_AUNCOLLECTABLE: return GC_malloc_atomic_uncollectable(n);
-    default: {
-        static atomic_int once;
-        compat_warn_once(&once, "GC Warning: rudo's libgc.so.1: an allocation of "
-                                "a kind made by GC_new_kind (not implemented)\n");
-        return NULL;
-    }
+    default: return compat_kind_alloc(n, k);
     }
 }
 
@@ -174,8 +170,15 @@ GC_API void *GC_malloc_kind_global(size_t n, int k) { return alloc_bdwgc_kind(n,
 GC_API void *GC_generic_malloc(size_t n, int k) { return alloc_bdwgc_kind(n, k); }
 GC_API void *GC_generic_malloc_ignore_off_page(size_t n, int k) { return alloc_bdwgc_kind(n, k); }
 GC_API void *GC_generic_or_special_malloc(size_t n, int k) { return alloc_bdwgc_kind(n, k); }
+/* Uncollectable is a property of bdwgc's two predefined kinds: for a kind
+ * made by GC_new_kind, bdwgc allocates an ordinary object, and so does
+ * this. */
 GC_API void *GC_generic_malloc_uncollectable(size_t n, int k) {
-    return alloc_bdwgc_kind(n, k == GC_I_PTRFREE ? GC_I_AUNCOLLECTABLE : GC_I_UNCOLLECTABLE);
+    if (k == GC_I_PTRFREE || k == GC_I_AUNCOLLECTABLE)
+        return GC_malloc_atomic_uncollectable(n);
+    if (k == GC_I_NORMAL || k == GC_I_UNCOLLECTABLE)
+        return GC_malloc_uncollectable(n);
+    return compat_kind_alloc(n, k);
 }
 
 /* ---- free ----

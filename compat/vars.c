@@ -6,6 +6,7 @@
  * the system library's. This file is compiled without AddressSanitizer
  * (compat/CMakeLists.txt): its redzones would change the symbols' sizes. */
 #include "compat.h"
+#include "kinds.h"
 
 int GC_all_interior_pointers = 1;
 int GC_java_finalization = 1;
@@ -33,12 +34,13 @@ GC_oom_func GC_oom_fn = NULL; /* NULL: the default, which returns NULL */
 void (*GC_on_abort)(const char *msg) = NULL;
 void (*GC_on_heap_resize)(GC_word new_size) = NULL;
 void (*GC_finalizer_notifier)(void) = NULL;
-void (*GC_push_other_roots)(void) = NULL;
+/* bdwgc's default pushes its threads' roots; rudo scans them itself. */
+void (*GC_push_other_roots)(void) = compat_default_push_other_roots;
 void (*GC_is_visible_print_proc)(void *p) = NULL;
 void (*GC_is_valid_displacement_print_proc)(void *p) = NULL;
 void (*GC_same_obj_print_proc)(void *p, void *q) = NULL;
-/* gc_inline.h's free lists (tier 2): empty lists, so an inline allocator
- * compiled into a client takes its slow path (GC_generic_malloc_many). */
+/* gc_inline.h's free lists: empty lists, so an inline allocator compiled
+ * into a client takes its slow path (GC_generic_malloc_many). */
 static void *empty_lists[4][GC_TINY_FREELISTS];
 void **GC_objfreelist_ptr = empty_lists[0];
 void **GC_aobjfreelist_ptr = empty_lists[1];

@@ -454,6 +454,8 @@ struct rudo_tracer {
     void ***rudo__end; /* end of the slot buffer */
     void (*rudo__flush)(rudo_tracer *tr); /* empties the buffer */
     void (*rudo__weak)(rudo_tracer *tr, void **slot); /* a weak slot */
+    void (*rudo__value)(rudo_tracer *tr, void *value); /* rudo_visit_value */
+    void (*rudo__range)(rudo_tracer *tr, void *lo, void *hi); /* rudo_visit_range */
 };
 
 RUDO_API void rudo__tracer_flush(rudo_tracer *tr);
@@ -482,6 +484,46 @@ static inline void rudo_visit_weak(rudo_tracer *tr, void **slot) {
     if (*slot != NULL)
         tr->rudo__weak(tr, slot);
 }
+
+/* Values and ranges, for callers that compute references instead of
+ * holding them in slots (a bdwgc mark procedure, which decodes its own
+ * fields and calls GC_mark_and_push; a root callback that scans a block
+ * of memory it owns). Both mark at once (nothing is buffered), with the
+ * rule of a conservative word: any address inside an object keeps it
+ * alive, or, with rudo_config.interior_pointers false, only its base or
+ * base plus a registered displacement (RUDO_KIND_BASE_ONLY does not
+ * apply). Values that do not point into an allocated heap object (NULL,
+ * integers, junk, addresses of free cells) are ignored: no value can
+ * make the collector fault. In generational mode the program still owes
+ * rudo_write for the slots these values came from; the verifier's card
+ * check (RUDO_VERIFY) cannot see slots here and skips them.
+ *
+ * rudo_visit_value reports one value. rudo_visit_range scans [lo, hi)
+ * as a conservative range: every aligned word inside it is reported as
+ * rudo_visit_value would (a partial word at either end is ignored; lo >=
+ * hi reports nothing). The memory must be readable until the call
+ * returns; it is read during the call only.
+ * Thread-safety: as rudo_visit (only from the trace or root callback
+ * given tr, on its thread). */
+static inline void rudo_visit_value(rudo_tracer *tr, void *value) {
+    if (value != NULL)
+        tr->rudo__value(tr, value);
+}
+static inline void rudo_visit_range(rudo_tracer *tr, const void *lo,
+                                    const void *hi) {
+    if ((const char *)lo < (const char *)hi)
+        tr->rudo__range(tr, (void *)(uintptr_t)lo, (void *)(uintptr_t)hi);
+}
+
+/* True if p points into (or at) an allocated heap object that the
+ * running collection has marked so far (bdwgc's GC_is_marked during
+ * marking). Marks made by other markers at the same time may not be seen
+ * yet; an object this marker marked, or that was marked before the
+ * callback began (by the roots it follows, by earlier trace calls of the
+ * same marker), is. False for NULL and non-heap addresses. Thread-safety:
+ * as rudo_visit (only from a trace or root callback; tr is the one it
+ * was given). */
+RUDO_API bool rudo_visit_is_marked(rudo_tracer *tr, const void *p);
 
 /* ------------------------------------------------------------------------ */
 /* Allocation                                                               */

@@ -74,7 +74,8 @@ typedef struct {
     rudo_tracer tr;
     void **buf[64];
     void *obj;
-    enum ref_rule rule;
+    enum ref_rule rule;     /* reported slots */
+    enum ref_rule crule;    /* reported values and ranges (conservative) */
 } vtracer;
 
 static void vflush(rudo_tracer *tr) {
@@ -83,6 +84,31 @@ static void vflush(rudo_tracer *tr) {
     for (void ***s = t->buf; s < t->tr.rudo__cur; s++)
         check_word(h, t->obj, **s, t->rule);
     t->tr.rudo__cur = t->buf;
+}
+
+/* rudo_visit_value and rudo_visit_range: checked at once, with the rule
+ * of a conservative word, as marking applies it. */
+static void vvalue(rudo_tracer *tr, void *v) {
+    vtracer *t = (vtracer *)tr;
+    check_word(rudo__the_heap, t->obj, v, t->crule);
+}
+
+__attribute__((no_sanitize_address, no_sanitize_thread)) static void
+vrange(rudo_tracer *tr, void *lo, void *hi) {
+    uintptr_t a = ((uintptr_t)lo + sizeof(void *) - 1) & ~(uintptr_t)(sizeof(void *) - 1);
+    for (void **w = (void **)a; (char *)(w + 1) <= (char *)hi; w++)
+        vvalue(tr, *w);
+}
+
+/* The card check looks at slots: values and ranges have none to judge. */
+static void cvalue(rudo_tracer *tr, void *v) {
+    (void)tr;
+    (void)v;
+}
+static void crange(rudo_tracer *tr, void *lo, void *hi) {
+    (void)tr;
+    (void)lo;
+    (void)hi;
 }
 
 /* A weak slot may point to an object the collection did not mark (and
@@ -116,8 +142,11 @@ static void verify_object(rudo__heap *h, rudo__page *p, char *obj) {
         t.tr.rudo__end = t.buf + 64;
         t.tr.rudo__flush = vflush;
         t.tr.rudo__weak = vweak;
+        t.tr.rudo__value = vvalue;
+        t.tr.rudo__range = vrange;
         t.obj = obj;
         t.rule = precise;
+        t.crule = conservative;
         k->trace(obj, p->cell_size, &t.tr);
         vflush(&t.tr);
         break;
@@ -223,6 +252,8 @@ static void verify_old_object(rudo__heap *h, const rudo__page *p, char *obj) {
         t.tr.rudo__end = t.buf + 64;
         t.tr.rudo__flush = cflush;
         t.tr.rudo__weak = vweak; /* weak slots keep nothing alive */
+        t.tr.rudo__value = cvalue;
+        t.tr.rudo__range = crange;
         t.p = p;
         t.obj = obj;
         k->trace(obj, p->cell_size, &t.tr);

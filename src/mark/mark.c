@@ -196,6 +196,31 @@ static void flush_slots(rudo_tracer *tr) {
 
 void rudo__tracer_flush(rudo_tracer *tr) { tr->rudo__flush(tr); }
 
+/* rudo_visit_value: a conservative word (the heap's interior-pointer
+ * rule), marked at once; nothing references a slot afterwards. */
+static void value_visit(rudo_tracer *tr, void *v) {
+    rudo__marker *mk = (rudo__marker *)tr;
+    if (RUDO_UNLIKELY(!mk->h->cfg.interior_pointers))
+        mark_displaced(mk, v);
+    else
+        mark_value(mk, v);
+}
+
+/* rudo_visit_range: as a conservative root range. */
+static void range_visit(rudo_tracer *tr, void *lo, void *hi) {
+    scan_range((rudo__marker *)tr, lo, hi);
+}
+
+bool rudo_visit_is_marked(rudo_tracer *tr, const void *p) {
+    (void)tr; /* any tracer: the bits are the heap's */
+    rudo__heap *h = rudo__the_heap;
+    rudo__page *pg;
+    size_t i;
+    if (!h || !rudo__cell_of(h, p, &pg, &i))
+        return false;
+    return rudo__marked(pg, i);
+}
+
 static void drain_overflow(rudo__marker *mk);
 
 /* rudo_visit_weak: keeps the slot for rudo__mark_weak_clear. */
@@ -660,6 +685,8 @@ static void setup_marker(rudo__marker *mk) {
     mk->tr.rudo__end = mk->slotbuf + RUDO_SLOTBUF;
     mk->tr.rudo__flush = flush_slots;
     mk->tr.rudo__weak = weak_slot;
+    mk->tr.rudo__value = value_visit;
+    mk->tr.rudo__range = range_visit;
     mk->nweak = mk->weak_done = 0;
     mk->nephem = 0;
     mk->since_wake_check = 0;
