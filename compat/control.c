@@ -27,6 +27,22 @@ GC_API int GC_try_to_collect(int (*stop)(void)) {
     return 1;
 }
 
+/* The default stop function: stored for GC_get_stop_func, never called
+ * (as GC_try_to_collect's: a rudo collection is not abandoned midway). */
+typedef int (*GC_stop_func)(void);
+static GC_stop_func stop_func;
+static int never_stop(void) { return 0; } /* bdwgc's default */
+
+GC_API void GC_set_stop_func(GC_stop_func fn) {
+    /* Release/acquire: a getter on another thread sees the function. */
+    __atomic_store_n(&stop_func, fn, __ATOMIC_RELEASE);
+}
+
+GC_API GC_stop_func GC_get_stop_func(void) {
+    GC_stop_func fn = __atomic_load_n(&stop_func, __ATOMIC_ACQUIRE);
+    return fn ? fn : never_stop;
+}
+
 GC_API int GC_collect_a_little(void) {
     /* No incremental mode: there is never a collection in progress. */
     compat_enter();
@@ -204,7 +220,7 @@ STORED_INT(dont_precollect, GC_dont_precollect, 0)
 STORED_INT(full_freq, GC_full_freq, 19)
 STORED_INT(find_leak, GC_find_leak, 0)
 STORED_INT(java_finalization, GC_java_finalization, 1)
-STORED_INT(finalize_on_demand, GC_finalize_on_demand, 0)
+/* GC_set_finalize_on_demand is honoured: final.c. */
 STORED_INT(rate, s_rate, 10)
 STORED_INT(max_prior_attempts, s_max_prior, 1)
 STORED_INT(force_unmap_on_gcollect, s_force_unmap, 0)
@@ -302,6 +318,12 @@ enum {
 typedef void (*GC_on_collection_event_proc)(int event);
 static GC_on_collection_event_proc on_event;
 
+/* GC_set_start_callback's function: called at the start of each
+ * collection, with the world stopped (bdwgc: with its lock held); it must
+ * not allocate. */
+typedef void (*GC_start_callback_proc)(void);
+static GC_start_callback_proc start_cb;
+
 static GC_on_collection_event_proc event_fn(void) {
     /* Acquire: pairs with the release in GC_set_on_collection_event. */
     return __atomic_load_n(&on_event, __ATOMIC_ACQUIRE);
@@ -310,6 +332,10 @@ static GC_on_collection_event_proc event_fn(void) {
 static void ev_begin(const rudo_gc_event *ev, void *data) {
     (void)ev;
     (void)data;
+    /* Acquire: pairs with the release in GC_set_start_callback. */
+    GC_start_callback_proc start = __atomic_load_n(&start_cb, __ATOMIC_ACQUIRE);
+    if (start)
+        start();
     GC_on_collection_event_proc fn = event_fn();
     if (fn)
         fn(GC_EVENT_START);
@@ -339,15 +365,33 @@ static void ev_end(const rudo_gc_event *ev, void *data) {
         fn(GC_EVENT_END);
 }
 
-GC_API void GC_set_on_collection_event(GC_on_collection_event_proc fn) {
-    compat_init();
-    __atomic_store_n(&on_event, fn, __ATOMIC_RELEASE);
-    /* Installed once; it tests the pointer at each event. */
+/* The listener serves both callbacks: installed once, when the first is
+ * set; it tests the pointers at each event. */
+static void install_listener(void) {
     static atomic_int installed;
-    if (fn && !atomic_exchange_explicit(&installed, 1, memory_order_relaxed)) {
+    /* Relaxed: only one caller may install; the listener call orders the rest. */
+    if (!atomic_exchange_explicit(&installed, 1, memory_order_relaxed)) {
         rudo_gc_listener l = {ev_begin, ev_phase, ev_end, NULL};
         rudo_set_gc_listener(&l);
     }
+}
+
+GC_API void GC_set_on_collection_event(GC_on_collection_event_proc fn) {
+    compat_init();
+    __atomic_store_n(&on_event, fn, __ATOMIC_RELEASE);
+    if (fn)
+        install_listener();
+}
+
+GC_API void GC_set_start_callback(GC_start_callback_proc fn) {
+    compat_init();
+    __atomic_store_n(&start_cb, fn, __ATOMIC_RELEASE);
+    if (fn)
+        install_listener();
+}
+
+GC_API GC_start_callback_proc GC_get_start_callback(void) {
+    return __atomic_load_n(&start_cb, __ATOMIC_ACQUIRE);
 }
 
 GC_API GC_on_collection_event_proc GC_get_on_collection_event(void) { return event_fn(); }

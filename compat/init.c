@@ -125,8 +125,12 @@ static void init_once(void) {
     }
     void *lo, *hi;
     rudo_heap_bounds(&lo, &hi);
-    GC_least_plausible_heap_addr = lo;
-    GC_greatest_plausible_heap_addr = (char *)hi - 1;
+    /* One byte outside the reservation at each end: the variables lie in
+     * scanned static data (ours, and the clients' copies), and the heap's
+     * first cell starts at lo, so lo itself would keep that object alive
+     * for ever. Clients only compare against them. */
+    GC_least_plausible_heap_addr = (char *)lo - 1;
+    GC_greatest_plausible_heap_addr = hi;
     void *slo, *shi;
     rudo_stack_get(&slo, &shi);
     if (GC_stackbottom && GC_stackbottom > (char *)slo &&

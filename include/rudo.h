@@ -400,6 +400,15 @@ RUDO_API int rudo_finalizer_register(void *obj, rudo_finalize_fn fn, void *data)
  * as rudo_finalizer_register. */
 RUDO_API int rudo_finalizer_register_ordered(void *obj, rudo_finalize_fn fn,
                                              void *data);
+/* As rudo_finalizer_register_ordered, except that obj's own pointers into
+ * itself (to its base or inside it) do not count (bdwgc's
+ * GC_register_finalizer_ignore_self): an object whose only cycle is a
+ * pointer to itself is finalized; a cycle through another object still
+ * keeps it, as above. For kinds traced by a callback, the slots it visits
+ * are what counts as "its own pointers". Thread-safe, and aborts, as
+ * rudo_finalizer_register. */
+RUDO_API int rudo_finalizer_register_ignore_self(void *obj, rudo_finalize_fn fn,
+                                                 void *data);
 /* Ends obj's registration (see rudo_finalizer_register): RUDO_OK, or
  * RUDO_ENOENT if it has none. Thread-safe; waits while a collection runs. */
 RUDO_API int rudo_finalizer_unregister(void *obj);
@@ -783,6 +792,26 @@ RUDO_API int rudo_root_remove_range(void *start);
  * pointer-aligned, or no heap exists. */
 RUDO_API int rudo_weak_register(void **slot);
 RUDO_API int rudo_weak_register_long(void **slot);
+/* As rudo_weak_register / rudo_weak_register_long, with an explicit
+ * target: the slot is set to NULL when `target` (an object's address, or
+ * any address inside it) is found unreachable (short) or is reclaimed
+ * (long), whatever the slot holds: a disguised pointer, a flag, another
+ * object (bdwgc's GC_general_register_disappearing_link). The slot's own
+ * value is then never looked at. Once cleared the registration ends (the
+ * target's memory will be reused); a target that is not in the heap is
+ * never cleared. rudo_weak_unregister and rudo_weak_move apply (a move
+ * keeps the target). Thread-safe, returns and aborts as rudo_weak_register,
+ * and also aborts if target is NULL. */
+RUDO_API int rudo_weak_register_target(void **slot, const void *target);
+RUDO_API int rudo_weak_register_long_target(void **slot, const void *target);
+/* How slot is registered now: 0 (not registered, or forgotten: a cleared
+ * slot with an explicit target, or one inside an object that died),
+ * RUDO_WEAK_SHORT or RUDO_WEAK_LONG. A collection may forget the slot
+ * right after the call returns. Thread-safe; waits while a collection
+ * runs. */
+#define RUDO_WEAK_SHORT 1
+#define RUDO_WEAK_LONG 2
+RUDO_API int rudo_weak_registered(void **slot);
 /* Forgets a weak slot. RUDO_OK, or RUDO_ENOENT if it was not registered.
  * Thread-safe; waits while a collection runs. */
 RUDO_API int rudo_weak_unregister(void **slot);
@@ -906,7 +935,13 @@ static inline void **rudo_handle(void *obj) {
  * the allocation prints "rudo: rudo_alloc: heap limit reached while
  * collection is disabled (rudo_disable)" and takes the out-of-memory path
  * (the handler, then NULL); rudo_collect returns without collecting.
- * rudo_enable without a matching rudo_disable aborts. Thread-safe. */
+ * rudo_enable without a matching rudo_disable aborts. When rudo_disable
+ * returns, no collection runs, and none starts until the matching
+ * rudo_enable (one in progress, started by another thread, is waited
+ * for): weak slots are not cleared and objects do not move between
+ * reachable and finalized meanwhile. Thread-safe; rudo_disable waits while
+ * a collection runs, so it must not be called with the world stopped (from
+ * a listener's begin or phase, a root or trace callback). */
 RUDO_API void rudo_disable(void);
 RUDO_API void rudo_enable(void);
 /* True while collection is disabled. Thread-safe. */

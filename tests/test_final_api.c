@@ -309,6 +309,65 @@ static void test_ordered(void) {
     rudo_set_gc_callback(NULL, NULL);
 }
 
+/* rudo_finalizer_register_ignore_self: a pointer from an object to itself
+ * (its base or inside it) does not count, a longer cycle still does, and
+ * the order of a chain is kept; the same self-cycle with the plain ordered
+ * registration is never finalized. */
+static void test_ignore_self(void) {
+    rudo_set_gc_callback(on_gc, NULL);
+    norder = 0;
+    obj *s = new_obj(70), *t = new_obj(71);
+    s->next = s;                   /* a self-cycle */
+    t->next = (obj *)(void *)&t->stamp; /* inside itself */
+    CHECK_EQ(rudo_finalizer_register_ignore_self(s, fin_order, NULL), RUDO_OK);
+    CHECK_EQ(rudo_finalizer_register_ignore_self(t, fin_order, NULL), RUDO_OK);
+    obj *o = new_obj(72);
+    o->next = o;
+    CHECK_EQ(rudo_finalizer_register_ordered(o, fin_order, NULL), RUDO_OK);
+    void *po = o;
+    s = t = o = NULL;
+    rudo_collect();
+    CHECK_EQ(norder, 2);
+    CHECK(norder == 2 && order[0] + order[1] == 70 + 71);
+    CHECK_EQ(cycles_seen, (uint64_t)1); /* the plain ordered one */
+    CHECK_EQ(rudo_finalizer_unregister(po), RUDO_OK);
+
+    /* A <-> B, both ignore_self: a real cycle, never finalized. */
+    norder = 0;
+    obj *a = new_obj(73), *b = new_obj(74);
+    a->next = b;
+    b->next = a;
+    CHECK_EQ(rudo_finalizer_register_ignore_self(a, fin_order, NULL), RUDO_OK);
+    CHECK_EQ(rudo_finalizer_register_ignore_self(b, fin_order, NULL), RUDO_OK);
+    void *pa = a, *pb = b;
+    a = b = NULL;
+    rudo_collect();
+    CHECK_EQ(norder, 0);
+    CHECK_EQ(cycles_seen, (uint64_t)1);
+    CHECK_EQ(rudo_finalizer_unregister(pa), RUDO_OK);
+    CHECK_EQ(rudo_finalizer_unregister(pb), RUDO_OK);
+
+    /* A chain c0 -> c1 -> c2, each also pointing to itself via `self`
+     * words: one a collection, in order. */
+    norder = 0;
+    obj *c[3];
+    for (int i = 0; i < 3; i++)
+        c[i] = new_obj(80 + (uint64_t)i);
+    c[0]->next = c[1];
+    c[1]->next = c[2];
+    c[2]->next = c[2];
+    for (int i = 2; i >= 0; i--)
+        CHECK_EQ(rudo_finalizer_register_ignore_self(c[i], fin_order, NULL), RUDO_OK);
+    for (int i = 0; i < 3; i++)
+        c[i] = NULL;
+    for (int k = 0; k < 3; k++) {
+        rudo_collect();
+        CHECK_EQ(norder, k + 1);
+        CHECK(norder == k + 1 && order[k] == 80 + (uint64_t)k);
+    }
+    rudo_set_gc_callback(NULL, NULL);
+}
+
 static void make_heap(unsigned markers) {
     rudo_config cfg = test_precise_config(markers);
     CHECK_EQ(rudo_heap_create(&cfg), RUDO_OK);
@@ -350,6 +409,7 @@ int main(void) {
         test_guardian();
         test_on_demand();
         test_ordered();
+        test_ignore_self();
         rudo_root_remove(&root);
         rudo_heap_destroy();
     }

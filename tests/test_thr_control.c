@@ -141,6 +141,90 @@ static void test_disable(void) {
     CHECK_EQ(collections(), before + 1);
 }
 
+/* rudo_disable against a collection requested just before it: the other
+ * thread announces each request, this thread (not at a safepoint) lets it
+ * start, then disables and reaches safepoints. Once rudo_disable returns
+ * no collection may complete until rudo_enable: the one requested before
+ * is waited for inside rudo_disable. */
+static atomic_int race_stop, race_go;
+static atomic_long race_requests;
+static atomic_int race_attach_rc; /* checked by the main thread (testlib's counters are its own) */
+static void *race_collector(void *arg) {
+    (void)arg;
+    atomic_store(&race_attach_rc, rudo_thread_attach());
+    while (!atomic_load(&race_stop)) {
+        if (!atomic_load(&race_go)) {
+            rudo_safepoint();
+            continue;
+        }
+        atomic_store(&race_go, 0);
+        atomic_fetch_add(&race_requests, 1); /* announced, then requested */
+        rudo_collect();
+    }
+    rudo_thread_detach();
+    return NULL;
+}
+
+/* Counted with the world stopped: a collection that ran is counted by the
+ * time any stopped thread runs again (reading it is no safepoint). */
+static atomic_long race_begins;
+static void race_begin(const rudo_gc_event *ev, void *data) {
+    (void)ev;
+    (void)data;
+    atomic_fetch_add(&race_begins, 1);
+}
+
+static double race_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void test_disable_race(void) {
+    atomic_store(&race_stop, 0);
+    atomic_store(&race_requests, 0);
+    rudo_gc_listener l = {.begin = race_begin};
+    rudo_set_gc_listener(&l);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, race_collector, NULL), 0);
+    int violations = 0, rounds = 20;
+    for (int r = 0; r < rounds; r++) {
+        long before = atomic_load(&race_requests);
+        atomic_store(&race_go, 1);
+        /* No safepoint here: the request, once made, waits for us. */
+        double t0 = race_ms();
+        while (atomic_load(&race_requests) == before && race_ms() - t0 < 5000) {
+        }
+        t0 = race_ms();
+        while (race_ms() - t0 < 2) { /* let it pass its "disabled?" test */
+        }
+        rudo_disable();
+        long c0 = atomic_load(&race_begins);
+        for (int i = 0; i < 20; i++) /* safepoints, where it could run */
+            rudo_malloc_atomic(64);
+        rudo_safepoint();
+        violations += atomic_load(&race_begins) != c0;
+        rudo_enable();
+        rudo_safepoint();
+    }
+    /* Enabled, the same request does collect (the counter works). */
+    long b0 = atomic_load(&race_begins);
+    atomic_store(&race_go, 1);
+    double t0 = race_ms();
+    while (atomic_load(&race_begins) == b0 && race_ms() - t0 < 5000)
+        rudo_safepoint();
+    CHECK(atomic_load(&race_begins) > b0);
+    atomic_store(&race_stop, 1);
+    rudo_blocking_enter();
+    pthread_join(t, NULL);
+    rudo_blocking_leave();
+    CHECK_EQ(atomic_load(&race_attach_rc), RUDO_OK);
+    CHECK_EQ(violations, 0);
+    CHECK_EQ(atomic_load(&race_requests), (long)rounds + 1);
+    rudo_set_gc_listener(NULL);
+    rudo_collect(); /* the garbage made while disabled goes */
+}
+
 /* Disabled, at the limit: the out-of-memory path, with its message. */
 static void test_disabled_limit(void) {
     CHECK_EQ(rudo_set_max_heap((size_t)4 << 20), RUDO_OK);
@@ -267,6 +351,7 @@ int main(void) {
         test_root_callback();
         test_thread_callback();
         test_disable();
+        test_disable_race();
         test_disabled_limit();
         test_set_max_heap();
         rudo_heap_destroy();

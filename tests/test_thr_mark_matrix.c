@@ -1,11 +1,12 @@
 /* test_thr_mark_matrix.c — marking, case by case, over the cross product
  *
- *     tracing mode (callback; layouts of 2, 3, 5, 7, 64 and 100 words, some
- *                   dividing the cell size and some not; conservative; atomic)
- *   x size        (all 72 size classes, and large objects of 40000,
- *                   65536 + 16 and 200000 bytes)
+ *     tracing mode (callback; layouts of 1 (every word), 2, 3, 5, 7, 64 and
+ *                   100 words, some dividing the cell size and some not;
+ *                   conservative; atomic)
+ *   x size        (all 72 size classes, and large objects of 32768 + 16,
+ *                   49152 - 16, 49152, 40000, 65536 + 16 and 200000 bytes)
  *   x cell        (index 0, 1 and the last cell of a fresh page)
- *   x markers     (1, 2, 3, 7: more than the machine's cores is fine)
+ *   x markers     (1, 2, 3, 7, 8: more than the machine's cores is fine)
  *   x route x inbox (mark_route, mark_inbox on and off).
  *
  * Why: each dimension picks a different path through the marker. Objects
@@ -68,7 +69,8 @@ typedef struct variant {
 } variant;
 
 static variant variants[] = {
-    {"callback", M_CALLBACK, 0, {0, 0}, 0}, {"layout2", M_LAYOUT, 2, {0, 0}, 0},
+    {"callback", M_CALLBACK, 0, {0, 0}, 0}, {"layout1", M_LAYOUT, 1, {0, 0}, 0},
+    {"layout2", M_LAYOUT, 2, {0, 0}, 0},
     {"layout3", M_LAYOUT, 3, {0, 0}, 0},    {"layout5", M_LAYOUT, 5, {0, 0}, 0},
     {"layout7", M_LAYOUT, 7, {0, 0}, 0},    {"layout64", M_LAYOUT, 64, {0, 0}, 0},
     {"layout100", M_LAYOUT, 100, {0, 0}, 0}, {"conservative", M_CONS, 0, {0, 0}, 0},
@@ -137,7 +139,9 @@ static bool child_intact(const child *c) {
 
 /* ---- sizes ------------------------------------------------------------------- */
 
-static const size_t large_sizes[] = {40000, 65536 + 16, 200000};
+/* Large: just above the small classes (a last chunk of 2 words), exactly
+ * six chunks and 16 bytes short of them, and beyond. */
+static const size_t large_sizes[] = {32768 + 16, 49152 - 16, 49152, 40000, 65536 + 16, 200000};
 #define NSIZES (RUDO_NCLASSES + sizeof large_sizes / sizeof large_sizes[0])
 
 static size_t size_of_index(unsigned si) {
@@ -393,7 +397,7 @@ static void run_case(unsigned vi, size_t size, size_t pos, unsigned markers, boo
 
 /* ---- configurations and the sample ---------------------------------------------- */
 
-static const unsigned marker_counts[] = {1, 2, 3, 7};
+static const unsigned marker_counts[] = {1, 2, 3, 7, 8};
 
 static void make_heap(unsigned markers, bool route, bool inbox) {
     rudo_config cfg;

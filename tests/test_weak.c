@@ -199,6 +199,108 @@ static void test_finalizable(void) {
     free(fin_long);
 }
 
+/* Explicit targets (rudo_weak_register_target / _long_target): the slot
+ * holds anything (a disguised pointer, a flag); it is cleared when the
+ * target dies, its registration then ends; a move keeps the target; the
+ * long one outlives a finalizer, the short one does not; many slots at
+ * once exercise the table's growth with values. */
+static void *tg_short_seen, *tg_long_seen;
+static void **tg_short, **tg_long;
+static void tg_fin(void *obj, void *data) {
+    (void)obj;
+    (void)data;
+    tg_short_seen = *tg_short;
+    tg_long_seen = *tg_long;
+}
+
+static void test_target(void) {
+    enum { N = 300 };
+    void **s = calloc(N + 1, sizeof *s);
+    void **keep = rudo_malloc(N * sizeof(void *)); /* a conservative object */
+    root = keep;
+    for (int i = 0; i < N; i++) {
+        void *o = rudo_malloc_atomic(16 + (size_t)(i % 7) * 24);
+        s[i] = (void *)~(uintptr_t)o; /* disguised: not a heap pointer */
+        if (i % 3 == 0)
+            keep[i] = o;
+        CHECK_EQ(i % 2 ? rudo_weak_register_long_target(&s[i], (char *)o + (i % 5))
+                       : rudo_weak_register_target(&s[i], o),
+                 RUDO_OK);
+    }
+    CHECK_EQ(rudo_weak_register_target(&s[0], keep), RUDO_EEXIST);
+    CHECK_EQ(rudo_weak_register(&s[0]), RUDO_EEXIST);
+    CHECK_EQ(rudo_weak_registered(&s[0]), RUDO_WEAK_SHORT);
+    CHECK_EQ(rudo_weak_registered(&s[1]), RUDO_WEAK_LONG);
+    CHECK_EQ(rudo_weak_registered(&s[N]), 0);
+    rudo_collect();
+    int wrong = 0;
+    for (int i = 0; i < N; i++)
+        wrong += i % 3 == 0 ? s[i] == NULL : s[i] != NULL;
+    CHECK_EQ(wrong, 0);
+    /* Cleared ones are forgotten; live ones still registered. */
+    CHECK_EQ(rudo_weak_registered(&s[1]), 0);
+    CHECK_EQ(rudo_weak_unregister(&s[1]), RUDO_ENOENT);
+    CHECK_EQ(rudo_weak_unregister(&s[3]), RUDO_OK);
+    /* A move keeps the target: s[6] -> s[N], then its target dies. */
+    void *saved = s[6];
+    CHECK_EQ(rudo_weak_move(&s[6], &s[N]), RUDO_OK);
+    s[N] = saved;
+    keep[6] = NULL;
+    rudo_collect();
+    CHECK(s[N] == NULL);
+    CHECK(s[6] == saved); /* no longer registered */
+    for (int i = 0; i < N; i += 3)
+        rudo_weak_unregister(&s[i]);
+    free(s);
+
+    /* Short vs long around a finalizer. */
+    tg_short = calloc(1, sizeof *tg_short);
+    tg_long = calloc(1, sizeof *tg_long);
+    void *o = rudo_malloc(32);
+    *tg_short = (void *)(uintptr_t)13; /* a flag, as bdwgc's gctest uses */
+    *tg_long = (void *)(uintptr_t)14;
+    CHECK_EQ(rudo_weak_register_target(tg_short, o), RUDO_OK);
+    CHECK_EQ(rudo_weak_register_long_target(tg_long, o), RUDO_OK);
+    CHECK_EQ(rudo_finalizer_register(o, tg_fin, NULL), RUDO_OK);
+    o = NULL;
+    tg_short_seen = tg_long_seen = (void *)1;
+    rudo_collect();
+    CHECK(tg_short_seen == NULL);
+    CHECK(tg_long_seen == (void *)(uintptr_t)14);
+    CHECK(*tg_long == (void *)(uintptr_t)14); /* kept for its finalizer */
+    rudo_collect();
+    CHECK(*tg_long == NULL);
+    /* A link inside its own target (bdwgc's GC_register_disappearing_link):
+     * cleared before the target's finalizer runs, although the target is
+     * kept for it; it is in an atomic object, so it is not a strong ref. */
+    void **ts = tg_short, **tl = tg_long;
+    void **holder = rudo_malloc_atomic(4 * sizeof(void *));
+    holder[1] = (void *)(uintptr_t)16;
+    tg_short = &holder[1];
+    tg_long = &holder[2];
+    holder[2] = (void *)(uintptr_t)17;
+    CHECK_EQ(rudo_weak_register_target(&holder[1], holder), RUDO_OK);
+    CHECK_EQ(rudo_finalizer_register(holder, tg_fin, NULL), RUDO_OK);
+    holder = NULL;
+    tg_short_seen = (void *)1;
+    rudo_collect();
+    CHECK(tg_short_seen == NULL);
+    CHECK(tg_long_seen == (void *)(uintptr_t)17);
+    rudo_collect();
+    tg_short = ts;
+    tg_long = tl;
+    /* A target outside the heap is never cleared. */
+    static int outside;
+    *tg_short = (void *)(uintptr_t)15;
+    CHECK_EQ(rudo_weak_register_target(tg_short, &outside), RUDO_OK);
+    rudo_collect();
+    CHECK(*tg_short == (void *)(uintptr_t)15);
+    CHECK_EQ(rudo_weak_unregister(tg_short), RUDO_OK);
+    free(tg_short);
+    free(tg_long);
+    root = NULL;
+}
+
 /* A weak table: a callback kind whose entries are weak fields. */
 #define TABLE 1000
 typedef struct table {
@@ -280,6 +382,12 @@ static void move_to_null(void *a) {
     rudo_weak_register(&s);
     rudo_weak_move(&s, NULL);
 }
+static void register_null_target(void *a) {
+    (void)a;
+    make_heap(1);
+    static void *s;
+    rudo_weak_register_target(&s, NULL);
+}
 static void register_no_heap(void *a) {
     (void)a;
     static void *s;
@@ -298,6 +406,7 @@ int main(void) {
         test_finalizable();
         test_visit_weak();
         test_scanned_slot_is_strong();
+        test_target();
         end_heap();
     }
     expect_death("rudo_weak_register(NULL)", register_null, NULL,
@@ -306,6 +415,8 @@ int main(void) {
                  NULL, "rudo: rudo_weak_register: slot");
     expect_death("rudo_weak_move to NULL", move_to_null, NULL,
                  "rudo: rudo_weak_move: slot is NULL");
+    expect_death("rudo_weak_register_target(NULL target)", register_null_target, NULL,
+                 "rudo: rudo_weak_register_target: the target is NULL");
     expect_death("rudo_weak_register without a heap", register_no_heap, NULL,
                  "rudo: rudo_weak_register: no heap");
     return test_report();

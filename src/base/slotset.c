@@ -24,29 +24,44 @@ static size_t probe(const rudo__slotset *s, void **slot, bool for_insert) {
     }
 }
 
-static void rehash(rudo__slotset *s, size_t cap, const char *fn) {
+/* Rebuilds the table with cap entries; with_vals: with a value array
+ * (kept if there was one). */
+static void rehash(rudo__slotset *s, size_t cap, bool with_vals, const char *fn) {
     void ***old = s->slots;
+    void **old_vals = s->vals;
     size_t old_cap = s->cap;
     s->slots = calloc(cap, sizeof *s->slots);
-    if (!s->slots)
+    s->vals = with_vals || old_vals ? calloc(cap, sizeof *s->vals) : NULL;
+    if (!s->slots || ((with_vals || old_vals) && !s->vals))
         rudo__fatal(fn, "out of memory growing a slot table");
     s->cap = cap;
     s->used = s->live = 0;
     for (size_t i = 0; i < old_cap; i++) {
         if (old[i] && old[i] != RUDO_SLOTSET_TOMB) {
-            s->slots[probe(s, old[i], true)] = old[i];
+            size_t j = probe(s, old[i], true);
+            s->slots[j] = old[i];
+            if (old_vals)
+                s->vals[j] = old_vals[i];
             s->used++;
             s->live++;
         }
     }
     free(old);
+    free(old_vals);
 }
 
 bool rudo__slotset_add(rudo__slotset *s, void **slot, const char *fn) {
+    return rudo__slotset_add_value(s, slot, NULL, fn);
+}
+
+bool rudo__slotset_add_value(rudo__slotset *s, void **slot, void *val, const char *fn) {
     /* At most half used, counting tombstones; grow only when the live
      * entries fill a quarter, else rehashing in place clears tombstones. */
     if ((s->used + 1) * 2 > s->cap)
-        rehash(s, s->cap ? (s->live * 4 > s->cap ? s->cap * 2 : s->cap) : 64, fn);
+        rehash(s, s->cap ? (s->live * 4 > s->cap ? s->cap * 2 : s->cap) : 64,
+               val != NULL, fn);
+    else if (val && !s->vals)
+        rehash(s, s->cap, true, fn); /* the first value: add the array */
     size_t i = probe(s, slot, false);
     if (s->slots[i] == slot)
         return false;
@@ -54,8 +69,17 @@ bool rudo__slotset_add(rudo__slotset *s, void **slot, const char *fn) {
     if (s->slots[i] == NULL)
         s->used++;
     s->slots[i] = slot;
+    if (s->vals)
+        s->vals[i] = val;
     s->live++;
     return true;
+}
+
+void *rudo__slotset_value(const rudo__slotset *s, void **slot) {
+    if (!s->cap || !s->vals)
+        return NULL;
+    size_t i = probe(s, slot, false);
+    return s->slots[i] == slot ? s->vals[i] : NULL;
 }
 
 bool rudo__slotset_remove(rudo__slotset *s, void **slot) {
@@ -74,5 +98,6 @@ bool rudo__slotset_contains(const rudo__slotset *s, void **slot) {
 
 void rudo__slotset_free(rudo__slotset *s) {
     free(s->slots);
+    free(s->vals);
     *s = (rudo__slotset){0};
 }

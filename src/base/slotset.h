@@ -20,6 +20,9 @@ static inline size_t rudo__hash_ptr(const void *p) {
 
 typedef struct rudo__slotset {
     void ***slots;  /* table; NULL = empty, RUDO_SLOTSET_TOMB = deleted */
+    void **vals;    /* a value per entry, or NULL until one is non-NULL
+                     * (rudo__slotset_add_value: the weak registry's
+                     * explicit targets); an entry without one reads NULL */
     size_t cap;     /* power of two, or 0 */
     size_t used;    /* live + tombstones */
     size_t live;
@@ -30,6 +33,11 @@ typedef struct rudo__slotset {
 /* Adds slot; false (and nothing changes) if it is there already. Aborts,
  * naming fn, if memory for a bigger table cannot be had. */
 bool rudo__slotset_add(rudo__slotset *s, void **slot, const char *fn);
+/* As rudo__slotset_add, and gives the entry the value val (NULL: none).
+ * An entry added by rudo__slotset_add has the value NULL. */
+bool rudo__slotset_add_value(rudo__slotset *s, void **slot, void *val, const char *fn);
+/* The value of slot's entry (NULL if it has none or is not there). */
+void *rudo__slotset_value(const rudo__slotset *s, void **slot);
 /* Removes slot; false if it was not there. */
 bool rudo__slotset_remove(rudo__slotset *s, void **slot);
 /* Whether slot is in the set. */
@@ -42,6 +50,10 @@ void rudo__slotset_free(rudo__slotset *s);
 static inline void **rudo__slotset_at(const rudo__slotset *s, size_t i) {
     void **x = s->slots[i];
     return x == RUDO_SLOTSET_TOMB ? NULL : x;
+}
+/* The value of entry i (as rudo__slotset_at). */
+static inline void *rudo__slotset_value_at(const rudo__slotset *s, size_t i) {
+    return s->vals ? s->vals[i] : NULL;
 }
 /* Removes the slot in entry i (from an iteration as above). */
 static inline void rudo__slotset_remove_at(rudo__slotset *s, size_t i) {

@@ -240,6 +240,18 @@ size_t rudo__final_ordered_candidates(rudo__heap *h, void ***out) {
     return ordered(h, out, false);
 }
 
+bool rudo__final_ignores_self(rudo__heap *h, void *obj) {
+    rudo__final *f = &h->final;
+    rudo__lock_acquire(&f->lock);
+    bool r = false;
+    if (f->reg_cap) {
+        size_t i = reg_probe(f, obj, false);
+        r = f->reg[i].obj == obj && f->reg[i].ignore_self;
+    }
+    rudo__lock_release(&f->lock);
+    return r;
+}
+
 size_t rudo__final_ordered_due(rudo__heap *h, void ***out) {
     return ordered(h, out, true);
 }
@@ -294,7 +306,7 @@ size_t rudo__final_run(rudo__heap *h, bool demanded) {
         if (!kind && f->head == f->tail)
             break;
         rudo__final_entry e = kind ? (rudo__final_entry){f->kq[f->khead], NULL, NULL,
-                                                         NULL, false}
+                                                         NULL, false, false}
                                    : f->queue[f->head];
         if (e.guardian) {
             /* Moves from one root to another without leaving the lock. */

@@ -35,6 +35,9 @@ size_t rudo__final_find_due(rudo__heap *h, bool major, void ***out);
  * (nothing else dying refers to them), ends their registrations, adds
  * them to h->final_queued and returns them, for the collector to mark. */
 size_t rudo__final_ordered_candidates(rudo__heap *h, void ***out);
+/* Whether obj's (ordered) registration ignores obj's pointers into itself
+ * (rudo_finalizer_register_ignore_self). As rudo__final_ordered_candidates. */
+bool rudo__final_ignores_self(rudo__heap *h, void *obj);
 size_t rudo__final_ordered_due(rudo__heap *h, void ***out);
 /* Reports the queued objects and the guardians' ready objects as roots. */
 void rudo__final_enumerate(rudo__heap *h, rudo__root_visitor *v);

@@ -205,7 +205,10 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
     for (size_t i = 0; i < ncand; i++) {
         if (!rudo__unmarked_cell(h, cand[i]))
             continue; /* reached from an earlier candidate */
-        rudo__mark_children(h, cand[i]);
+        if (rudo__final_ignores_self(h, cand[i]))
+            rudo__mark_children_ignore_self(h, cand[i]);
+        else
+            rudo__mark_children(h, cand[i]);
         cycles += !rudo__unmarked_cell(h, cand[i]);
     }
     free(cand);
@@ -313,6 +316,16 @@ void rudo__collect(rudo__mutator *m, const char *reason, bool major) {
         rudo__runtime_leave();
         return;
     }
+    /* Relaxed: world_stop took gc_lock, which orders a rudo_disable that
+     * released it before (see there). */
+    if (RUDO_UNLIKELY(atomic_load_explicit(&h->disabled, memory_order_relaxed) > 0)) {
+        /* rudo_disable ran after this thread's test: it promises that no
+         * collection starts after it returns. */
+        rudo__world_resume(h);
+        rudo__nocancel_end(cancel_state);
+        rudo__runtime_leave();
+        return;
+    }
     uint64_t ttsp = rudo__now_ns() - t0;
     rudo_gc_event ev;
     run_collection(h, reason, major, t0, ttsp, &ev);
@@ -358,9 +371,15 @@ void rudo_collect_minor(void) {
 }
 
 void rudo_disable(void) {
-    /* Relaxed: a counter; see the field (heap.h). */
-    atomic_fetch_add_explicit(&rudo__need_heap("rudo_disable")->disabled, 1,
-                              memory_order_relaxed);
+    rudo__heap *h = rudo__need_heap("rudo_disable");
+    /* Relaxed: a counter; see the field (heap.h). A collection whose
+     * thread tested it before the increment may be under way: waiting for
+     * the end of any running one (gc_lock idle) means none runs when this
+     * returns, and one that takes gc_lock after this release sees the
+     * count (the lock orders it) and gives up (rudo__collect). */
+    atomic_fetch_add_explicit(&h->disabled, 1, memory_order_relaxed);
+    rudo__lock_idle(h);
+    rudo__lock_release(&h->world.lock);
 }
 
 void rudo_enable(void) {

@@ -17,22 +17,26 @@ static rudo__heap *begin_obj(void *obj, const char *fn) {
 }
 
 static int register_fn(void *obj, rudo_finalize_fn fn, void *data,
-                       bool ordered, const char *name) {
+                       bool ordered, bool ignore_self, const char *name) {
     if (!fn)
         rudo__fatal(name, "the finalizer is NULL (use rudo_finalizer_unregister)");
     rudo__heap *h = begin_obj(obj, name);
-    int rc = rudo__final_register(h, (rudo__final_entry){obj, fn, data, NULL, ordered},
-                                  name);
+    int rc = rudo__final_register(
+        h, (rudo__final_entry){obj, fn, data, NULL, ordered, ignore_self}, name);
     rudo__lock_release(&h->world.lock);
     return rc;
 }
 
 int rudo_finalizer_register(void *obj, rudo_finalize_fn fn, void *data) {
-    return register_fn(obj, fn, data, false, "rudo_finalizer_register");
+    return register_fn(obj, fn, data, false, false, "rudo_finalizer_register");
 }
 
 int rudo_finalizer_register_ordered(void *obj, rudo_finalize_fn fn, void *data) {
-    return register_fn(obj, fn, data, true, "rudo_finalizer_register_ordered");
+    return register_fn(obj, fn, data, true, false, "rudo_finalizer_register_ordered");
+}
+
+int rudo_finalizer_register_ignore_self(void *obj, rudo_finalize_fn fn, void *data) {
+    return register_fn(obj, fn, data, true, true, "rudo_finalizer_register_ignore_self");
 }
 
 int rudo_finalizer_unregister(void *obj) {
@@ -61,7 +65,7 @@ int rudo_guardian_register(rudo_guardian *g, void *obj) {
     if (!g)
         rudo__fatal(fn, "the guardian is NULL");
     rudo__heap *h = begin_obj(obj, fn);
-    int rc = rudo__final_register(h, (rudo__final_entry){obj, NULL, NULL, g, false}, fn);
+    int rc = rudo__final_register(h, (rudo__final_entry){obj, NULL, NULL, g, false, false}, fn);
     rudo__lock_release(&h->world.lock);
     return rc;
 }

@@ -278,6 +278,7 @@ typedef struct rudo__final_entry {
     void *data;
     struct rudo_guardian *guardian;
     bool ordered;           /* after what refers to it (final.c) */
+    bool ignore_self;       /* ordered, its pointers into itself ignored */
 } rudo__final_entry;
 typedef struct rudo__final {
     rudo__lock lock;

@@ -209,13 +209,6 @@ rudo__steal_result rudo__deque_steal(rudo__deque *q, void **item) {
     return RUDO__STEAL_OK;
 }
 
-size_t rudo__deque_size_hint(rudo__deque *q) {
-    /* relaxed: only an estimate; nothing is read through these values. */
-    int64_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed);
-    int64_t t = atomic_load_explicit(&q->top, memory_order_relaxed);
-    return b > t ? (size_t)(b - t) : 0;
-}
-
 size_t rudo__deque_capacity(rudo__deque *q) {
     /* relaxed: only the owner writes array. */
     return atomic_load_explicit(&q->array, memory_order_relaxed)->mask + 1;

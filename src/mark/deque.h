@@ -102,8 +102,15 @@ bool rudo__deque_push(rudo__deque *q, void *item);
 void *rudo__deque_pop(rudo__deque *q);
 /* Any thread: tries to remove the oldest item into *item. */
 rudo__steal_result rudo__deque_steal(rudo__deque *q, void **item);
-/* Any thread: a racy estimate of the number of items. */
-size_t rudo__deque_size_hint(rudo__deque *q);
+/* Any thread: a racy estimate of the number of items. Exact for the
+ * owner when it says 0 (only the owner pushes). Inline: the marker looks
+ * at its own deque once per object on a chain (mark.c). */
+static inline size_t rudo__deque_size_hint(rudo__deque *q) {
+    /* relaxed: only an estimate; nothing is read through these values. */
+    int64_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed);
+    int64_t t = atomic_load_explicit(&q->top, memory_order_relaxed);
+    return b > t ? (size_t)(b - t) : 0;
+}
 
 /* Owner, no thief running: frees the arrays retired by growth. */
 void rudo__deque_reclaim(rudo__deque *q);

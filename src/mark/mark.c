@@ -369,12 +369,31 @@ scan_layout(rudo__marker *mk, const rudo__kind *k, void **w, size_t from,
             size_t to, bool base_only) {
     size_t lw = k->layout_words;
     if (lw <= 64) {
-        /* One bitmap word: visit its set bits, repeated per struct. */
+        /* One bitmap word (its lw bits: the rest mean nothing, rudo.h),
+         * repeated per struct; the structs cut by from and to are masked,
+         * the others scanned whole. */
+        uint64_t all = lw == 64 ? ~(uint64_t)0 : ((uint64_t)1 << lw) - 1;
+        uint64_t lay = k->layout[0] & all;
+        if (lay == all) { /* every word (an array of pointers) */
+            for (size_t i = from; i < to; i++)
+                if (w[i]) {
+                    if (base_only)
+                        mark_base(mk, w[i]);
+                    else
+                        mark_value(mk, w[i]);
+                }
+            return;
+        }
         /* (from is 0 but for chunks: no division on the common path) */
         for (size_t base = from ? from - from % lw : 0; base < to; base += lw) {
-            for (uint64_t b = k->layout[0]; b; b &= b - 1) {
-                size_t i = base + (size_t)__builtin_ctzll(b);
-                if (i >= from && i < to && w[i]) {
+            uint64_t m = lay;
+            if (RUDO_UNLIKELY(base < from)) /* the first struct of a chunk */
+                m &= ~(((uint64_t)1 << (from - base)) - 1);
+            if (to - base < lw) /* the last struct, cut by the cell or chunk */
+                m &= ((uint64_t)1 << (to - base)) - 1;
+            for (; m; m &= m - 1) {
+                size_t i = base + (size_t)__builtin_ctzll(m);
+                if (w[i]) {
                     if (base_only)
                         mark_base(mk, w[i]);
                     else
@@ -418,12 +437,25 @@ scan_words(rudo__marker *mk, const rudo__kind *k, char *obj, size_t from,
 #define CHUNK_WORDS 1024 /* 8 KiB */
 
 /* Queues the chunks after the first of a large object, then scans the
- * first. Out of line: the common, small object stays on the fast path. */
+ * first. The chunks go straight to the shared deque (the private stack
+ * only if the deque cannot grow), and parked markers are told: a wide
+ * array is the work they wait for, and left on the private stack it would
+ * be shared only 64 objects later, half of it at a time, while the first
+ * chunk's children pile up on top of it. Out of line: the common, small
+ * object stays on the fast path. */
 static __attribute__((noinline)) void trace_chunked(rudo__marker *mk,
                                                     char *obj, rudo__page *p) {
     size_t nw = p->cell_size / sizeof(void *);
-    for (size_t from = CHUNK_WORDS; from < nw; from += CHUNK_WORDS)
-        push(mk, obj + from * sizeof(void *) + 1, p);
+    bool shared = mk->pool->steal;
+    for (size_t from = CHUNK_WORDS; from < nw; from += CHUNK_WORDS) {
+        char *chunk = obj + from * sizeof(void *) + 1;
+        if (RUDO_UNLIKELY(mk->h->mark.fail_growths)) /* test hook */
+            rudo__deque_fail_next_growth(&mk->dq);
+        if (!shared || !rudo__deque_push(&mk->dq, chunk))
+            push(mk, chunk, p);
+    }
+    if (shared)
+        mk->ops->offer(mk);
     scan_words(mk, &mk->h->kinds[p->kind], obj, 0, CHUNK_WORDS);
 }
 
@@ -500,15 +532,62 @@ static void trace_in(rudo__marker *mk, char *obj, rudo__page *p) {
     }
 }
 
-/* Inlined into the drain loop, its hot caller. */
+/* The words of a cell of nw words (nw <= 64) that a layout kind with
+ * lw <= 64 words marks through, as a bitmap: the layout's lw bits (bits at
+ * lw and above mean nothing, rudo.h) repeated every lw words, cut at nw.
+ * One struct per cell, the common case, costs no iteration. */
+static inline uint64_t cell_mask(uint64_t layout, size_t lw, size_t nw) {
+    uint64_t lay = lw == 64 ? layout : layout & (((uint64_t)1 << lw) - 1);
+    uint64_t m = lay;
+    for (size_t s = lw; s < nw; s += lw)
+        m |= lay << s; /* s < nw <= 64 */
+    return nw == 64 ? m : m & (((uint64_t)1 << nw) - 1);
+}
+
+/* A cache miss of trace_obj: fills the entry if the (kind, cell size)
+ * pair can be scanned by mask (a layout kind, not base-only, whose layout
+ * and cell both fit one bitmap word), then traces obj the general way. */
+static __attribute__((noinline)) void trace_slow(rudo__marker *mk, char *obj,
+                                                 rudo__page *p) {
+    const rudo__kind *k = &mk->h->kinds[p->kind];
+    size_t nw = p->cell_size / sizeof(void *);
+    if (k->tracing == RUDO_TRACE_LAYOUT && nw <= 64 && k->layout_words <= 64 &&
+        !k->base_only)
+        mk->scan[p->kind % RUDO_SCAN_CACHE] = (struct rudo__scan_entry){
+            p->kind, (uint32_t)p->cell_size, cell_mask(k->layout[0], k->layout_words, nw)};
+    trace_in(mk, obj, p);
+}
+
+/* Traces a queued object (not a chunk) on page p. The common object, of a
+ * layout kind whose pointer words fit one bitmap word, is scanned here
+ * with its cached mask: no kind record, no per-slot range tests (in a
+ * profile of a linked list the general layout loop and the kind tests
+ * were a third of its marking). Everything else goes to trace_in.
+ * Inlined into the drain loop, its hot caller. */
+static inline __attribute__((always_inline)) void trace_obj(rudo__marker *mk,
+                                                            char *obj,
+                                                            rudo__page *p) {
+    const struct rudo__scan_entry *e = &mk->scan[p->kind % RUDO_SCAN_CACHE];
+    if (RUDO_UNLIKELY(e->kind != p->kind || e->cell_size != p->cell_size)) {
+        trace_slow(mk, obj, p);
+        return;
+    }
+    mk->st.objects_traced++;
+    void **w = (void **)obj;
+    for (uint64_t m = e->mask; m; m &= m - 1) {
+        void *v = w[__builtin_ctzll(m)];
+        if (v)
+            mark_value(mk, v);
+    }
+}
+
 static inline __attribute__((always_inline)) void trace_item(rudo__marker *mk,
                                                              char *item) {
     if (RUDO_UNLIKELY((uintptr_t)item & 1)) {
         trace_chunk(mk, item - 1);
         return;
     }
-    rudo__page *p = rudo__head_page_of(mk->h, item);
-    trace_in(mk, item, p);
+    trace_obj(mk, item, rudo__head_page_of(mk->h, item));
 }
 
 void rudo__mark_trace(rudo__marker *mk, char *item) { trace_item(mk, item); }
@@ -540,48 +619,55 @@ static void share(rudo__marker *mk) {
         mk->ops->offer(mk);
 }
 
-/* The next queued object: private stack first, then the shared deque. */
-static inline void *pop(rudo__marker *mk) {
-    if (mk->local_n > mk->local_lo) {
-        void *obj = mk->local[--mk->local_n];
-        if (mk->local_n == mk->local_lo)
-            mk->local_n = mk->local_lo = 0;
-        return obj;
-    }
-    /* The owner's relaxed look at bottom and top is exact when it says
-     * empty: only the owner pushes, and thieves only take. Checking first
-     * spares the pop's seq_cst fence, which a chain (a linked list, whose
-     * private stack empties at every node) would otherwise pay per object. */
-    if (rudo__deque_size_hint(&mk->dq) == 0)
-        return NULL;
-    return rudo__deque_pop(&mk->dq);
-}
-
 /* Objects pass through a small FIFO between the stack and tracing: each is
  * prefetched when it enters and traced PREFETCH_DEPTH pops later, so the
  * cache miss on its first word overlaps with tracing the objects before
- * it (profiles showed that load as half the marking time). */
+ * it (profiles showed that load as half the marking time).
+ *
+ * A chain (a linked list: each object's one child is all there is to do)
+ * has nothing to overlap: when the FIFO is empty and the private stack
+ * holds one object, that object is traced at once, without the FIFO and
+ * its prefetch. The shared deque is looked at only when the FIFO and the
+ * private stack are both empty: the owner's relaxed look at its indices
+ * is exact when it says empty (only the owner pushes, thieves only take),
+ * which spares the pop's seq_cst fence on a deque that is empty. */
 #define PREFETCH_DEPTH 8
 
 void rudo__mark_drain(rudo__marker *mk) {
     void *ring[PREFETCH_DEPTH];
     unsigned head = 0, n = 0;
+    /* Fixed during a drain (the serial tail sets it between drains). */
+    const bool single = mk->single;
     for (;;) {
-        while (n < PREFETCH_DEPTH) {
-            void *obj = pop(mk);
-            if (!obj)
-                break;
-            __builtin_prefetch(obj);
-            ring[(head + n) % PREFETCH_DEPTH] = obj;
-            n++;
+        void *obj;
+        size_t avail = mk->local_n - mk->local_lo;
+        if (n == 0 && avail <= 1) {
+            if (avail == 1) {
+                obj = mk->local[mk->local_n - 1];
+                mk->local_n = mk->local_lo = 0;
+            } else if (rudo__deque_size_hint(&mk->dq) == 0 ||
+                       !(obj = rudo__deque_pop(&mk->dq))) {
+                return;
+            }
+        } else {
+            /* In registers: stores to the FIFO could alias the fields. */
+            size_t ln = mk->local_n, lo = mk->local_lo;
+            void **local = mk->local;
+            while (n < PREFETCH_DEPTH && ln > lo) {
+                void *o = local[--ln];
+                __builtin_prefetch(o);
+                ring[(head + n) % PREFETCH_DEPTH] = o;
+                n++;
+            }
+            if (ln == lo)
+                mk->local_lo = ln = 0; /* reuse the space shared away */
+            mk->local_n = ln;
+            obj = ring[head];
+            head = (head + 1) % PREFETCH_DEPTH;
+            n--;
         }
-        if (n == 0)
-            return;
-        void *obj = ring[head];
-        head = (head + 1) % PREFETCH_DEPTH;
-        n--;
         trace_item(mk, obj);
-        if (RUDO_UNLIKELY(++mk->since_wake_check == 64)) {
+        if (!single && RUDO_UNLIKELY(++mk->since_wake_check == 64)) {
             mk->since_wake_check = 0;
             share(mk);
         }
@@ -690,6 +776,8 @@ static void setup_marker(rudo__marker *mk) {
     mk->nweak = mk->weak_done = 0;
     mk->nephem = 0;
     mk->since_wake_check = 0;
+    for (unsigned i = 0; i < RUDO_SCAN_CACHE; i++)
+        mk->scan[i].kind = UINT32_MAX;
     mk->single = mk->pool->n == 1;
     mk->local_lo = mk->local_n = mk->local_high = 0;
     rudo__heap *h = mk->h;
@@ -756,6 +844,30 @@ void rudo__mark_from(rudo__heap *h, void *obj) {
 void rudo__mark_children(rudo__heap *h, void *obj) {
     rudo__marker *mk = h->pool->m[0];
     trace_in(mk, obj, rudo__head_page_of(h, obj));
+    rudo__mark_drain(mk);
+    drain_overflow(mk);
+}
+
+void rudo__mark_children_ignore_self(rudo__heap *h, void *obj) {
+    rudo__marker *mk = h->pool->m[0];
+    rudo__page *p = NULL;
+    size_t i = 0;
+    if (rudo__cell_of(h, obj, &p, &i) != obj)
+        return; /* not a base: nothing of its own to trace (see header) */
+    RUDO_ASSERT(mk->single);
+    _Atomic uint64_t *w = &p->bits[i / 64].mark;
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    /* Marked while its own words are scanned, so a self-pointer finds it
+     * marked and does nothing; unmarked again before what those words
+     * reached is traced, so a cycle through other objects still marks it.
+     * This works because in the serial phase after
+     * rudo__mark_closure (single) trace_in scans the words at once and
+     * only queues what they reach. Relaxed: one marker, world stopped. */
+    atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) | bit,
+                          memory_order_relaxed);
+    trace_in(mk, obj, rudo__head_page_of(h, obj));
+    atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) & ~bit,
+                          memory_order_relaxed);
     rudo__mark_drain(mk);
     drain_overflow(mk);
 }

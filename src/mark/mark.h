@@ -8,6 +8,7 @@
 #include "mark/deque.h"
 
 #define RUDO_SLOTBUF 256
+#define RUDO_SCAN_CACHE 4 /* scan-mask cache entries per marker (mark.c) */
 #define RUDO_BATCH 512 /* default objects per inbox transfer (docs/marking.md) */
 
 struct rudo__mark_pool;
@@ -89,6 +90,14 @@ typedef struct rudo__marker {
     void **spare;                 /* second inbox buffer, swapped in */
     size_t spare_cap;
     unsigned since_wake_check;
+    /* The scan masks of recently traced (kind, cell size) pairs whose
+     * every pointer word fits one bitmap word (mark.c, trace_obj): entry
+     * kind % RUDO_SCAN_CACHE. Kinds are immutable, so an entry stays
+     * valid; UINT32_MAX marks an empty one. Owner only. */
+    struct rudo__scan_entry {
+        uint32_t kind, cell_size;
+        uint64_t mask;
+    } scan[RUDO_SCAN_CACHE];
     rudo_marker_stats st;
     pthread_t thread;
 } rudo__marker;
@@ -140,6 +149,10 @@ void rudo__mark_from(rudo__heap *h, void *obj);
 /* Marks what obj references and everything that reaches, but not obj
  * itself (ordered finalization; serial, as rudo__mark_from). */
 void rudo__mark_children(rudo__heap *h, void *obj);
+/* As rudo__mark_children, but obj's own words that point into obj do not
+ * mark it (rudo_finalizer_register_ignore_self): obj is marked only if a
+ * path through other objects leads back to it. obj must be unmarked. */
+void rudo__mark_children_ignore_self(rudo__heap *h, void *obj);
 void rudo__mark_end(rudo__heap *h);
 /* Queues a marked object on mk's own stack (or defers it, see mark.c). */
 void rudo__mark_push(rudo__marker *mk, void *obj);

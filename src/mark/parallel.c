@@ -223,6 +223,29 @@ static unsigned next_victim(rudo__marker *mk) {
     return (unsigned)(x % mk->pool->n);
 }
 
+/* After a successful steal: takes up to half of what the victim's deque
+ * still seems to hold (at most STEAL_MORE items), each by an ordinary
+ * steal, onto the thief's private stack. One object per steal left a
+ * thief on a random graph coming back for work after every few hundred
+ * objects, each time after a failed attempt or two; with many markers
+ * those rounds are what unbalances them. The items stay in an active
+ * marker (the thief), so termination is unaffected (docs/marking.md). */
+#define STEAL_MORE 32
+
+static void steal_more(rudo__marker *mk, rudo__deque *victim) {
+    size_t k = rudo__deque_size_hint(victim) / 2;
+    if (k > STEAL_MORE)
+        k = STEAL_MORE;
+    for (size_t i = 0; i < k; i++) {
+        void *item;
+        mk->st.steals_attempted++;
+        if (rudo__deque_steal(victim, &item) != RUDO__STEAL_OK)
+            break;
+        mk->st.steals_won++;
+        rudo__mark_push(mk, item); /* a chunk keeps its tag: trace_item */
+    }
+}
+
 /* Random victims, a bounded number of attempts per round; between rounds
  * the thread backs off: first a short spin, then a yield (then the caller
  * parks). Never a scan of all deques from index 0. */
@@ -244,6 +267,7 @@ static bool try_steal(rudo__marker *mk) {
             mk->st.steals_attempted++;
             if (rudo__deque_steal(&pool->m[v]->dq, &item) == RUDO__STEAL_OK) {
                 mk->st.steals_won++;
+                steal_more(mk, &pool->m[v]->dq);
                 rudo__mark_trace(mk, item);
                 return true;
             }

@@ -19,13 +19,15 @@ static void check_slot(void **slot, const char *fn) {
         rudo__fatal(fn, "slot %p is not aligned to a pointer", (void *)slot);
 }
 
-static int weak_add(void **slot, bool is_long, const char *fn) {
+/* target NULL: the slot's own value is its target. */
+static int weak_add(void **slot, const void *target, bool is_long, const char *fn) {
     rudo__heap *h = rudo__need_heap(fn);
     check_slot(slot, fn);
     rudo__roots *r = rudo__registry_begin(h);
     int rc = RUDO_EEXIST; /* a slot is weak in one way only */
     if (!registered(r, slot)) {
-        rudo__slotset_add(is_long ? &r->weak_long : &r->weak, slot, fn);
+        rudo__slotset_add_value(is_long ? &r->weak_long : &r->weak, slot,
+                                (void *)(uintptr_t)target, fn);
         rc = RUDO_OK;
     }
     rudo__registry_end(h);
@@ -33,11 +35,33 @@ static int weak_add(void **slot, bool is_long, const char *fn) {
 }
 
 int rudo_weak_register(void **slot) {
-    return weak_add(slot, false, "rudo_weak_register");
+    return weak_add(slot, NULL, false, "rudo_weak_register");
 }
 
 int rudo_weak_register_long(void **slot) {
-    return weak_add(slot, true, "rudo_weak_register_long");
+    return weak_add(slot, NULL, true, "rudo_weak_register_long");
+}
+
+int rudo_weak_register_target(void **slot, const void *target) {
+    if (!target)
+        rudo__fatal("rudo_weak_register_target", "the target is NULL");
+    return weak_add(slot, target, false, "rudo_weak_register_target");
+}
+
+int rudo_weak_register_long_target(void **slot, const void *target) {
+    if (!target)
+        rudo__fatal("rudo_weak_register_long_target", "the target is NULL");
+    return weak_add(slot, target, true, "rudo_weak_register_long_target");
+}
+
+int rudo_weak_registered(void **slot) {
+    rudo__heap *h = rudo__need_heap("rudo_weak_registered");
+    rudo__roots *r = rudo__registry_begin(h);
+    int kind = rudo__slotset_contains(&r->weak, slot)        ? RUDO_WEAK_SHORT
+               : rudo__slotset_contains(&r->weak_long, slot) ? RUDO_WEAK_LONG
+                                                             : 0;
+    rudo__registry_end(h);
+    return kind;
 }
 
 int rudo_weak_unregister(void **slot) {
@@ -55,6 +79,10 @@ int rudo_weak_move(void **from, void **to) {
     rudo__heap *h = rudo__need_heap(fn);
     check_slot(to, fn);
     rudo__roots *r = rudo__registry_begin(h);
+    /* The target travels with the registration (NULL: none). */
+    void *target = rudo__slotset_contains(&r->weak, from)
+                       ? rudo__slotset_value(&r->weak, from)
+                       : rudo__slotset_value(&r->weak_long, from);
     rudo__slotset *set = rudo__slotset_remove(&r->weak, from) ? &r->weak
                          : rudo__slotset_remove(&r->weak_long, from) ? &r->weak_long
                                                                      : NULL;
@@ -62,26 +90,52 @@ int rudo_weak_move(void **from, void **to) {
     if (!set) {
         rc = RUDO_ENOENT;
     } else if (registered(r, to)) {
-        rudo__slotset_add(set, from, fn); /* as it was */
+        rudo__slotset_add_value(set, from, target, fn); /* as it was */
         rc = RUDO_EEXIST;
     } else {
-        rudo__slotset_add(set, to, fn);
+        rudo__slotset_add_value(set, to, target, fn);
     }
     rudo__registry_end(h);
     return rc;
 }
 
+/* True if p lies in the heap's range but not in an allocated cell (a
+ * free cell, or a page not in use, maybe unmapped): memory not to write. */
+static bool in_free_cell(const rudo__heap *h, const void *p) {
+    if ((uintptr_t)p - (uintptr_t)h->base >= h->reserve)
+        return false; /* outside the heap: the program's memory */
+    rudo__page *pg;
+    size_t i;
+    return !rudo__cell_of(h, p, &pg, &i) || !rudo__allocated(pg, i);
+}
+
 /* Judges registered slot i of set s (world stopped): clears it if its
- * target is in an unmarked cell. A slot inside an unmarked heap object is
- * left alone and reported (returns false): the object may yet be kept for
- * a finalizer (step 2), or it dies now (step 4). */
+ * target (the explicit one, else the slot's value) is in an unmarked
+ * cell. A slot inside an unmarked heap object is left alone and reported
+ * (returns false): the object may yet be kept for a finalizer (step 2),
+ * or it dies now (step 4). A slot with an explicit target is forgotten
+ * once cleared: the target's memory will be reused, and a new object
+ * there must not clear the slot again. */
 static bool judge(rudo__heap *h, rudo__slotset *s, size_t i, uint64_t *cleared) {
     void **slot = rudo__slotset_at(s, i);
     if (!slot)
         return true;
+    void *target = rudo__slotset_value_at(s, i);
+    if (target && rudo__unmarked_cell(h, target)) {
+        /* Decided by the target alone, wherever the slot lies: bdwgc's
+         * GC_register_disappearing_link names the object holding the
+         * link, and its finalizer must find the link cleared. A slot in
+         * a cell that is not allocated is not written (free memory). */
+        if (!in_free_cell(h, slot)) {
+            *slot = NULL;
+            ++*cleared;
+        }
+        rudo__slotset_remove_at(s, i);
+        return true;
+    }
     if (rudo__unmarked_cell(h, slot))
         return false;
-    if (*slot && rudo__unmarked_cell(h, *slot)) {
+    if (!target && *slot && rudo__unmarked_cell(h, *slot)) {
         *slot = NULL;
         ++*cleared;
     }

@@ -1,0 +1,123 @@
+/* test_compat_thr_links.c — GC_call_with_alloc_lock holds off collections
+ * and the clearing of disappearing links (Guile reads its weak references
+ * under it): while one thread's function runs under the lock, another
+ * thread asks for collections without pause; the function sees the
+ * collection count and a link whose object is otherwise unreachable stay
+ * as they were, and once the lock is released the collections resume and
+ * the link is cleared. Repeated, with the link in malloc'd memory. */
+#define GC_THREADS 1
+#include <gc.h>
+#include <gc/gc_mark.h> /* GC_set_start_callback */
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "compat_test.h"
+
+static atomic_int stop;
+static atomic_long attempts;
+
+static void *collector(void *arg) {
+    (void)arg;
+    while (!atomic_load(&stop)) {
+        GC_gcollect();
+        atomic_fetch_add(&attempts, 1);
+    }
+    return NULL;
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void **link_slot; /* malloc'd: not scanned */
+
+/* Counted at the start of each collection, with the world stopped: a
+ * collection that ran is counted before any stopped thread runs again. */
+static atomic_long starts;
+static void on_start(void) { atomic_fetch_add(&starts, 1); }
+
+struct probe {
+    long starts_before;
+    int link_stayed;
+    int gcs_held_off;
+    long attempts_during;
+};
+
+/* Under the lock: the link must not be cleared and no collection may
+ * complete, however many the other thread requests. */
+static void *under_lock(void *data) {
+    struct probe *p = data;
+    p->starts_before = atomic_load(&starts);
+    void *seen = *link_slot;
+    long a0 = atomic_load(&attempts);
+    double t0 = now_ms();
+    p->link_stayed = 1;
+    while (now_ms() - t0 < 30 || atomic_load(&attempts) - a0 < 3) {
+        if (*link_slot != seen)
+            p->link_stayed = 0;
+        if (now_ms() - t0 > 5000)
+            break; /* the collector thread never got going: reported below */
+    }
+    p->attempts_during = atomic_load(&attempts) - a0;
+    p->gcs_held_off = atomic_load(&starts) == p->starts_before;
+    return NULL;
+}
+
+__attribute__((noinline)) static void make_linked(void) {
+    void *o = GC_malloc(48);
+    *link_slot = (void *)GC_HIDE_POINTER(o);
+    CHECK(GC_general_register_disappearing_link(link_slot, o) == GC_SUCCESS);
+}
+
+__attribute__((noinline)) static void scrub(void) {
+    volatile char buf[16384];
+    memset((char *)buf, 0, sizeof buf);
+    __asm__ volatile("" ::: "memory");
+}
+
+int main(void) {
+    GC_INIT();
+    GC_set_start_callback(on_start);
+    link_slot = malloc(sizeof *link_slot);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, collector, NULL) == 0); /* GC_pthread_create */
+    int rounds = 5, ok_link = 0, ok_gc = 0, ok_cleared = 0;
+    long min_attempts = -1;
+    for (int r = 0; r < rounds; r++) {
+        make_linked();
+        scrub();
+        struct probe p;
+        GC_call_with_alloc_lock(under_lock, &p);
+        ok_link += p.link_stayed;
+        ok_gc += p.gcs_held_off;
+        if (min_attempts < 0 || p.attempts_during < min_attempts)
+            min_attempts = p.attempts_during;
+        /* Released: the collections resume and clear the link. */
+        double t0 = now_ms();
+        while (*link_slot != NULL && now_ms() - t0 < 10000) {
+            scrub();
+            GC_gcollect();
+        }
+        ok_cleared += *link_slot == NULL;
+        GC_unregister_disappearing_link(link_slot);
+    }
+    atomic_store(&stop, 1);
+    pthread_join(t, NULL);
+    printf("alloc lock: %d rounds, link kept %d, no gc %d, cleared after %d, "
+           ">= %ld collection requests per hold\n",
+           rounds, ok_link, ok_gc, ok_cleared, min_attempts);
+    CHECK(ok_link == rounds);
+    CHECK(ok_gc == rounds);
+    CHECK(ok_cleared == rounds);
+    CHECK(min_attempts >= 3);
+    CHECK(atomic_load(&starts) > 0);
+    free(link_slot);
+    return ct_report();
+}
