@@ -3,6 +3,9 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+# CTEST_ARGS: more ctest arguments (.ci/run: -LE tier2 in the sanitizer and
+# debug stages).
+CTEST_ARGS ?=
 
 .PHONY: all test bench bench-plots install clean
 
@@ -11,7 +14,7 @@ all:
 	cmake --build $(BUILD) -j$(JOBS)
 
 test: all
-	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) $(CTEST_ARGS)
 
 bench:
 	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DRUDO_BUILD_TESTS=OFF

@@ -8,9 +8,13 @@ script runs the system's first, then rudo's); the table gives medians of
 the wall time and of the peak RSS, and rudo's collections.
 
 Usage: perf.py BUILD_DIR BENCH_BUILD_DIR [REPS]
+       perf.py --tier2 BUILD_DIR [REPS]
   BUILD_DIR: a build with the tests (compat/tests/accept.sh's helpers)
   BENCH_BUILD_DIR: a build with the benchmarks (gcbench-bdwgc, ...); its
   compat/libgc.so.1 is the one measured
+  --tier2: gctest (bdwgc.sh), Guile's compile of boot-9 (guile.sh) and
+  ECL's suite (ecl.sh) through their acceptance scripts, on BUILD_DIR's
+  compat/libgc.so.1; the last column says whether the rudo run passed
 """
 import os
 import re
@@ -64,7 +68,32 @@ def row(name, runs):
             f"{sr / 1024:.1f} | {rr / 1024:.1f} | {rr / sr:.2f} | {g:.0f} |")
 
 
+def tier2(build, reps):
+    lib = os.path.abspath(os.path.join(build, "compat"))
+    rusage = os.path.join(lib, "compat_rusage")
+    cases = (("gctest", ["bdwgc.sh", "gctest", lib, rusage, os.path.join(lib, "bdwgc")]),
+             ("guile compile boot-9 -O2", ["guile.sh", "compile", lib, rusage]),
+             ("ECL suite", ["ecl.sh", lib, rusage, os.path.join(lib, "ecl")]))
+    print("| program | system s | rudo s | ratio | system MiB | rudo MiB | ratio | rudo passed |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, args in cases:
+        runs, passed = [], []
+        for _ in range(reps):
+            args0 = ["sh", os.path.join(HERE, args[0])] + args[1:]
+            out = subprocess.run(args0, capture_output=True, text=True).stdout
+            r = {m.group(1): (float(m.group(2)), int(m.group(3))) for m in RU.finditer(out)}
+            if "system" not in r or "rudo" not in r:
+                raise SystemExit(f"{name}: no figures:\n{out}")
+            runs.append((r["system"], r["rudo"], 0))
+            passed.append("PASS" in out)
+        line = row(name, runs).rsplit("|", 2)[0]
+        print(f"{line}| {sum(passed)}/{reps} |", flush=True)
+
+
 def main():
+    if sys.argv[1] == "--tier2":
+        tier2(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 3)
+        return
     build, bbuild = sys.argv[1], sys.argv[2]
     reps = int(sys.argv[3]) if len(sys.argv) > 3 else 5
     lib = os.path.abspath(os.path.join(bbuild, "compat"))
