@@ -58,6 +58,10 @@ void compat_init(void);
 /* Takes and releases compat.lock (see the top of this file). */
 void compat_lock(void);
 void compat_unlock(void);
+/* fork handlers: compat's locks are held across fork (init.c, threads.c). */
+void compat_atfork_install(void);
+void compat_threads_fork_prepare(void);
+void compat_threads_fork_release(void);
 
 /* GC_is_init_called (init.c), used by other files. */
 GC_API int GC_is_init_called(void);

@@ -123,6 +123,11 @@ static void init_once(void) {
                 rudo_strerror(rc));
         abort();
     }
+    /* After rudo's own handlers (heap creation registers them): ours then
+     * run first in prepare, so the lock order is that of the library's
+     * calls (this lock, then rudo's). */
+    static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+    pthread_once(&atfork_once, compat_atfork_install);
     void *lo, *hi;
     rudo_heap_bounds(&lo, &hi);
     /* One byte outside the reservation at each end: the variables lie in
@@ -173,6 +178,20 @@ void compat_lock(void) {
 }
 
 void compat_unlock(void) { pthread_mutex_unlock(&compat.lock); }
+
+/* fork: a child must not inherit this lock held by a thread that does not
+ * exist there (bdwgc's test forks while other threads allocate). */
+static void atfork_prepare(void) {
+    compat_lock();
+    compat_threads_fork_prepare();
+}
+static void atfork_release(void) {
+    compat_threads_fork_release();
+    compat_unlock();
+}
+void compat_atfork_install(void) {
+    pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+}
 
 GC_API void GC_init(void) { compat_enter(); }
 

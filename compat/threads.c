@@ -16,6 +16,7 @@
 #include "compat.h"
 
 #include <dlfcn.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,16 +90,91 @@ GC_API void GC_start_mark_threads(void) {
 
 /* ---- pthread wrappers ---- */
 
+/* Threads of GC_pthread_create that have finished (detached from rudo)
+ * but are not joined yet: bdwgc keeps their records until the join, and
+ * GC_suspend_thread on such a thread only marks it suspended (gctest's
+ * fork_a_thread relies on it). A short list under its own mutex: entries
+ * live from the thread's end to GC_pthread_join or GC_pthread_detach. */
+struct finished {
+    pthread_t thread;
+    bool suspended;
+    struct finished *next;
+};
+static pthread_mutex_t finished_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct finished *finished_list;
+
+void compat_threads_fork_prepare(void) { pthread_mutex_lock(&finished_lock); }
+void compat_threads_fork_release(void) { pthread_mutex_unlock(&finished_lock); }
+
+/* With finished_lock held: t's entry, or NULL. */
+static struct finished **finished_find(pthread_t t) {
+    for (struct finished **p = &finished_list; *p; p = &(*p)->next)
+        if (pthread_equal((*p)->thread, t))
+            return p;
+    return NULL;
+}
+
+/* Called by a GC_pthread_create thread as it ends, before it detaches from
+ * rudo (so that a suspension finds it in one place or the other). A thread
+ * created detached is forgotten at once, as bdwgc does. */
+static void finished_add(void) {
+    pthread_attr_t attr;
+    int state = PTHREAD_CREATE_JOINABLE;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getdetachstate(&attr, &state);
+        pthread_attr_destroy(&attr);
+    }
+    struct finished *f = state == PTHREAD_CREATE_JOINABLE ? malloc(sizeof *f) : NULL;
+    if (!f)
+        return; /* detached, or no memory: it is then merely unknown */
+    f->thread = pthread_self();
+    f->suspended = false;
+    pthread_mutex_lock(&finished_lock);
+    f->next = finished_list;
+    finished_list = f;
+    pthread_mutex_unlock(&finished_lock);
+}
+
+static void finished_remove(pthread_t t) {
+    pthread_mutex_lock(&finished_lock);
+    struct finished **p = finished_find(t);
+    struct finished *f = p ? *p : NULL;
+    if (f)
+        *p = f->next;
+    pthread_mutex_unlock(&finished_lock);
+    free(f);
+}
+
+/* Whether t is a finished thread; sets its mark to `mark` if mark >= 0;
+ * returns the mark in *was. */
+static bool finished_mark(pthread_t t, int mark, bool *was) {
+    pthread_mutex_lock(&finished_lock);
+    struct finished **p = finished_find(t);
+    if (p) {
+        *was = (*p)->suspended;
+        if (mark >= 0)
+            (*p)->suspended = mark;
+    }
+    pthread_mutex_unlock(&finished_lock);
+    return p != NULL;
+}
+
 struct start_info {
     void *(*fn)(void *);
     void *arg;
+    sem_t attached;
 };
 
 static void *thread_start(void *p) {
-    struct start_info si = *(struct start_info *)p;
-    free(p);
+    struct start_info *si = p;
+    void *(*fn)(void *) = si->fn;
+    void *arg = si->arg;
     compat_thread_attach();
-    void *r = si.fn(si.arg);
+    /* As bdwgc: GC_pthread_create returns once the thread is registered
+     * (GC_suspend_thread may follow at once). si is the creator's. */
+    sem_post(&si->attached);
+    void *r = fn(arg);
+    finished_add();
     compat_thread_detach();
     return r;
 }
@@ -106,14 +182,21 @@ static void *thread_start(void *p) {
 GC_API int GC_pthread_create(pthread_t *t, const pthread_attr_t *attr,
                              void *(*fn)(void *), void *arg) {
     compat_enter();
-    struct start_info *si = malloc(sizeof *si);
-    if (!si)
-        return 11; /* EAGAIN, as pthread_create when out of resources */
-    si->fn = fn;
-    si->arg = arg;
-    int rc = pthread_create(t, attr, thread_start, si);
-    if (rc != 0)
-        free(si);
+    struct start_info si = {fn, arg, {{0}}};
+    sem_init(&si.attached, 0, 0);
+    int rc = pthread_create(t, attr, thread_start, &si);
+    if (rc == 0) {
+        /* A collection may need this thread meanwhile: wait in a blocking
+         * region (the new thread's attach waits for collections). */
+        bool block = rudo_thread_is_attached() && blocking_depth == 0;
+        if (block)
+            compat_blocking_enter();
+        while (sem_wait(&si.attached) != 0) {
+        }
+        if (block)
+            compat_blocking_leave();
+    }
+    sem_destroy(&si.attached);
     return rc;
 }
 
@@ -124,10 +207,60 @@ GC_API int GC_pthread_join(pthread_t t, void **ret) {
     int rc = pthread_join(t, ret);
     if (block)
         compat_blocking_leave();
+    if (rc == 0)
+        finished_remove(t);
     return rc;
 }
 
-GC_API int GC_pthread_detach(pthread_t t) { return pthread_detach(t); }
+GC_API int GC_pthread_detach(pthread_t t) {
+    int rc = pthread_detach(t);
+    if (rc == 0)
+        finished_remove(t);
+    return rc;
+}
+
+/* ---- suspension by request (bdwgc's javaxfc.h) ----
+ * rudo_thread_suspend and friends, with bdwgc's results: no errors, an
+ * unregistered thread is ignored, a second suspension or resumption does
+ * nothing; a finished thread not yet joined is only marked. */
+static int outside_region(int (*fn)(pthread_t), pthread_t t) {
+    /* rudo's calls are not made inside a blocking region; bdwgc's may be
+     * (GC_do_blocking): leave it around the call, as
+     * GC_call_with_gc_active does. */
+    int saved = blocking_depth;
+    if (saved) {
+        blocking_depth = 0;
+        rudo_blocking_leave();
+    }
+    int rc = fn(t);
+    if (saved) {
+        rudo_blocking_enter();
+        blocking_depth = saved;
+    }
+    return rc;
+}
+
+GC_API void GC_suspend_thread(pthread_t t) {
+    compat_enter();
+    bool was;
+    if (outside_region(rudo_thread_suspend, t) == RUDO_ENOENT)
+        (void)finished_mark(t, 1, &was);
+}
+
+GC_API void GC_resume_thread(pthread_t t) {
+    compat_enter();
+    bool was;
+    if (outside_region(rudo_thread_resume, t) == RUDO_ENOENT)
+        (void)finished_mark(t, 0, &was);
+}
+
+GC_API int GC_is_thread_suspended(pthread_t t) {
+    compat_enter();
+    bool was = false;
+    if (rudo_thread_is_suspended(t))
+        return 1;
+    return finished_mark(t, -1, &was) && was;
+}
 
 GC_API int GC_pthread_cancel(pthread_t t) {
     /* The target's attachment ends with it (rudo's thread-exit destructor). */
@@ -135,8 +268,10 @@ GC_API int GC_pthread_cancel(pthread_t t) {
 }
 
 GC_API void GC_pthread_exit(void *ret) {
-    if (rudo_heap_exists())
+    if (rudo_heap_exists() && rudo_thread_is_attached()) {
+        finished_add();
         compat_thread_detach();
+    }
     pthread_exit(ret);
 }
 

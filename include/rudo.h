@@ -22,6 +22,7 @@
 #ifndef RUDO_H
 #define RUDO_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -1084,6 +1085,35 @@ RUDO_API void rudo_thread_detach(void);
 /* True if the calling thread is attached. Thread-safe; may be called
  * without a heap. */
 RUDO_API bool rudo_thread_is_attached(void);
+
+/* Suspension by request (bdwgc's GC_suspend_thread). rudo_thread_suspend
+ * stops the attached thread `thread` until rudo_thread_resume(thread):
+ * a running thread is suspended with the suspend signal wherever it is
+ * outside rudo's code (one inside rudo stops as it leaves), and the call
+ * returns once it has stopped; a thread in a blocking region is marked and
+ * stops when it leaves the region (rudo_blocking_leave waits). Collections
+ * go on meanwhile: a suspended thread is not waited for, and its registers
+ * and stack are scanned as for any stopped thread. Suspending the calling
+ * thread waits, as in a blocking region, until another thread resumes it.
+ * A suspended thread cannot detach or exit until it is resumed. While
+ * the suspender waits for the thread to stop it says so on stderr after
+ * RUDO_STOP_WARN_MS, as a collection does (the thread blocks the suspend
+ * signal).
+ * rudo_thread_suspend returns RUDO_OK; RUDO_ENOENT if `thread` is not
+ * attached (or detached before it stopped); RUDO_EEXIST if it is already
+ * suspended; RUDO_ESTATE if no heap exists, or if signal suspension is off
+ * (rudo_stop_signals gives 0) and the thread is running.
+ * rudo_thread_resume returns RUDO_OK; RUDO_ENOENT if `thread` is not
+ * attached; RUDO_ESTATE if it is not suspended or no heap exists. Neither
+ * ever waits for the other thread to cooperate beyond stopping; both wait
+ * for a running collection to end. Abort if called from a trace callback
+ * or inside a blocking region. Thread-safe: any thread, attached or not. */
+RUDO_API int rudo_thread_suspend(pthread_t thread);
+RUDO_API int rudo_thread_resume(pthread_t thread);
+/* True if `thread` is attached and suspended by rudo_thread_suspend (from
+ * the request on, until rudo_thread_resume). False without a heap.
+ * Thread-safe: any thread, attached or not. */
+RUDO_API bool rudo_thread_is_suspended(pthread_t thread);
 
 /* A safepoint: if another thread is waiting to collect, stop here until the
  * collection ends. Call it in long loops that do not allocate.

@@ -4,15 +4,21 @@
  * GC_pthread_join; a thread that registers itself with
  * GC_register_my_thread allocates and collects; GC_do_blocking and
  * GC_call_with_gc_active nest; a registered thread that never polls is
- * suspended by signal at each of 200 collections and keeps its object. */
+ * suspended by signal at each of 200 collections and keeps its object;
+ * GC_suspend_thread stops it (its counter does not move across
+ * collections) until GC_resume_thread, a second call of either is a
+ * no-op, an unregistered thread is ignored, and a finished thread not yet
+ * joined is marked suspended (as bdwgc's gctest expects). */
 #define GC_THREADS 1
 #include <gc.h>
+#include <gc/javaxfc.h>
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 
 #include "compat_test.h"
 
@@ -64,6 +70,7 @@ static void *self_registered(void *arg) {
  * must survive. It also blocks every signal through GC_pthread_sigmask,
  * which must leave the suspend and restart signals unblocked. */
 static volatile int spin_stop, spin_ready;
+static volatile unsigned long spin_count;
 static void *spinner(void *arg) {
     sigset_t all, now;
     sigfillset(&all);
@@ -75,7 +82,7 @@ static void *spinner(void *arg) {
     spin_ready = 1;
     unsigned long spins = 0;
     while (!spin_stop)
-        spins++;
+        spin_count = ++spins;
     int intact = 1;
     for (int i = 0; i < 4096; i++)
         intact = intact && p[i] == 0x5a;
@@ -84,6 +91,18 @@ static void *spinner(void *arg) {
                 unblocked ? "unblocked" : "BLOCKED", intact ? "intact" : "CHANGED");
     *(int *)arg = unblocked && intact && spins > 0;
     return NULL;
+}
+
+static volatile int finished;
+static void *finisher(void *arg) {
+    finished = 1;
+    return arg;
+}
+
+static void *waiter(void *arg) {
+    while (!spin_stop)
+        sched_yield();
+    return arg;
 }
 
 static void *active(void *data) {
@@ -133,10 +152,48 @@ int main(void) {
         GC_gcollect();
     }
     CHECK(GC_get_gc_no() >= at + 200);
+    CHECK(!GC_is_thread_suspended(sp));
+    GC_suspend_thread(sp);
+    CHECK(GC_is_thread_suspended(sp));
+    GC_suspend_thread(sp); /* no-op */
+    unsigned long c0 = spin_count;
+    for (int i = 0; i < 20; i++) {
+        char *q = GC_malloc(4096);
+        memset(q, 0xa5, 4096);
+        GC_gcollect();
+    }
+    CHECK(spin_count == c0);
+    GC_resume_thread(sp);
+    CHECK(!GC_is_thread_suspended(sp));
+    GC_resume_thread(sp); /* no-op */
+    for (int i = 0; i < 100000 && spin_count == c0; i++)
+        sched_yield();
+    CHECK(spin_count != c0);
     spin_stop = 1;
     CHECK(pthread_join(sp, NULL) == 0);
     CHECK(spun);
     }
+
+    /* Finished, not joined: only marked (bdwgc keeps its record). */
+    pthread_t f; /* GC_pthread_create */
+    CHECK(pthread_create(&f, NULL, finisher, NULL) == 0);
+    while (!finished)
+        sched_yield();
+    struct timespec ms20 = {0, 20000000};
+    nanosleep(&ms20, NULL); /* past its detach */
+    GC_suspend_thread(f);
+    CHECK(GC_is_thread_suspended(f));
+    GC_resume_thread(f);
+    CHECK(!GC_is_thread_suspended(f));
+    CHECK(pthread_join(f, NULL) == 0);
+    /* Unregistered: ignored. */
+    spin_stop = 0;
+    CHECK(plain_create(&f, waiter, NULL) == 0);
+    GC_suspend_thread(f);
+    CHECK(!GC_is_thread_suspended(f));
+    GC_resume_thread(f);
+    spin_stop = 1;
+    CHECK(pthread_join(f, NULL) == 0);
 
     void *slot = NULL;
     void *r = GC_do_blocking(blocked, &slot);

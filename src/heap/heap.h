@@ -270,6 +270,9 @@ typedef struct rudo__world {
      * signal over all collections (tests). */
     uint64_t stop_seq;
     unsigned nsignalled;
+    /* Under gc_lock: threads parked by request (rudo_thread_suspend) when
+     * the current stop began: RUNNING, yet they never post stopped_sem. */
+    unsigned nparked;
     uint64_t signal_stops;
 } rudo__world;
 

@@ -54,6 +54,11 @@ void rudo__mutators_fork_child(rudo__heap *h) {
     if (self) {
         self->next = self->prev = NULL;
         self->tid = (pid_t)syscall(SYS_gettid); /* the child's own */
+        /* A suspension of this thread that was asked and not yet served
+         * has no asker in the child. Relaxed: no other thread exists. */
+        uint64_t e = atomic_load_explicit(&self->ext_req, memory_order_relaxed);
+        if (e & 1)
+            atomic_store_explicit(&self->ext_req, e + 1, memory_order_relaxed);
     }
     rudo__handshake_fork_child(h);
 }

@@ -89,7 +89,8 @@ void rudo__handshake_init(rudo__heap *h, unsigned stop_warn_ms) {
  * themselves). Not one post per stopping thread: one wake-up of the
  * collector, not one per thread. With gc_lock held. */
 static void wake_collector(rudo__heap *h) {
-    if (h->world.collecting && h->world.nrunning <= 1 + h->world.nsignalled)
+    if (h->world.collecting &&
+        h->world.nrunning <= 1 + h->world.nsignalled + h->world.nparked)
         sem_post(&h->world.stopped_sem);
 }
 
@@ -110,7 +111,8 @@ static void report_unstopped(rudo__heap *h, rudo__mutator *self, uint64_t seq,
             snprintf(signame, sizeof signame, "signal %d", h->world.suspend_sig);
     }
     for (rudo__mutator *m = h->world.mutators; m; m = m->next) {
-        if (m == self || m->state != RUDO_MUT_RUNNING || rudo__sigstop_acked(m, seq))
+        if (m == self || m->state != RUDO_MUT_RUNNING || rudo__sigstop_acked(m, seq) ||
+            rudo__sigstop_ext_parked(m))
             continue;
         n++;
         /* Signalled and silent: it blocks the signal, or it is inside rudo
@@ -167,9 +169,11 @@ static void wait_posted(rudo__heap *h, uint64_t until) {
 }
 
 /* Whether m still holds stop seq up: running, not the collector, and not
- * stopped by signal. */
+ * stopped by signal, for this stop or by request (rudo_thread_suspend:
+ * parked in its handler across collections, never signalled again). */
 static bool holds_up(const rudo__mutator *m, const rudo__mutator *self, uint64_t seq) {
-    return m != self && m->state == RUDO_MUT_RUNNING && !rudo__sigstop_acked(m, seq);
+    return m != self && m->state == RUDO_MUT_RUNNING && !rudo__sigstop_acked(m, seq) &&
+           !rudo__sigstop_ext_parked(m);
 }
 
 /* Whether the collector signals m now (t_sig: when the delay for
@@ -352,6 +356,9 @@ bool rudo__world_stop(rudo__heap *h, rudo__mutator *m, uint64_t t0) {
     h->world.collecting = true;
     uint64_t seq = ++h->world.stop_seq;
     h->world.nsignalled = 0;
+    h->world.nparked = 0;
+    for (rudo__mutator *o = h->world.mutators; o; o = o->next)
+        h->world.nparked += o->state == RUDO_MUT_RUNNING && rudo__sigstop_ext_parked(o);
     /* Posts left over from the last stop would only wake us early. */
     while (sem_trywait(&h->world.stopped_sem) == 0) {
     }
@@ -407,6 +414,19 @@ void rudo_blocking_enter(void) {
     rudo__runtime_leave();
 }
 
+void rudo__park_suspended(rudo__heap *h, rudo__mutator *m) {
+    /* As rudo_blocking_enter, then rudo_blocking_leave. */
+    m->state = RUDO_MUT_BLOCKED;
+    rudo__tl = (struct rudo__mutator_fast *)&blocked_fast; /* only read */
+    h->world.nrunning--;
+    wake_collector(h);
+    while (h->world.collecting || rudo__ext_suspended(m))
+        rudo__lock_wait(&h->world.lock, &h->world.resume_cv);
+    m->state = RUDO_MUT_RUNNING;
+    rudo__tl = &m->fast;
+    h->world.nrunning++;
+}
+
 void rudo_blocking_leave(void) {
     const char *fn = "rudo_blocking_leave";
     rudo__mutator *m = rudo__need_mutator(fn);
@@ -414,7 +434,9 @@ void rudo_blocking_leave(void) {
     if (m->state != RUDO_MUT_BLOCKED)
         rudo__fatal(fn, "not in a blocking region");
     rudo__lock_acquire(&h->world.lock);
-    while (h->world.collecting)
+    /* Suspended by request while blocked (rudo_thread_suspend): it stays
+     * in the region until resumed; its roots are those of the enter. */
+    while (h->world.collecting || rudo__ext_suspended(m))
         rudo__lock_wait(&h->world.lock, &h->world.resume_cv);
     m->state = RUDO_MUT_RUNNING;
     rudo__tl = &m->fast;

@@ -117,9 +117,15 @@ static void suspend_handler(int sig, void *info, void *context) {
     /* Relaxed: only the number is needed; what the thread must see of the
      * collection comes through sig_go (acquire, below). */
     uint64_t req = atomic_load_explicit(&m->sig_req, memory_order_relaxed);
+    /* Relaxed: a number written under gc_lock; what the thread must see
+     * of the suspender comes through the acquire loads in the wait. The
+     * ack is this handler's own store. */
+    uint64_t ext = atomic_load_explicit(&m->ext_req, memory_order_relaxed);
+    bool ext_due = (ext & 1) &&
+                   atomic_load_explicit(&m->ext_ack, memory_order_relaxed) != ext;
     /* Relaxed: only the collector writes sig_go, under gc_lock, and the
      * comparison only tells a stale signal (that stop has ended). */
-    if (req == atomic_load_explicit(&m->sig_go, memory_order_relaxed))
+    if (req == atomic_load_explicit(&m->sig_go, memory_order_relaxed) && !ext_due)
         goto out;
     /* Relaxed: this thread's own counter (base/lock.h). */
     if (atomic_load_explicit(&rudo__in_runtime, memory_order_relaxed) != 0) {
@@ -134,14 +140,49 @@ static void suspend_handler(int sig, void *info, void *context) {
         goto out;
     if (!save_context(m, context))
         goto out; /* not stopped: the collector signals again later */
-    /* Release: the collector's acquire load of sig_ack sees the copy. */
-    atomic_store_explicit(&m->sig_ack, req, memory_order_release);
-    sem_post(&h->world.stopped_sem);
     int restart = h->world.restart_sig;
-    /* Acquire: pairs with the release store at the resume, so the thread
-     * sees everything the collection wrote before it goes on. */
-    while (atomic_load_explicit(&m->sig_go, memory_order_acquire) != req)
+    /* Parked while a stop is in progress for the thread (sig_req !=
+     * sig_go) or while it is suspended by request (ext_req odd). Each is
+     * acknowledged here, the first time the loop sees it: a stop or a
+     * suspension that begins while the thread waits here finds its
+     * registers saved already. It sleeps only after acknowledging what
+     * holds it, and every change of either condition is followed by the
+     * restart signal (the collection's resume, rudo_thread_resume), which
+     * ends the sleep; a new stop or suspension cannot begin while it
+     * sleeps for the other one without such a change first (requests wait
+     * for collections to end; a collection does not signal a thread parked
+     * by request). The values are reread at each turn: a stop that
+     * signalled it while it was parked by request is over once its
+     * sig_go is stored, whatever number this handler started with. */
+    for (;;) {
+        /* Acquire: pairs with rudo_thread_resume's release store, so the
+         * thread sees what the resumer wrote before it goes on. */
+        uint64_t e = atomic_load_explicit(&m->ext_req, memory_order_acquire);
+        /* Relaxed: this handler's own earlier store. */
+        if ((e & 1) && atomic_load_explicit(&m->ext_ack, memory_order_relaxed) != e) {
+            /* Release: the suspender's and the collector's acquire loads
+             * of ext_ack see the copy. */
+            atomic_store_explicit(&m->ext_ack, e, memory_order_release);
+            /* A collection that began meanwhile looks again. */
+            sem_post(&h->world.stopped_sem);
+        }
+        /* Relaxed: a number (see above). Acquire on sig_go: pairs with the
+         * release store at the resume, so the thread sees everything the
+         * collection wrote before it goes on. */
+        uint64_t r = atomic_load_explicit(&m->sig_req, memory_order_relaxed);
+        if (r != atomic_load_explicit(&m->sig_go, memory_order_acquire)) {
+            /* Relaxed: this handler's own earlier store. */
+            if (atomic_load_explicit(&m->sig_ack, memory_order_relaxed) != r) {
+                /* Release: the collector's acquire load of sig_ack sees
+                 * the copy. */
+                atomic_store_explicit(&m->sig_ack, r, memory_order_release);
+                sem_post(&h->world.stopped_sem);
+            }
+        } else if (!(e & 1)) {
+            break;
+        }
         rudo__os_signal_wait(restart);
+    }
 out:
     errno = saved_errno;
 }
@@ -202,4 +243,21 @@ void rudo__stop_pending_park(void) {
     atomic_store_explicit(&m->stop_pending, 0, memory_order_relaxed);
     if (m->state == RUDO_MUT_RUNNING)
         rudo__safepoint_slow();
+    /* A suspension by request that found the thread inside rudo: now that
+     * it is outside, it suspends itself in its own handler (pthread_kill to
+     * oneself delivers before it returns), which parks as for the
+     * suspender's signal. Relaxed: the handler decides again. */
+    uint64_t e = atomic_load_explicit(&m->ext_req, memory_order_relaxed);
+    rudo__heap *h = rudo__the_heap;
+    if ((e & 1) && m->state == RUDO_MUT_RUNNING && h && rudo__sigstop_enabled(h) &&
+        atomic_load_explicit(&m->ext_ack, memory_order_relaxed) != e)
+        rudo__os_signal_send(m->thread, h->world.suspend_sig);
+}
+
+bool rudo__sigstop_ext_parked(const rudo__mutator *m) {
+    /* Relaxed: ext_req is written only under gc_lock, which the caller
+     * holds. Acquire: pairs with the handler's release store of ext_ack,
+     * so the registers and stack pointer it saved are visible. */
+    uint64_t e = atomic_load_explicit(&m->ext_req, memory_order_relaxed);
+    return (e & 1) && atomic_load_explicit(&m->ext_ack, memory_order_acquire) == e;
 }

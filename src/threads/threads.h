@@ -112,6 +112,14 @@ typedef struct rudo__mutator {
      * signalled in this stop (0 = not yet). */
     bool sig_stopped, sig_last;
     uint64_t sig_sent_ns;
+    /* Suspension by request (rudo_thread_suspend, suspend.c). ext_req is
+     * odd while the thread is suspended by request: it grows by one at
+     * each suspend and resume, written under gc_lock with no collection
+     * running, read by the thread's suspend handler. ext_ack: the value
+     * of ext_req the handler parked for, stored (release) after it saved
+     * the registers; while the two are equal and odd the thread is parked
+     * in its handler, and collections treat it as stopped by signal. */
+    _Atomic uint64_t ext_req, ext_ack;
 } rudo__mutator;
 
 /* The calling thread's mutator, or NULL if it is not attached. Kept
@@ -178,6 +186,19 @@ bool rudo__sigstop_enabled(const struct rudo__heap *h);
 void rudo__sigstop_send(struct rudo__heap *h, rudo__mutator *m, uint64_t seq);
 /* With gc_lock held: whether m's handler acknowledged stop `seq`. */
 bool rudo__sigstop_acked(const rudo__mutator *m, uint64_t seq);
+/* With gc_lock held: whether m is parked in its suspend handler by
+ * request (rudo_thread_suspend), its registers saved. */
+bool rudo__sigstop_ext_parked(const rudo__mutator *m);
+/* With gc_lock held: whether m is suspended by request (it may not have
+ * stopped yet). */
+static inline bool rudo__ext_suspended(const rudo__mutator *m) {
+    /* Relaxed: written only under gc_lock, which the caller holds. */
+    return atomic_load_explicit(&m->ext_req, memory_order_relaxed) & 1;
+}
+/* With gc_lock held, no collection running, m the calling thread, RUNNING
+ * and suspended by request (its roots captured): waits as in a blocking
+ * region until it is resumed (rudo_thread_resume) and no collection runs. */
+void rudo__park_suspended(struct rudo__heap *h, rudo__mutator *m);
 /* With gc_lock held, at the resume: lets every thread signalled in stop
  * `seq` go (sig_go, then the restart signal). */
 void rudo__sigstop_resume(struct rudo__heap *h, uint64_t seq);
