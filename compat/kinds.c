@@ -163,7 +163,10 @@ void compat_kinds_init(void) {
         (struct compat_kind){.adjust = true, .rk = RUDO_KIND_CONSERVATIVE};
     compat_kinds.k[GC_I_AUNCOLLECTABLE] = (struct compat_kind){.rk = RUDO_KIND_ATOMIC};
     compat_kinds.n = 4;
-    rudo_root_callback_add(other_roots, NULL);
+    /* First, alone, as bdwgc calls it before it scans the thread stacks:
+     * the objects it marks with GC_set_mark_bit are then not traced when
+     * a stack names them (ECL's env->stack). */
+    rudo_root_callback_add_first(other_roots, NULL);
 }
 
 unsigned compat_new_kind(GC_word descr, int adjust, int clear) {
@@ -455,12 +458,13 @@ GC_API int GC_is_marked(const void *p) {
     return rudo_is_heap_ptr(p) ? 1 : 0;
 }
 GC_API void GC_set_mark_bit(const void *p) {
-    /* rudo marks and traces together: the object's referents are kept
-     * too (bdwgc would keep the object alone). Outside marking there is
-     * nothing to set: the next collection decides. */
+    /* The object alone, as bdwgc: ECL marks its interpreter stacks so and
+     * pushes only their live part, [stack, top); tracing them whole kept
+     * whatever the stale words above the top named (CMP.0009). Outside
+     * marking there is nothing to set: the next collection decides. */
     rudo_tracer *tr = cur_tracer;
     if (tr)
-        rudo_visit_value(tr, (void *)(uintptr_t)p);
+        rudo_visit_mark_only(tr, p);
 }
 GC_API void GC_clear_mark_bit(const void *p) {
     (void)p;

@@ -468,6 +468,7 @@ struct rudo_tracer {
     void (*rudo__weak)(rudo_tracer *tr, void **slot); /* a weak slot */
     void (*rudo__value)(rudo_tracer *tr, void *value); /* rudo_visit_value */
     void (*rudo__range)(rudo_tracer *tr, void *lo, void *hi); /* rudo_visit_range */
+    void (*rudo__mark_only)(rudo_tracer *tr, const void *p); /* rudo_visit_mark_only */
 };
 
 RUDO_API void rudo__tracer_flush(rudo_tracer *tr);
@@ -536,6 +537,22 @@ static inline void rudo_visit_range(rudo_tracer *tr, const void *lo,
  * as rudo_visit (only from a trace or root callback; tr is the one it
  * was given). */
 RUDO_API bool rudo_visit_is_marked(rudo_tracer *tr, const void *p);
+/* Marks the allocated heap object p points into (or at) without tracing
+ * it: it survives this collection, but nothing it refers to is kept on
+ * its account (bdwgc's GC_set_mark_bit during marking). For an object
+ * whose live part the caller reports itself (an interpreter stack above
+ * its top holds stale words); marked before anything else reaches it
+ * only from a rudo_root_callback_add_first callback. The caller owes the
+ * referents it needs: the others may be freed, and the object then holds
+ * dangling words (the verifier, RUDO_VERIFY, reports such an object as
+ * "holds an allocated but unmarked object"). An object marked already
+ * (and so traced) stays so. NULL, non-heap addresses and free cells are
+ * ignored. Thread-safety: as rudo_visit (only from a trace or root
+ * callback given tr, on its thread). */
+static inline void rudo_visit_mark_only(rudo_tracer *tr, const void *p) {
+    if (p != NULL)
+        tr->rudo__mark_only(tr, p);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Allocation                                                               */
@@ -844,6 +861,15 @@ RUDO_API int rudo_weak_move(void **from, void **to);
 typedef void (*rudo_root_fn)(rudo_tracer *tr, void *data);
 RUDO_API int rudo_root_callback_add(rudo_root_fn fn, void *data);
 RUDO_API int rudo_root_callback_remove(rudo_root_fn fn, void *data);
+/* As rudo_root_callback_add, but fn runs before any other root is
+ * visited, alone, on the collecting thread (not concurrently with other
+ * callbacks or marking), in the order such callbacks were added: what it
+ * marks, with rudo_visit_mark_only above all, is marked before anything
+ * else can reach it. Keep it short (it delays the parallel marking).
+ * Returns RUDO_OK, or RUDO_EEXIST for a pair (fn, data) added already
+ * (by either call); rudo_root_callback_remove removes it. Waits while a
+ * collection runs. Thread-safe. */
+RUDO_API int rudo_root_callback_add_first(rudo_root_fn fn, void *data);
 /* The calling thread's own root callback (one per thread; fn NULL removes
  * it), called as above at each collection, while the thread is stopped or
  * in a blocking region: for roots that live per thread. It ends when the

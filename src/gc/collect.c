@@ -188,6 +188,8 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
             rudo__debug_verify_cards();
         h->gen.card_pages = rudo__mark_cards(h);
     }
+    /* First: their marks must precede every other root's (rudo.h). */
+    rudo__roots_callbacks_first(h, rudo__mark_first_visitor(h));
     rudo__roots_enumerate(h, roots);
     rudo__final_enumerate(h, roots);
     rudo__roots_callbacks(h, roots); /* run by the markers, in parallel */

@@ -286,7 +286,7 @@ typedef struct rudo__roots {
     struct rudo__root_range { char *lo, *hi; } *ranges;
     size_t nranges, cap_ranges;
     /* Root callbacks (rudo_root_callback_add). */
-    struct rudo__root_cb { rudo_root_fn fn; void *data; } *cbs;
+    struct rudo__root_cb { rudo_root_fn fn; void *data; bool first; } *cbs;
     size_t ncbs, cap_cbs;
 } rudo__roots;
 
