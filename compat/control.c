@@ -84,7 +84,8 @@ GC_API int GC_expand_hp(size_t bytes) {
 
 GC_API void GC_set_max_heap_size(GC_word n) {
     compat_init();
-    rudo_set_max_heap(n);
+    /* A cap, as bdwgc's: never the collection target (ECL sets 1 GiB). */
+    rudo_set_max_heap_cap(n);
 }
 
 GC_API void GC_set_free_space_divisor(GC_word d) {

@@ -109,8 +109,9 @@ static void init_once(void) {
     apply_divisor(&cfg, GC_free_space_divisor);
     if ((v = env_size("GC_INITIAL_HEAP_SIZE")) != 0)
         cfg.initial_heap = v;
-    if ((v = env_size("GC_MAXIMUM_HEAP_SIZE")) != 0)
-        cfg.max_heap = v;
+    size_t gc_max = env_size("GC_MAXIMUM_HEAP_SIZE");
+    if (gc_max != 0)
+        cfg.max_heap = gc_max;
     if (getenv("GC_DONT_GC"))
         GC_dont_gc = 1;
     /* GC_all_interior_pointers is read once, as bdwgc does at GC_init:
@@ -123,6 +124,10 @@ static void init_once(void) {
                 rudo_strerror(rc));
         abort();
     }
+    /* bdwgc's maximum is a cap, not a budget (GC_set_max_heap_size);
+     * RUDO_HEAP_MAX, which won, keeps rudo's meaning. */
+    if (gc_max != 0 && !getenv("RUDO_HEAP_MAX"))
+        rudo_set_max_heap_cap(gc_max);
     void *lo, *hi;
     rudo_heap_bounds(&lo, &hi);
     /* One byte outside the reservation at each end: the variables lie in

@@ -984,6 +984,14 @@ RUDO_API bool rudo_is_disabled(void);
  * trigger. Return RUDO_OK or RUDO_EINVAL (with a message). Thread-safe;
  * wait while a collection runs. */
 RUDO_API int rudo_set_max_heap(size_t bytes);
+/* As rudo_set_max_heap, but the bound is a cap only, never a budget: the
+ * trigger stays the growth rule's (no collection is put off to "the room
+ * left under max_heap"), and the heap grows past live * growth only when
+ * collections cannot keep it there. For bdwgc's GC_set_max_heap_size
+ * (ECL sets 1 GiB, and collected only near it with the budget rule).
+ * rudo_set_max_heap makes the bound a budget again. Returns RUDO_OK.
+ * Thread-safe; waits while a collection runs. */
+RUDO_API int rudo_set_max_heap_cap(size_t bytes);
 RUDO_API int rudo_set_growth(double growth, size_t growth_limit);
 
 /* Runs a full collection now (with the world stopped), then any finalizers

@@ -98,7 +98,8 @@ static void sample_pause(rudo__heap *h, uint64_t pause, uint64_t young) {
 static void set_trigger(rudo__heap *h, size_t live) {
     const rudo_config *c = &h->cfg;
     /* max_heap counts when it is below the reservation (rudo.h). */
-    bool budget = c->max_heap && c->max_heap / RUDO_PAGE_SIZE < h->npages;
+    bool budget = c->max_heap && c->max_heap / RUDO_PAGE_SIZE < h->npages &&
+                  !h->max_heap_cap; /* rudo_set_max_heap_cap: a cap only */
     double next;
     if (h->gen.on) {
         next = (double)nursery(h, live);

@@ -336,6 +336,7 @@ typedef struct rudo__heap {
     char *base;                 /* reserved range */
     size_t reserve;             /* its size */
     size_t npages;              /* pages in the reservation */
+    bool max_heap_cap;          /* rudo_set_max_heap_cap: max_heap is no budget */
     rudo__page *pages;          /* descriptors, one per page */
     size_t pages_map_bytes;
 
