@@ -93,7 +93,7 @@ GC_API void GC_set_free_space_divisor(GC_word d) {
         d = 1;
     __atomic_store_n(&GC_free_space_divisor, d, __ATOMIC_RELAXED);
     if (GC_is_init_called())
-        rudo_set_growth(1.0 + 2.0 / (double)d, 0);
+        rudo_set_growth(2.0 / (double)d, 0); /* as init.c's divisor_growth */
 }
 
 GC_API GC_word GC_get_free_space_divisor(void) {
