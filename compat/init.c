@@ -89,8 +89,12 @@ static void after_collection(const rudo_gc_event *ev, void *data) {
     (void)data;
     rudo_stats st;
     rudo_get_stats(&st);
-    compat.allocd_at_gc = st.bytes_allocated;
-    compat.freed_explicitly = 0;
+    /* Atomic, relaxed: the callback runs after the world is resumed, so
+     * those of two collections in a row may overlap on two threads (and
+     * GC_get_bytes_since_gc reads meanwhile); either value is a fair
+     * "since the last collection" figure, no order is implied. */
+    __atomic_store_n(&compat.allocd_at_gc, st.bytes_allocated, __ATOMIC_RELAXED);
+    __atomic_store_n(&compat.freed_explicitly, 0, __ATOMIC_RELAXED);
     /* Relaxed: clients read it as a plain counter, with no order implied
      * (bdwgc updates it under its lock, which readers do not take). */
     __atomic_store_n(&GC_gc_no, (GC_word)ev->number, __ATOMIC_RELAXED);
