@@ -111,6 +111,11 @@ static void init_once(void) {
     if ((v = env_size("GC_FREE_SPACE_DIVISOR")) != 0)
         GC_free_space_divisor = v;
     apply_divisor(&cfg, GC_free_space_divisor);
+    /* bdwgc's first heap is MINHINCR (64) blocks of 4 KiB, and it collects
+     * before growing it: the first collection comes after about 256 KiB
+     * rather than rudo's 4 MiB, which programs that only show an effect
+     * once something was collected (disclaim_weakmap_test) rely on. */
+    cfg.initial_heap = (size_t)256 << 10;
     if ((v = env_size("GC_INITIAL_HEAP_SIZE")) != 0)
         cfg.initial_heap = v;
     if ((v = env_size("GC_MAXIMUM_HEAP_SIZE")) != 0)
