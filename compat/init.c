@@ -93,8 +93,12 @@ static void after_collection(const rudo_gc_event *ev, void *data) {
     (void)data;
     rudo_stats st;
     rudo_get_stats(&st);
-    compat.allocd_at_gc = st.bytes_allocated;
-    compat.freed_explicitly = 0;
+    /* Atomic, relaxed: the callback runs after the world is resumed, so
+     * those of two collections in a row may overlap on two threads (and
+     * GC_get_bytes_since_gc reads meanwhile); either value is a fair
+     * "since the last collection" figure, no order is implied. */
+    __atomic_store_n(&compat.allocd_at_gc, st.bytes_allocated, __ATOMIC_RELAXED);
+    __atomic_store_n(&compat.freed_explicitly, 0, __ATOMIC_RELAXED);
     /* Relaxed: clients read it as a plain counter, with no order implied
      * (bdwgc updates it under its lock, which readers do not take). */
     __atomic_store_n(&GC_gc_no, (GC_word)ev->number, __ATOMIC_RELAXED);
@@ -111,6 +115,11 @@ static void init_once(void) {
     if ((v = env_size("GC_FREE_SPACE_DIVISOR")) != 0)
         GC_free_space_divisor = v;
     apply_divisor(&cfg, GC_free_space_divisor);
+    /* bdwgc's first heap is MINHINCR (64) blocks of 4 KiB, and it collects
+     * before growing it: the first collection comes after about 256 KiB
+     * rather than rudo's 4 MiB, which programs that only show an effect
+     * once something was collected (disclaim_weakmap_test) rely on. */
+    cfg.initial_heap = (size_t)256 << 10;
     if ((v = env_size("GC_INITIAL_HEAP_SIZE")) != 0)
         cfg.initial_heap = v;
     size_t gc_max = env_size("GC_MAXIMUM_HEAP_SIZE");

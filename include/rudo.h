@@ -1062,7 +1062,8 @@ RUDO_API void rudo_set_gc_listener(const rudo_gc_listener *listener);
 
 /* Sets a function called after every collection, on the collecting thread,
  * after the world is resumed and before finalizers run (NULL to remove). It
- * must not allocate. Thread-safe. */
+ * must not allocate. The calls of two collections in a row may overlap, on
+ * two threads: what the function writes must tolerate that. Thread-safe. */
 RUDO_API void rudo_set_gc_callback(rudo_gc_callback fn, void *data);
 
 /* ------------------------------------------------------------------------ */
