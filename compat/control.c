@@ -84,7 +84,8 @@ GC_API int GC_expand_hp(size_t bytes) {
 
 GC_API void GC_set_max_heap_size(GC_word n) {
     compat_init();
-    rudo_set_max_heap(n);
+    /* A cap, as bdwgc's: never the collection target (ECL sets 1 GiB). */
+    rudo_set_max_heap_cap(n);
 }
 
 GC_API void GC_set_free_space_divisor(GC_word d) {
@@ -92,7 +93,7 @@ GC_API void GC_set_free_space_divisor(GC_word d) {
         d = 1;
     __atomic_store_n(&GC_free_space_divisor, d, __ATOMIC_RELAXED);
     if (GC_is_init_called())
-        rudo_set_growth(1.0 + 2.0 / (double)d, 0);
+        rudo_set_growth(2.0 / (double)d, 0); /* as init.c's divisor_growth */
 }
 
 GC_API GC_word GC_get_free_space_divisor(void) {
@@ -111,8 +112,9 @@ static void stats(rudo_stats *st) {
 }
 
 static size_t since_gc(const rudo_stats *st) {
-    return st->bytes_allocated > compat.allocd_at_gc
-               ? (size_t)(st->bytes_allocated - compat.allocd_at_gc) : 0;
+    /* Relaxed: see after_collection (init.c). */
+    uint64_t at = __atomic_load_n(&compat.allocd_at_gc, __ATOMIC_RELAXED);
+    return st->bytes_allocated > at ? (size_t)(st->bytes_allocated - at) : 0;
 }
 
 static size_t free_bytes(const rudo_stats *st) {
@@ -166,7 +168,7 @@ GC_API size_t GC_get_prof_stats(struct GC_prof_stats_s *out, size_t sz) {
     s.free_bytes_full = free_bytes(&st);
     s.unmapped_bytes = 0;
     s.bytes_allocd_since_gc = since_gc(&st);
-    s.allocd_bytes_before_gc = compat.allocd_at_gc;
+    s.allocd_bytes_before_gc = __atomic_load_n(&compat.allocd_at_gc, __ATOMIC_RELAXED);
     s.non_gc_bytes = GC_non_gc_bytes;
     s.gc_no = GC_get_gc_no();
     s.markers_m1 = (GC_word)GC_get_parallel();

@@ -34,6 +34,7 @@ typedef void (*GC_await_finalize_proc)(void *obj);
 struct fin_rec {
     GC_finalization_proc fn;
     void *cd;      /* a precise root while rooted (see above) */
+    size_t disp;   /* the address registered, less the object's base */
     bool rooted;
 };
 
@@ -166,9 +167,11 @@ static void notify(void *data) {
         fn();
 }
 
-/* What rudo calls: bdwgc's fn(obj, cd), once. */
+/* What rudo calls: bdwgc's fn(obj, cd), once, with obj the address that
+ * was registered (rudo hands over the base). */
 static void trampoline(void *obj, void *data) {
     struct fin_rec *r = data;
+    void *given = (char *)obj + r->disp;
     fin_lock();
     /* The table may name a newer registration (the object came back to
      * life through another finalizer and was registered again). */
@@ -178,8 +181,8 @@ static void trampoline(void *obj, void *data) {
     /* Acquire: pairs with the release in GC_set_await_finalize_proc. */
     GC_await_finalize_proc aw = __atomic_load_n(&await_proc, __ATOMIC_ACQUIRE);
     if (aw)
-        aw(obj);
-    r->fn(obj, r->cd);
+        aw(given);
+    r->fn(given, r->cd);
     rec_free(r);
 }
 
@@ -190,21 +193,22 @@ static void register_finalizer(void *obj, GC_finalization_proc fn, void *cd,
                                enum order order) {
     compat_enter();
     sync_mode();
+    /* bdwgc ignores NULL and non-heap addresses. It keys a registration by
+     * the address given, which may be inside the object: ECL registers
+     * its conses by their tagged pointer, base + 1 (CMP.0009). The
+     * object's base is the key here (rudo keeps one registration per
+     * object; two addresses in one object share it), and fn gets the
+     * address given. */
     void *base = obj ? rudo_base(obj) : NULL;
-    if (base != obj || !obj) {
-        /* bdwgc ignores NULL and non-heap objects; an interior pointer is
-         * a client's bug bdwgc would register uselessly. */
-        if (base) {
-            static atomic_int once;
-            compat_warn_once(&once, "GC Warning: rudo's libgc.so.1: a finalizer "
-                                    "registered on an interior pointer is ignored\n");
-        }
+    if (!base) {
         if (ofn)
             *ofn = 0;
         if (ocd)
             *ocd = 0;
         return;
     }
+    size_t disp = (size_t)((char *)obj - (char *)base);
+    obj = base;
     struct fin_rec *nr = NULL;
     if (fn) {
         nr = malloc(sizeof *nr);
@@ -215,6 +219,7 @@ static void register_finalizer(void *obj, GC_finalization_proc fn, void *cd,
         }
         nr->fn = fn;
         nr->cd = cd;
+        nr->disp = disp;
         nr->rooted = rudo_is_heap_ptr(cd);
         if (nr->rooted)
             rudo_root_add(&nr->cd);
@@ -396,7 +401,7 @@ GC_API void GC_finalize_all(void) {
         fin_unlock();
         for (size_t i = 0; i < k; i++) {
             struct fin_rec *r = held[2 * i + 1];
-            r->fn(held[2 * i], r->cd);
+            r->fn((char *)held[2 * i] + r->disp, r->cd);
             rec_free(r);
             held[2 * i] = NULL;
         }

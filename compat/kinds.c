@@ -163,7 +163,10 @@ void compat_kinds_init(void) {
         (struct compat_kind){.adjust = true, .rk = RUDO_KIND_CONSERVATIVE};
     compat_kinds.k[GC_I_AUNCOLLECTABLE] = (struct compat_kind){.rk = RUDO_KIND_ATOMIC};
     compat_kinds.n = 4;
-    rudo_root_callback_add(other_roots, NULL);
+    /* First, alone, as bdwgc calls it before it scans the thread stacks:
+     * the objects it marks with GC_set_mark_bit are then not traced when
+     * a stack names them (ECL's env->stack). */
+    rudo_root_callback_add_first(other_roots, NULL);
 }
 
 unsigned compat_new_kind(GC_word descr, int adjust, int clear) {
@@ -249,7 +252,9 @@ static bool valid_kind(int k, const char *who) {
 /* An object of kind k >= 4 (a made kind) of exactly sz bytes. */
 static void *alloc_made(int k, size_t sz) {
     compat_enter();
-    return rudo_alloc(compat_kinds.k[k].rk, sz);
+    void *p = rudo_alloc(compat_kinds.k[k].rk, sz);
+    compat_disclaim_track((unsigned)k, p);
+    return p;
 }
 
 void *compat_kind_alloc(size_t n, int k) {
@@ -369,16 +374,129 @@ GC_API void GC_register_describe_type_fn(int k, GC_describe_type_fn fn) {
 }
 
 /* ---- disclaim ----
- * A disclaim procedure becomes the rudo kind's finalizer: it runs once,
- * after the collection that found the object unreachable, with what the
- * object references kept intact (bdwgc's mark_unconditionally). A nonzero
- * result keeps the object: it gets a per-object finalizer that calls the
- * procedure again the next time it is found unreachable. */
+ * With mark_unconditionally (bdwgc's mark_from_all) bdwgc marks from
+ * every object of the kind, unreachable ones too: whatever a dead object
+ * references is marked, so it is neither disclaimed nor reclaimed in that
+ * cycle, and only objects that no other dying object of the kind
+ * references are disclaimed (while sweeping). That is rudo's ordered
+ * finalization, cycles included (a cycle, or an object that points to
+ * itself, is kept for ever in both), so each object of such a kind gets
+ * an ordered per-object finalizer when it is allocated (a kind finalizer
+ * is unordered: a pair's car, dying with it, could be disclaimed first).
+ * Objects allocated before the procedure was registered are not
+ * disclaimed. Without mark_unconditionally the procedure is the rudo
+ * kind's finalizer (unordered; rudo still keeps what a dying object
+ * references, for that collection).
+ *
+ * The procedure runs after the collection, on the thread that collected,
+ * while the program runs: bdwgc's GC_set_mark_bit on an object waiting to
+ * be disclaimed (a weak map handing it out again) keeps it, and the
+ * procedure sees it as marked through GC_is_marked. So GC_set_mark_bit,
+ * outside marking, on an object of an ordered disclaim kind that has no
+ * registration (it was found unreachable and is waiting) records it in
+ * `disclaim_marks`; GC_is_marked on the object being disclaimed answers
+ * from that record, which the disclaim consumes. A nonzero result keeps
+ * the object: it is registered again. */
+
+/* The set of waiting objects marked since they were found unreachable:
+ * open addressing, NULL empty, TOMB removed. Under marks_lock (a leaf). */
+#define MARKS_TOMB ((void *)1)
+static struct {
+    pthread_mutex_t lock;
+    void **slot;
+    size_t cap, used; /* used counts tombs */
+} disclaim_marks = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+
+/* The object whose disclaim procedure runs on this thread, or NULL. */
+static __thread void *cur_disclaim;
+
+static size_t marks_probe(void *obj, bool insert) {
+    size_t mask = disclaim_marks.cap - 1;
+    size_t i = (size_t)(((uintptr_t)obj >> 4) * 0x9E3779B97F4A7C15u) & mask;
+    size_t tomb = SIZE_MAX;
+    for (;;) {
+        void *o = disclaim_marks.slot[i];
+        if (o == NULL)
+            return insert && tomb != SIZE_MAX ? tomb : i;
+        if (o == MARKS_TOMB) {
+            if (tomb == SIZE_MAX)
+                tomb = i;
+        } else if (o == obj) {
+            return i;
+        }
+        i = (i + 1) & mask;
+    }
+}
+
+static void marks_add(void *obj) {
+    pthread_mutex_lock(&disclaim_marks.lock);
+    if ((disclaim_marks.used + 1) * 2 > disclaim_marks.cap) {
+        void **old = disclaim_marks.slot;
+        size_t old_cap = disclaim_marks.cap;
+        size_t cap = old_cap ? old_cap * 2 : 64;
+        void **n = calloc(cap, sizeof *n);
+        if (!n) {
+            pthread_mutex_unlock(&disclaim_marks.lock);
+            static atomic_int once;
+            compat_warn_once(&once, "GC Warning: GC_set_mark_bit: out of memory "
+                                    "(the mark is not kept)\n");
+            return;
+        }
+        disclaim_marks.slot = n;
+        disclaim_marks.cap = cap;
+        disclaim_marks.used = 0;
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i] && old[i] != MARKS_TOMB) {
+                n[marks_probe(old[i], true)] = old[i];
+                disclaim_marks.used++;
+            }
+        free(old);
+    }
+    size_t i = marks_probe(obj, false);
+    if (disclaim_marks.slot[i] != obj) {
+        i = marks_probe(obj, true);
+        if (disclaim_marks.slot[i] == NULL)
+            disclaim_marks.used++;
+        disclaim_marks.slot[i] = obj;
+    }
+    pthread_mutex_unlock(&disclaim_marks.lock);
+}
+
+/* Whether obj is in the set; take removes it. */
+static bool marks_has(void *obj, bool take) {
+    pthread_mutex_lock(&disclaim_marks.lock);
+    bool found = false;
+    if (disclaim_marks.cap) {
+        size_t i = marks_probe(obj, false);
+        found = disclaim_marks.slot[i] == obj;
+        if (found && take)
+            disclaim_marks.slot[i] = MARKS_TOMB;
+    }
+    pthread_mutex_unlock(&disclaim_marks.lock);
+    return found;
+}
+
+static void disclaim_fin(void *obj, void *data);
+
+static int disclaim_register(unsigned k, void *obj) {
+    void *data = (void *)(uintptr_t)k;
+    return compat_kinds.k[k].disclaim_ordered
+               ? rudo_finalizer_register_ordered(obj, disclaim_fin, data)
+               : rudo_finalizer_register(obj, disclaim_fin, data);
+}
+
 static void disclaim_fin(void *obj, void *data) {
     unsigned k = (unsigned)(uintptr_t)data;
     GC_disclaim_proc proc = compat_kinds.k[k].disclaim;
-    if (proc && proc(obj) != 0 &&
-        rudo_finalizer_register(obj, disclaim_fin, data) != RUDO_OK) {
+    if (!proc)
+        return;
+    void *saved = cur_disclaim;
+    cur_disclaim = obj;
+    int keep = proc(obj);
+    cur_disclaim = saved;
+    if (compat_kinds.k[k].disclaim_ordered)
+        (void)marks_has(obj, true); /* consumed: the next cycle starts afresh */
+    if (keep != 0 && disclaim_register(k, obj) != RUDO_OK) {
         static atomic_int once;
         compat_warn_once(&once, "GC Warning: a disclaim procedure kept an "
                                 "object that has a finalizer: it is not "
@@ -386,20 +504,51 @@ static void disclaim_fin(void *obj, void *data) {
     }
 }
 
-void compat_set_disclaim(int k, GC_disclaim_proc proc) {
+void compat_disclaim_track(unsigned k, void *obj) {
+    /* Plain reads: the procedure is registered before the kind's objects
+     * are allocated (as bdwgc requires), and a kind's entry is not
+     * changed afterwards. */
+    if (obj && compat_kinds.k[k].disclaim && compat_kinds.k[k].disclaim_ordered)
+        (void)disclaim_register(k, obj); /* a new object: not registered */
+}
+
+void compat_set_disclaim(int k, GC_disclaim_proc proc, bool mark_from_all) {
     compat_init();
     if (!valid_kind(k, "GC Warning: GC_register_disclaim_proc: unknown kind %lu\n"))
         return;
     compat_lock();
     compat_kinds.k[k].disclaim = proc;
+    compat_kinds.k[k].disclaim_ordered = proc && mark_from_all;
     compat_unlock();
-    rudo_kind_set_finalizer(compat_kinds.k[k].rk, proc ? disclaim_fin : NULL,
+    rudo_kind_set_finalizer(compat_kinds.k[k].rk,
+                            proc && !mark_from_all ? disclaim_fin : NULL,
                             (void *)(uintptr_t)k);
 }
 
 GC_API void GC_register_disclaim_proc(int k, GC_disclaim_proc proc, int mark_from_all) {
-    (void)mark_from_all; /* rudo keeps what a finalizable object refers to */
-    compat_set_disclaim(k, proc);
+    compat_set_disclaim(k, proc, mark_from_all != 0);
+}
+
+/* The bdwgc kind of the made kind rk, or 0 if none. */
+static unsigned made_kind_of(rudo_kind rk) {
+    unsigned n = compat_kinds.n;
+    for (unsigned k = 4; k < n; k++)
+        if (compat_kinds.k[k].rk == rk)
+            return k;
+    return 0;
+}
+
+/* GC_set_mark_bit outside marking (see above). */
+static void disclaim_set_mark(void *base) {
+    unsigned k = made_kind_of(rudo_kind_of(base));
+    if (k == 0 || !compat_kinds.k[k].disclaim_ordered)
+        return;
+    if (rudo_finalizer_unregister(base) == RUDO_OK) {
+        /* Registered: not found unreachable; nothing to record. */
+        (void)disclaim_register(k, base);
+        return;
+    }
+    marks_add(base);
 }
 
 /* ---- marking from client code ---- */
@@ -452,15 +601,31 @@ GC_API int GC_is_marked(const void *p) {
     if (tr)
         return rudo_visit_is_marked(tr, p);
     compat_init();
-    return rudo_is_heap_ptr(p) ? 1 : 0;
+    if (!rudo_is_heap_ptr(p))
+        return 0;
+    /* The object being disclaimed is unmarked unless GC_set_mark_bit
+     * kept it since it was found unreachable. */
+    void *base = cur_disclaim ? rudo_base(p) : NULL;
+    if (base && base == cur_disclaim)
+        return marks_has(base, false) ? 1 : 0;
+    return 1;
 }
 GC_API void GC_set_mark_bit(const void *p) {
-    /* rudo marks and traces together: the object's referents are kept
-     * too (bdwgc would keep the object alone). Outside marking there is
-     * nothing to set: the next collection decides. */
+    /* During marking, the object alone, as bdwgc: ECL marks its
+     * interpreter stacks so and pushes only their live part, [stack,
+     * top); tracing them whole kept whatever the stale words above the
+     * top named. Outside marking it only matters to an object waiting for
+     * its disclaim procedure ("disclaim" above); for the others the next
+     * collection decides. */
     rudo_tracer *tr = cur_tracer;
-    if (tr)
-        rudo_visit_value(tr, (void *)(uintptr_t)p);
+    if (tr) {
+        rudo_visit_mark_only(tr, p);
+        return;
+    }
+    compat_init();
+    void *base = rudo_is_heap_ptr(p) ? rudo_base(p) : NULL;
+    if (base)
+        disclaim_set_mark(base);
 }
 GC_API void GC_clear_mark_bit(const void *p) {
     (void)p;

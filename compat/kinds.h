@@ -56,6 +56,9 @@ struct compat_kind {
     bool adjust;           /* add the object's size to descr */
     rudo_kind rk;          /* the rudo kind its objects have */
     GC_disclaim_proc disclaim;     /* GC_register_disclaim_proc */
+    /* Its mark_unconditionally: each object gets an ordered finalizer
+     * (kinds.c, "disclaim"). */
+    bool disclaim_ordered;
     GC_describe_type_fn describe;  /* GC_register_describe_type_fn */
 };
 
@@ -84,7 +87,10 @@ void *compat_kind_alloc(size_t n, int k);
 unsigned compat_new_kind(GC_word descr, int adjust, int clear);
 unsigned compat_new_proc(GC_mark_proc proc);
 /* Registers a disclaim procedure (GC_register_disclaim_proc). */
-void compat_set_disclaim(int kind, GC_disclaim_proc proc);
+void compat_set_disclaim(int kind, GC_disclaim_proc proc, bool mark_from_all);
+/* Called on every new object of a made kind (k >= 4): gives it its
+ * kind's ordered disclaim registration, if the kind has one. */
+void compat_disclaim_track(unsigned k, void *obj);
 /* The initial value of GC_push_other_roots (vars.c): nothing to push,
  * rudo scans the threads itself. */
 void compat_default_push_other_roots(void);

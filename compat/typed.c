@@ -288,7 +288,7 @@ static void finalized_init(void) {
     rudo_register_displacement(sizeof(GC_word));
     rudo_register_displacement(FINALIZER_CLOSURE_FLAG);
     typed.finalized_kind = (int)compat_new_kind(GC_DS_LENGTH, 1, 1);
-    compat_set_disclaim(typed.finalized_kind, finalized_disclaim);
+    compat_set_disclaim(typed.finalized_kind, finalized_disclaim, true);
 }
 
 GC_API void GC_init_finalized_malloc(void) {
@@ -303,6 +303,7 @@ GC_API void *GC_finalized_malloc(size_t lb, const struct GC_finalizer_closure *f
     GC_word *op = sz >= lb ? rudo_alloc(compat_kinds.k[typed.finalized_kind].rk, sz) : NULL;
     if (!op)
         return compat_oom(lb);
+    compat_disclaim_track((unsigned)typed.finalized_kind, op);
     if (!fc) {
         static atomic_int once;
         compat_warn_once(&once, "GC Warning: GC_finalized_malloc: NULL closure "

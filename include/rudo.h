@@ -469,6 +469,7 @@ struct rudo_tracer {
     void (*rudo__weak)(rudo_tracer *tr, void **slot); /* a weak slot */
     void (*rudo__value)(rudo_tracer *tr, void *value); /* rudo_visit_value */
     void (*rudo__range)(rudo_tracer *tr, void *lo, void *hi); /* rudo_visit_range */
+    void (*rudo__mark_only)(rudo_tracer *tr, const void *p); /* rudo_visit_mark_only */
 };
 
 RUDO_API void rudo__tracer_flush(rudo_tracer *tr);
@@ -537,6 +538,22 @@ static inline void rudo_visit_range(rudo_tracer *tr, const void *lo,
  * as rudo_visit (only from a trace or root callback; tr is the one it
  * was given). */
 RUDO_API bool rudo_visit_is_marked(rudo_tracer *tr, const void *p);
+/* Marks the allocated heap object p points into (or at) without tracing
+ * it: it survives this collection, but nothing it refers to is kept on
+ * its account (bdwgc's GC_set_mark_bit during marking). For an object
+ * whose live part the caller reports itself (an interpreter stack above
+ * its top holds stale words); marked before anything else reaches it
+ * only from a rudo_root_callback_add_first callback. The caller owes the
+ * referents it needs: the others may be freed, and the object then holds
+ * dangling words (the verifier, RUDO_VERIFY, reports such an object as
+ * "holds an allocated but unmarked object"). An object marked already
+ * (and so traced) stays so. NULL, non-heap addresses and free cells are
+ * ignored. Thread-safety: as rudo_visit (only from a trace or root
+ * callback given tr, on its thread). */
+static inline void rudo_visit_mark_only(rudo_tracer *tr, const void *p) {
+    if (p != NULL)
+        tr->rudo__mark_only(tr, p);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Allocation                                                               */
@@ -845,6 +862,15 @@ RUDO_API int rudo_weak_move(void **from, void **to);
 typedef void (*rudo_root_fn)(rudo_tracer *tr, void *data);
 RUDO_API int rudo_root_callback_add(rudo_root_fn fn, void *data);
 RUDO_API int rudo_root_callback_remove(rudo_root_fn fn, void *data);
+/* As rudo_root_callback_add, but fn runs before any other root is
+ * visited, alone, on the collecting thread (not concurrently with other
+ * callbacks or marking), in the order such callbacks were added: what it
+ * marks, with rudo_visit_mark_only above all, is marked before anything
+ * else can reach it. Keep it short (it delays the parallel marking).
+ * Returns RUDO_OK, or RUDO_EEXIST for a pair (fn, data) added already
+ * (by either call); rudo_root_callback_remove removes it. Waits while a
+ * collection runs. Thread-safe. */
+RUDO_API int rudo_root_callback_add_first(rudo_root_fn fn, void *data);
 /* The calling thread's own root callback (one per thread; fn NULL removes
  * it), called as above at each collection, while the thread is stopped or
  * in a blocking region: for roots that live per thread. It ends when the
@@ -959,6 +985,14 @@ RUDO_API bool rudo_is_disabled(void);
  * trigger. Return RUDO_OK or RUDO_EINVAL (with a message). Thread-safe;
  * wait while a collection runs. */
 RUDO_API int rudo_set_max_heap(size_t bytes);
+/* As rudo_set_max_heap, but the bound is a cap only, never a budget: the
+ * trigger stays the growth rule's (no collection is put off to "the room
+ * left under max_heap"), and the heap grows past live * growth only when
+ * collections cannot keep it there. For bdwgc's GC_set_max_heap_size
+ * (ECL sets 1 GiB, and collected only near it with the budget rule).
+ * rudo_set_max_heap makes the bound a budget again. Returns RUDO_OK.
+ * Thread-safe; waits while a collection runs. */
+RUDO_API int rudo_set_max_heap_cap(size_t bytes);
 RUDO_API int rudo_set_growth(double growth, size_t growth_limit);
 
 /* Runs a full collection now (with the world stopped), then any finalizers
@@ -1029,7 +1063,8 @@ RUDO_API void rudo_set_gc_listener(const rudo_gc_listener *listener);
 
 /* Sets a function called after every collection, on the collecting thread,
  * after the world is resumed and before finalizers run (NULL to remove). It
- * must not allocate. Thread-safe. */
+ * must not allocate. The calls of two collections in a row may overlap, on
+ * two threads: what the function writes must tolerate that. Thread-safe. */
 RUDO_API void rudo_set_gc_callback(rudo_gc_callback fn, void *data);
 
 /* ------------------------------------------------------------------------ */

@@ -37,10 +37,15 @@ tests="$src/src/tests"
 # libgc too, more often on a loaded machine): fairness of mutexes, mailbox
 # hand-off between threads, barriers checked 10 ms after a thread starts,
 # a FIFO read racing its writer, semaphores under interrupts
-# (SEM-SIGNAL-*: "Known fails" in ECL's own ecl-tests.lisp).
+# (SEM-SIGNAL-*: "Known fails" in ECL's own ecl-tests.lisp), a mailbox
+# read by N threads without blocking, and a lock whose first taker must be
+# the first thread started (MUTEX-004-INTERRUPTIBLE: it counts on thread 0
+# winning the race; both failed on the system's libgc here, the mailbox
+# test in one of two whole-suite runs, the lock test in one of six tries).
 flaky="MUTEX-003-FAIRNESS MBOX-BLOCKS-1-TO-1 MBOX-1-TO-N-BLOCKING MP.BARRIER.BLOCKING
        MP.BARRIER.UNBLOCK-1 MP.BARRIER.UNBLOCK-2 MIX.0016.FIFO-TESTS SEM-INTERRUPTED-RESIGNALS
-       SEM-SIGNAL-N-PROCESSES SEM-SIGNAL-ONLY-N-PROCESSES"
+       SEM-SIGNAL-N-PROCESSES SEM-SIGNAL-ONLY-N-PROCESSES MBOX-1-TO-N-NON-BLOCKING
+       MUTEX-004-INTERRUPTIBLE"
 
 compiler='(ignore-errors (ext:install-c-compiler))'
 [ "${TEST_LONG:-0}" = 1 ] || compiler=t

@@ -111,6 +111,13 @@ static void crange(rudo_tracer *tr, void *lo, void *hi) {
     (void)hi;
 }
 
+/* rudo_visit_mark_only names no reference: nothing to check (the object
+ * it marked may hold unmarked ones, which its own check reports). */
+static void vmark_only(rudo_tracer *tr, const void *p) {
+    (void)tr;
+    (void)p;
+}
+
 /* A weak slot may point to an object the collection did not mark (and
  * cleared it already, or will): nothing to check. */
 static void vweak(rudo_tracer *tr, void **slot) {
@@ -144,6 +151,7 @@ static void verify_object(rudo__heap *h, rudo__page *p, char *obj) {
         t.tr.rudo__weak = vweak;
         t.tr.rudo__value = vvalue;
         t.tr.rudo__range = vrange;
+        t.tr.rudo__mark_only = vmark_only;
         t.obj = obj;
         t.rule = precise;
         t.crule = conservative;
@@ -254,6 +262,7 @@ static void verify_old_object(rudo__heap *h, const rudo__page *p, char *obj) {
         t.tr.rudo__weak = vweak; /* weak slots keep nothing alive */
         t.tr.rudo__value = cvalue;
         t.tr.rudo__range = crange;
+        t.tr.rudo__mark_only = vmark_only;
         t.p = p;
         t.obj = obj;
         k->trace(obj, p->cell_size, &t.tr);

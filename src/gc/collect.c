@@ -98,7 +98,8 @@ static void sample_pause(rudo__heap *h, uint64_t pause, uint64_t young) {
 static void set_trigger(rudo__heap *h, size_t live) {
     const rudo_config *c = &h->cfg;
     /* max_heap counts when it is below the reservation (rudo.h). */
-    bool budget = c->max_heap && c->max_heap / RUDO_PAGE_SIZE < h->npages;
+    bool budget = c->max_heap && c->max_heap / RUDO_PAGE_SIZE < h->npages &&
+                  !h->max_heap_cap; /* rudo_set_max_heap_cap: a cap only */
     double next;
     if (h->gen.on) {
         next = (double)nursery(h, live);
@@ -188,6 +189,8 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
             rudo__debug_verify_cards();
         h->gen.card_pages = rudo__mark_cards(h);
     }
+    /* First: their marks must precede every other root's (rudo.h). */
+    rudo__roots_callbacks_first(h, rudo__mark_first_visitor(h));
     rudo__roots_enumerate(h, roots);
     rudo__final_enumerate(h, roots);
     rudo__roots_callbacks(h, roots); /* run by the markers, in parallel */

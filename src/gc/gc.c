@@ -100,16 +100,25 @@ void rudo_heap_destroy(void) {
 }
 
 
-int rudo_set_max_heap(size_t bytes) {
-    rudo__heap *h = rudo__need_heap("rudo_set_max_heap");
+static int set_max_heap(size_t bytes, bool cap, const char *name) {
+    rudo__heap *h = rudo__need_heap(name);
     /* No collection runs (gc_lock idle); heap_lock orders it with the page
      * pool, which reads it when it hands out pages. */
     rudo__lock_idle(h);
     rudo__lock_acquire(&h->heap_lock);
     h->cfg.max_heap = bytes;
+    h->max_heap_cap = cap; /* read by the trigger, world stopped */
     rudo__lock_release(&h->heap_lock);
     rudo__lock_release(&h->world.lock);
     return RUDO_OK;
+}
+
+int rudo_set_max_heap(size_t bytes) {
+    return set_max_heap(bytes, false, "rudo_set_max_heap");
+}
+
+int rudo_set_max_heap_cap(size_t bytes) {
+    return set_max_heap(bytes, true, "rudo_set_max_heap_cap");
 }
 
 int rudo_set_growth(double growth, size_t growth_limit) {

@@ -289,7 +289,7 @@ typedef struct rudo__roots {
     struct rudo__root_range { char *lo, *hi; } *ranges;
     size_t nranges, cap_ranges;
     /* Root callbacks (rudo_root_callback_add). */
-    struct rudo__root_cb { rudo_root_fn fn; void *data; } *cbs;
+    struct rudo__root_cb { rudo_root_fn fn; void *data; bool first; } *cbs;
     size_t ncbs, cap_cbs;
 } rudo__roots;
 
@@ -339,6 +339,7 @@ typedef struct rudo__heap {
     char *base;                 /* reserved range */
     size_t reserve;             /* its size */
     size_t npages;              /* pages in the reservation */
+    bool max_heap_cap;          /* rudo_set_max_heap_cap: max_heap is no budget */
     rudo__page *pages;          /* descriptors, one per page */
     size_t pages_map_bytes;
 

@@ -211,6 +211,20 @@ static void range_visit(rudo_tracer *tr, void *lo, void *hi) {
     scan_range((rudo__marker *)tr, lo, hi);
 }
 
+/* rudo_visit_mark_only: the mark bit alone; nothing is queued, so the
+ * object is never traced in this collection (bdwgc's GC_set_mark_bit:
+ * ECL marks its interpreter stack so, and scans only its live part). */
+static void mark_only_visit(rudo_tracer *tr, const void *p) {
+    rudo__marker *mk = (rudo__marker *)tr;
+    rudo__page *pg;
+    size_t i;
+    if (!rudo__cell_of(mk->h, p, &pg, &i) || !rudo__allocated(pg, i) || !set_mark(mk, pg, i))
+        return;
+    mk->st.objects_marked++;
+    if (RUDO_UNLIKELY(mk->note) && pg->ephem == 1)
+        wake_page(mk->h, pg);
+}
+
 bool rudo_visit_is_marked(rudo_tracer *tr, const void *p) {
     (void)tr; /* any tracer: the bits are the heap's */
     rudo__heap *h = rudo__the_heap;
@@ -773,6 +787,7 @@ static void setup_marker(rudo__marker *mk) {
     mk->tr.rudo__weak = weak_slot;
     mk->tr.rudo__value = value_visit;
     mk->tr.rudo__range = range_visit;
+    mk->tr.rudo__mark_only = mark_only_visit;
     mk->nweak = mk->weak_done = 0;
     mk->nephem = 0;
     mk->since_wake_check = 0;
@@ -802,6 +817,29 @@ static void finish_marker(rudo__marker *mk) {
     mk->st.deque_high_water = mk->local_high + rudo__deque_high_water(&mk->dq);
     mk->st.deque_growths += rudo__deque_growths(&mk->dq);
     rudo__deque_destroy(&mk->dq); /* frees retired arrays: no thief is left */
+}
+
+/* rudo_root_callback_add_first's callbacks: run at once, on the
+ * collecting thread as marker 0, before any root task exists, so their
+ * marks (rudo_visit_mark_only's above all) precede every other root's.
+ * What they mark waits on marker 0's stack and is traced with the rest.
+ * Routing is off meanwhile: the other markers have not started. */
+static void now_callback(rudo__root_visitor *v, rudo_root_fn fn, void *data) {
+    rudo__mark_pool *pool = ((task_visitor *)v)->pool;
+    rudo__marker *mk = pool->m[0];
+    bool route = pool->route;
+    pool->route = false;
+    rudo__tracing_kind = "(root callback)";
+    fn(&mk->tr, data);
+    rudo__tracing_kind = NULL;
+    flush_slots(&mk->tr);
+    pool->route = route;
+}
+
+rudo__root_visitor *rudo__mark_first_visitor(rudo__heap *h) {
+    rudo__mark_pool *pool = h->pool;
+    pool->first = (task_visitor){{task_range, task_slot, now_callback}, pool};
+    return &pool->first.v;
 }
 
 rudo__root_visitor *rudo__mark_begin(rudo__heap *h) {

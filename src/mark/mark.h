@@ -130,6 +130,7 @@ typedef struct rudo__mark_pool {
     uint64_t *snap;
     size_t nsnap, cap_snap;
     task_visitor roots;           /* what rudo__mark_begin hands out */
+    task_visitor first;           /* rudo__mark_first_visitor's */
     bool saved_route, saved_single; /* switches the serial tail turns off */
 } rudo__mark_pool;
 
@@ -144,6 +145,9 @@ typedef struct rudo__mark_pool {
  *  - rudo__mark_end restores the switches and sums the statistics into
  *    h->mark.last. */
 rudo__root_visitor *rudo__mark_begin(rudo__heap *h);
+/* After rudo__mark_begin: a visitor that runs the root callbacks it is
+ * shown at once, on the calling thread (rudo_root_callback_add_first). */
+rudo__root_visitor *rudo__mark_first_visitor(rudo__heap *h);
 void rudo__mark_closure(rudo__heap *h);
 void rudo__mark_from(rudo__heap *h, void *obj);
 /* Marks what obj references and everything that reaches, but not obj

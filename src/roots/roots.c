@@ -141,8 +141,7 @@ void rudo__roots_enumerate(rudo__heap *h, rudo__root_visitor *v) {
 
 /* ---- root callbacks ---------------------------------------------------------- */
 
-int rudo_root_callback_add(rudo_root_fn fn, void *data) {
-    const char *name = "rudo_root_callback_add";
+static int callback_add(rudo_root_fn fn, void *data, bool first, const char *name) {
     rudo__heap *h = rudo__need_heap(name);
     if (!fn)
         rudo__fatal(name, "the callback is NULL");
@@ -155,10 +154,18 @@ int rudo_root_callback_add(rudo_root_fn fn, void *data) {
         if (r->ncbs == r->cap_cbs)
             r->cbs = rudo__grow(r->cbs, &r->cap_cbs, sizeof *r->cbs, 8,
                                    name, "out of memory");
-        r->cbs[r->ncbs++] = (struct rudo__root_cb){fn, data};
+        r->cbs[r->ncbs++] = (struct rudo__root_cb){fn, data, first};
     }
     rudo__registry_end(h);
     return rc;
+}
+
+int rudo_root_callback_add(rudo_root_fn fn, void *data) {
+    return callback_add(fn, data, false, "rudo_root_callback_add");
+}
+
+int rudo_root_callback_add_first(rudo_root_fn fn, void *data) {
+    return callback_add(fn, data, true, "rudo_root_callback_add_first");
 }
 
 int rudo_root_callback_remove(rudo_root_fn fn, void *data) {
@@ -190,10 +197,18 @@ void rudo_thread_root_callback(rudo_root_fn fn, void *data) {
     rudo__lock_release(&h->world.lock);
 }
 
+void rudo__roots_callbacks_first(rudo__heap *h, rudo__root_visitor *v) {
+    rudo__roots *r = &h->roots;
+    for (size_t i = 0; i < r->ncbs; i++)
+        if (r->cbs[i].first)
+            v->callback(v, r->cbs[i].fn, r->cbs[i].data);
+}
+
 void rudo__roots_callbacks(rudo__heap *h, rudo__root_visitor *v) {
     rudo__roots *r = &h->roots;
     for (size_t i = 0; i < r->ncbs; i++)
-        v->callback(v, r->cbs[i].fn, r->cbs[i].data);
+        if (!r->cbs[i].first)
+            v->callback(v, r->cbs[i].fn, r->cbs[i].data);
     for (rudo__mutator *m = h->world.mutators; m; m = m->next)
         if (m->root_fn)
             v->callback(v, m->root_fn, m->root_data);

@@ -25,6 +25,9 @@ void rudo__registry_end(rudo__heap *h);
 /* Shows v the root callbacks, global ones in the order added, then each
  * mutator's (world stopped); the marking calls them (mark.c). */
 void rudo__roots_callbacks(rudo__heap *h, rudo__root_visitor *v);
+/* The callbacks added with rudo_root_callback_add_first (the others are
+ * rudo__roots_callbacks'), in the order they were added. */
+void rudo__roots_callbacks_first(rudo__heap *h, rudo__root_visitor *v);
 
 /* ---- weak.c ---- */
 /* Clears the registered weak slots whose target is in an unmarked cell
