@@ -97,7 +97,7 @@ static void run(unsigned markers) {
 }
 
 int main(void) {
-#ifdef RUDO_DEBUG
+#ifdef RUDO_TEST_DEBUG_BUILD
     /* The stale-part target dies on purpose while the stack object, marked
      * alone, still holds it: the verifier, always on in RUDO_DEBUG builds,
      * reports exactly that (rudo.h, rudo_visit_mark_only). The other
