@@ -248,16 +248,24 @@ static void case_cycles(void) {
     atomic_store(&storm_stop, 0);
     CHECK_EQ(pthread_create(&s, NULL, storm, NULL), 0);
     long n = test_scaled(200);
-    int bad = 0;
+    int bad_suspend = 0, bad_moved = 0, bad_resume = 0;
     for (long i = 0; i < n; i++) {
-        bad += rudo_thread_suspend(t) != RUDO_OK;
+        int rc = rudo_thread_suspend(t);
+        if (rc != RUDO_OK && bad_suspend++ == 0)
+            fprintf(stderr, "cycle %ld: rudo_thread_suspend gave %d\n", i, rc);
         unsigned long p = atomic_load(&progress);
         if (i % 16 == 0)
             rudo_collect();
-        bad += atomic_load(&progress) != p;
-        bad += rudo_thread_resume(t) != RUDO_OK;
+        unsigned long q = atomic_load(&progress);
+        if (q != p && bad_moved++ == 0)
+            fprintf(stderr, "cycle %ld: progress moved %lu -> %lu while suspended\n", i, p, q);
+        rc = rudo_thread_resume(t);
+        if (rc != RUDO_OK && bad_resume++ == 0)
+            fprintf(stderr, "cycle %ld: rudo_thread_resume gave %d\n", i, rc);
     }
-    CHECK_EQ(bad, 0);
+    CHECK_EQ(bad_suspend, 0);
+    CHECK_EQ(bad_moved, 0);
+    CHECK_EQ(bad_resume, 0);
     CHECK(advances(atomic_load(&progress)));
     atomic_store(&storm_stop, 1);
     rudo_blocking_enter();

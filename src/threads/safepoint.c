@@ -341,8 +341,10 @@ void rudo__safepoint_slow(void) {
     rudo__lock_acquire(&h->world.lock);
     rudo__park(h, m);
     rudo__lock_release(&h->world.lock);
-    /* Relaxed: this thread's own flag. Parked: a deferred stop is done. */
-    atomic_store_explicit(&m->stop_pending, 0, memory_order_relaxed);
+    /* Relaxed: this thread's own flag. Parked: a deferred stop is done;
+     * a deferred suspension by request is not (rudo__stop_pending_park
+     * serves it when the thread leaves rudo). */
+    atomic_store_explicit(&m->stop_pending, rudo__sigstop_ext_due(m), memory_order_relaxed);
     rudo__runtime_exit();
 }
 

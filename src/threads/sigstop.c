@@ -247,11 +247,17 @@ void rudo__stop_pending_park(void) {
      * it is outside, it suspends itself in its own handler (pthread_kill to
      * oneself delivers before it returns), which parks as for the
      * suspender's signal. Relaxed: the handler decides again. */
-    uint64_t e = atomic_load_explicit(&m->ext_req, memory_order_relaxed);
     rudo__heap *h = rudo__the_heap;
-    if ((e & 1) && m->state == RUDO_MUT_RUNNING && h && rudo__sigstop_enabled(h) &&
-        atomic_load_explicit(&m->ext_ack, memory_order_relaxed) != e)
+    if (rudo__sigstop_ext_due(m) && m->state == RUDO_MUT_RUNNING && h &&
+        rudo__sigstop_enabled(h))
         rudo__os_signal_send(m->thread, h->world.suspend_sig);
+}
+
+bool rudo__sigstop_ext_due(const rudo__mutator *m) {
+    /* Relaxed: a hint read by m's own thread; its handler decides again
+     * (with the acquire loads of its wait). ext_ack is the handler's. */
+    uint64_t e = atomic_load_explicit(&m->ext_req, memory_order_relaxed);
+    return (e & 1) && atomic_load_explicit(&m->ext_ack, memory_order_relaxed) != e;
 }
 
 bool rudo__sigstop_ext_parked(const rudo__mutator *m) {

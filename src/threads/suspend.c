@@ -44,8 +44,8 @@ static rudo__heap *lock(const char *fn) {
 }
 
 /* With gc_lock held and no collection running: waits until m (suspended
- * by request with ext_req = e, RUNNING, not the caller) has parked in its
- * handler, entered a blocking region, been resumed, or detached. gc_lock
+ * by request with ext_req = e, not BLOCKED, not the caller) has parked in
+ * its handler, entered a blocking region, been resumed, or detached. gc_lock
  * is released while it sleeps (the thread may need it to get out of
  * rudo). Returns RUDO_OK, or RUDO_ENOENT if the thread detached first. */
 static int wait_parked(rudo__heap *h, pthread_t t, uint32_t id, uint64_t e) {
@@ -57,8 +57,12 @@ static int wait_parked(rudo__heap *h, pthread_t t, uint32_t id, uint64_t e) {
         if (!m || m->id != id)
             return RUDO_ENOENT;
         /* Relaxed: written only under gc_lock, which we hold. */
+        /* Not STOPPED: a thread parked at a safepoint can still be so
+         * here, after the collection's end and before it woke up (it
+         * sets its state back itself); it then returns to the program,
+         * running. The signal is sent again until its handler parks. */
         if (atomic_load_explicit(&m->ext_req, memory_order_relaxed) != e ||
-            m->state != RUDO_MUT_RUNNING || rudo__sigstop_ext_parked(m))
+            m->state == RUDO_MUT_BLOCKED || rudo__sigstop_ext_parked(m))
             return RUDO_OK;
         uint64_t now = rudo__now_ns();
         if (sent == 0 || now - sent >= RESEND_NS) {
@@ -93,7 +97,7 @@ int rudo_thread_suspend(pthread_t thread) {
         rc = RUDO_ENOENT;
     } else if (rudo__ext_suspended(m)) {
         rc = RUDO_EEXIST;
-    } else if (m != self && m->state == RUDO_MUT_RUNNING && !rudo__sigstop_enabled(h)) {
+    } else if (m != self && m->state != RUDO_MUT_BLOCKED && !rudo__sigstop_enabled(h)) {
         rc = RUDO_ESTATE; /* only a signal stops a running thread anywhere */
     } else {
         /* Relaxed: a number; gc_lock orders it for the collector, and the
@@ -103,7 +107,7 @@ int rudo_thread_suspend(pthread_t thread) {
         atomic_store_explicit(&m->ext_req, e, memory_order_relaxed);
         if (m == self)
             rudo__park_suspended(h, m); /* until another thread resumes it */
-        else if (m->state == RUDO_MUT_RUNNING)
+        else if (m->state != RUDO_MUT_BLOCKED) /* RUNNING, or STOPPED and waking */
             rc = wait_parked(h, thread, m->id, e);
         /* A thread in a blocking region parks when it leaves it. */
     }

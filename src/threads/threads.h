@@ -189,6 +189,9 @@ bool rudo__sigstop_acked(const rudo__mutator *m, uint64_t seq);
 /* With gc_lock held: whether m is parked in its suspend handler by
  * request (rudo_thread_suspend), its registers saved. */
 bool rudo__sigstop_ext_parked(const rudo__mutator *m);
+/* Whether m is suspended by request and its handler has not parked for
+ * it yet (a hint for m's own thread, which leaves rudo to be suspended). */
+bool rudo__sigstop_ext_due(const rudo__mutator *m);
 /* With gc_lock held: whether m is suspended by request (it may not have
  * stopped yet). */
 static inline bool rudo__ext_suspended(const rudo__mutator *m) {
