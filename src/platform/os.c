@@ -157,9 +157,34 @@ bool rudo__os_signal_send(pthread_t thread, int sig) {
     return pthread_kill(thread, sig) == 0;
 }
 
+#if defined(__SANITIZE_THREAD__)
+#define RUDO_OS_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RUDO_OS_TSAN 1
+#endif
+#endif
+
 void rudo__os_signal_wait(int wake) {
+#ifdef RUDO_OS_TSAN
+    /* Under ThreadSanitizer a short sleep with every signal still blocked
+     * instead. TSan runs a handler that arrives outside an intercepted
+     * blocking call later, from its ProcessPendingSignals, which blocks
+     * every signal and keeps the mask to restore in one per-thread slot.
+     * A wake signal let in by rt_sigsuspend in such a handler is queued
+     * again, and the next intercepted call in the handler (sem_post) runs
+     * ProcessPendingSignals nested: it overwrites that slot with the
+     * all-blocked mask, and the thread goes on with every signal blocked
+     * for good (seen: a thread suspended by request never stopped again).
+     * The callers recheck their condition after each wait; the wake signal
+     * stays pending and is taken after the handler returns. */
+    (void)wake;
+    struct timespec ts = {0, 50000};
+    syscall(SYS_nanosleep, &ts, NULL);
+#else
     kernel_sigset mask = ~(kernel_sigset)0 & ~sigbit(wake) & ~sigbit(GLIBC_SIGSETXID);
     syscall(SYS_rt_sigsuspend, &mask, sizeof mask);
+#endif
 }
 
 void rudo__os_signal_block_cancel(void) {
