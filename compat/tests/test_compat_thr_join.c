@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -69,7 +70,7 @@ static void *self_registered(void *arg) {
  * Stopped by signal at every collection (compat/threads.c); the object
  * must survive. It also blocks every signal through GC_pthread_sigmask,
  * which must leave the suspend and restart signals unblocked. */
-static volatile int spin_stop, spin_ready;
+static _Atomic int spin_stop, spin_ready; /* atomic: read by other threads (TSan) */
 static volatile unsigned long spin_count;
 static void *spinner(void *arg) {
     sigset_t all, now;
@@ -93,7 +94,7 @@ static void *spinner(void *arg) {
     return NULL;
 }
 
-static volatile int finished;
+static _Atomic int finished;
 static void *finisher(void *arg) {
     finished = 1;
     return arg;
