@@ -48,6 +48,7 @@ flaky="MUTEX-003-FAIRNESS MBOX-BLOCKS-1-TO-1 MBOX-1-TO-N-BLOCKING MP.BARRIER.BLO
        MP.BARRIER.UNBLOCK-1 MP.BARRIER.UNBLOCK-2 MP.BARRIER.UNBLOCK-3 MIX.0016.FIFO-TESTS SEM-INTERRUPTED-RESIGNALS
        SEM-SIGNAL-N-PROCESSES SEM-SIGNAL-ONLY-N-PROCESSES MBOX-1-TO-N-NON-BLOCKING
        MUTEX-004-INTERRUPTIBLE"
+flaky=$(echo $flaky) # one space between names: the match below needs it
 
 compiler='(ignore-errors (ext:install-c-compiler))'
 [ "${TEST_LONG:-0}" = 1 ] || compiler=t
