@@ -19,9 +19,25 @@ void rudo__warn(const char *fn, const char *fmt, ...)
 /* Doubles the capacity *cap of the array items of elem-byte elements
  * (to `first` if it is 0) and returns the moved array; aborts with
  * "rudo: <fn>: <message>" if memory cannot be had. The one growth step of
- * rudo's work lists whose failure is fatal. */
+ * rudo's work lists whose failure is fatal. The array is meta memory
+ * (below): free it with rudo__meta_free. */
 void *rudo__grow(void *items, size_t *cap, size_t elem, size_t first,
                  const char *fn, const char *message);
+
+/* Memory for the collector's own tables that grow while the world is
+ * stopped (meta.c says why not malloc: a thread stopped inside malloc may
+ * hold the lock that a realloc needs). rudo__meta_alloc returns a zeroed,
+ * 16-byte aligned block of `size` bytes, or NULL; rudo__meta_realloc
+ * grows or shrinks one (NULL: a new block), keeping its contents, NULL on
+ * failure with the block left as it was; rudo__meta_free frees one (NULL:
+ * nothing). Blocks are mappings of whole pages: for tables, not for small
+ * objects. Thread-safe; no lock taken. */
+void *rudo__meta_alloc(size_t size);
+void *rudo__meta_realloc(void *p, size_t size);
+void rudo__meta_free(void *p);
+/* Sorts n elements of `size` bytes as qsort does (not stable), without
+ * allocating (glibc's qsort may call malloc). */
+void rudo__sort(void *items, size_t n, size_t size, int (*cmp)(const void *, const void *));
 
 /* Graded assertions, at the invariants the docs state.
  *  - RUDO_ASSERT(c): cheap checks, compiled in RUDO_DEBUG builds and in

@@ -2,6 +2,7 @@
  * formatted into a stack buffer and written with one write(2): no
  * allocation, no lock, usable with the heap inconsistent. */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,8 @@ void rudo__warn(const char *fn, const char *fmt, ...) {
 void *rudo__grow(void *items, size_t *cap, size_t elem, size_t first,
                  const char *fn, const char *message) {
     size_t c = *cap ? *cap * 2 : first;
-    void *n = realloc(items, c * elem);
+    /* Meta memory: most of these lists grow while the world is stopped. */
+    void *n = c <= SIZE_MAX / elem ? rudo__meta_realloc(items, c * elem) : NULL;
     if (!n)
         rudo__fatal(fn, "%s", message);
     *cap = c;

@@ -2,6 +2,7 @@
  * guardians), finding the objects due after marking, the queue of due
  * entries (roots until their finalizer has run), running it, and the
  * guardians' queues. docs/design.md, "Finalization". */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "base/base.h"
@@ -24,8 +25,8 @@ void rudo__final_destroy(rudo__heap *h) {
     rudo__final *f = &h->final;
     while (f->guardians)
         rudo__guardian_destroy(h, f->guardians);
-    free(f->kq);
-    free(f->queue);
+    rudo__meta_free(f->kq);
+    rudo__meta_free(f->queue);
     free(f->reg);
     rudo__lock_destroy(&f->lock);
     *f = (rudo__final){0};
@@ -45,7 +46,8 @@ static void *fifo_push(void *items, size_t *head, size_t *tail, size_t *cap,
         }
         if (*tail == *cap) {
             size_t c = *cap ? *cap * 2 : 64;
-            char *n = realloc(q, c * size);
+            /* Meta memory: queued while the world is stopped (base.h). */
+            char *n = c <= SIZE_MAX / size ? rudo__meta_realloc(q, c * size) : NULL;
             if (!n)
                 rudo__fatal(fn, "out of memory in a finalization queue");
             q = n;
@@ -377,7 +379,7 @@ void rudo__guardian_destroy(rudo__heap *h, struct rudo_guardian *g) {
         }
     }
     rudo__lock_release(&f->lock);
-    free(g->ready);
+    rudo__meta_free(g->ready);
     free(g);
 }
 

@@ -218,15 +218,15 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
             rudo__mark_children(h, cand[i]);
         cycles += !rudo__unmarked_cell(h, cand[i]);
     }
-    free(cand);
+    rudo__meta_free(cand);
     h->ordered_cycles = cycles;
     for (size_t i = 0; i < ndue; i++)
         rudo__mark_from(h, due[i]);
-    free(due);
+    rudo__meta_free(due);
     size_t nodue = rudo__final_ordered_due(h, &odue);
     for (size_t i = 0; i < nodue; i++)
         rudo__mark_from(h, odue[i]);
-    free(odue);
+    rudo__meta_free(odue);
     if (ndue || ncand)
         rudo__mark_ephemerons(h); /* keys those objects reach */
     /* Long weak slots, and weak slots found while marking from those

@@ -86,9 +86,9 @@ void rudo_heap_destroy(void) {
     rudo__roots_destroy(h);
     rudo__kinds_destroy(h);
     rudo__slotset_free(&h->freed);
-    free(h->mark.pending);
-    free(h->touched);
-    free(h->mark.woken);
+    rudo__meta_free(h->mark.pending);
+    rudo__meta_free(h->touched);
+    rudo__meta_free(h->mark.woken);
     rudo__barrier_publish(NULL); /* before the card table goes */
     rudo__heap_unmap(h);
     rudo__lock_destroy(&h->world.lock);

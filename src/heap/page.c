@@ -250,7 +250,8 @@ void rudo__pages_release_due(void) {
     if (h->pages_committed <= keep)
         return;
     size_t n = 0;
-    rudo__page **due = h->release.count ? malloc(h->release.count * sizeof *due) : NULL;
+    /* Meta memory and rudo__sort: the world is stopped (base.h). */
+    rudo__page **due = h->release.count ? rudo__meta_alloc(h->release.count * sizeof *due) : NULL;
     for (rudo__page *p = h->release.head, *next; p; p = next) {
         next = p->next;
         if (p->release_at > h->gc_count)
@@ -262,10 +263,10 @@ void rudo__pages_release_due(void) {
     }
     if (!due)
         return;
-    qsort(due, n, sizeof *due, by_address_down);
+    rudo__sort(due, n, sizeof *due, by_address_down);
     for (size_t i = 0; i < n && h->pages_committed > keep; i++)
         release_one(h, due[i]);
-    free(due);
+    rudo__meta_free(due);
 }
 
 void rudo__page_check(const rudo__page *p) {

@@ -5,6 +5,7 @@
  * power-of-two capacity (mask instead of %). Comments on memory orders
  * weaker than seq_cst say why they are enough. */
 #include "mark/deque.h"
+#include "base/base.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -30,8 +31,9 @@
 static rudo__deque_array *array_new(size_t cap) {
     if (cap > (SIZE_MAX - sizeof(rudo__deque_array)) / sizeof(_Atomic(void *)))
         return NULL;
+    /* Meta memory: deques grow while the world is stopped (base.h). */
     rudo__deque_array *a =
-        malloc(sizeof(rudo__deque_array) + cap * sizeof(_Atomic(void *)));
+        rudo__meta_alloc(sizeof(rudo__deque_array) + cap * sizeof(_Atomic(void *)));
     if (a == NULL)
         return NULL;
     a->mask = cap - 1;
@@ -69,7 +71,7 @@ void rudo__deque_reclaim(rudo__deque *q) {
     rudo__deque_array *a = q->retired;
     while (a != NULL) {
         rudo__deque_array *next = a->retired_next;
-        free(a);
+        rudo__meta_free(a);
         a = next;
     }
     q->retired = NULL;
@@ -78,7 +80,7 @@ void rudo__deque_reclaim(rudo__deque *q) {
 void rudo__deque_destroy(rudo__deque *q) {
     rudo__deque_reclaim(q);
     /* relaxed: no thief runs; the owner wrote `array` itself. */
-    free(atomic_load_explicit(&q->array, memory_order_relaxed));
+    rudo__meta_free(atomic_load_explicit(&q->array, memory_order_relaxed));
     atomic_init(&q->array, NULL);
 }
 

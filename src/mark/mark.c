@@ -7,6 +7,7 @@
  * are scanned for marked cells, which are traced again (a second trace is
  * harmless: the children are marked already or get marked now). Only
  * flagged pages are rescanned, never the heap. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,7 +65,7 @@ static bool grow_local(rudo__marker *mk) {
     if (mk->h->mark.fail_growths)
         return false;
     size_t cap = mk->local_cap ? mk->local_cap * 2 : stack_hint(mk->h);
-    void **n = realloc(mk->local, cap * sizeof *n);
+    void **n = cap <= SIZE_MAX / sizeof *n ? rudo__meta_realloc(mk->local, cap * sizeof *n) : NULL;
     if (!n)
         return false;
     mk->local = n;
@@ -308,7 +309,7 @@ void rudo__mark_ephemerons(rudo__heap *h) {
         /* Sorted before any woken page is looked at (the wakes of this
          * batch are only queued). */
         if (s->npending > before)
-            qsort(s->pending, s->npending, sizeof *s->pending, cmp_pending);
+            rudo__sort(s->pending, s->npending, sizeof *s->pending, cmp_pending);
         if (s->nwoken == 0 && mk0->nephem == 0)
             break;
         /* Woken pages: look again at their entries only. */
@@ -798,11 +799,11 @@ static void setup_marker(rudo__marker *mk) {
     rudo__heap *h = mk->h;
     if (h->mark.fail_growths) {
         /* Test hook: tiny stacks that cannot grow. */
-        free(mk->local);
-        mk->local = malloc(16 * sizeof *mk->local);
+        rudo__meta_free(mk->local);
+        mk->local = rudo__meta_alloc(16 * sizeof *mk->local);
         mk->local_cap = mk->local ? 16 : 0;
     } else if (mk->local_cap < stack_hint(h)) {
-        free(mk->local);
+        rudo__meta_free(mk->local);
         mk->local = NULL;
         mk->local_cap = 0;
         grow_local(mk); /* pre-sized from the last high-water mark */

@@ -12,6 +12,7 @@
  * lock, no work is left anywhere: the last marker to park sets `done` and
  * wakes the others. */
 #include <sched.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,21 +109,20 @@ void rudo__pool_destroy(rudo__heap *h) {
     rudo__nocancel_end(cancel_state);
     for (unsigned i = 0; i < pool->n; i++) {
         rudo__marker *mk = pool->m[i];
-        for (unsigned d = 0; d < pool->n; d++)
-            free(mk->out[d]);
+        rudo__meta_free(mk->out[0]); /* one block for all (pool_send) */
         free(mk->out);
         free(mk->out_n);
-        free(mk->inbox);
-        free(mk->spare);
-        free(mk->local);
-        free(mk->weak);
-        free(mk->ephem);
+        rudo__meta_free(mk->inbox);
+        rudo__meta_free(mk->spare);
+        rudo__meta_free(mk->local);
+        rudo__meta_free(mk->weak);
+        rudo__meta_free(mk->ephem);
         free(mk);
     }
     free(pool->m);
-    free(pool->tasks);
-    free(pool->snap);
-    free(pool->slots);
+    rudo__meta_free(pool->tasks);
+    rudo__meta_free(pool->snap);
+    rudo__meta_free(pool->slots);
     rudo__lock_destroy(&pool->lock);
     pthread_cond_destroy(&pool->start_cv);
     pthread_cond_destroy(&pool->work_cv);
@@ -145,7 +145,8 @@ static void deliver(rudo__marker *mk, unsigned dest) {
         size_t cap = d->inbox_cap ? d->inbox_cap * 2 : 4 * (size_t)pool->batch;
         while (cap < d->inbox_n + k)
             cap *= 2;
-        void **n = realloc(d->inbox, cap * sizeof *n);
+        /* Meta memory: the world is stopped (base.h). */
+        void **n = cap <= SIZE_MAX / sizeof *n ? rudo__meta_realloc(d->inbox, cap * sizeof *n) : NULL;
         if (!n) {
             rudo__lock_release(&pool->lock);
             for (size_t i = 0; i < k; i++)
@@ -171,11 +172,16 @@ static void deliver(rudo__marker *mk, unsigned dest) {
 
 static void pool_send(rudo__marker *mk, unsigned dest, void *obj) {
     if (!mk->out[dest]) {
-        mk->out[dest] = malloc(mk->pool->batch * sizeof(void *));
-        if (!mk->out[dest]) {
+        /* One block of meta memory (the world is stopped: base.h) for the
+         * buffers to every marker, out[0] its start. */
+        size_t batch = mk->pool->batch, n = mk->pool->n;
+        void **b = rudo__meta_alloc(n * batch * sizeof(void *));
+        if (!b) {
             rudo__mark_push(mk, obj); /* no buffer: keep the work */
             return;
         }
+        for (size_t d = 0; d < n; d++)
+            mk->out[d] = b + d * batch;
     }
     mk->out[dest][mk->out_n[dest]++] = obj;
     if (mk->out_n[dest] == mk->pool->batch)

@@ -46,6 +46,18 @@ void *rudo__os_reserve(size_t size, size_t align) {
 
 void rudo__os_release(void *p, size_t size) { munmap(p, size); }
 
+void *rudo__os_map(size_t size) {
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void rudo__os_unmap(void *p, size_t size) { munmap(p, size); }
+
+void *rudo__os_remap(void *p, size_t old, size_t size) {
+    void *n = mremap(p, old, size, MREMAP_MAYMOVE);
+    return n == MAP_FAILED ? NULL : n;
+}
+
 void rudo__os_decommit(void *p, size_t size) {
     madvise(p, size, MADV_DONTNEED);
 }

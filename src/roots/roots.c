@@ -16,9 +16,9 @@ void rudo__roots_destroy(rudo__heap *h) {
     rudo__slotset_free(&r->slots);
     rudo__slotset_free(&r->weak);
     rudo__slotset_free(&r->weak_long);
-    free(r->skipped);
-    free(r->ranges);
-    free(r->cbs);
+    rudo__meta_free(r->skipped);
+    rudo__meta_free(r->ranges);
+    rudo__meta_free(r->cbs);
     r->cbs = NULL;
     r->ncbs = r->cap_cbs = 0;
     r->ranges = NULL;
