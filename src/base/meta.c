@@ -11,7 +11,7 @@
  * avoids malloc in its collector for the same reason. The tables that
  * grow during a collection (mark stacks, deques, inboxes, the weak and
  * ephemeron lists, the finalization queues, the root tasks) therefore
- * live in their own mappings: mmap, mremap and munmap take no user-space
+ * live in their own mappings: mmap and munmap take no user-space
  * lock. glibc's qsort may call malloc for its buffer, hence rudo__sort.
  *
  * Each block is a mapping of whole pages, its first 16 bytes holding its
@@ -66,11 +66,17 @@ void *rudo__meta_realloc(void *q, size_t size) {
         return NULL;
     if (len == old)
         return q;
-    p = rudo__os_remap(p, old, len);
-    if (!p)
+    /* A new mapping and a copy rather than mremap: ThreadSanitizer does
+     * not see mremap, and took a block moved into addresses another
+     * thread's block had left for a race. Tables grow by doubling, so the
+     * copies cost O(1) per element. */
+    char *n = rudo__os_map(len);
+    if (!n)
         return NULL;
-    memcpy(p, &len, sizeof len);
-    return p + HDR;
+    memcpy(n + HDR, q, (old < len ? old : len) - HDR);
+    memcpy(n, &len, sizeof len);
+    rudo__os_unmap(p, old);
+    return n + HDR;
 }
 
 void rudo__meta_free(void *q) {

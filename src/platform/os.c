@@ -53,11 +53,6 @@ void *rudo__os_map(size_t size) {
 
 void rudo__os_unmap(void *p, size_t size) { munmap(p, size); }
 
-void *rudo__os_remap(void *p, size_t old, size_t size) {
-    void *n = mremap(p, old, size, MREMAP_MAYMOVE);
-    return n == MAP_FAILED ? NULL : n;
-}
-
 void rudo__os_decommit(void *p, size_t size) {
     madvise(p, size, MADV_DONTNEED);
 }

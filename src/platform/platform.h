@@ -22,12 +22,8 @@ void rudo__os_fail_next_reserve(void);
  * taken (a system call only), so it is safe while other threads are
  * stopped anywhere, inside malloc too. Not subject to the test hook. */
 void *rudo__os_map(size_t size);
-/* Unmaps a mapping of rudo__os_map, or one it returned by remapping. */
+/* Unmaps a mapping of rudo__os_map. */
 void rudo__os_unmap(void *p, size_t size);
-/* Grows or shrinks a mapping of rudo__os_map from `old` to `size` bytes,
- * moving it if needed (its contents kept, new pages zeroed); NULL on
- * failure, the old mapping then left as it was. */
-void *rudo__os_remap(void *p, size_t old, size_t size);
 
 /* Bounds of the calling thread's stack: *hi is the highest address (the
  * stack grows down from it). false if they cannot be found. */
