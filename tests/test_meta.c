@@ -4,7 +4,8 @@
  *    sizes around page boundaries; NULL for a size that cannot be mapped.
  *  - rudo__meta_realloc: keeps the contents when growing (across many
  *    pages, so that the mapping moves) and shrinking; zero bytes past the
- *    old end; NULL behaves as alloc; a failed growth leaves the block.
+ *    old end; NULL behaves as alloc; a failed growth leaves the block;
+ *    rudo__meta_realloc_n refuses a count whose size overflows.
  *  - rudo__meta_free(NULL) does nothing.
  *  - rudo__sort orders as qsort does, for element sizes 1, 8 and 24 and
  *    lengths 0, 1, 2, 3 and up to 5000, sorted, reversed, all equal and
@@ -76,6 +77,7 @@ static void realloc_keeps(void) {
     }
     /* A growth that cannot succeed returns NULL and leaves the block. */
     CHECK(rudo__meta_realloc(p, SIZE_MAX) == NULL);
+    CHECK(rudo__meta_realloc_n(p, SIZE_MAX / 2, 4) == NULL); /* overflows */
     CHECK_EQ(p[99], (uint32_t)(99u * 2654435761u));
     rudo__meta_free(p);
 }

@@ -35,6 +35,9 @@ void *rudo__grow(void *items, size_t *cap, size_t elem, size_t first,
 void *rudo__meta_alloc(size_t size);
 void *rudo__meta_realloc(void *p, size_t size);
 void rudo__meta_free(void *p);
+/* rudo__meta_realloc to n elements of `size` bytes; NULL (the block left
+ * as it was) also when n * size overflows. */
+void *rudo__meta_realloc_n(void *p, size_t n, size_t size);
 /* Sorts n elements of `size` bytes as qsort does (not stable), without
  * allocating (glibc's qsort may call malloc). */
 void rudo__sort(void *items, size_t n, size_t size, int (*cmp)(const void *, const void *));

@@ -2,7 +2,6 @@
  * formatted into a stack buffer and written with one write(2): no
  * allocation, no lock, usable with the heap inconsistent. */
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +45,7 @@ void *rudo__grow(void *items, size_t *cap, size_t elem, size_t first,
                  const char *fn, const char *message) {
     size_t c = *cap ? *cap * 2 : first;
     /* Meta memory: most of these lists grow while the world is stopped. */
-    void *n = c <= SIZE_MAX / elem ? rudo__meta_realloc(items, c * elem) : NULL;
+    void *n = rudo__meta_realloc_n(items, c, elem);
     if (!n)
         rudo__fatal(fn, "%s", message);
     *cap = c;

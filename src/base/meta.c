@@ -79,6 +79,10 @@ void *rudo__meta_realloc(void *q, size_t size) {
     return n + HDR;
 }
 
+void *rudo__meta_realloc_n(void *q, size_t n, size_t size) {
+    return size && n > SIZE_MAX / size ? NULL : rudo__meta_realloc(q, n * size);
+}
+
 void rudo__meta_free(void *q) {
     if (!q)
         return;

@@ -47,7 +47,7 @@ static void *fifo_push(void *items, size_t *head, size_t *tail, size_t *cap,
         if (*tail == *cap) {
             size_t c = *cap ? *cap * 2 : 64;
             /* Meta memory: queued while the world is stopped (base.h). */
-            char *n = c <= SIZE_MAX / size ? rudo__meta_realloc(q, c * size) : NULL;
+            char *n = rudo__meta_realloc_n(q, c, size);
             if (!n)
                 rudo__fatal(fn, "out of memory in a finalization queue");
             q = n;

@@ -65,7 +65,7 @@ static bool grow_local(rudo__marker *mk) {
     if (mk->h->mark.fail_growths)
         return false;
     size_t cap = mk->local_cap ? mk->local_cap * 2 : stack_hint(mk->h);
-    void **n = cap <= SIZE_MAX / sizeof *n ? rudo__meta_realloc(mk->local, cap * sizeof *n) : NULL;
+    void **n = rudo__meta_realloc_n(mk->local, cap, sizeof *n);
     if (!n)
         return false;
     mk->local = n;

@@ -146,7 +146,7 @@ static void deliver(rudo__marker *mk, unsigned dest) {
         while (cap < d->inbox_n + k)
             cap *= 2;
         /* Meta memory: the world is stopped (base.h). */
-        void **n = cap <= SIZE_MAX / sizeof *n ? rudo__meta_realloc(d->inbox, cap * sizeof *n) : NULL;
+        void **n = rudo__meta_realloc_n(d->inbox, cap, sizeof *n);
         if (!n) {
             rudo__lock_release(&pool->lock);
             for (size_t i = 0; i < k; i++)
