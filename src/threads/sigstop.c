@@ -117,12 +117,9 @@ static void suspend_handler(int sig, void *info, void *context) {
     /* Relaxed: only the number is needed; what the thread must see of the
      * collection comes through sig_go (acquire, below). */
     uint64_t req = atomic_load_explicit(&m->sig_req, memory_order_relaxed);
-    /* Relaxed: a number written under gc_lock; what the thread must see
-     * of the suspender comes through the acquire loads in the wait. The
-     * ack is this handler's own store. */
-    uint64_t ext = atomic_load_explicit(&m->ext_req, memory_order_relaxed);
-    bool ext_due = (ext & 1) &&
-                   atomic_load_explicit(&m->ext_ack, memory_order_relaxed) != ext;
+    /* A suspension by request not yet parked for; what the thread must
+     * see of the suspender comes through the acquire loads in the wait. */
+    bool ext_due = rudo__sigstop_ext_due(m);
     /* Relaxed: only the collector writes sig_go, under gc_lock, and the
      * comparison only tells a stale signal (that stop has ended). */
     if (req == atomic_load_explicit(&m->sig_go, memory_order_relaxed) && !ext_due)
@@ -254,8 +251,9 @@ void rudo__stop_pending_park(void) {
 }
 
 bool rudo__sigstop_ext_due(const rudo__mutator *m) {
-    /* Relaxed: a hint read by m's own thread; its handler decides again
-     * (with the acquire loads of its wait). ext_ack is the handler's. */
+    /* Relaxed: read by m's own thread (ext_req is a number written under
+     * gc_lock; ext_ack is its handler's own store); the handler's wait
+     * decides again with acquire loads. */
     uint64_t e = atomic_load_explicit(&m->ext_req, memory_order_relaxed);
     return (e & 1) && atomic_load_explicit(&m->ext_ack, memory_order_relaxed) != e;
 }
