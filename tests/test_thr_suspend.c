@@ -89,11 +89,16 @@ static void start(pthread_t *t, void *(*fn)(void *), void *arg) {
         sleep_ms(1);
 }
 
-static void finish(pthread_t t) {
-    atomic_store(&stop, 1);
+/* Joins t inside a blocking region (t may need a collection to end). */
+static void join(pthread_t t) {
     rudo_blocking_enter();
     pthread_join(t, NULL);
     rudo_blocking_leave();
+}
+
+static void finish(pthread_t t) {
+    atomic_store(&stop, 1);
+    join(t);
 }
 
 /* Suspended: no progress across collections; the kept object survives. */
@@ -135,6 +140,17 @@ static void case_running(unsigned flags) {
     finish(t);
 }
 
+/* t, suspended and stopped before its counted step: it stays suspended
+ * across collections without making the step, then makes it once resumed,
+ * and ends. */
+static void stays_then_goes(pthread_t t) {
+    check_suspended_across_collections(t);
+    CHECK_EQ(atomic_load(&progress), 0);
+    CHECK_EQ(rudo_thread_resume(t), RUDO_OK);
+    CHECK(advances(0));
+    join(t);
+}
+
 /* ---- 2. suspended in a blocking region ---- */
 static atomic_int in_region;
 
@@ -163,13 +179,7 @@ static void case_blocked(void) {
     CHECK_EQ(rudo_thread_suspend(t), RUDO_OK);
     atomic_store(&stop, 1); /* it tries to leave the region */
     sleep_ms(20);
-    check_suspended_across_collections(t);
-    CHECK_EQ(atomic_load(&progress), 0);
-    CHECK_EQ(rudo_thread_resume(t), RUDO_OK);
-    CHECK(advances(0));
-    rudo_blocking_enter();
-    pthread_join(t, NULL);
-    rudo_blocking_leave();
+    stays_then_goes(t);
 }
 
 /* ---- 3. suspending oneself ---- */
@@ -195,13 +205,7 @@ static void case_self(void) {
     for (int i = 0; i < 10000 && !rudo_thread_is_suspended(t); i++)
         sleep_ms(1);
     sleep_ms(10);
-    check_suspended_across_collections(t);
-    CHECK_EQ(atomic_load(&progress), 0);
-    CHECK_EQ(rudo_thread_resume(t), RUDO_OK);
-    CHECK(advances(0));
-    rudo_blocking_enter();
-    pthread_join(t, NULL);
-    rudo_blocking_leave();
+    stays_then_goes(t);
 }
 
 /* ---- 4. misuse ---- */
@@ -274,9 +278,7 @@ static void case_cycles(void) {
     CHECK_EQ(bad_resume, 0);
     CHECK(advances(atomic_load(&progress)));
     atomic_store(&storm_stop, 1);
-    rudo_blocking_enter();
-    pthread_join(s, NULL);
-    rudo_blocking_leave();
+    join(s);
     finish(t); /* the spinner aborts if its kept object was damaged */
 }
 
