@@ -80,8 +80,11 @@ run system -u LD_LIBRARY_PATH
 # timeout.
 limit=$(sed -n 's/^rusage: wall_s=\([0-9]*\).*/\1/p' "$work/system.log" |
         awk '{ l = 3 * $1 + 60; m = 870 - $1; print (l < m ? l : m) }')
-run rudo LD_LIBRARY_PATH="$lib" \
-    ${ACCEPT_PRELOAD:+"LD_PRELOAD=$ACCEPT_PRELOAD"} ${ACCEPT_PRELOAD:+"ASAN_OPTIONS=detect_leaks=0"}
+run_rudo() { # run_rudo NAME: run NAME on rudo's libgc.so.1
+    run "$1" LD_LIBRARY_PATH="$lib" \
+        ${ACCEPT_PRELOAD:+"LD_PRELOAD=$ACCEPT_PRELOAD"} ${ACCEPT_PRELOAD:+"ASAN_OPTIONS=detect_leaks=0"}
+}
+run_rudo rudo
 
 did() { sed -n 's/^Did \([0-9]*\) tests.*/\1/p' "$work/$1.log" | tail -1; }
 sys_n=$(did system) rudo_n=$(did rudo)
@@ -115,8 +118,7 @@ else
         again=1
         for try in 1 2; do
             suite="(2am-ecl:run '(cl-test::$t))"; limit=120
-            run "rerun-$try" LD_LIBRARY_PATH="$lib" \
-                ${ACCEPT_PRELOAD:+"LD_PRELOAD=$ACCEPT_PRELOAD"} ${ACCEPT_PRELOAD:+"ASAN_OPTIONS=detect_leaks=0"}
+            run_rudo "rerun-$try"
             if grep -q '^Did 1 test' "$work/rerun-$try.log" && [ ! -s "$work/rerun-$try.fails" ]; then
                 echo "  passed alone (try $try): counted as timing-dependent in the suite"
                 again=0
