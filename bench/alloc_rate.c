@@ -8,7 +8,9 @@
  * enters a window of the 16 most recent objects; the one it pushes out dies,
  * except one in 16, which moves to a ring of --ring slots and dies when the
  * ring comes round again (about ring * 16 allocations later). Each object
- * carries a stamp that is checked when it dies.
+ * carries a stamp that is checked when it dies. Pointer stores into objects
+ * that may have survived a collection go through bk_write (generational
+ * mode).
  */
 #include "backend.h"
 #include "common.h"
@@ -52,7 +54,8 @@ static Item make_item(bench_rng *rng, uint64_t stamp) {
             size_t cs = 16 + 8 * ((r >> 10) % 7);
             uint64_t *c = bk_alloc_blob(cs);
             c[0] = ~stamp;
-            n->child = c;
+            /* After an allocation (the blob's), so through the barrier. */
+            bk_write(n, &n->child, c);
         } else {
             n->child = NULL;
         }
@@ -118,7 +121,7 @@ int main(int argc, char **argv) {
             continue;
         if ((bench_rand(&rng) & 15) == 0) {
             Item dead = ring_meta[ring_pos];
-            ring[ring_pos] = old.obj;
+            bk_write(ring, &ring[ring_pos], old.obj);
             ring_meta[ring_pos] = old;
             if (dead.obj != NULL)
                 kill_item(dead);

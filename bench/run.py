@@ -88,7 +88,8 @@ def benchmarks(mt_threads):
                            ["--threads", str(t)] + quick_gcbench, threads=t, gen=True))
     suite += [
         Bench("binary-trees", "binary-trees", ["--depth", "18"], ["--depth", "16"], gen=True),
-        Bench("alloc-rate", "alloc-rate", ["--count", "30000000"], ["--count", "5000000"]),
+        Bench("alloc-rate", "alloc-rate", ["--count", "30000000"], ["--count", "5000000"],
+              gen=True),
         Bench("large-heap", "large-heap", ["--live-mib", "384", "--churn", "3"],
               ["--live-mib", "128", "--churn", "1"], gen=True),
         # After Whippet's quads: a 1.4 M-node live tree at a fixed heap size.
