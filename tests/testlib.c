@@ -83,6 +83,8 @@ long test_env_long(const char *name, long def) {
     return v && *v ? strtol(v, NULL, 0) : def;
 }
 
+bool test_stress_on(void) { return test_env_long("RUDO_GC_STRESS", 0) != 0; }
+
 long test_scaled(long n) {
     const char *s = getenv("TEST_SCALE");
     double f = s && *s ? strtod(s, NULL) : 1.0;

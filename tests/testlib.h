@@ -66,6 +66,11 @@ uint64_t test_rand(uint64_t *state);
 /* Current value of an environment variable as an integer, or def. */
 long test_env_long(const char *name, long def);
 
+/* True when RUDO_GC_STRESS asks for collections the test does not run
+ * itself: a test that counts what one collection finds then accepts what
+ * the earlier ones found. */
+bool test_stress_on(void);
+
 /* n times TEST_SCALE (a positive factor, default 1), at least 1. */
 long test_scaled(long n);
 
