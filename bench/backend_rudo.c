@@ -5,7 +5,11 @@
  * words are pointer words, the rest are data, and the layout covers the
  * node's size rounded up to the 16-byte granule so that it never repeats
  * inside one cell. Pointer arrays are a one-word all-pointer layout kind
- * (repeated over the array); blobs are RUDO_KIND_ATOMIC.
+ * (repeated over the array); blobs are an atomic kind registered with
+ * RUDO_KIND_UNINIT (not zeroed: the interface leaves their contents
+ * unspecified, as bdwgc's GC_malloc_atomic and malloc do).
+ * BENCH_RUDO_ZERO_BLOBS=1 allocates them as RUDO_KIND_ATOMIC (zeroed)
+ * instead, for an A/B of the zeroing.
  * Setting BENCH_RUDO_CONSERVATIVE=1 in the environment allocates nodes and
  * pointer arrays as RUDO_KIND_CONSERVATIVE instead (like bdwgc's GC_MALLOC).
  * BENCH_RUDO_BASE_ONLY=1 registers the layout kinds with
@@ -27,6 +31,7 @@
 #include <string.h>
 
 static rudo_kind g_ptr_array_kind;
+static rudo_kind g_blob_kind;
 static int g_conservative;
 static unsigned g_kind_flags; /* RUDO_KIND_BASE_ONLY or 0 */
 
@@ -95,6 +100,11 @@ void bk_init(unsigned threads) {
     g_conservative = c != NULL && strcmp(c, "1") == 0;
     const char *b = getenv("BENCH_RUDO_BASE_ONLY");
     g_kind_flags = b != NULL && strcmp(b, "1") == 0 ? RUDO_KIND_BASE_ONLY : 0;
+    const char *z = getenv("BENCH_RUDO_ZERO_BLOBS");
+    rudo_kind_desc blob = {.name = "bench-blob", .tracing = RUDO_TRACE_ATOMIC};
+    g_blob_kind = z != NULL && strcmp(z, "1") == 0
+                      ? RUDO_KIND_ATOMIC
+                      : rudo_kind_register_flags(&blob, RUDO_KIND_UNINIT);
     static const uint64_t all_pointers = 1;
     g_ptr_array_kind = g_conservative ? RUDO_KIND_CONSERVATIVE
                                       : layout_kind("bench-ptr-array", 1, &all_pointers);
@@ -146,7 +156,7 @@ void **bk_alloc_ptrs(size_t n) {
 }
 
 void *bk_alloc_blob(size_t size) {
-    void *p = rudo_alloc(RUDO_KIND_ATOMIC, size);
+    void *p = rudo_alloc(g_blob_kind, size);
     if (p == NULL) {
         fprintf(stderr, "bench: rudo_alloc(atomic, %zu) returned NULL\n", size);
         exit(1);

@@ -332,11 +332,23 @@ RUDO_API rudo_kind rudo_kind_register(const rudo_kind_desc *desc);
  * interior address to its object (docs/performance.md, "Base-pointer-only
  * marking"). For RUDO_TRACE_LAYOUT and RUDO_TRACE_CALLBACK kinds only. */
 #define RUDO_KIND_BASE_ONLY 1u
+/* The kind's objects are not zeroed: rudo_alloc returns them with
+ * unspecified contents (what a dead object of the kind left there, or
+ * zeros), as bdwgc's GC_malloc_atomic and malloc do. The collector then
+ * skips zeroing the kind's dead cells and recycled pages: for a program
+ * that fills its buffers itself, memory written once instead of twice.
+ * For
+ * RUDO_TRACE_ATOMIC kinds only: a traced object must start zeroed, so that
+ * a collection running before the program has filled it sees only NULL
+ * or valid pointers. rudo_realloc to a larger size leaves the part beyond
+ * the old object unspecified too. */
+#define RUDO_KIND_UNINIT 2u
 
 /* As rudo_kind_register, with flags (RUDO_KIND_* above, or 0). Aborts as
- * rudo_kind_register, and if flags has an unknown bit or
- * RUDO_KIND_BASE_ONLY is given for a kind that is not a layout or callback
- * kind. Thread-safe, as rudo_kind_register. */
+ * rudo_kind_register, and if flags has an unknown bit, RUDO_KIND_BASE_ONLY
+ * is given for a kind that is not a layout or callback kind, or
+ * RUDO_KIND_UNINIT for a kind that is not RUDO_TRACE_ATOMIC. Thread-safe,
+ * as rudo_kind_register. */
 RUDO_API rudo_kind rudo_kind_register_flags(const rudo_kind_desc *desc,
                                             unsigned flags);
 
@@ -585,8 +597,9 @@ RUDO_API void *rudo__alloc_slow(rudo_kind kind, size_t size);
 extern RUDO_API int rudo__stop_requested;
 
 
-/* Allocates `size` bytes of kind `kind`: zeroed, aligned to 16 bytes. May
- * run a collection (a safepoint).
+/* Allocates `size` bytes of kind `kind`: zeroed (but for a
+ * RUDO_KIND_UNINIT kind), aligned to 16 bytes. May run a collection
+ * (a safepoint).
  * Returns NULL, after calling the OOM handler, only when the heap is full:
  * after a full collection that this allocation ran or waited for, which
  * found no finalizer due (finalizable garbage is finalized and collected

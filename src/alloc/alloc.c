@@ -165,8 +165,10 @@ static rudo__page *take_page(rudo__heap *h, rudo_kind kind, unsigned c,
         rudo__lock_release(&h->heap_lock);
         if (!p)
             return NULL;
-        /* Recycled memory is zeroed here, outside heap_lock (heap.h). */
-        rudo__pages_zero(p, scan);
+        /* Recycled memory is zeroed here, outside heap_lock (heap.h), but
+         * for a RUDO_KIND_UNINIT kind, whose free cells need no zeros. */
+        if (!h->kinds[kind].uninit)
+            rudo__pages_zero(p, scan);
         p->type = RUDO_PAGE_SMALL;
         p->cls = (uint8_t)c;
         p->kind = kind;
@@ -231,8 +233,12 @@ void *rudo__alloc_large(rudo__heap *h, uint32_t owner, rudo_kind kind,
     if (!p)
         return NULL;
     /* Outside heap_lock (heap.h): the object is not returned yet. The
-     * caller charges it, whole, to the trigger and the statistics. */
-    rudo__pages_zero(p, scan);
+     * caller charges it, whole, to the trigger and the statistics. A
+     * RUDO_KIND_UNINIT object keeps what recycled memory held: when it
+     * dies its span goes back to the free pool, which flags the memory
+     * for zeroing again before another kind takes it. */
+    if (!h->kinds[kind].uninit)
+        rudo__pages_zero(p, scan);
     return rudo__page_addr(p);
 }
 

@@ -220,6 +220,12 @@ typedef struct rudo__kind {
      * rudo_kind_set_finalizer, read with rudo__kind_fin. */
     _Atomic(const rudo__finalizer *) fin;
     bool base_only;        /* RUDO_KIND_BASE_ONLY: slots hold bases only */
+    /* RUDO_KIND_UNINIT (atomic kinds only): the free cells of its small
+     * pages hold garbage but for their link word, and its large objects
+     * what recycled memory held; nothing zeroes them. A page leaves the
+     * kind only through the free pool, which zeroes recycled memory
+     * before it is typed again (rudo__pages_alloc). */
+    bool uninit;
 } rudo__kind;
 
 /* The kind record of k; aborts naming fn if k is unknown. Loads nkinds

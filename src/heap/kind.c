@@ -93,9 +93,12 @@ static rudo_kind register_kind(const rudo_kind_desc *d, unsigned flags,
         rudo__fatal(fn, "kind '%s': unknown tracing mode %d", d->name,
                     (int)d->tracing);
     }
-    if (flags & ~RUDO_KIND_BASE_ONLY)
-        rudo__fatal(fn, "kind '%s': unknown flags 0x%x", d->name,
-                    flags & ~RUDO_KIND_BASE_ONLY);
+    const unsigned known = RUDO_KIND_BASE_ONLY | RUDO_KIND_UNINIT;
+    if (flags & ~known)
+        rudo__fatal(fn, "kind '%s': unknown flags 0x%x", d->name, flags & ~known);
+    if ((flags & RUDO_KIND_UNINIT) && d->tracing != RUDO_TRACE_ATOMIC)
+        rudo__fatal(fn, "kind '%s': RUDO_KIND_UNINIT needs a RUDO_TRACE_ATOMIC "
+                    "kind (a traced object must start zeroed)", d->name);
     if ((flags & RUDO_KIND_BASE_ONLY) && d->tracing != RUDO_TRACE_LAYOUT &&
         d->tracing != RUDO_TRACE_CALLBACK)
         rudo__fatal(fn, "kind '%s': RUDO_KIND_BASE_ONLY needs a layout or "
@@ -126,6 +129,7 @@ static rudo_kind register_kind(const rudo_kind_desc *d, unsigned flags,
     k->layout = layout;
     k->layout_words = d->layout_words;
     k->base_only = (flags & RUDO_KIND_BASE_ONLY) != 0;
+    k->uninit = (flags & RUDO_KIND_UNINIT) != 0;
     /* Relaxed: published by the release store of nkinds just below. */
     atomic_store_explicit(&k->fin,
                           finalizer_record(h, d->finalize, d->finalize_data, fn),

@@ -172,6 +172,8 @@ size_t rudo__sweep_page(rudo__heap *h, rudo__page *p, void **head) {
      * earlier collection were freed without a sweep) zeroes every free
      * cell. */
     bool dirty = p->dirty;
+    /* A RUDO_KIND_UNINIT page zeroes nothing (heap.h, rudo__kind). */
+    bool zero = !h->kinds[p->kind].uninit;
     /* Walk backwards so the list comes out in address order, which the
      * allocation frontier rule (heap.h) relies on. */
     for (size_t w = (p->ncells + 63) / 64; w-- > 0;) {
@@ -181,7 +183,7 @@ size_t rudo__sweep_page(rudo__heap *h, rudo__page *p, void **head) {
         rudo__st(&p->bits[w].alloc, live);
         p->fin[w] &= live;
         uint64_t free_bits = ~live & rudo__valid_bits(p->ncells, w);
-        for (uint64_t z = dirty ? free_bits : was & ~live; z;) {
+        for (uint64_t z = !zero ? 0 : dirty ? free_bits : was & ~live; z;) {
             size_t b = (size_t)__builtin_ctzll(z);
             uint64_t rest = ~(z >> b);
             size_t n = rest ? (size_t)__builtin_ctzll(rest) : 64 - b;
