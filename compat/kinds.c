@@ -155,8 +155,13 @@ static void other_roots(rudo_tracer *tr, void *data);
 
 void compat_kinds_init(void) {
     /* bdwgc's predefined kinds: PTRFREE, NORMAL, UNCOLLECTABLE,
-     * AUNCOLLECTABLE (malloc.c keeps the uncollectable ones rooted). */
-    compat_kinds.k[GC_I_PTRFREE] = (struct compat_kind){.rk = RUDO_KIND_ATOMIC};
+     * AUNCOLLECTABLE (malloc.c keeps the uncollectable ones rooted).
+     * PTRFREE objects are not cleared, as in bdwgc (GC_malloc_atomic:
+     * "the object is not cleared"): a RUDO_KIND_UNINIT kind, so the
+     * collector does not zero what the program overwrites anyway. */
+    rudo_kind_desc ptrfree = {.name = "bdwgc-ptrfree", .tracing = RUDO_TRACE_ATOMIC};
+    compat_kinds.k[GC_I_PTRFREE] =
+        (struct compat_kind){.rk = rudo_kind_register_flags(&ptrfree, RUDO_KIND_UNINIT)};
     compat_kinds.k[GC_I_NORMAL] =
         (struct compat_kind){.adjust = true, .rk = RUDO_KIND_CONSERVATIVE};
     compat_kinds.k[GC_I_UNCOLLECTABLE] =
@@ -350,6 +355,8 @@ GC_API int GC_get_kind_and_size(const void *p, size_t *psize) {
     rudo_kind rk = rudo_kind_of(base);
     if (rk == RUDO_KIND_CONSERVATIVE)
         return compat_is_uncollectable(base) ? GC_I_UNCOLLECTABLE : GC_I_NORMAL;
+    if (rk == compat_kinds.k[GC_I_PTRFREE].rk)
+        return GC_I_PTRFREE;
     if (rk == RUDO_KIND_ATOMIC)
         return compat_is_uncollectable(base) ? GC_I_AUNCOLLECTABLE : GC_I_PTRFREE;
     unsigned n = compat_kinds.n;

@@ -28,7 +28,12 @@ static inline void *alloc_kind(rudo_kind kind, size_t n) {
 }
 
 GC_API void *GC_malloc(size_t n) { return alloc_kind(RUDO_KIND_CONSERVATIVE, n); }
-GC_API void *GC_malloc_atomic(size_t n) { return alloc_kind(RUDO_KIND_ATOMIC, n); }
+/* Not cleared, as in bdwgc: PTRFREE is a RUDO_KIND_UNINIT kind (kinds.c),
+ * known once compat_enter has made the heap. */
+GC_API void *GC_malloc_atomic(size_t n) {
+    compat_enter();
+    return alloc_kind(compat_kinds.k[GC_I_PTRFREE].rk, n);
+}
 /* ignore_off_page promises a pointer near the start is kept: rudo keeps
  * objects alive through any interior pointer anyway. */
 GC_API void *GC_malloc_ignore_off_page(size_t n) { return GC_malloc(n); }

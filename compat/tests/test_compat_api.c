@@ -4,6 +4,7 @@
  * initialization (docs/compat.md). */
 #define GC_THREADS 1
 #include <gc.h>
+#include <gc/gc_inline.h> /* GC_I_PTRFREE, GC_I_NORMAL */
 #include <gc/gc_mark.h> /* the plausible heap bounds */
 
 #include <dlfcn.h>
@@ -261,6 +262,38 @@ int main(void) {
             GC_gcollect();
         }
         CHECK(intact(get(), 112, 41));
+    }
+
+    /* GC_malloc_atomic does not clear, as bdwgc ("the object is not
+     * cleared"): after pointer-free objects of a size die, new ones of
+     * that size find their bytes; GC_malloc's objects of the same sizes,
+     * on pages the pointer-free ones may have given back, are all zero.
+     * Both are PTRFREE and NORMAL to GC_get_kind_and_size. */
+    static const size_t asizes[] = {24, 200, 3000, 50000};
+    for (size_t si = 0; si < sizeof asizes / sizeof asizes[0]; si++) {
+        size_t n = asizes[si], count = (4u << 20) / n, reused = 0, nonzero = 0;
+        for (size_t i = 0; i < count; i++)
+            memset(GC_malloc_atomic(n), 0xc3, n);
+        GC_gcollect();
+        GC_gcollect();
+        for (size_t i = 0; i < count; i++) {
+            unsigned char *a = GC_malloc_atomic(n);
+            reused += a[n / 2] == 0xc3;
+        }
+        CHECK(reused > 0);
+        for (size_t i = 0; i < count; i++)
+            memset(GC_malloc_atomic(n), 0xc3, n);
+        GC_gcollect();
+        GC_gcollect();
+        for (size_t i = 0; i < count; i++) {
+            unsigned char *c = GC_malloc(n);
+            for (size_t b = 0; b < n; b++)
+                nonzero += c[b] != 0;
+        }
+        CHECK(nonzero == 0);
+        size_t ks = 0;
+        CHECK(GC_get_kind_and_size(GC_malloc_atomic(n), &ks) == GC_I_PTRFREE && ks >= n);
+        CHECK(GC_get_kind_and_size(GC_malloc(n), &ks) == GC_I_NORMAL && ks >= n);
     }
     return ct_report();
 }
