@@ -3,7 +3,8 @@
  *
  * Each of T mutator threads runs a seeded random program over its own graph
  * of objects of every tracing mode (trace callback, layouts of 3 and of
- * 100 words, conservative, atomic) and of log-uniform sizes from 16 B to
+ * 100 words, conservative, atomic, and atomic with RUDO_KIND_UNINIT, whose
+ * objects are not zeroed) and of log-uniform sizes from 16 B to
  * 256 KiB: small classes, the classes over 8 KiB that more than one marker
  * scans in 8 KiB chunks, and large objects. The heap scans neither stacks
  * nor static data: the only roots are each thread's registered root slots,
@@ -19,7 +20,9 @@
  *
  * Checks:
  *  - a new object is all zero (an allocator handing out a live object, or
- *    not clearing a freed one, fails here);
+ *    not clearing a freed one, or a page an uninit kind gave up, fails
+ *    here), but for the uninit kind's, which are not checked (a live
+ *    object handed out as one shows up as a wrong pattern instead);
  *  - after every collection (automatic, triggered by any thread's
  *    allocation, or explicit) each thread verifies every object reachable
  *    from its roots word by word against the model: an object reclaimed
@@ -69,9 +72,9 @@
 
 /* ---- kinds ------------------------------------------------------------------ */
 
-enum { V_CB, V_L3, V_L100, V_CONS, V_ATOMIC, NVAR };
+enum { V_CB, V_L3, V_L100, V_CONS, V_ATOMIC, V_UNINIT, NVAR };
 static const char *const var_name[NVAR] = {"callback", "layout3", "layout100", "conservative",
-                                           "atomic"};
+                                           "atomic", "uninit"};
 static rudo_kind var_kind[NVAR];
 
 /* Layouts: word 0 (the header) is never a pointer; a 3-word layout with one
@@ -88,7 +91,7 @@ static size_t layout_words(int v) { return v == V_L3 ? 3 : 100; }
  * order: words near the start, after the first 8 KiB, in the middle and at
  * the end (for a layout, the nearest pointer positions). Returns the count. */
 static int slots_of(int v, size_t nw, uint32_t *out) {
-    if (v == V_ATOMIC || nw < 2)
+    if (v == V_ATOMIC || v == V_UNINIT || nw < 2)
         return 0;
     size_t cand[MAXS] = {1, 2, 1024 + 5, nw / 2, nw - 2, nw - 1};
     int n = 0;
@@ -337,7 +340,7 @@ static void op_alloc(tstate *t) {
     o->epoch = 0;
     if (rudo_size(p) < size || rudo_kind_of(p) != var_kind[v])
         fail(t, "rudo_size or rudo_kind_of disagrees with the request", o, 0);
-    for (size_t i = 0; i < o->nw; i++)
+    for (size_t i = 0; v != V_UNINIT && i < o->nw; i++)
         if (p[i] != NULL) {
             fail(t, "new object not zeroed (a live object handed out again?)", o, i);
             break;
@@ -521,6 +524,11 @@ static void run_config(int c, uint64_t seed) {
         case V_CONS:
             var_kind[v] = rudo_kind_conservative(var_name[v]);
             break;
+        case V_UNINIT: {
+            rudo_kind_desc d = {.name = var_name[v], .tracing = RUDO_TRACE_ATOMIC};
+            var_kind[v] = rudo_kind_register_flags(&d, RUDO_KIND_UNINIT);
+            break;
+        }
         default:
             var_kind[v] = rudo_kind_atomic(var_name[v]);
         }
