@@ -727,15 +727,16 @@ static inline void *rudo_malloc_atomic(size_t size) {
 /* Resizes an object of any kind: returns an object of the same kind and at
  * least `size` bytes whose first min(old, new) bytes are the old contents
  * (the rest zeroed, so a trace callback or layout sees only valid or NULL
- * slots). It may be `obj` itself when it already has room (its tail past
- * `size` is zeroed then). Otherwise it is a new object: the old one stays
- * as it was, alive while anything refers to it, and the program must make
- * its references (and any registered roots, weak slots or finalizer
- * registrations) refer to the new one. obj == NULL behaves as rudo_alloc
- * of the conservative kind. Aborts if obj is not the base of a heap
- * object, or size is 0. Returns NULL as rudo_alloc does. Thread-safe, as
- * rudo_alloc; another thread must not write the object during the copy
- * (it would be a race on the object's memory, not on the heap). */
+ * slots; unspecified for a RUDO_KIND_UNINIT kind). It may be `obj` itself
+ * when it already has room (its tail past `size` is zeroed then).
+ * Otherwise it is a new object: the old one stays as it was, alive while
+ * anything refers to it, and the program must make its references (and
+ * any registered roots, weak slots or finalizer registrations) refer to
+ * the new one. obj == NULL behaves as rudo_alloc of the conservative
+ * kind. Aborts if obj is not the base of a heap object, or size is 0.
+ * Returns NULL as rudo_alloc does. Thread-safe, as rudo_alloc; another
+ * thread must not write the object during the copy (it would be a race
+ * on the object's memory, not on the heap). */
 RUDO_API void *rudo_realloc(void *obj, size_t size);
 
 /* Frees an object the program knows is dead, without waiting for a
