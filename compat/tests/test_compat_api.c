@@ -56,6 +56,15 @@ static int intact(const unsigned char *p, size_t n, unsigned seed) {
     return 1;
 }
 
+/* count pointer-free objects of n bytes filled with 0xc3, all dead once
+ * two collections have run. */
+static void atomic_garbage(size_t n, size_t count) {
+    for (size_t i = 0; i < count; i++)
+        memset(GC_malloc_atomic(n), 0xc3, n);
+    GC_gcollect();
+    GC_gcollect();
+}
+
 /* Objects whose only reference is somewhere the test chooses: made in
  * functions that are not inlined, so no copy stays in main's frame. */
 static uintptr_t hidden_static; /* an interior pointer, stored plainly */
@@ -266,25 +275,20 @@ int main(void) {
 
     /* GC_malloc_atomic does not clear, as bdwgc ("the object is not
      * cleared"): after pointer-free objects of a size die, new ones of
-     * that size find their bytes; GC_malloc's objects of the same sizes,
+     * that size find their bytes (or, in a RUDO_DEBUG build, the poison
+     * the sweep wrote over them); GC_malloc's objects of the same sizes,
      * on pages the pointer-free ones may have given back, are all zero.
      * Both are PTRFREE and NORMAL to GC_get_kind_and_size. */
     static const size_t asizes[] = {24, 200, 3000, 50000};
     for (size_t si = 0; si < sizeof asizes / sizeof asizes[0]; si++) {
         size_t n = asizes[si], count = (4u << 20) / n, reused = 0, nonzero = 0;
-        for (size_t i = 0; i < count; i++)
-            memset(GC_malloc_atomic(n), 0xc3, n);
-        GC_gcollect();
-        GC_gcollect();
+        atomic_garbage(n, count);
         for (size_t i = 0; i < count; i++) {
             unsigned char *a = GC_malloc_atomic(n);
-            reused += a[n / 2] == 0xc3;
+            reused += a[n / 2] != 0; /* 0xc3, or RUDO_DEBUG's poison */
         }
         CHECK(reused > 0);
-        for (size_t i = 0; i < count; i++)
-            memset(GC_malloc_atomic(n), 0xc3, n);
-        GC_gcollect();
-        GC_gcollect();
+        atomic_garbage(n, count);
         for (size_t i = 0; i < count; i++) {
             unsigned char *c = GC_malloc(n);
             for (size_t b = 0; b < n; b++)
