@@ -337,11 +337,10 @@ RUDO_API rudo_kind rudo_kind_register(const rudo_kind_desc *desc);
  * zeros), as bdwgc's GC_malloc_atomic and malloc do. The collector then
  * skips zeroing the kind's dead cells and recycled pages: for a program
  * that fills its buffers itself, memory written once instead of twice.
- * For
- * RUDO_TRACE_ATOMIC kinds only: a traced object must start zeroed, so that
- * a collection running before the program has filled it sees only NULL
- * or valid pointers. rudo_realloc to a larger size leaves the part beyond
- * the old object unspecified too. */
+ * For RUDO_TRACE_ATOMIC kinds only: a traced object must start zeroed, so
+ * that a collection running before the program has filled it sees only
+ * NULL or valid pointers. rudo_realloc to a larger size leaves the part
+ * beyond the old object unspecified too. */
 #define RUDO_KIND_UNINIT 2u
 
 /* As rudo_kind_register, with flags (RUDO_KIND_* above, or 0). Aborts as

@@ -183,7 +183,7 @@ size_t rudo__sweep_page(rudo__heap *h, rudo__page *p, void **head) {
         rudo__st(&p->bits[w].alloc, live);
         p->fin[w] &= live;
         uint64_t free_bits = ~live & rudo__valid_bits(p->ncells, w);
-        for (uint64_t z = !zero ? 0 : dirty ? free_bits : was & ~live; z;) {
+        for (uint64_t z = zero ? (dirty ? free_bits : was & ~live) : 0; z;) {
             size_t b = (size_t)__builtin_ctzll(z);
             uint64_t rest = ~(z >> b);
             size_t n = rest ? (size_t)__builtin_ctzll(rest) : 64 - b;
