@@ -27,7 +27,8 @@ void rudo__gc_install_atfork(void);
 
 /* Base of the allocated object containing a, its page in *pp; NULL if a
  * is not inside an allocated object. Exact outside collections for pages
- * that are not current; see the invariants above. */
+ * that are not current; see the invariants above. A suspend signal is
+ * deferred until it returns (the answer is one state of the heap). */
 void *rudo__find_object(const rudo__heap *h, const void *a, rudo__page **pp);
 
 #endif

@@ -3,7 +3,7 @@
  * calling thread's own allocation page is judged by its free list. */
 #include "gc/gc.h"
 
-void *rudo__find_object(const rudo__heap *h, const void *a, rudo__page **pp) {
+static void *find_object_in(const rudo__heap *h, const void *a, rudo__page **pp) {
     rudo__page *p;
     size_t i;
     char *cell = rudo__cell_of(h, a, &p, &i);
@@ -34,6 +34,21 @@ void *rudo__find_object(const rudo__heap *h, const void *a, rudo__page **pp) {
     if (pp)
         *pp = p;
     return cell;
+}
+
+void *rudo__find_object(const rudo__heap *h, const void *a, rudo__page **pp) {
+    /* Inside the runtime, so that a suspend signal waits until the answer
+     * is complete: the loads above are not one snapshot, and a collection
+     * run while this thread was suspended between them (the page's
+     * swept_gc read before it, gc_count after; the alloc bit read before
+     * the freeze set it) made a live object of the caller's own page read
+     * as free, and rudo_size abort on it (seen once in bdwgc's gctest). A
+     * signal that lands here parks the thread on the way out, as it would
+     * have stopped it a moment later. */
+    rudo__runtime_enter();
+    void *obj = find_object_in(h, a, pp);
+    rudo__runtime_leave();
+    return obj;
 }
 
 bool rudo_is_heap_ptr(const void *p) {
