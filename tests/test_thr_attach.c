@@ -127,7 +127,7 @@ static obj *make_chain(uint64_t *rng, uint64_t *head) {
 /* Replaces ring slot s with a new chain, verifying the one it replaces.
  * No safepoint while kept_mu is held. */
 static void keep_chain(int s, obj *c, uint64_t head) {
-    pthread_mutex_lock(&kept_mu);
+    test_mutex_lock(&kept_mu); /* a blocking region under TSan */
     if (kept[s] != NULL && !chain_ok(kept[s], kept_id[s]))
         fail("kept chain corrupt when replaced");
     kept[s] = c;
@@ -137,7 +137,7 @@ static void keep_chain(int s, obj *c, uint64_t head) {
 
 static long verify_ring(void) {
     long bad = 0;
-    pthread_mutex_lock(&kept_mu);
+    test_mutex_lock(&kept_mu); /* a blocking region under TSan */
     for (int s = 0; s < NKEPT; s++)
         if (kept[s] != NULL && !chain_ok(kept[s], kept_id[s]))
             bad++;
@@ -320,7 +320,7 @@ static void collect_n(int n) {
 /* Clears the ring, collects and checks that live_bytes and heap_bytes are
  * back near the baseline. */
 static void drain_to_baseline(const rudo_stats *base, const char *when) {
-    pthread_mutex_lock(&kept_mu);
+    test_mutex_lock(&kept_mu); /* a blocking region under TSan */
     memset(kept, 0, sizeof kept);
     pthread_mutex_unlock(&kept_mu);
     scrub_stack();

@@ -334,14 +334,14 @@ static void step(tstate *t) {
     } else if (op < 61) { /* publish a frozen leaf */
         uint64_t id = new_node(t, true);
         int s = (int)(test_rand(&t->rng) % NSHARED);
-        pthread_mutex_lock(&shared_mu);
+        test_mutex_lock(&shared_mu);
         shared_slot[s] = *t->tmp;
         shared_id[s] = id + 1;
         pthread_mutex_unlock(&shared_mu);
         *t->tmp = NULL;
     } else if (op < 65) { /* take a shared leaf into the graph */
         int s = (int)(test_rand(&t->rng) % NSHARED);
-        pthread_mutex_lock(&shared_mu);
+        test_mutex_lock(&shared_mu);
         void *p = shared_slot[s];
         uint64_t pid = shared_id[s];
         pthread_mutex_unlock(&shared_mu);

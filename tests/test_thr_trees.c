@@ -122,24 +122,10 @@ static void *shared_slot[NSHARED];  /* registered with rudo_root_add */
 static uint64_t shared_sum[NSHARED];
 static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* Takes shared_mu. Under ThreadSanitizer in a blocking region: TSan holds
- * back a signal that reaches a thread blocked in pthread_mutex_lock until
- * the call returns, so a waiter whose lock is held by a thread suspended
- * by signal (parked in its handler until the collection ends) never
- * answers the suspend signal, and the collection waits for ever (seen:
- * the holder had taken the signal on leaving pthread_mutex_lock). README
- * asks for a blocking region around such waits; without TSan the waiter
- * is suspended in its futex wait, as any thread that does not poll, which
- * is what this test checks there. */
-static void lock_shared(void) {
-#if TEST_UNDER_TSAN
-    rudo_blocking_enter();
-    pthread_mutex_lock(&shared_mu);
-    rudo_blocking_leave();
-#else
-    pthread_mutex_lock(&shared_mu);
-#endif
-}
+/* Takes shared_mu (test_mutex_lock: under ThreadSanitizer in a blocking
+ * region; seen hanging without: the holder had taken the signal on
+ * leaving pthread_mutex_lock). */
+static void lock_shared(void) { test_mutex_lock(&shared_mu); }
 
 /* ---- mailboxes for the cross-thread handoff ------------------------------- */
 
@@ -283,7 +269,7 @@ static void *worker_main(void *arg) {
     mailbox *out = &r->boxes[(me + 1) % n], *in = &r->boxes[me];
     for (int k = 0; k < HANDOFF; k++)
         held[k] = make_tree(r->depth, &rng);
-    pthread_mutex_lock(&out->mu);
+    test_mutex_lock(&out->mu);
     for (int k = 0; k < HANDOFF; k++) {
         out->item[k] = (uintptr_t)held[k] ^ XOR_MASK;
         out->sum[k] = held[k]->sum;
@@ -305,7 +291,7 @@ static void *worker_main(void *arg) {
     for (int k = 0; k < HANDOFF; k++)
         got[k] = (tnode *)(xored[k] ^ XOR_MASK);
     memset(xored, 0, sizeof xored);
-    pthread_mutex_lock(&in->mu);
+    test_mutex_lock(&in->mu);
     in->acked = 1;
     pthread_cond_broadcast(&in->cv);
     pthread_mutex_unlock(&in->mu);
@@ -408,7 +394,7 @@ static void run_threads(int nthreads) {
 
     /* The shared trees are still intact after every writer is gone. */
     rudo_collect();
-    pthread_mutex_lock(&shared_mu);
+    lock_shared();
     for (int s = 0; s < NSHARED; s++)
         if (shared_slot[s] != NULL)
             CHECK(tree_ok(shared_slot[s], shared_sum[s]));

@@ -123,6 +123,16 @@ void test_barrier_wait(pthread_barrier_t *b) {
     rudo_blocking_leave();
 }
 
+void test_mutex_lock(pthread_mutex_t *mu) {
+#if TEST_UNDER_TSAN
+    rudo_blocking_enter();
+    pthread_mutex_lock(mu);
+    rudo_blocking_leave();
+#else
+    pthread_mutex_lock(mu);
+#endif
+}
+
 uint64_t test_tree_sum(const test_tnode *n) {
     return test_mix64(n->val ^ (n->left ? n->left->sum * 3 : 1) ^
                       (n->right ? n->right->sum * 5 : 2));

@@ -86,6 +86,16 @@ uint64_t test_rotl(uint64_t x, int r);
 /* pthread_barrier_wait inside a blocking region: a thread parked at the
  * barrier must not hold up collections of the others. */
 void test_barrier_wait(pthread_barrier_t *b);
+
+/* pthread_mutex_lock for an attached thread; under ThreadSanitizer inside
+ * a blocking region. TSan holds back a signal that reaches a thread
+ * blocked in pthread_mutex_lock until the call returns, so a waiter whose
+ * lock is held by a thread suspended by signal (parked in its handler
+ * until the collection ends) never answers the suspend signal, and the
+ * collection waits for ever. README asks for a blocking region around
+ * such waits; without TSan the waiter is suspended in its futex wait, as
+ * any thread that does not poll, which the tests check there. */
+void test_mutex_lock(pthread_mutex_t *mu);
 /* A binary tree node whose sum checks its value and its children's sums,
  * for tests that build trees and verify them after collections. The
  * test registers the kind (with its own trace callback). */
