@@ -1,9 +1,9 @@
 /*
  * test_uninit.c — atomic kinds registered with RUDO_KIND_UNINIT.
  *
- * What rudo.h promises and this checks, for small size classes (cells of
- * one word's link up to RUDO_SMALL_MAX), a large size, and 1 and 3
- * markers (and generational mode, as test_uninit_gen):
+ * What rudo.h promises and this checks, for nine small sizes (16 B up to
+ * RUDO_SMALL_MAX), two large ones (a one-page span and a four-page one),
+ * and 1 and 3 markers (and generational mode, as test_uninit_gen):
  *  - the flag is refused, with a message, for kinds that are traced, and
  *    unknown flags are refused;
  *  - live objects of the kind keep every byte across collections;
