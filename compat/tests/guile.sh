@@ -8,7 +8,11 @@
 #   guile.sh SCRIPT.scm LIBDIR RUSAGE
 #     one of compat/tests/guile/*.scm: standard output and exit status must
 #     be identical (standard error is shown, not compared: it carries rudo's
-#     report and warnings).
+#     report and warnings). A script with a SCRIPT.expected file beside it
+#     has an exact answer: rudo's output must equal that file, and the
+#     system's run is compared with it only for information (bdwgc's
+#     conservative scan may keep a dead weak entry: once, in CI, it kept
+#     one of weak-tables.scm's 2000 dead keys).
 #
 # Both check that the rudo run loaded LIBDIR/libgc.so.1 (RUDO_COMPAT_REPORT
 # names the file) and print wall time and peak RSS of both runs. Exit 77
@@ -68,8 +72,17 @@ if ! grep -q "^rudo-compat: $lib/libgc.so.1: " "$tmp/rudo.err"; then
 else
     grep "^rudo-compat: " "$tmp/rudo.err"
 fi
-if ! cmp -s "$tmp/system.out" "$tmp/rudo.out"; then
-    echo "FAIL: standard output (or exit status) differs:"; diff "$tmp/system.out" "$tmp/rudo.out" | head -20; ok=1
+ref="$tmp/system.out"
+expected="$here/guile/$(basename "$what" .scm).expected"
+if [ "$what" != compile ] && [ -r "$expected" ]; then
+    ref=$expected
+    if ! cmp -s "$expected" "$tmp/system.out"; then
+        echo "note: the system's libgc does not give the exact answer (not a failure):"
+        diff "$expected" "$tmp/system.out" | head -10
+    fi
+fi
+if ! cmp -s "$ref" "$tmp/rudo.out"; then
+    echo "FAIL: standard output (or exit status) differs from $ref:"; diff "$ref" "$tmp/rudo.out" | head -20; ok=1
 fi
 if [ "$what" = compile ] && [ $ok -eq 0 ]; then
     if cmp "$tmp/system/boot-9.go" "$tmp/rudo/boot-9.go"; then
