@@ -37,27 +37,31 @@ static bool choose_major(const rudo__heap *h, bool major) {
 }
 
 /* The nursery after a collection that left `live` bytes: the configured
- * size, doubled after a minor collection where most of it survived (minors
- * then only copy work from the majors: marking what will be old anyway)
- * and halved back when little did, but never beyond the trigger that the
- * collector would use without generations. */
+ * size per allocating thread (h->gen.threads), doubled after a minor
+ * collection where most of it survived (minors then only copy work from
+ * the majors: marking what will be old anyway) and halved back when
+ * little did, but never beyond the trigger that the collector would use
+ * without generations, nor below the configured size per thread. */
 static size_t nursery(rudo__heap *h, size_t live) {
     const rudo_config *c = &h->cfg;
+    double threads = h->gen.threads;
     size_t n = h->gen.nursery ? h->gen.nursery : c->nursery;
     if (h->gen.minor && c->nursery_adapt) {
-        double rate = (double)h->gen.last_promoted / (double)n;
+        size_t total = h->gen.nursery_total ? h->gen.nursery_total : n;
+        double rate = (double)h->gen.last_promoted / (double)total;
         if (rate > 0.5)
             n *= 2;
         else if (rate < 0.125 && n / 2 >= c->nursery)
             n /= 2;
     }
+    double t = (double)n * threads;
     double cap = (double)live * c->growth;
     if (c->growth_limit && cap > (double)live + (double)c->growth_limit)
         cap = (double)live + (double)c->growth_limit;
-    if (n > cap)
-        n = (size_t)cap;
-    if (n < c->nursery)
-        n = c->nursery;
+    if (t > cap)
+        t = cap;
+    if (t < (double)c->nursery * threads)
+        t = (double)c->nursery * threads;
     /* The pause goal caps it last: at the measured pause per young byte,
      * the goal allows goal / pause_per_byte bytes (rudo.h). The floor
      * keeps a fixed cost larger than the goal (stacks, static data, the
@@ -70,13 +74,38 @@ static size_t nursery(rudo__heap *h, size_t live) {
             floor = 256.0 * 1024;
         if (fit < floor)
             fit = floor;
-        if ((double)n > fit) {
-            n = (size_t)fit;
+        if (t > fit) {
+            t = fit;
             h->gen.goal_capped = true;
         }
     }
-    h->gen.nursery = n;
-    return n;
+    h->gen.nursery_total = (size_t)t;
+    h->gen.nursery = (size_t)(t / threads);
+    return h->gen.nursery_total;
+}
+
+/* The number of threads that shared the allocation of the cycle that
+ * just ended, for the per-thread nursery (rudo_config.nursery_per_thread):
+ * S^2 / Q, with S the sum and Q the sum of squares of the bytes each
+ * thread charged (rudo__mutator.cycle_charged, zeroed here). It is N for
+ * N threads allocating alike and near 1 when one did nearly all of it, so
+ * a thread that allocates a little now and then does not count as one;
+ * at most the online CPUs. Collector, world stopped, after the flush of
+ * every thread's counts. */
+static double allocating_threads(rudo__heap *h) {
+    double sum = 0, squares = 0;
+    for (rudo__mutator *m = h->world.mutators; m; m = m->next) {
+        double a = (double)m->cycle_charged;
+        m->cycle_charged = 0;
+        sum += a;
+        squares += a * a;
+    }
+    if (!h->gen.on || !h->cfg.nursery_per_thread || squares == 0)
+        return 1;
+    double n = sum * sum / squares;
+    if (n > (double)h->gen.cpus)
+        n = (double)h->gen.cpus;
+    return n < 1 ? 1 : n;
 }
 
 /* Feeds the pause goal (nursery above) with a minor collection's pause
@@ -86,7 +115,7 @@ static size_t nursery(rudo__heap *h, size_t live) {
  * it follows a change of the workload within a few minors, and one
  * disturbed pause (a preempted marker) moves it only halfway. */
 static void sample_pause(rudo__heap *h, uint64_t pause, uint64_t young) {
-    if (young == 0 || young < h->gen.nursery / 2)
+    if (young == 0 || young < h->gen.nursery_total / 2)
         return;
     double r = (double)pause / (double)young;
     h->gen.pause_per_byte = h->gen.pause_per_byte > 0
@@ -150,6 +179,7 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
      * totals, and into what was allocated since the last collection. */
     for (rudo__mutator *m = h->world.mutators; m; m = m->next)
         rudo__mutator_count_flush(h, m);
+    h->gen.threads = allocating_threads(h);
     /* Relaxed: the world is stopped; the counter is only a heuristic. */
     uint64_t young = atomic_load_explicit(&h->alloc_since_gc, memory_order_relaxed);
     size_t old_before = h->live_bytes;

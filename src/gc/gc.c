@@ -49,6 +49,8 @@ int rudo_heap_create(const rudo_config *cfg) {
     h->gc_log = env.gc_log;
     h->gc_stress = env.gc_stress;
     h->gen.on = c.generational;
+    h->gen.cpus = rudo__os_cpus();
+    h->gen.threads = 1;
     rudo__barrier_publish(h);
     if (env.lock_check >= 0)
         rudo__lock_check_enable(env.lock_check);

@@ -29,13 +29,18 @@ void rudo__gc_log_line(rudo__heap *h, const char *reason, uint64_t pause,
             used += k > 0 ? (size_t)k : 0;
         }
     }
-    char gen[96] = "";
+    char gen[160] = "";
+    /* The nursery is the one set_trigger chose for the next cycle, and
+     * the allocating threads it was sized for (collect.c). */
     if (h->gen.on && h->gen.minor)
-        snprintf(gen, sizeof gen, ", minor: promoted %llu KiB, cards of %llu pages",
+        snprintf(gen, sizeof gen, ", minor: promoted %llu KiB, cards of %llu pages, "
+                 "next nursery %zu KiB for %.1f threads",
                  (unsigned long long)(h->gen.last_promoted >> 10),
-                 (unsigned long long)h->gen.card_pages);
+                 (unsigned long long)h->gen.card_pages,
+                 h->gen.nursery_total >> 10, h->gen.threads);
     else if (h->gen.on)
-        snprintf(gen, sizeof gen, ", major");
+        snprintf(gen, sizeof gen, ", major: next nursery %zu KiB for %.1f threads",
+                 h->gen.nursery_total >> 10, h->gen.threads);
     /* Formatted into a buffer and written with one write(2), not through
      * stdio: the world is stopped, and a thread suspended by signal may
      * hold stderr's lock (docs/threads.md). */

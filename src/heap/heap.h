@@ -464,7 +464,12 @@ typedef struct rudo__heap {
         bool minor;             /* the collection running is a minor one */
         bool next_major;        /* the policy's choice for the next one */
         size_t major_live;      /* live bytes after the last major one */
-        size_t nursery;         /* now (adapts: collect.c); 0 = not yet */
+        size_t nursery;         /* per thread now (adapts: collect.c); 0 = not yet */
+        size_t nursery_total;   /* the last trigger set: nursery x threads, capped */
+        /* The allocating threads of the cycle just ended (collect.c:
+         * allocating_threads), 1 to the online CPUs. */
+        double threads;
+        unsigned cpus;          /* online at creation: the cap of `threads` */
         uint64_t minors, majors;
         uint64_t minor_pause_ns, minor_pause_max;
         uint64_t major_pause_ns, major_pause_max;

@@ -78,6 +78,11 @@ typedef struct rudo__mutator {
      * at any time: relaxed load and store (atomic only for that reader). */
     _Atomic uint64_t count_pending;
     uint64_t charge_pending;
+    /* The bytes of charge_pending flushed since the last collection: this
+     * thread's share of the cycle's allocation, which the collector reads
+     * and zeroes with the world stopped (the per-thread nursery: gc/
+     * collect.c). Written as charge_pending is. */
+    uint64_t cycle_charged;
     rudo_root_fn root_fn;           /* rudo_thread_root_callback */
     void *root_data;
     /* Scoped handles: the chunks are reached from fast.hbase; one emptied
@@ -144,6 +149,7 @@ static inline void rudo__mutator_count_flush(struct rudo__heap *h, rudo__mutator
     if (m->charge_pending) {
         atomic_fetch_add_explicit(&h->alloc_since_gc, m->charge_pending,
                                   memory_order_relaxed);
+        m->cycle_charged += m->charge_pending;
         m->charge_pending = 0;
     }
 }
