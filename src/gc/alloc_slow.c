@@ -35,7 +35,8 @@ static void count_taken(rudo__heap *h, rudo__mutator *m, uint64_t taken,
         rudo__mutator_count_flush(h, m);
 }
 
-static void maybe_collect(rudo__heap *h, rudo__mutator *m) {
+/* Collects if the trigger is reached; returns whether it did. */
+static bool maybe_collect(rudo__heap *h, rudo__mutator *m) {
     /* Relaxed: both are heuristics; a stale value delays or advances the
      * collection by at most one page's worth of allocation. The other
      * threads' unflushed charges are not seen: the collection comes less
@@ -44,8 +45,11 @@ static void maybe_collect(rudo__heap *h, rudo__mutator *m) {
     if (atomic_load_explicit(&h->alloc_since_gc, memory_order_relaxed) +
                 m->charge_pending >=
             atomic_load_explicit(&h->trigger, memory_order_relaxed) &&
-        !disabled(h))
+        !disabled(h)) {
         rudo__collect(m, "allocation", false);
+        return true;
+    }
+    return false;
 }
 
 static void *out_of_memory(rudo__heap *h, size_t size) {
@@ -153,7 +157,11 @@ static void *alloc_small(rudo__heap *h, rudo__mutator *m, rudo_kind kind,
             *cell = NULL;
             return cell;
         }
-        maybe_collect(h, m);
+        /* A collection here runs finalizers (and a listener) on this
+         * thread, and they may allocate in this class: then it has a list
+         * again, which the refill must not overwrite (alloc.h). */
+        if (maybe_collect(h, m) && ka->lists[c])
+            continue;
         uint64_t used = 0;
         size_t got = rudo__alloc_refill(h, ka, m->id, kind, c, &used);
         count_taken(h, m, got, used);
