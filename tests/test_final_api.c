@@ -426,6 +426,7 @@ static void fin_alloc(void *o, void *data) {
 static void test_alloc_in_finalizer(unsigned markers) {
     rudo_config cfg = test_precise_config(markers);
     cfg.initial_heap = 256 << 10;
+    cfg.nursery = 256 << 10; /* as often under RUDO_GENERATIONAL=1 */
     CHECK_EQ(rudo_heap_create(&cfg), RUDO_OK);
     static const uint64_t first = 1;
     k_obj = rudo_kind_layout("fin-alloc-obj", 2, &first);
