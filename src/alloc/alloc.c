@@ -175,6 +175,8 @@ static rudo__page *take_page(rudo__heap *h, rudo_kind kind, unsigned c,
         p->cell_size = rudo__class_size[c];
         p->ncells = (uint32_t)(RUDO_PAGE_SIZE / p->cell_size);
         p->recip = rudo__recip(p->cell_size);
+        p->noscan = h->kinds[kind].tracing == RUDO_TRACE_ATOMIC;
+        p->scan_mask = rudo__kind_scan_mask(&h->kinds[kind], p->cell_size);
         rudo__st(&p->swept_gc, h->gc_count);
         /* The memory is zero now: only the links need writing. */
         char *start = rudo__page_addr(p);
@@ -224,6 +226,8 @@ void *rudo__alloc_large(rudo__heap *h, uint32_t owner, rudo_kind kind,
         p->ncells = 1;
         p->span = npages;
         p->owner = owner;
+        p->noscan = h->kinds[kind].tracing == RUDO_TRACE_ATOMIC;
+        p->scan_mask = 0; /* more than 64 words: the kind's way (chunks) */
         rudo__st(&p->swept_gc, h->gc_count);
         rudo__st(&p->bits[0].alloc, 1);
         rudo__list_push(&h->large, p);

@@ -96,6 +96,10 @@ typedef struct rudo__page {
      * prepare has nothing to do here); on the heap's touched list (handed
      * to an allocator, or a large object made, since the last collection). */
     uint8_t settled, touched;
+    /* Of an atomic kind (RUDO_TRACE_ATOMIC): marked cells are not traced.
+     * With scan_mask, set when the page gets its kind (alloc.c) and read
+     * by the markers instead of the kind record. */
+    uint8_t noscan;
     uint32_t kind;
     /* Marked cells counted by the last eager sweep: what a minor
      * collection, which sweeps only touched pages, keeps for the others. */
@@ -104,6 +108,10 @@ typedef struct rudo__page {
     uint32_t ncells;     /* small: cells in the page; large: 1 */
     uint32_t owner;      /* id of the mutator that last allocated here */
     uint32_t recip;      /* small: ceil(2^32 / cell_size), for offset/size */
+    /* Small pages of a layout kind whose cell and layout fit one bitmap
+     * word (rudo__kind_scan_mask): the pointer words of a cell. 0: trace
+     * through the kind record. */
+    uint64_t scan_mask;
     size_t span;         /* large: pages in the span */
     _Atomic uint64_t swept_gc; /* gc_count when last swept (relaxed: as alloc) */
     uint64_t release_at; /* free: gc_count after which memory is released */
@@ -227,6 +235,13 @@ typedef struct rudo__kind {
      * before it is typed again (rudo__pages_alloc). */
     bool uninit;
 } rudo__kind;
+
+/* The words of a cell of cell_size bytes that marking traces as a bitmap,
+ * for a layout kind (not base-only) whose layout and cell both fit one
+ * bitmap word: the layout's bits repeated every layout_words words, cut at
+ * the cell's end. 0 for every other kind and size: the marker then goes
+ * through the kind record. */
+uint64_t rudo__kind_scan_mask(const rudo__kind *k, size_t cell_size);
 
 /* The kind record of k; aborts naming fn if k is unknown. Loads nkinds
  * with acquire, so it suits handles that come straight from the user. */

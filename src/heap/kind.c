@@ -18,6 +18,19 @@
 #include "base/base.h"
 #include "heap/heap.h"
 
+uint64_t rudo__kind_scan_mask(const rudo__kind *k, size_t cell_size) {
+    size_t nw = cell_size / sizeof(void *), lw = k->layout_words;
+    if (k->tracing != RUDO_TRACE_LAYOUT || k->base_only || nw > 64 || lw > 64)
+        return 0;
+    /* Bits at lw and above mean nothing (rudo.h). One struct per cell,
+     * the common case, costs no iteration. */
+    uint64_t lay = lw == 64 ? k->layout[0] : k->layout[0] & (((uint64_t)1 << lw) - 1);
+    uint64_t m = lay;
+    for (size_t s = lw; s < nw; s += lw)
+        m |= lay << s; /* s < nw <= 64 */
+    return nw == 64 ? m : m & (((uint64_t)1 << nw) - 1);
+}
+
 rudo__kind *rudo__kind_get(rudo_kind k, const char *fn) {
     rudo__heap *h = rudo__need_heap(fn);
     /* Acquire. A handle received with happens-before from its registration

@@ -111,7 +111,7 @@ mark_cell(rudo__marker *mk, char *obj, rudo__page *p, size_t i) {
     mk->st.objects_marked++;
     if (RUDO_UNLIKELY(mk->note) && p->ephem == 1)
         wake_page(h, p);
-    if (h->kinds[p->kind].tracing == RUDO_TRACE_ATOMIC)
+    if (p->noscan) /* an atomic kind: nothing to trace */
         return;
     rudo__mark_pool *pool = mk->pool;
     if (pool->route) {
@@ -547,49 +547,24 @@ static void trace_in(rudo__marker *mk, char *obj, rudo__page *p) {
     }
 }
 
-/* The words of a cell of nw words (nw <= 64) that a layout kind with
- * lw <= 64 words marks through, as a bitmap: the layout's lw bits (bits at
- * lw and above mean nothing, rudo.h) repeated every lw words, cut at nw.
- * One struct per cell, the common case, costs no iteration. */
-static inline uint64_t cell_mask(uint64_t layout, size_t lw, size_t nw) {
-    uint64_t lay = lw == 64 ? layout : layout & (((uint64_t)1 << lw) - 1);
-    uint64_t m = lay;
-    for (size_t s = lw; s < nw; s += lw)
-        m |= lay << s; /* s < nw <= 64 */
-    return nw == 64 ? m : m & (((uint64_t)1 << nw) - 1);
-}
-
-/* A cache miss of trace_obj: fills the entry if the (kind, cell size)
- * pair can be scanned by mask (a layout kind, not base-only, whose layout
- * and cell both fit one bitmap word), then traces obj the general way. */
-static __attribute__((noinline)) void trace_slow(rudo__marker *mk, char *obj,
-                                                 rudo__page *p) {
-    const rudo__kind *k = &mk->h->kinds[p->kind];
-    size_t nw = p->cell_size / sizeof(void *);
-    if (k->tracing == RUDO_TRACE_LAYOUT && nw <= 64 && k->layout_words <= 64 &&
-        !k->base_only)
-        mk->scan[p->kind % RUDO_SCAN_CACHE] = (struct rudo__scan_entry){
-            p->kind, (uint32_t)p->cell_size, cell_mask(k->layout[0], k->layout_words, nw)};
-    trace_in(mk, obj, p);
-}
-
 /* Traces a queued object (not a chunk) on page p. The common object, of a
  * layout kind whose pointer words fit one bitmap word, is scanned here
- * with its cached mask: no kind record, no per-slot range tests (in a
- * profile of a linked list the general layout loop and the kind tests
- * were a third of its marking). Everything else goes to trace_in.
- * Inlined into the drain loop, its hot caller. */
+ * with its page's mask (rudo__page.scan_mask): no kind record, no per-slot
+ * range tests (in a profile of a linked list the general layout loop and
+ * the kind tests were a third of its marking; a per-marker cache of masks
+ * by kind still cost 9 instructions an object to check). Everything else
+ * goes to trace_in. Inlined into the drain loop, its hot caller. */
 static inline __attribute__((always_inline)) void trace_obj(rudo__marker *mk,
                                                             char *obj,
                                                             rudo__page *p) {
-    const struct rudo__scan_entry *e = &mk->scan[p->kind % RUDO_SCAN_CACHE];
-    if (RUDO_UNLIKELY(e->kind != p->kind || e->cell_size != p->cell_size)) {
-        trace_slow(mk, obj, p);
+    uint64_t m = p->scan_mask;
+    if (RUDO_UNLIKELY(m == 0)) {
+        trace_in(mk, obj, p);
         return;
     }
     mk->st.objects_traced++;
     void **w = (void **)obj;
-    for (uint64_t m = e->mask; m; m &= m - 1) {
+    for (; m; m &= m - 1) {
         void *v = w[__builtin_ctzll(m)];
         if (v)
             mark_value(mk, v);
@@ -602,7 +577,10 @@ static inline __attribute__((always_inline)) void trace_item(rudo__marker *mk,
         trace_chunk(mk, item - 1);
         return;
     }
-    trace_obj(mk, item, rudo__head_page_of(mk->h, item));
+    /* A queued object is a cell's base, never in a large object's tail
+     * page, so its page is the one it is in: no tail_dist test. */
+    rudo__heap *h = mk->h;
+    trace_obj(mk, item, &h->pages[((uintptr_t)item - (uintptr_t)h->base) >> RUDO_PAGE_SHIFT]);
 }
 
 void rudo__mark_trace(rudo__marker *mk, char *item) { trace_item(mk, item); }
@@ -792,8 +770,6 @@ static void setup_marker(rudo__marker *mk) {
     mk->nweak = mk->weak_done = 0;
     mk->nephem = 0;
     mk->since_wake_check = 0;
-    for (unsigned i = 0; i < RUDO_SCAN_CACHE; i++)
-        mk->scan[i].kind = UINT32_MAX;
     mk->single = mk->pool->n == 1;
     mk->local_lo = mk->local_n = mk->local_high = 0;
     rudo__heap *h = mk->h;

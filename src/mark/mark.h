@@ -8,7 +8,6 @@
 #include "mark/deque.h"
 
 #define RUDO_SLOTBUF 256
-#define RUDO_SCAN_CACHE 4 /* scan-mask cache entries per marker (mark.c) */
 #define RUDO_BATCH 512 /* default objects per inbox transfer (docs/marking.md) */
 
 struct rudo__mark_pool;
@@ -90,14 +89,6 @@ typedef struct rudo__marker {
     void **spare;                 /* second inbox buffer, swapped in */
     size_t spare_cap;
     unsigned since_wake_check;
-    /* The scan masks of recently traced (kind, cell size) pairs whose
-     * every pointer word fits one bitmap word (mark.c, trace_obj): entry
-     * kind % RUDO_SCAN_CACHE. Kinds are immutable, so an entry stays
-     * valid; UINT32_MAX marks an empty one. Owner only. */
-    struct rudo__scan_entry {
-        uint32_t kind, cell_size;
-        uint64_t mask;
-    } scan[RUDO_SCAN_CACHE];
     rudo_marker_stats st;
     pthread_t thread;
 } rudo__marker;
