@@ -162,15 +162,17 @@ typedef struct rudo_config {
      * can promote. Environment override: RUDO_NURSERY_ADAPT (0 or 1). */
     bool nursery_adapt;
     /* Generational mode: the nursery is per allocating thread. After each
-     * collection it is multiplied by the number of threads that shared
-     * the allocation of the cycle just ended (sum^2 / sum of squares of
-     * the bytes each charged: 1 for one thread or one that did nearly all
-     * of it, N for N threads allocating alike), at most the online CPUs.
-     * Default true. With one shared nursery, N threads each allocate 1/N
-     * of it between minor collections, so what each has built and still
-     * holds is promoted N times as often: more promotion, more majors.
-     * false keeps one nursery for all threads (smaller heap, more
-     * minors). Environment override: RUDO_NURSERY_PER_THREAD (0 or 1). */
+     * collection it is at least `nursery` times the number of threads
+     * that shared the allocation of the cycle just ended (sum^2 / sum of
+     * squares of the bytes each charged: 1 for one thread or one that did
+     * nearly all of it, N for N threads allocating alike), at most the
+     * online CPUs; the adaptive nursery (nursery_adapt) can make it larger
+     * still. Default true. With one shared nursery, N threads each
+     * allocate 1/N of it between minor collections, so what each has
+     * built and still holds is promoted N times as often: more promotion,
+     * more majors. false keeps one nursery for all threads (smaller heap,
+     * more minors). Environment override: RUDO_NURSERY_PER_THREAD (0 or
+     * 1). */
     bool nursery_per_thread;
     /* Generational mode: a goal for the pause of a minor collection, in
      * microseconds; 0 (the default) sets none. A minor collection's pause

@@ -37,31 +37,36 @@ static bool choose_major(const rudo__heap *h, bool major) {
 }
 
 /* The nursery after a collection that left `live` bytes: the configured
- * size per allocating thread (h->gen.threads), doubled after a minor
- * collection where most of it survived (minors then only copy work from
- * the majors: marking what will be old anyway) and halved back when
- * little did, but never beyond the trigger that the collector would use
- * without generations, nor below the configured size per thread. */
+ * size, doubled after a minor collection where most of it survived
+ * (minors then only copy work from the majors: marking what will be old
+ * anyway) and halved back when little did, but never beyond the trigger
+ * that the collector would use without generations; and at least the
+ * configured size per allocating thread (h->gen.threads). The floor and
+ * the doubling are not multiplied: each answers a different question
+ * (are the threads' nurseries too small? does the nursery promote too
+ * much?), and a product doubles what the adaptation already grew. */
 static size_t nursery(rudo__heap *h, size_t live) {
     const rudo_config *c = &h->cfg;
-    double threads = h->gen.threads;
     size_t n = h->gen.nursery ? h->gen.nursery : c->nursery;
     if (h->gen.minor && c->nursery_adapt) {
-        size_t total = h->gen.nursery_total ? h->gen.nursery_total : n;
-        double rate = (double)h->gen.last_promoted / (double)total;
+        /* Survival is measured against the nursery that ran. */
+        size_t ran = h->gen.nursery_total ? h->gen.nursery_total : n;
+        double rate = (double)h->gen.last_promoted / (double)ran;
         if (rate > 0.5)
             n *= 2;
         else if (rate < 0.125 && n / 2 >= c->nursery)
             n /= 2;
     }
-    double t = (double)n * threads;
     double cap = (double)live * c->growth;
     if (c->growth_limit && cap > (double)live + (double)c->growth_limit)
         cap = (double)live + (double)c->growth_limit;
-    if (t > cap)
-        t = cap;
-    if (t < (double)c->nursery * threads)
-        t = (double)c->nursery * threads;
+    if ((double)n > cap)
+        n = (size_t)cap;
+    if (n < c->nursery)
+        n = c->nursery;
+    double t = (double)n;
+    if (t < (double)c->nursery * h->gen.threads)
+        t = (double)c->nursery * h->gen.threads;
     /* The pause goal caps it last: at the measured pause per young byte,
      * the goal allows goal / pause_per_byte bytes (rudo.h). The floor
      * keeps a fixed cost larger than the goal (stacks, static data, the
@@ -80,7 +85,8 @@ static size_t nursery(rudo__heap *h, size_t live) {
         }
     }
     h->gen.nursery_total = (size_t)t;
-    h->gen.nursery = (size_t)(t / threads);
+    /* A capped nursery adapts from the cap (one thread: from what ran). */
+    h->gen.nursery = (double)n < t ? n : (size_t)t;
     return h->gen.nursery_total;
 }
 

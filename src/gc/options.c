@@ -67,7 +67,7 @@ static const rudo__option options[] = {
      1, 0, 1, "generational: the nursery doubles while most of it survives"},
     {"nursery_per_thread", "RUDO_NURSERY_PER_THREAD", RUDO_OPT_BOOL, 0,
      CFG(nursery_per_thread), 1, 0, 1,
-     "generational: the nursery is multiplied by the threads allocating (at most the CPUs)"},
+     "generational: the nursery is at least nursery x the threads allocating (at most the CPUs)"},
     {"minor_pause_goal_us", "RUDO_MINOR_PAUSE_GOAL_US", RUDO_OPT_UNSIGNED,
      RUDO_OPT_CHECK_CONFIG,
      CFG(minor_pause_goal_us), 0, 0, 10000000,

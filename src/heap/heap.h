@@ -479,8 +479,8 @@ typedef struct rudo__heap {
         bool minor;             /* the collection running is a minor one */
         bool next_major;        /* the policy's choice for the next one */
         size_t major_live;      /* live bytes after the last major one */
-        size_t nursery;         /* per thread now (adapts: collect.c); 0 = not yet */
-        size_t nursery_total;   /* the last trigger set: nursery x threads, capped */
+        size_t nursery;         /* now (adapts: collect.c); 0 = not yet */
+        size_t nursery_total;   /* the last trigger set: at least nursery x threads */
         /* The allocating threads of the cycle just ended (collect.c:
          * allocating_threads), 1 to the online CPUs. */
         double threads;
