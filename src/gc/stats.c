@@ -30,17 +30,18 @@ void rudo__gc_log_line(rudo__heap *h, const char *reason, uint64_t pause,
         }
     }
     char gen[160] = "";
-    /* The nursery is the one set_trigger chose for the next cycle, and
-     * the allocating threads it was sized for (collect.c). */
+    /* The trigger set_trigger chose for the next cycle (the nursery, or
+     * more under a max_heap budget), and the allocating threads it was
+     * sized for (collect.c). Relaxed: the world is still stopped. */
+    size_t next = (size_t)atomic_load_explicit(&h->trigger, memory_order_relaxed);
     if (h->gen.on && h->gen.minor)
         snprintf(gen, sizeof gen, ", minor: promoted %llu KiB, cards of %llu pages, "
                  "next nursery %zu KiB for %.1f threads",
                  (unsigned long long)(h->gen.last_promoted >> 10),
-                 (unsigned long long)h->gen.card_pages,
-                 h->gen.nursery_total >> 10, h->gen.threads);
+                 (unsigned long long)h->gen.card_pages, next >> 10, h->gen.threads);
     else if (h->gen.on)
         snprintf(gen, sizeof gen, ", major: next nursery %zu KiB for %.1f threads",
-                 h->gen.nursery_total >> 10, h->gen.threads);
+                 next >> 10, h->gen.threads);
     /* Formatted into a buffer and written with one write(2), not through
      * stdio: the world is stopped, and a thread suspended by signal may
      * hold stderr's lock (docs/threads.md). */

@@ -480,7 +480,9 @@ typedef struct rudo__heap {
         bool next_major;        /* the policy's choice for the next one */
         size_t major_live;      /* live bytes after the last major one */
         size_t nursery;         /* now (adapts: collect.c); 0 = not yet */
-        size_t nursery_total;   /* the last trigger set: at least nursery x threads */
+        /* The last nursery chosen: at least nursery x threads (a max_heap
+         * budget may then set a larger trigger: set_trigger). */
+        size_t nursery_total;
         /* The allocating threads of the cycle just ended (collect.c:
          * allocating_threads), 1 to the online CPUs. */
         double threads;
