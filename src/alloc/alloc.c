@@ -134,6 +134,17 @@ void rudo__alloc_thaw_all(rudo__heap *h, rudo__kind_alloc **kalloc) {
     each_current(h, kalloc, thaw_one);
 }
 
+/* Gives page p its kind and cell size, and what the markers read from
+ * the page instead of the kind record (heap.h: noscan, scan_mask; the
+ * mask is 0 for objects over 64 words, which take the kind's way). */
+static void set_kind(rudo__heap *h, rudo__page *p, rudo_kind kind, size_t cell_size) {
+    const rudo__kind *k = &h->kinds[kind];
+    p->kind = kind;
+    p->cell_size = cell_size;
+    p->noscan = k->tracing == RUDO_TRACE_ATOMIC;
+    p->scan_mask = rudo__kind_scan_mask(k, cell_size);
+}
+
 /* A page of (kind, class c) with free cells, its list in *head, or NULL
  * if the heap limit or the reservation is reached. */
 static rudo__page *take_page(rudo__heap *h, rudo_kind kind, unsigned c,
@@ -171,12 +182,9 @@ static rudo__page *take_page(rudo__heap *h, rudo_kind kind, unsigned c,
             rudo__pages_zero(p, scan);
         p->type = RUDO_PAGE_SMALL;
         p->cls = (uint8_t)c;
-        p->kind = kind;
-        p->cell_size = rudo__class_size[c];
+        set_kind(h, p, kind, rudo__class_size[c]);
         p->ncells = (uint32_t)(RUDO_PAGE_SIZE / p->cell_size);
         p->recip = rudo__recip(p->cell_size);
-        p->noscan = h->kinds[kind].tracing == RUDO_TRACE_ATOMIC;
-        p->scan_mask = rudo__kind_scan_mask(&h->kinds[kind], p->cell_size);
         rudo__st(&p->swept_gc, h->gc_count);
         /* The memory is zero now: only the links need writing. */
         char *start = rudo__page_addr(p);
@@ -221,13 +229,10 @@ void *rudo__alloc_large(rudo__heap *h, uint32_t owner, rudo_kind kind,
     rudo__page *p = rudo__pages_alloc(npages, &scan);
     if (p) {
         p->type = RUDO_PAGE_LARGE;
-        p->kind = kind;
-        p->cell_size = usable;
+        set_kind(h, p, kind, usable);
         p->ncells = 1;
         p->span = npages;
         p->owner = owner;
-        p->noscan = h->kinds[kind].tracing == RUDO_TRACE_ATOMIC;
-        p->scan_mask = 0; /* more than 64 words: the kind's way (chunks) */
         rudo__st(&p->swept_gc, h->gc_count);
         rudo__st(&p->bits[0].alloc, 1);
         rudo__list_push(&h->large, p);
