@@ -27,6 +27,10 @@ static void one_case(size_t k_start, size_t k_end) {
     for (uintptr_t a = first; a + 8 <= (uintptr_t)hi; a += 8)
         nwords++;
     void **objs = malloc(nwords * sizeof *objs);
+    /* Registered first, so that every object is a root from the moment
+     * it is written there: under GC stress mode a collection runs inside
+     * the allocations below. */
+    rudo_root_add_range(lo, hi);
     size_t i = 0;
     for (uintptr_t a = first; a + 8 <= (uintptr_t)hi; a += 8, i++) {
         objs[i] = rudo_malloc_atomic(16);
@@ -39,7 +43,6 @@ static void one_case(size_t k_start, size_t k_end) {
         outside = rudo_malloc_atomic(16);
         memcpy((void *)straddle, &outside, sizeof(void *));
     }
-    rudo_root_add_range(lo, hi);
     rudo_collect();
     size_t lost = 0, first_lost = SIZE_MAX;
     for (i = 0; i < nwords; i++) {
