@@ -8,7 +8,9 @@
  *  - a table of 100 000 ephemerons of which a known half die: the dead
  *    half is cleared (key and value NULL), the count is reported, the live
  *    half keeps key and value.
- * Precise setup: the only roots are the registered slots. It is a
+ * Precise setup: the only roots are the registered slots (objects under
+ * construction are parked in rooted slots too, so the cases also hold
+ * under GC stress mode, which CI runs). It is a
  * test_thr_ test (the markers are threads) so that ThreadSanitizer sees
  * the pending lists and the fixpoint. */
 #include <stdio.h>
@@ -52,6 +54,21 @@ static rudo_ephemeron *new_eph(void *key, void *value) {
     return e;
 }
 
+/* Roots for objects under construction: the setup is precise (no stack
+ * scanning), and under GC stress mode a collection runs inside any
+ * allocation, so an object held only in a local until the next one is
+ * stored would be freed. tmp[0] and tmp[1] hold an ephemeron's key and
+ * value while it is allocated (eph_of), tmp[2] whatever a case builds. */
+static void *tmp[3];
+
+static rudo_ephemeron *eph_of(void *key, void *value) {
+    tmp[0] = key;
+    tmp[1] = value;
+    rudo_ephemeron *e = new_eph(key, value);
+    tmp[0] = tmp[1] = NULL;
+    return e;
+}
+
 /* Holds n pointers strongly (a conservative object, rooted via root). */
 static void **holder(size_t n) {
     void **h = rudo_malloc(n * sizeof(void *));
@@ -62,8 +79,8 @@ static void **holder(size_t n) {
 static void test_basic(void) {
     void **h = holder(4);
     node *key = new_node(1);
-    h[0] = new_eph(key, new_node(2));
     h[1] = key;
+    h[0] = eph_of(key, new_node(2));
     rudo_collect();
     rudo_ephemeron *e = h[0];
     CHECK(e->key == key);
@@ -78,8 +95,8 @@ static void test_basic(void) {
     CHECK(!rudo__debug_is_marked(value));
     /* NULL and non-heap keys count as reachable. */
     static int outside;
-    h[2] = new_eph(NULL, new_node(3));
-    h[3] = new_eph(&outside, new_node(4));
+    h[2] = eph_of(NULL, new_node(3));
+    h[3] = eph_of(&outside, new_node(4));
     rudo_collect();
     CHECK(((rudo_ephemeron *)h[2])->value != NULL);
     CHECK(((rudo_ephemeron *)h[3])->value != NULL &&
@@ -92,9 +109,11 @@ static void test_basic(void) {
 static void test_self_reference(void) {
     void **h = holder(1);
     node *key = new_node(10);
+    tmp[2] = key;
     node *value = new_node(11);
     value->next = key;
-    h[0] = new_eph(key, value);
+    h[0] = eph_of(key, value);
+    tmp[2] = NULL;
     key = NULL;
     value = NULL;
     rudo_collect();
@@ -108,7 +127,8 @@ static void test_self_reference(void) {
  * shuffled order so the markers meet them in any order. */
 static void test_chain(size_t n, uint64_t seed) {
     void **h = holder(n + 1);
-    node **k = malloc((n + 1) * sizeof *k);
+    node **k = calloc(n + 1, sizeof *k);
+    rudo_root_add_range(k, k + n + 1); /* while the entries are made */
     for (size_t i = 0; i <= n; i++)
         k[i] = new_node(100 + i);
     size_t *order = malloc(n * sizeof *order);
@@ -123,8 +143,7 @@ static void test_chain(size_t n, uint64_t seed) {
     for (size_t i = 0; i < n; i++)
         h[1 + order[i]] = new_eph(k[order[i]], k[order[i] + 1]);
     h[0] = k[0];
-    for (size_t i = 0; i <= n; i++)
-        k[i] = NULL;
+    CHECK_EQ(rudo_root_remove_range(k), RUDO_OK);
     rudo_collect();
     size_t ok = 0;
     for (size_t i = 0; i < n; i++) {
@@ -154,12 +173,14 @@ static void test_chain(size_t n, uint64_t seed) {
  * go down the whole chain. */
 static void test_chain_worst_order(size_t n) {
     void **h = holder(n + 1);
-    node **k = malloc((n + 1) * sizeof *k);
+    node **k = calloc(n + 1, sizeof *k);
+    rudo_root_add_range(k, k + n + 1); /* while the entries are made */
     for (size_t i = 0; i <= n; i++)
         k[i] = new_node(7000 + i);
     for (size_t i = 0; i < n; i++)
         h[1 + i] = new_eph(k[i], k[i + 1]);
     h[0] = k[0];
+    CHECK_EQ(rudo_root_remove_range(k), RUDO_OK);
     free(k);
     rudo_collect();
     size_t ok = 0;
@@ -175,12 +196,15 @@ static void test_chain_worst_order(size_t n) {
  * it counts as reachable. */
 static void test_key_from_other_value(void) {
     void **h = holder(3);
-    node *k1 = new_node(1), *k2 = new_node(2);
+    node *k1 = new_node(1);
+    h[2] = k1;
+    node *k2 = new_node(2);
+    tmp[2] = k2;
     node *v1 = new_node(3);
     v1->next = k2; /* k2 only through e1's value */
-    h[0] = new_eph(k1, v1);
-    h[1] = new_eph(k2, new_node(4));
-    h[2] = k1;
+    h[0] = eph_of(k1, v1);
+    h[1] = eph_of(k2, new_node(4));
+    tmp[2] = NULL;
     k1 = k2 = v1 = NULL;
     rudo_collect();
     rudo_ephemeron *e2 = h[1];
@@ -194,9 +218,11 @@ static void test_key_in_weak_slot(void) {
     void **h = holder(1);
     void **weak = calloc(1, sizeof *weak);
     node *key = new_node(7);
-    h[0] = new_eph(key, new_node(8));
+    tmp[2] = key;
+    h[0] = eph_of(key, new_node(8));
     *weak = key;
     CHECK_EQ(rudo_weak_register(weak), RUDO_OK);
+    tmp[2] = NULL;
     key = NULL;
     rudo_collect();
     rudo_ephemeron *e = h[0];
@@ -216,10 +242,12 @@ static void test_table(size_t n) {
     total_cleared = 0;
     for (size_t i = 0; i < n; i++) {
         node *key = new_node(i);
+        tmp[2] = key;
         node *value = new_node(i + n);
-        h[i] = new_eph(key, value);
+        h[i] = eph_of(key, value);
         if (i % 2 == 0)
             h[n + i / 2] = key;
+        tmp[2] = NULL;
     }
     rudo_collect();
     size_t live = 0, dead = 0;
@@ -249,6 +277,7 @@ int main(void) {
         CHECK_EQ(rudo_heap_create(&cfg), RUDO_OK);
         rudo_set_gc_callback(on_gc, NULL);
         rudo_root_add(&root);
+        rudo_root_add_range(tmp, tmp + 3);
         k_eph = rudo_kind_ephemeron("ephemeron");
         k_node = rudo_kind_traced("node", trace_node);
         test_basic();
@@ -261,6 +290,7 @@ int main(void) {
         test_key_in_weak_slot();
         test_table(test_scaled(100000));
         rudo_root_remove(&root);
+        CHECK_EQ(rudo_root_remove_range(tmp), RUDO_OK);
         rudo_heap_destroy();
     }
     return test_report();
