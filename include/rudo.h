@@ -152,8 +152,9 @@ typedef struct rudo_config {
      * uses the barrier. */
     bool generational;
     /* Generational mode: bytes allocated between minor collections (the
-     * nursery). Default 8 MiB; 0 = the default. Environment override:
-     * RUDO_NURSERY. */
+     * nursery), per allocating thread unless nursery_per_thread is false;
+     * nursery_adapt may enlarge it. Default 8 MiB; 0 = the default.
+     * Environment override: RUDO_NURSERY. */
     size_t nursery;
     /* Generational mode: let the nursery grow while most of it survives
      * minor collections, up to the trigger of the non-generational policy,
