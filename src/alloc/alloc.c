@@ -9,6 +9,7 @@
 
 #include "alloc/alloc.h"
 #include "base/base.h"
+#include "platform/platform.h"
 #include "sweep/sweep.h"
 
 __thread struct rudo__mutator_fast *rudo__tl
@@ -75,6 +76,8 @@ static void retire_page(rudo__heap *h, rudo__page *p, void *head, size_t exact,
         rudo__avail_add(h, p);
 }
 
+static void stash_return(rudo__heap *h, rudo__kind_alloc *ka);
+
 /* Calls fn for each current page of a thread's allocators: its kind
  * state and class. */
 static void each_current(rudo__heap *h, rudo__kind_alloc **kalloc,
@@ -98,6 +101,12 @@ static void retire_one(rudo__heap *h, rudo__kind_alloc *ka, unsigned c) {
 
 void rudo__alloc_retire_all(rudo__heap *h, rudo__kind_alloc **kalloc) {
     each_current(h, kalloc, retire_one);
+    rudo__alloc_unstash_all(h, kalloc);
+}
+
+void rudo__alloc_unstash_all(rudo__heap *h, rudo__kind_alloc **kalloc) {
+    for (unsigned k = 0; k < RUDO_MAX_KINDS; k++)
+        stash_return(h, kalloc[k]);
 }
 
 /* The head of a suspended thread's list. volatile: the collector reads
@@ -118,6 +127,7 @@ static void freeze_one(rudo__heap *h, rudo__kind_alloc *ka, unsigned c) {
 
 void rudo__alloc_freeze_all(rudo__heap *h, rudo__kind_alloc **kalloc) {
     each_current(h, kalloc, freeze_one);
+    rudo__alloc_unstash_all(h, kalloc);
 }
 
 static void thaw_one(rudo__heap *h, rudo__kind_alloc *ka, unsigned c) {
@@ -145,22 +155,167 @@ static void set_kind(rudo__heap *h, rudo__page *p, rudo_kind kind, size_t cell_s
     p->scan_mask = rudo__kind_scan_mask(k, cell_size);
 }
 
-/* A page of (kind, class c) with free cells, its list in *head, or NULL
- * if the heap limit or the reservation is reached. */
-static rudo__page *take_page(rudo__heap *h, rudo_kind kind, unsigned c,
-                             void **head, size_t *nfree) {
+/* ---- Page batches -----------------------------------------------------
+ * Every refill used to take heap_lock once for its one page: about 8,600
+ * acquisitions in one GCBench, and with many threads allocating, a lock
+ * whose line every refill moves between cores. While the lock is
+ * contended (another thread held it when the refill came), a thread takes
+ * up to RUDO_PAGE_BATCH_MAX pages per acquisition: the first becomes
+ * current, the others wait in its stash for the class (alloc.h), and its
+ * next refills take them without the lock. The batch doubles at each
+ * contended acquisition and halves after BATCH_CALM uncontended ones, so
+ * a thread that meets no contention (one thread, or a few on a large
+ * heap) takes one page as before, and the stash, which keeps pages away
+ * from the other threads until the next collection, stays empty.
+ * RUDO_PAGE_BATCH fixes the size instead (tests, A/B runs).
+ *
+ * A stashed page is claimed for sweeping without heap_lock, by a
+ * compare-and-swap of owner_list from STASHED to CLAIMED; rudo_free,
+ * which changes a stashed page's bits under heap_lock, first swaps
+ * STASHED to FREEING and back (gc/free.c), so that the two never write
+ * the page at once: the claim waits out FREEING (a few stores with no
+ * safepoint), and a rudo_free that finds CLAIMED waits for the sweep, as
+ * for a page claimed off the avail list. */
+#define BATCH_CALM 16
+
+/* How many pages this refill takes, given whether it waited for the lock. */
+static unsigned batch_size(const rudo__heap *h, rudo__kind_alloc *ka, bool waited) {
+    if (h->page_batch)
+        return h->page_batch;
+    unsigned b = ka->batch ? ka->batch : 1;
+    if (waited) {
+        ka->calm = 0;
+        if (b < RUDO_PAGE_BATCH_MAX)
+            b *= 2;
+    } else if (b > 1 && ++ka->calm >= BATCH_CALM) {
+        ka->calm = 0;
+        b /= 2;
+    }
+    ka->batch = (uint8_t)b;
+    return b;
+}
+
+/* Bounds a batch of `want` pages by the room left under the heap limit
+ * (heap_lock held): at most 1/16 of it. Near the limit every page counts,
+ * and pages stashed by one thread make the others collect: with 4 threads
+ * under a 512 KiB max_heap (8 pages), batches of 8 had them collect in
+ * turns for minutes, each collection returning the stashes that another
+ * thread then took whole. */
+static unsigned batch_cap(const rudo__heap *h, unsigned want) {
+    size_t lim = h->npages;
+    if (h->cfg.max_heap && h->cfg.max_heap / RUDO_PAGE_SIZE < lim)
+        lim = h->cfg.max_heap / RUDO_PAGE_SIZE;
+    size_t room = lim > h->pages_in_use ? lim - h->pages_in_use : 0;
+    if (want > room / 16)
+        want = room >= 16 ? (unsigned)(room / 16) : 1;
+    return want;
+}
+
+/* Puts page p, taken under heap_lock for class c, in ka's stash. Relaxed:
+ * rudo_free reads the state under heap_lock; a query that sees STASHED
+ * reads the bits as it would on the avail list (gc/query.c). */
+static void stash_push(rudo__kind_alloc *ka, unsigned c, rudo__page *p) {
+    atomic_store_explicit(&p->owner_list, RUDO_OWNER_STASHED, memory_order_relaxed);
+    p->next = ka->stash[c];
+    ka->stash[c] = p;
+}
+
+/* Claims stashed page p for this thread's sweep. Acquire on success: the
+ * bits a rudo_free changed while it held the page (its release store of
+ * STASHED) are seen by the sweep. A failure that reads FREEING waits for
+ * that rudo_free (a weak CAS may also fail spuriously). */
+static void stash_claim(rudo__page *p) {
+    void **want = RUDO_OWNER_STASHED;
+    while (!atomic_compare_exchange_weak_explicit(&p->owner_list, &want,
+                                                  RUDO_OWNER_CLAIMED,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed)) {
+        /* Any other state means the page left the stash behind its
+         * owner's back: say so rather than wait for ever. */
+        if (!rudo__owner_stashed(want))
+            rudo__fatal("rudo_alloc", "internal error: stashed page %p found "
+                        "in state %p", (void *)rudo__page_addr(p), (void *)want);
+        if (want == RUDO_OWNER_FREEING)
+            rudo__cpu_relax();
+        want = RUDO_OWNER_STASHED;
+    }
+}
+
+/* Returns ka's stashed pages to their avail lists (heap_lock held, the
+ * owner not allocating: stopped, detaching or gone in a fork). A page
+ * whose claim began (CLAIMED: its taker vanished in a fork) is left to
+ * rudo__alloc_fork_child. Release, as retire_page: a reader that sees NULL
+ * sees the bits. */
+static void stash_return(rudo__heap *h, rudo__kind_alloc *ka) {
+    if (!ka)
+        return;
+    for (unsigned c = 0; c < RUDO_NCLASSES; c++) {
+        rudo__page *p = ka->stash[c];
+        ka->stash[c] = NULL;
+        while (p) {
+            rudo__page *next = p->next;
+            p->next = NULL;
+            if (atomic_load_explicit(&p->owner_list, memory_order_relaxed) ==
+                RUDO_OWNER_STASHED) {
+                atomic_store_explicit(&p->owner_list, NULL, memory_order_release);
+                rudo__avail_add(h, p);
+            }
+            p = next;
+        }
+    }
+}
+
+/* Makes fresh page p (from the free pool, taken for class c) a small page
+ * of (kind, c) with every cell free, swept in this cycle. Outside
+ * heap_lock: the page is the caller's alone. */
+static void init_small_page(rudo__heap *h, rudo__page *p, size_t scan,
+                            rudo_kind kind, unsigned c) {
+    /* Recycled memory is zeroed here, outside heap_lock (heap.h), but
+     * for a RUDO_KIND_UNINIT kind, whose free cells need no zeros. */
+    if (!h->kinds[kind].uninit)
+        rudo__pages_zero(p, scan);
+    p->type = RUDO_PAGE_SMALL;
+    p->cls = (uint8_t)c;
+    set_kind(h, p, kind, rudo__class_size[c]);
+    p->ncells = (uint32_t)(RUDO_PAGE_SIZE / p->cell_size);
+    p->recip = rudo__recip(p->cell_size);
+    rudo__st(&p->swept_gc, h->gc_count);
+}
+
+/* A page of (kind, class c) with free cells for ka, its list in *head, or
+ * NULL if the heap limit or the reservation is reached. */
+static rudo__page *take_page(rudo__heap *h, rudo__kind_alloc *ka, rudo_kind kind,
+                             unsigned c, void **head, size_t *nfree) {
     for (;;) {
-        rudo__lock_acquire(&h->heap_lock);
-        rudo__page *p = rudo__avail_pop(h, kind, c);
+        unsigned want = 1;
+        rudo__page *p = ka->stash[c];
         if (p) {
-            rudo__page_touch(h, p);
-            /* Claimed until it is current (rudo__alloc_refill) or left
-             * full: rudo_free, which takes heap_lock, waits meanwhile
-             * rather than change the bits the sweep rewrites. Relaxed:
-             * heap_lock orders it for rudo_free. */
-            atomic_store_explicit(&p->owner_list, RUDO_OWNER_CLAIMED,
-                                  memory_order_relaxed);
-            rudo__lock_release(&h->heap_lock);
+            ka->stash[c] = p->next;
+            p->next = NULL;
+            stash_claim(p);
+        } else {
+            bool waited = rudo__lock_acquire_waited(&h->heap_lock);
+            want = batch_cap(h, batch_size(h, ka, waited));
+            p = rudo__avail_pop(h, kind, c);
+            if (p) {
+                rudo__page_touch(h, p);
+                /* Claimed until it is current (rudo__alloc_refill) or
+                 * left full: rudo_free, which takes heap_lock, waits
+                 * meanwhile rather than change the bits the sweep
+                 * rewrites. Relaxed: heap_lock orders it for rudo_free. */
+                atomic_store_explicit(&p->owner_list, RUDO_OWNER_CLAIMED,
+                                      memory_order_relaxed);
+                for (unsigned i = 1; i < want; i++) {
+                    rudo__page *q = rudo__avail_pop(h, kind, c);
+                    if (!q)
+                        break;
+                    rudo__page_touch(h, q);
+                    stash_push(ka, c, q);
+                }
+                rudo__lock_release(&h->heap_lock);
+            }
+        }
+        if (p) {
             *nfree = rudo__sweep_page(h, p, head);
             if (*nfree)
                 return p;
@@ -169,23 +324,21 @@ static rudo__page *take_page(rudo__heap *h, rudo_kind kind, unsigned c,
             atomic_store_explicit(&p->owner_list, NULL, memory_order_release);
             continue;
         }
-        size_t scan;
-        p = rudo__pages_alloc(1, &scan);
-        if (p)
-            rudo__page_touch(h, p);
+        /* heap_lock is held: nothing on the avail list. Fresh pages. */
+        rudo__page *fresh[RUDO_PAGE_BATCH_MAX];
+        size_t scans[RUDO_PAGE_BATCH_MAX];
+        unsigned n = 0;
+        while (n < want && (fresh[n] = rudo__pages_alloc(1, &scans[n])) != NULL)
+            rudo__page_touch(h, fresh[n++]);
         rudo__lock_release(&h->heap_lock);
-        if (!p)
+        if (n == 0)
             return NULL;
-        /* Recycled memory is zeroed here, outside heap_lock (heap.h), but
-         * for a RUDO_KIND_UNINIT kind, whose free cells need no zeros. */
-        if (!h->kinds[kind].uninit)
-            rudo__pages_zero(p, scan);
-        p->type = RUDO_PAGE_SMALL;
-        p->cls = (uint8_t)c;
-        set_kind(h, p, kind, rudo__class_size[c]);
-        p->ncells = (uint32_t)(RUDO_PAGE_SIZE / p->cell_size);
-        p->recip = rudo__recip(p->cell_size);
-        rudo__st(&p->swept_gc, h->gc_count);
+        for (unsigned i = 1; i < n; i++) {
+            init_small_page(h, fresh[i], scans[i], kind, c);
+            stash_push(ka, c, fresh[i]);
+        }
+        p = fresh[0];
+        init_small_page(h, p, scans[0], kind, c);
         /* The memory is zero now: only the links need writing. */
         char *start = rudo__page_addr(p);
         void *list = NULL;
@@ -211,7 +364,7 @@ size_t rudo__alloc_refill(rudo__heap *h, rudo__kind_alloc *ka, uint32_t owner,
     ka->exact_below[c] = 0; /* the next page's bits are exact (swept) */
     void *head;
     size_t nfree;
-    rudo__page *p = take_page(h, kind, c, &head, &nfree);
+    rudo__page *p = take_page(h, ka, kind, c, &head, &nfree);
     if (!p)
         return 0;
     p->owner = owner;
@@ -259,8 +412,11 @@ void rudo__alloc_fork_child(rudo__heap *h) {
          * (a partial sweep only did some of what prepare does again), and
          * dirty, since some dead cells may not have been zeroed. Relaxed:
          * the child has one thread. */
+        void **ol = atomic_load_explicit(&p->owner_list, memory_order_relaxed);
+        /* Or it was stashed, and the vanished thread was taking it off its
+         * stash (the stashes of the threads gone were returned first). */
         if (p->type == RUDO_PAGE_SMALL &&
-            atomic_load_explicit(&p->owner_list, memory_order_relaxed) == RUDO_OWNER_CLAIMED) {
+            (ol == RUDO_OWNER_CLAIMED || rudo__owner_stashed(ol))) {
             atomic_store_explicit(&p->owner_list, NULL, memory_order_relaxed);
             p->dirty = 1;
         }

@@ -17,12 +17,21 @@ typedef struct rudo__kind_alloc {
      * finds the thread suspended by signal moves it to the head
      * (rudo__alloc_thaw_all). */
     uint32_t exact_below[RUDO_NCLASSES];
+    /* Per class: pages taken ahead with the last one (a batch), chained
+     * through their `next` link, owner_list RUDO_OWNER_STASHED (heap.h).
+     * Only the owner thread pops them; a collection, detach or fork
+     * returns them to the avail lists (rudo__alloc_retire_all). */
+    struct rudo__page *stash[RUDO_NCLASSES];
+    /* The adaptive batch size (0 reads as 1) and the uncontended refills
+     * since it last changed (alloc.c, batch_size). */
+    uint8_t batch, calm;
 } rudo__kind_alloc;
 
 
 /* Makes the alloc bits of every current page of m exact and detaches the
  * pages from m's free lists (a collection's start, or detach). With
- * heap_lock held, pages with free cells go on their avail lists. */
+ * heap_lock held, pages with free cells go on their avail lists, and so
+ * do the pages stashed in m's batches. */
 void rudo__alloc_retire_all(rudo__heap *h, rudo__kind_alloc **kalloc);
 /* For a thread suspended by signal (it may be stopped in the middle of
  * the inline fast path's pop: head loaded, next not yet stored), with the
@@ -35,20 +44,30 @@ void rudo__alloc_retire_all(rudo__heap *h, rudo__kind_alloc **kalloc);
  * the head become free and the page dirty; they are no longer on any list
  * and are reused when the page is swept after it is retired), swept_gc,
  * and exact_below = the head; and puts it back on the touched list
- * (heap_lock held), for the next minor collection. */
-/* In a forked child (heap_lock held): releases the pages that a thread
- * which did not survive the fork had claimed to sweep (take_page). */
+ * (heap_lock held), for the next minor collection. The freeze returns the
+ * thread's stashed pages to the avail lists (the slow path, which alone
+ * touches them, is never where a signal stops a thread). */
+/* Returns the pages stashed in m's batches to their avail lists
+ * (heap_lock held, m not allocating); rudo__alloc_retire_all and the
+ * freeze do it too. In a forked child, before rudo__alloc_fork_child: the
+ * forking thread keeps its current pages, not its stashes. */
+void rudo__alloc_unstash_all(rudo__heap *h, rudo__kind_alloc **kalloc);
+/* In a forked child (heap_lock held), after every surviving stash was
+ * returned: releases the pages that a thread which did not survive the
+ * fork had claimed to sweep (take_page) or was taking off its stash. */
 void rudo__alloc_fork_child(rudo__heap *h);
 void rudo__alloc_freeze_all(rudo__heap *h, rudo__kind_alloc **kalloc);
 void rudo__alloc_thaw_all(rudo__heap *h, rudo__kind_alloc **kalloc);
 /* Gives size class c of ka a page with free cells (the full current page
- * is retired first) from class c's avail list or the free pool, owned by
- * mutator `owner`; returns the bytes of its free cells, 0 if the heap
- * limit or the reservation is reached. Adds to *used the bytes of the
- * cells the retired page had allocated, which the caller charges to the
- * trigger (gc/alloc_slow.c: per thread, in batches); retirements by
- * anyone else (rudo__alloc_retire_all, freeze) charge the heap directly.
- * Takes heap_lock. */
+ * is retired first) from ka's stash for c, class c's avail list or the
+ * free pool, owned by mutator `owner`; returns the bytes of its free
+ * cells, 0 if the heap limit or the reservation is reached. Adds to *used
+ * the bytes of the cells the retired page had allocated, which the caller
+ * charges to the trigger (gc/alloc_slow.c: per thread, in batches);
+ * retirements by anyone else (rudo__alloc_retire_all, freeze) charge the
+ * heap directly. Takes heap_lock unless the stash had a page; while the
+ * lock is contended, it takes several pages per acquisition and stashes
+ * the rest (alloc.c, "Page batches"). */
 size_t rudo__alloc_refill(rudo__heap *h, rudo__kind_alloc *ka, uint32_t owner,
                           rudo_kind kind, unsigned c, uint64_t *used);
 /* A large object of `usable` bytes spanning npages pages, or NULL if the

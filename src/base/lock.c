@@ -51,17 +51,22 @@ static void check_order(rudo__lock *l) {
         rudo__fatal("lock order", "more than %d locks held", MAX_HELD);
 }
 
-void rudo__lock_acquire(rudo__lock *l) {
+bool rudo__lock_acquire_waited(rudo__lock *l) {
     bool check = rudo__lock_check_enabled();
     if (check)
         check_order(l);
     /* Raised before the mutex is taken and lowered after it is released:
      * the thread is never suspended by a signal while it holds it. */
     rudo__runtime_enter();
-    pthread_mutex_lock(&l->mutex);
+    bool waited = pthread_mutex_trylock(&l->mutex) != 0;
+    if (waited)
+        pthread_mutex_lock(&l->mutex);
     if (check)
         held[nheld++] = l;
+    return waited;
 }
+
+void rudo__lock_acquire(rudo__lock *l) { (void)rudo__lock_acquire_waited(l); }
 
 void rudo__lock_release(rudo__lock *l) {
     /* Remove l from the held stack if the checker recorded it (it may have

@@ -68,6 +68,10 @@ static inline void rudo__runtime_resume(unsigned d) {
 void rudo__lock_init(rudo__lock *l, int rank, const char *name);
 void rudo__lock_destroy(rudo__lock *l);
 void rudo__lock_acquire(rudo__lock *l);
+/* As rudo__lock_acquire; returns true if another thread held l, so that
+ * the caller had to wait: a contention signal for policies that take
+ * more per acquisition when a lock is busy (alloc.c, page batches). */
+bool rudo__lock_acquire_waited(rudo__lock *l);
 void rudo__lock_release(rudo__lock *l);
 /* Waits on cv, releasing and re-taking l (which stays on the held stack).
  * Cancellation is disabled during the wait (see lock.c). */

@@ -8,7 +8,8 @@
  *    for the link its page's next sweep writes), and the page goes on its
  *    avail list if it was full, so the next allocation of its class may
  *    reuse the cell. The mark bit is cleared too: with sticky mark bits a
- *    set one would mean "old, survived".
+ *    set one would mean "old, survived". A page stashed in an allocator's
+ *    batch (alloc.c) is treated so too, but stays in the stash.
  *  - a current page (an allocator's): cells below the allocator's free-list
  *    head count as allocated whatever their bits say, and the list cannot
  *    take the cell back out of address order. The object is zeroed, so it
@@ -81,12 +82,29 @@ void rudo_free(void *obj) {
     rudo__final_unregister(h, obj);
     rudo__page *p;
     void **ol;
+    bool stashed = false;
     for (;;) {
         rudo__lock_acquire(&h->heap_lock);
         p = freed_page(h, obj, &i, fn); /* again: a racing free */
         /* Acquire: a page seen retired (NULL) is seen with the alloc bits
          * its retirement wrote (retire_page runs without heap_lock). */
         ol = atomic_load_explicit(&p->owner_list, memory_order_acquire);
+        /* In an allocator's batch (alloc.c): its owner claims it without
+         * heap_lock, so it is held off (FREEING) while the bits change
+         * below; then it is an avail page that stays where it is. A
+         * failed swap found it claimed: the owner is sweeping it (or it
+         * has swept it since: acquire then, as the load above). The
+         * release store of STASHED below publishes the changes to the
+         * owner's claim. */
+        if (ol == RUDO_OWNER_STASHED &&
+            atomic_compare_exchange_strong_explicit(&p->owner_list, &ol,
+                                                    RUDO_OWNER_FREEING,
+                                                    memory_order_acquire,
+                                                    memory_order_acquire)) {
+            stashed = true;
+            ol = NULL;
+            break;
+        }
         if (ol != RUDO_OWNER_CLAIMED)
             break;
         /* An allocator is sweeping the page to make it current: a matter
@@ -108,7 +126,10 @@ void rudo_free(void *obj) {
     } else {
         memset(obj, 0, p->cell_size);
         clear_bits(p, i);
-        rudo__avail_add(h, p); /* nothing if listed already */
+        if (!stashed)
+            rudo__avail_add(h, p); /* nothing if listed already */
     }
+    if (stashed)
+        atomic_store_explicit(&p->owner_list, RUDO_OWNER_STASHED, memory_order_release);
     rudo__lock_release(&h->heap_lock);
 }

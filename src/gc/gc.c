@@ -48,6 +48,7 @@ int rudo_heap_create(const rudo_config *cfg) {
     h->poison |= env.poison;
     h->gc_log = env.gc_log;
     h->gc_stress = env.gc_stress;
+    h->page_batch = env.page_batch;
     h->gen.on = c.generational;
     h->gen.cpus = rudo__os_cpus();
     h->gen.threads = 1;

@@ -80,6 +80,8 @@ typedef struct rudo__option {
 typedef struct rudo__env_settings {
     unsigned gc_stress;     /* RUDO_GC_STRESS: a collection every N
                              * allocations; 0 = off */
+    unsigned page_batch;    /* RUDO_PAGE_BATCH: pages per heap_lock
+                             * acquisition of a refill; 0 = adaptive */
     unsigned stop_warn_ms;  /* RUDO_STOP_WARN_MS: stop-watchdog delay;
                              * 0 = never warn */
     bool verify;            /* RUDO_VERIFY (OR it with RUDO_DEBUG) */

@@ -32,6 +32,8 @@ struct rudo__mark_pool;
 /* Collections over which the pages in use are remembered for the release
  * hysteresis (rudo__pages_release_due). */
 #define RUDO_RETAIN_WINDOW 4
+/* The most pages a refill takes under one heap_lock acquisition (alloc.c). */
+#define RUDO_PAGE_BATCH_MAX 8
 #define RUDO_CARDS_PER_PAGE (RUDO_PAGE_SIZE >> RUDO_CARD_SHIFT) /* 128 */
 /* Without interior pointers (rudo_config.interior_pointers false): the
  * offsets into an object that conservative words may hold besides 0
@@ -67,12 +69,15 @@ enum rudo__page_type {
  *    and no bitmap bit >= ncells is set;
  *  - mark ⊆ alloc once marking ends (only allocated cells are marked —
  *    docs/design.md, "The allocation bit rule"), and fin ⊆ alloc;
- *  - a small page is in exactly one place: an allocator (owner_list !=
- *    NULL, "current"; RUDO_OWNER_CLAIMED while the allocator that took it
- *    sweeps it), the heap's avail list of its (kind, class), or no list
- *    (full); a large object's first page is on the large list; a free
- *    page is in the free map, and on the release list while committed;
- *  - alloc is exact for pages that are not current. For a current page, a
+ *  - a small page is in exactly one place: an allocator (owner_list a
+ *    free-list head, "current"; RUDO_OWNER_CLAIMED while the allocator
+ *    that took it sweeps it; RUDO_OWNER_STASHED in its batch of pages
+ *    taken ahead, alloc.c), the heap's avail list of its (kind, class), or
+ *    no list (full); a large object's first page is on the large list; a
+ *    free page is in the free map, and on the release list while
+ *    committed. Collections start with no page claimed or stashed;
+ *  - alloc is exact for pages that are not current (a stashed page's bits
+ *    are what they were on the avail list). For a current page, a
  *    cell is allocated iff its alloc bit is set or it lies below the
  *    allocator's free-list head (free lists are built and popped in address
  *    order), so the exact bits are recovered in O(bitmap words);
@@ -134,6 +139,19 @@ typedef struct rudo__page {
 
 /* owner_list of a page an allocator is claiming (above). */
 #define RUDO_OWNER_CLAIMED ((void **)1)
+/* owner_list of a page in an allocator's batch (alloc.c): taken off the
+ * avail list or the free pool for one size class of one thread, not yet
+ * swept by it; and of such a page while rudo_free changes its bits
+ * (gc/free.c). The allocator claims a stashed page without heap_lock, by
+ * compare-and-swap from STASHED to CLAIMED, so rudo_free, under heap_lock,
+ * holds it off with FREEING for the few stores it makes. */
+#define RUDO_OWNER_STASHED ((void **)2)
+#define RUDO_OWNER_FREEING ((void **)3)
+/* Whether owner_list value ol is a stashed page's: not current, its bits
+ * as exact as on the avail list. */
+static inline bool rudo__owner_stashed(void **ol) {
+    return ol == RUDO_OWNER_STASHED || ol == RUDO_OWNER_FREEING;
+}
 
 /* A doubly linked list of pages. */
 typedef struct rudo__page_list {
@@ -506,6 +524,9 @@ typedef struct rudo__heap {
     /* GC stress mode: collect every gc_stress allocations (RUDO_GC_STRESS;
      * 0 = off), counted in stress_count (relaxed: a counter). */
     unsigned gc_stress;
+    /* Pages a refill takes per heap_lock acquisition (RUDO_PAGE_BATCH):
+     * 0 = adaptive (alloc.c), 1 = one, up to RUDO_PAGE_BATCH_MAX. */
+    unsigned page_batch;
     /* rudo_disable nesting depth; relaxed: read by the slow path, whose
      * decision to collect only needs some recent value (rudo.h). */
     _Atomic unsigned disabled;

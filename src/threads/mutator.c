@@ -35,8 +35,13 @@ void rudo__mutators_fork_child(rudo__heap *h) {
     rudo__mutator *next;
     for (rudo__mutator *m = h->world.mutators; m; m = next) {
         next = m->next;
-        if (m == self)
+        if (m == self) {
+            /* Its current pages stay its own; its stashes go back, so that
+             * rudo__alloc_fork_child finds a stashed page only where a
+             * vanished thread was taking it. */
+            rudo__alloc_unstash_all(h, m->kalloc);
             continue;
+        }
         /* As rudo__mutator_detach, without the thread: heap_lock is held
          * and no collection runs. */
         rudo__alloc_retire_all(h, m->kalloc);
