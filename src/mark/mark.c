@@ -88,9 +88,13 @@ static inline void push(rudo__marker *mk, void *obj, rudo__page *p) {
         defer(mk, p);
 }
 
+/* rudo__marker.note */
+#define NOTE_WAKE 1u
+#define NOTE_RECORD 2u
+
 /* Ephemeron fixpoint: an object was marked on page p, which holds keys of
  * pending ephemerons: the fixpoint looks at them again (serial). */
-static __attribute__((noinline)) void wake_page(rudo__heap *h, rudo__page *p) {
+static void wake_page(rudo__heap *h, rudo__page *p) {
     p->ephem = 2;
     struct rudo__mark_state *s = &h->mark;
     if (s->nwoken == s->cap_woken)
@@ -99,18 +103,29 @@ static __attribute__((noinline)) void wake_page(rudo__heap *h, rudo__page *p) {
     s->woken[s->nwoken++] = (size_t)(p - h->pages);
 }
 
+/* Cell obj of page p was just marked while mk->note is set (serial). */
+static __attribute__((noinline)) void note_mark(rudo__marker *mk, char *obj, rudo__page *p) {
+    if ((mk->note & NOTE_WAKE) && p->ephem == 1)
+        wake_page(mk->h, p);
+    if (mk->note & NOTE_RECORD) {
+        if (mk->nrecorded == mk->cap_recorded)
+            mk->recorded = rudo__grow(mk->recorded, &mk->cap_recorded, sizeof *mk->recorded,
+                                      256, "rudo_collect", "out of memory for weak fields");
+        mk->recorded[mk->nrecorded++] = obj;
+    }
+}
+
 /* Marks cell i of page p, whose base is obj (found by one of the lookups
  * below), and queues it to be traced. */
 static inline __attribute__((always_inline)) void
 mark_cell(rudo__marker *mk, char *obj, rudo__page *p, size_t i) {
-    rudo__heap *h = mk->h;
     /* Only allocated cells are marked (alloc is exact now: heap.h). */
     if (!rudo__allocated(p, i) || !set_mark(mk, p, i))
         return;
     RUDO_ASSERT(p->type == RUDO_PAGE_SMALL || p->type == RUDO_PAGE_LARGE);
     mk->st.objects_marked++;
-    if (RUDO_UNLIKELY(mk->note) && p->ephem == 1)
-        wake_page(h, p);
+    if (RUDO_UNLIKELY(mk->note))
+        note_mark(mk, obj, p);
     if (p->noscan) /* an atomic kind: nothing to trace */
         return;
     rudo__mark_pool *pool = mk->pool;
@@ -219,11 +234,12 @@ static void mark_only_visit(rudo_tracer *tr, const void *p) {
     rudo__marker *mk = (rudo__marker *)tr;
     rudo__page *pg;
     size_t i;
-    if (!rudo__cell_of(mk->h, p, &pg, &i) || !rudo__allocated(pg, i) || !set_mark(mk, pg, i))
+    char *obj = rudo__cell_of(mk->h, p, &pg, &i);
+    if (!obj || !rudo__allocated(pg, i) || !set_mark(mk, pg, i))
         return;
     mk->st.objects_marked++;
-    if (RUDO_UNLIKELY(mk->note) && pg->ephem == 1)
-        wake_page(mk->h, pg);
+    if (RUDO_UNLIKELY(mk->note))
+        note_mark(mk, obj, pg);
 }
 
 bool rudo_visit_is_marked(rudo_tracer *tr, const void *p) {
@@ -282,7 +298,7 @@ void rudo__mark_ephemerons(rudo__heap *h) {
      * can have been marked since its entry was last looked at. */
     s->npending = 0;
     s->nwoken = 0;
-    mk0->note = true;
+    mk0->note |= NOTE_WAKE;
     for (;;) {
         /* New entries (all of them, the first time): look once, keep the
          * waiting ones. */
@@ -329,7 +345,7 @@ void rudo__mark_ephemerons(rudo__heap *h) {
                     s->pending[i].e = NULL;
         }
     }
-    mk0->note = false;
+    mk0->note &= (uint8_t)~NOTE_WAKE;
     /* The entries still waiting go back to the collector's list (for the
      * next fixpoint and for clearing); the pages forget their flags. */
     size_t keep = 0;
@@ -361,7 +377,37 @@ uint64_t rudo__mark_ephemerons_clear(rudo__heap *h) {
     return cleared;
 }
 
+/* Sets (on) or clears the mark bits of the objects mk recorded. */
+static void set_recorded(rudo__heap *h, const rudo__marker *mk, bool on) {
+    for (size_t k = 0; k < mk->nrecorded; k++) {
+        rudo__page *p = NULL;
+        size_t i = 0;
+        rudo__cell_of(h, mk->recorded[k], &p, &i);
+        _Atomic uint64_t *w = &p->bits[i / 64].mark;
+        uint64_t bit = (uint64_t)1 << (i % 64);
+        uint64_t v = atomic_load_explicit(w, memory_order_relaxed);
+        atomic_store_explicit(w, on ? v | bit : v & ~bit, memory_order_relaxed);
+    }
+}
+
+/* The weak fields are judged by the short rule (rudo.h, rudo_visit_weak):
+ * by the closure from the roots. The first call (step 2 of docs/design.md,
+ * "Weak references") judges the fields reported so far and starts
+ * recording what the collector marks from then on: finalization marks the
+ * objects due and what they reach, and traces them, which reports their
+ * weak fields. The second call (step 4) judges those with the recorded
+ * marks cleared meanwhile, so that a field whose target only finalization
+ * kept is cleared too (the finalizers of both find it NULL), then sets
+ * them again. The world is stopped and the collector marks alone. */
 uint64_t rudo__mark_weak_clear(rudo__heap *h) {
+    rudo__marker *mk0 = h->pool->m[0];
+    bool after = mk0->weak_pass++ > 0;
+    bool fresh = false;
+    for (unsigned m = 0; m < h->pool->n; m++)
+        fresh |= h->pool->m[m]->weak_done < h->pool->m[m]->nweak;
+    bool unmark = after && fresh && mk0->nrecorded > 0;
+    if (unmark)
+        set_recorded(h, mk0, false);
     uint64_t cleared = 0;
     for (unsigned m = 0; m < h->pool->n; m++) {
         rudo__marker *mk = h->pool->m[m];
@@ -373,6 +419,14 @@ uint64_t rudo__mark_weak_clear(rudo__heap *h) {
             }
         }
         mk->weak_done = mk->nweak;
+    }
+    if (unmark)
+        set_recorded(h, mk0, true);
+    if (after) {
+        mk0->note &= (uint8_t)~NOTE_RECORD;
+        mk0->nrecorded = 0;
+    } else {
+        mk0->note |= NOTE_RECORD;
     }
     return cleared;
 }
@@ -769,6 +823,9 @@ static void setup_marker(rudo__marker *mk) {
     mk->tr.rudo__mark_only = mark_only_visit;
     mk->nweak = mk->weak_done = 0;
     mk->nephem = 0;
+    mk->note = 0;
+    mk->nrecorded = 0;
+    mk->weak_pass = 0;
     mk->since_wake_check = 0;
     mk->single = mk->pool->n == 1;
     mk->local_lo = mk->local_n = mk->local_high = 0;

@@ -75,7 +75,14 @@ typedef struct rudo__marker {
     void **local;                 /* items are local[local_lo .. local_n) */
     size_t local_lo, local_n, local_cap, local_high;
     bool single;                  /* the only marker: no atomic RMW needed */
-    bool note;                    /* ephemeron fixpoint: report woken pages */
+    /* Marks to take note of (the collector, in the serial tail; mark.c):
+     * NOTE_WAKE, the ephemeron fixpoint's woken pages; NOTE_RECORD, the
+     * objects marked after the short weak slots were judged (finalization
+     * marking), listed in recorded[0 .. nrecorded). */
+    uint8_t note;
+    void **recorded;
+    size_t nrecorded, cap_recorded;
+    unsigned weak_pass;           /* rudo__mark_weak_clear calls so far */
     bool base_only_slots;         /* the trace callback running is of a
                                    * RUDO_KIND_BASE_ONLY kind (flush_slots) */
     uint64_t rng;                 /* victim choice (xorshift) */
@@ -185,7 +192,10 @@ void rudo__mark_ephemerons(rudo__heap *h);
 uint64_t rudo__mark_ephemerons_clear(rudo__heap *h);
 /* Clears the weak slots reported by trace callbacks since the last call
  * whose target is in an unmarked cell (world stopped, markers done);
- * returns the number cleared. */
+ * returns the number cleared. Called twice a collection: after the
+ * closure (and the ephemeron fixpoint), then after finalization marking;
+ * the second call judges the slots reported meanwhile as if finalization
+ * had marked nothing (the short rule, rudo.h: rudo_visit_weak). */
 uint64_t rudo__mark_weak_clear(rudo__heap *h);
 /* Test hook: in the next n collections every deque growth fails (and
  * deques start small), forcing the overflow slow path. */

@@ -117,6 +117,7 @@ void rudo__pool_destroy(rudo__heap *h) {
         rudo__meta_free(mk->local);
         rudo__meta_free(mk->weak);
         rudo__meta_free(mk->ephem);
+        rudo__meta_free(mk->recorded);
         free(mk);
     }
     free(pool->m);

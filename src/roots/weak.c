@@ -111,12 +111,18 @@ static bool in_free_cell(const rudo__heap *h, const void *p) {
 
 /* Judges registered slot i of set s (world stopped): clears it if its
  * target (the explicit one, else the slot's value) is in an unmarked
- * cell. A slot inside an unmarked heap object is left alone and reported
- * (returns false): the object may yet be kept for a finalizer (step 2),
- * or it dies now (step 4). A slot with an explicit target is forgotten
- * once cleared: the target's memory will be reused, and a new object
- * there must not clear the slot again. */
-static bool judge(rudo__heap *h, rudo__slotset *s, size_t i, uint64_t *cleared) {
+ * cell. A slot inside an unmarked heap object is reported (returns
+ * false): the object may yet be kept for a finalizer (step 2), or it dies
+ * now (step 4), and only step 4 can say which. Its value is judged all
+ * the same in step 2 (`early`, short slots): whether the target is
+ * reachable is decided by the closure from the roots, before finalization
+ * marks what dying objects reach, so the finalizers of the object and of
+ * the target find the slot NULL (rudo.h, rudo_weak_register); judged in
+ * step 4 instead, a target kept for a finalizer would keep its short slot.
+ * A slot with an explicit target is forgotten once cleared: the target's
+ * memory will be reused, and a new object there must not clear the slot
+ * again. */
+static bool judge(rudo__heap *h, rudo__slotset *s, size_t i, bool early, uint64_t *cleared) {
     void **slot = rudo__slotset_at(s, i);
     if (!slot)
         return true;
@@ -133,8 +139,15 @@ static bool judge(rudo__heap *h, rudo__slotset *s, size_t i, uint64_t *cleared) 
         rudo__slotset_remove_at(s, i);
         return true;
     }
-    if (rudo__unmarked_cell(h, slot))
+    if (rudo__unmarked_cell(h, slot)) {
+        /* Inside an unreachable object (a free cell is not written). */
+        if (early && !target && *slot && !in_free_cell(h, slot) &&
+            rudo__unmarked_cell(h, *slot)) {
+            *slot = NULL;
+            ++*cleared;
+        }
         return false;
+    }
     if (!target && *slot && rudo__unmarked_cell(h, *slot)) {
         *slot = NULL;
         ++*cleared;
@@ -144,7 +157,7 @@ static bool judge(rudo__heap *h, rudo__slotset *s, size_t i, uint64_t *cleared) 
 
 /* Forgets slot i if its container is still unmarked, else judges it. */
 static void judge_final(rudo__heap *h, rudo__slotset *s, size_t i, uint64_t *cleared) {
-    if (!judge(h, s, i, cleared))
+    if (!judge(h, s, i, false, cleared))
         rudo__slotset_remove_at(s, i);
 }
 
@@ -154,11 +167,12 @@ uint64_t rudo__weak_clear(rudo__heap *h, bool after_finalization) {
     rudo__lock_acquire(&r->lock);
     if (!after_finalization) {
         /* Step 2: every short slot; those inside unmarked objects are
-         * remembered for step 4, the others are decided for good (marks
-         * only grow, and the world stays stopped). */
+         * remembered for step 4 (forgotten there if the object died), the
+         * others are decided for good (marks only grow, and the world
+         * stays stopped). */
         r->nskipped = 0;
         for (size_t i = 0; i < r->weak.cap; i++) {
-            if (judge(h, &r->weak, i, &cleared))
+            if (judge(h, &r->weak, i, true, &cleared))
                 continue;
             if (r->nskipped == r->cap_skipped)
                 r->skipped = rudo__grow(r->skipped, &r->cap_skipped, sizeof *r->skipped, 64,
