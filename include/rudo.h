@@ -301,7 +301,9 @@ typedef enum rudo_tracing {
  * while the key is reachable from elsewhere (from roots, other objects,
  * other ephemerons' values, but not through this ephemeron's own value).
  * When a collection finds the key unreachable, it sets both fields to NULL:
- * a table of ephemerons skips entries whose key is NULL. The fields are
+ * a table of ephemerons skips entries whose key is NULL. A key that is
+ * kept for its finalizer counts as reachable in that collection: key and
+ * value stay until the collection that reclaims the key. The fields are
  * plain memory: read and write them directly (reads between safepoints are
  * stable, as for weak slots); a key or value that does not point into the
  * heap counts as reachable. docs/marking.md, "Ephemerons". */
@@ -820,7 +822,12 @@ RUDO_API int rudo_root_remove_range(void *start);
  * pointer-sized location, in static data, malloc'd memory, a stack that
  * outlives the registration, or a heap object, that does not keep its
  * target alive: when a collection finds the target unreachable, it stores
- * NULL into the slot (docs/design.md, "Weak references").
+ * NULL into the slot (docs/design.md, "Weak references"). Unless the slot
+ * is a word the collector scans anyway: inside a conservative object (or
+ * a registered range, a scanned stack or static data) every word is a
+ * root, the slot's among them, and it keeps its target; in an object of a
+ * callback or layout kind the slot must be a word the kind does not
+ * trace.
  *  - rudo_weak_register: a short weak slot, cleared as soon as the target
  *    is unreachable, before finalizers: a finalizable target's slots are
  *    NULL when its finalizer runs, and stay NULL if the finalizer stores
