@@ -26,7 +26,12 @@ struct compat_state {
     GC_warn_proc warn;          /* GC_set_warn_proc */
     pthread_mutex_t sync_lock;  /* init.c's sync_divisor */
     GC_word applied_divisor;    /* GC_free_space_divisor as last applied */
-    GC_abort_func abort_fn;     /* GC_set_abort_func (stored) */
+    /* rudo's reservation (rudo_heap_bounds), fixed at init: bdwgc's "in
+     * the heap" is (heap_below, heap_end). One byte below its start, as
+     * GC_least_plausible_heap_addr (init.c): this lies in scanned static
+     * data, and the start itself is the first cell's address. */
+    char *heap_below, *heap_end;
+    size_t max_heap;            /* GC_set_max_heap_size's cap, 0: none */
     atomic_int disabled;        /* GC_disable depth */
     uint64_t allocd_at_gc;      /* rudo_stats.bytes_allocated at the last
                                  * collection (GC_get_bytes_since_gc) */
@@ -75,10 +80,23 @@ void compat_warn(const char *msg, GC_word arg);
 void compat_warn_once(atomic_int *flag, const char *msg);
 /* The out-of-memory path of an allocation of `bytes`: GC_oom_fn's result. */
 void *compat_oom(size_t bytes);
+/* bdwgc's ABORT: GC_on_abort(msg) (GC_set_abort_func), then abort(). */
+_Noreturn void compat_abort(const char *msg);
+/* GC_on_abort's default (bdwgc's): prints msg and a newline on stderr. */
+void compat_default_on_abort(const char *msg);
+
+/* ---- control.c ---- */
+/* The default pointer-check failure procedures (bdwgc's: they abort). */
+void compat_default_same_obj_print_proc(void *p, void *q);
+void compat_default_is_visible_print_proc(void *p);
+void compat_default_is_valid_displacement_print_proc(void *p);
 
 /* ---- malloc.c ---- */
 /* True if p is the base of an object from GC_malloc_uncollectable. */
 bool compat_is_uncollectable(const void *p);
+/* True if p lies in the heap's reservation (bdwgc's GC_is_heap_ptr: "in
+ * the GC heap", an object or not). False before initialization. */
+bool compat_in_heap(const void *p);
 
 /* ---- statics.c ---- */
 /* The root callback that scans the program's static data (and, unless

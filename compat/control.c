@@ -4,31 +4,13 @@
  * docs/compat.md for which ones). */
 #include "compat.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* ---- collection ---- */
 
-GC_API void GC_gcollect(void) {
-    compat_enter();
-    /* Relaxed: a flag the program sets; bdwgc reads it the same way. */
-    if (__atomic_load_n(&GC_dont_gc, __ATOMIC_RELAXED))
-        return;
-    rudo_collect();
-}
-
-GC_API void GC_gcollect_and_unmap(void) { GC_gcollect(); }
-
-GC_API int GC_try_to_collect(int (*stop)(void)) {
-    (void)stop; /* a rudo collection is not abandoned midway */
-    compat_enter();
-    if (__atomic_load_n(&GC_dont_gc, __ATOMIC_RELAXED) || rudo_is_disabled())
-        return 0;
-    rudo_collect();
-    return 1;
-}
-
-/* The default stop function: stored for GC_get_stop_func, never called
- * (as GC_try_to_collect's: a rudo collection is not abandoned midway). */
+/* The default stop function: GC_set_stop_func's, read by GC_gcollect
+ * (bdwgc: by implicit collections too, which rudo starts itself). */
 typedef int (*GC_stop_func)(void);
 static GC_stop_func stop_func;
 static int never_stop(void) { return 0; } /* bdwgc's default */
@@ -43,48 +25,116 @@ GC_API GC_stop_func GC_get_stop_func(void) {
     return fn ? fn : never_stop;
 }
 
+/* bdwgc calls the stop function first, before anything of the collection
+ * is done, and gives up if it answers nonzero; later calls, during
+ * marking, have no counterpart: a rudo collection once started is not
+ * abandoned. GC_dont_gc, which GC_disable counts up, is read before it.
+ * rudo_collect is a tail call: no frame of this library lies between the
+ * client's and the collector's (a saved register of the client's, stale,
+ * would sit in it and be scanned: the compat tests count deaths). */
+GC_API void GC_gcollect(void) {
+    compat_enter();
+    /* Relaxed: a flag the program sets; bdwgc reads it the same way. */
+    if (__atomic_load_n(&GC_dont_gc, __ATOMIC_RELAXED))
+        return;
+    /* Acquire: pairs with the release in GC_set_stop_func. */
+    GC_stop_func stop = __atomic_load_n(&stop_func, __ATOMIC_ACQUIRE);
+    if (stop && stop())
+        return;
+    rudo_collect();
+}
+
+/* bdwgc: "ignores the default stop_func setting". */
+GC_API void GC_gcollect_and_unmap(void) {
+    compat_enter();
+    if (__atomic_load_n(&GC_dont_gc, __ATOMIC_RELAXED))
+        return;
+    rudo_collect();
+}
+
+GC_API int GC_try_to_collect(int (*stop)(void)) {
+    compat_enter();
+    if (__atomic_load_n(&GC_dont_gc, __ATOMIC_RELAXED) || rudo_is_disabled())
+        return 0;
+    if ((stop ? stop : GC_get_stop_func())()) /* NULL: the default, as bdwgc */
+        return 0;
+    rudo_collect();
+    return 1;
+}
+
 GC_API int GC_collect_a_little(void) {
     /* No incremental mode: there is never a collection in progress. */
     compat_enter();
     return 0;
 }
 
+/* bdwgc's GC_disable counts GC_dont_gc up and GC_enable counts it down:
+ * the variable is the depth, so a client that reads it, or sets it and
+ * asks GC_is_disabled, sees bdwgc's answer. compat.disabled counts the
+ * rudo_disable calls made here, which GC_enable undoes. */
 GC_API void GC_disable(void) {
     compat_enter();
-    /* Relaxed: the count only pairs calls; rudo orders the effect. */
+    /* Relaxed: the counts only pair calls; rudo orders the effect. */
+    __atomic_fetch_add(&GC_dont_gc, 1, __ATOMIC_RELAXED);
     atomic_fetch_add_explicit(&compat.disabled, 1, memory_order_relaxed);
     rudo_disable();
 }
 
+/* Decrements *v if it is positive; returns whether it did. */
+static bool count_down(int *v) {
+    int d = __atomic_load_n(v, __ATOMIC_RELAXED);
+    while (d > 0 && !__atomic_compare_exchange_n(v, &d, d - 1, true, __ATOMIC_RELAXED,
+                                                 __ATOMIC_RELAXED)) {
+    }
+    return d > 0;
+}
+
 GC_API void GC_enable(void) {
     compat_enter();
+    if (!count_down(&GC_dont_gc)) { /* bdwgc asserts; rudo would abort */
+        static atomic_int once;
+        compat_warn_once(&once, "GC Warning: GC_enable without GC_disable (ignored)\n");
+        return;
+    }
+    /* GC_dont_gc set by the program (or GC_DONT_GC) and counted down here
+     * has no rudo_disable to undo. */
     int d = atomic_load_explicit(&compat.disabled, memory_order_relaxed);
     while (d > 0 && !atomic_compare_exchange_weak_explicit(
                         &compat.disabled, &d, d - 1, memory_order_relaxed,
                         memory_order_relaxed)) {
     }
-    if (d <= 0) { /* bdwgc asserts; rudo would abort */
-        static atomic_int once;
-        compat_warn_once(&once, "GC Warning: GC_enable without GC_disable (ignored)\n");
-        return;
-    }
-    rudo_enable();
+    if (d > 0)
+        rudo_enable();
 }
 
 GC_API int GC_is_disabled(void) {
-    return atomic_load_explicit(&compat.disabled, memory_order_relaxed) > 0;
+    return __atomic_load_n(&GC_dont_gc, __ATOMIC_RELAXED) != 0;
 }
 
+/* bdwgc grows the heap by at least MINHINCR blocks (256 KiB), and fails
+ * past GC_set_max_heap_size's cap. rudo maps pages on demand inside its
+ * reservation, so the heap does not grow now (GC_get_heap_size stays);
+ * what is answered is whether the room is there. */
 GC_API int GC_expand_hp(size_t bytes) {
-    /* rudo maps pages as needed inside its reservation: the room is there. */
-    (void)bytes;
     compat_init();
-    return 1;
+    size_t b = bytes < ((size_t)256 << 10) ? (size_t)256 << 10 : bytes;
+    if (b > SIZE_MAX - 4095)
+        return 0;
+    b = (b + 4095) & ~(size_t)4095;
+    rudo_stats st;
+    rudo_get_stats(&st);
+    size_t heap = st.heap_bytes;
+    size_t cap = __atomic_load_n(&compat.max_heap, __ATOMIC_RELAXED);
+    size_t room = (size_t)(compat.heap_end - compat.heap_below - 1);
+    if (cap && cap < room)
+        room = cap;
+    return b <= room && heap <= room - b;
 }
 
 GC_API void GC_set_max_heap_size(GC_word n) {
     compat_init();
     /* A cap, as bdwgc's: never the collection target (ECL sets 1 GiB). */
+    __atomic_store_n(&compat.max_heap, (size_t)n, __ATOMIC_RELAXED);
     rudo_set_max_heap_cap(n);
 }
 
@@ -213,7 +263,7 @@ GC_API void GC_incr_bytes_freed(size_t n) { (void)n; }
     }                                                                           \
     GC_API int GC_get_##name(void) { return __atomic_load_n(&(var), __ATOMIC_RELAXED); }
 
-static int s_rate = 10, s_max_prior = 1, s_force_unmap, s_pages_exec = 1,
+static int s_rate = 10, s_max_prior = 1, s_force_unmap, s_pages_exec,
            s_manual_vdb, s_disable_auto, s_markers_count, s_suspend_sig = 30,
            s_restart_sig = 24; /* SIGPWR, SIGXCPU: bdwgc's pair */
 
@@ -226,7 +276,8 @@ STORED_INT(java_finalization, GC_java_finalization, 1)
 STORED_INT(rate, s_rate, 10)
 STORED_INT(max_prior_attempts, s_max_prior, 1)
 STORED_INT(force_unmap_on_gcollect, s_force_unmap, 0)
-STORED_INT(pages_executable, s_pages_exec, 1)
+/* 0: Debian's build maps no executable heap pages (nor does rudo). */
+STORED_INT(pages_executable, s_pages_exec, 0)
 STORED_INT(manual_vdb_allowed, s_manual_vdb, 0)
 STORED_INT(disable_automatic_collection, s_disable_auto, 0)
 STORED_INT(suspend_signal, s_suspend_sig, 30)
@@ -272,12 +323,90 @@ GC_API struct GC_timeval_s GC_get_time_limit_tv(void) {
 }
 GC_API void GC_set_time_limit_tv(struct GC_timeval_s tv) { GC_set_time_limit(tv.tv_ms); }
 
-/* Pointer checks: bdwgc's versions check only in its debugging modes and
- * otherwise return their argument. */
 GC_API void *GC_clear_stack(void *arg) { return arg; }
-GC_API void *GC_is_visible(void *p) { return p; }
-GC_API void *GC_is_valid_displacement(void *p) { return p; }
-GC_API void *GC_same_obj(void *p, void *q) { (void)q; return p; }
+
+/* ---- pointer checks (bdwgc's ptr_chck.c, compiled into every build) ----
+ * A failed check calls the program's print procedure (a variable, vars.c)
+ * and returns the argument; the defaults abort, as bdwgc's. "In the heap"
+ * is the reservation (bdwgc: a block of its heap). */
+
+void compat_default_same_obj_print_proc(void *p, void *q) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "GC_same_obj test failed: %p and %p are not in the same object",
+             p, q);
+    compat_abort(msg);
+}
+
+void compat_default_is_visible_print_proc(void *p) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "GC_is_visible test failed: %p not GC-visible", p);
+    compat_abort(msg);
+}
+
+void compat_default_is_valid_displacement_print_proc(void *p) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "GC_is_valid_displacement test failed: %p not valid", p);
+    compat_abort(msg);
+}
+
+/* bdwgc: fails if p and q are not in one object; succeeds if neither is
+ * in the heap. Where p is in the heap but in no allocated object (a free
+ * cell), rudo knows no cell bounds: q passes unless it is in an object
+ * or outside the heap (bdwgc would also fail a q in another free cell). */
+GC_API void *GC_same_obj(void *p, void *q) {
+    compat_enter();
+    bool fail;
+    if (!compat_in_heap(p)) {
+        fail = compat_in_heap(q);
+    } else {
+        char *base = rudo_base(p);
+        if (base)
+            fail = (char *)q < base || (char *)q >= base + rudo_size(base);
+        else
+            fail = !compat_in_heap(q) || rudo_base(q) != NULL;
+    }
+    if (fail) {
+        /* Acquire: the program may set the procedure on another thread. */
+        void (*fn)(void *, void *) = __atomic_load_n(&GC_same_obj_print_proc, __ATOMIC_ACQUIRE);
+        if (fn)
+            fn(p, q);
+    }
+    return p;
+}
+
+/* bdwgc's threaded build checks only that p is word-aligned and, in the
+ * heap, that GC_base finds an object (its free cells pass there, and rudo
+ * cannot tell a free cell from the slack it would fail, so heap addresses
+ * are not checked here: a check can only fail where bdwgc's would). */
+GC_API void *GC_is_visible(void *p) {
+    compat_enter();
+    if ((uintptr_t)p & (sizeof(void *) - 1)) {
+        void (*fn)(void *) = __atomic_load_n(&GC_is_visible_print_proc, __ATOMIC_ACQUIRE);
+        if (fn)
+            fn(p);
+    }
+    return p;
+}
+
+/* With all interior pointers recognized (rudo's only mode) bdwgc fails
+ * only an address in a heap block outside every cell, which rudo cannot
+ * tell from a free cell: it never fails here. */
+GC_API void *GC_is_valid_displacement(void *p) {
+    compat_enter();
+    return p;
+}
+
+GC_API void *GC_pre_incr(void **p, ptrdiff_t how_much) {
+    void *initial = *p;
+    *p = GC_same_obj((char *)initial + how_much, initial);
+    return *p;
+}
+
+GC_API void *GC_post_incr(void **p, ptrdiff_t how_much) {
+    void *initial = *p;
+    *p = GC_same_obj((char *)initial + how_much, initial);
+    return initial;
+}
 
 /* Every displacement is valid already: rudo recognizes all interior
  * pointers. */
@@ -292,17 +421,6 @@ GC_API void GC_start_performance_measurement(void) {}
  * here, so they are plain stores. */
 GC_API void GC_ptr_store_and_dirty(void *p, const void *q) { *(const void **)p = q; }
 GC_API void GC_debug_ptr_store_and_dirty(void *p, const void *q) { *(const void **)p = q; }
-
-/* Pointer arithmetic that bdwgc checks in its debugging modes only. */
-GC_API void *GC_pre_incr(void **p, ptrdiff_t how_much) {
-    *p = (char *)*p + how_much;
-    return *p;
-}
-GC_API void *GC_post_incr(void **p, ptrdiff_t how_much) {
-    void *old = *p;
-    *p = (char *)old + how_much;
-    return old;
-}
 
 /* ---- collection events ----
  * bdwgc's event callback, fed from a rudo collection listener:

@@ -144,10 +144,14 @@ static void init_once(void) {
     pthread_once(&atfork_once, compat_atfork_install);
     /* bdwgc's maximum is a cap, not a budget (GC_set_max_heap_size);
      * RUDO_HEAP_MAX, which won, keeps rudo's meaning. */
-    if (gc_max != 0 && !getenv("RUDO_HEAP_MAX"))
+    if (gc_max != 0 && !getenv("RUDO_HEAP_MAX")) {
         rudo_set_max_heap_cap(gc_max);
+        compat.max_heap = gc_max; /* GC_expand_hp's bound */
+    }
     void *lo, *hi;
     rudo_heap_bounds(&lo, &hi);
+    compat.heap_below = (char *)lo - 1;
+    compat.heap_end = hi;
     /* One byte outside the reservation at each end: the variables lie in
      * scanned static data (ours, and the clients' copies), and the heap's
      * first cell starts at lo, so lo itself would keep that object alive

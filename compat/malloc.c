@@ -220,6 +220,13 @@ GC_API void GC_free(void *p) {
 
 /* ---- realloc, strdup ---- */
 
+/* bdwgc's rules: the object stays where it is while the new size fits
+ * and is at least half of it, its bytes past the new size cleared (so a
+ * later growth in place reads zeros, as gc.h promises for non-atomic
+ * kinds, and no stale pointer is traced); otherwise a new object of the
+ * same kind (uncollectable ones stay uncollectable) gets the contents and
+ * the old one is freed, as gc.h says, so that a shrunk large buffer does
+ * not keep its pages. */
 GC_API void *GC_realloc(void *p, size_t n) {
     if (!p)
         return GC_malloc(n);
@@ -235,18 +242,20 @@ GC_API void *GC_realloc(void *p, size_t n) {
         return NULL;
     }
     size_t old = rudo_size(p);
-    if (compat_is_uncollectable(p)) {
-        rudo_kind k = rudo_kind_of(p);
-        void *q = alloc_uncollectable(k, n);
-        if (q && rudo_is_heap_ptr(q)) {
-            memcpy(q, p, old < n ? old : n);
-            GC_free(p);
-        }
-        return q;
-    }
     size_t sz = request(n);
-    void *q = sz ? rudo_realloc(p, sz) : NULL;
-    return q ? q : compat_oom(n);
+    if (RUDO_UNLIKELY(!sz))
+        return compat_oom(n);
+    if (sz <= old && n >= old / 2) {
+        memset((char *)p + n, 0, old - n);
+        return p;
+    }
+    rudo_kind k = rudo_kind_of(p);
+    void *q = compat_is_uncollectable(p) ? alloc_uncollectable(k, n) : alloc_kind(k, n);
+    if (q && rudo_is_heap_ptr(q)) { /* not the OOM function's answer */
+        memcpy(q, p, old < n ? old : n);
+        GC_free(p);
+    }
+    return q;
 }
 
 GC_API char *GC_strdup(const char *s) {
@@ -271,11 +280,25 @@ GC_API char *GC_strndup(const char *s, size_t max) {
     return d;
 }
 
+/* bdwgc: alignments up to a granule are GC_malloc's; a power of two up
+ * to a block is honoured, and a larger one fails through the OOM
+ * function. rudo aligns powers of two up to its page (64 KiB). Any other
+ * alignment bdwgc meets by offsetting into a larger object (an interior
+ * pointer, which both collectors keep the object alive by), and so does
+ * this. */
 GC_API void *GC_memalign(size_t align, size_t n) {
     if (align <= RUDO_GRANULE)
         return GC_malloc(n);
-    if (align & (align - 1) || align > 65536u)
-        return NULL;
+    if (align > 65536u)
+        return compat_oom(n);
+    if (align & (align - 1)) {
+        if (n > SIZE_MAX - align)
+            return compat_oom(n);
+        char *p = GC_malloc(n + align - 1);
+        if (!p || !rudo_is_heap_ptr(p))
+            return p;
+        return p + (align - (uintptr_t)p % align) % align;
+    }
     compat_enter();
     size_t sz = request(n);
     void *p = sz ? rudo_alloc_aligned(RUDO_KIND_CONSERVATIVE, sz, align) : NULL;
@@ -284,11 +307,10 @@ GC_API void *GC_memalign(size_t align, size_t n) {
 
 GC_API int GC_posix_memalign(void **out, size_t align, size_t n) {
     if (align < sizeof(void *) || (align & (align - 1)))
-        return 22; /* EINVAL */
-    void *p = GC_memalign(align, n);
-    if (!p)
+        return 22; /* EINVAL; *out unchanged */
+    /* bdwgc stores the result, NULL included, before testing it. */
+    if ((*out = GC_memalign(align, n)) == NULL)
         return 12; /* ENOMEM */
-    *out = p;
     return 0;
 }
 
@@ -326,8 +348,13 @@ GC_API size_t GC_size(const void *p) {
     return base ? rudo_size(base) : 0;
 }
 
-GC_API int GC_is_heap_ptr(const void *p) {
+bool compat_in_heap(const void *p) {
     if (!atomic_load_explicit(&compat.ready, memory_order_acquire))
-        return 0;
-    return rudo_is_heap_ptr(p);
+        return false;
+    return (const char *)p > compat.heap_below && (const char *)p < compat.heap_end;
 }
+
+/* bdwgc: "points to somewhere in GC heap", an allocated object or not (a
+ * freed or collected one's address still answers 1 there): the heap's
+ * reservation, which holds nothing but heap objects. */
+GC_API int GC_is_heap_ptr(const void *p) { return compat_in_heap(p); }

@@ -31,14 +31,16 @@ void *GC_least_plausible_heap_addr = (void *)~(uintptr_t)0;
 void *GC_greatest_plausible_heap_addr = NULL;
 char *GC_stackbottom = NULL;
 GC_oom_func GC_oom_fn = NULL; /* NULL: the default, which returns NULL */
-void (*GC_on_abort)(const char *msg) = NULL;
+void (*GC_on_abort)(const char *msg) = compat_default_on_abort;
 void (*GC_on_heap_resize)(GC_word new_size) = NULL;
 void (*GC_finalizer_notifier)(void) = NULL;
 /* bdwgc's default pushes its threads' roots; rudo scans them itself. */
 void (*GC_push_other_roots)(void) = compat_default_push_other_roots;
-void (*GC_is_visible_print_proc)(void *p) = NULL;
-void (*GC_is_valid_displacement_print_proc)(void *p) = NULL;
-void (*GC_same_obj_print_proc)(void *p, void *q) = NULL;
+/* bdwgc's defaults abort (control.c); a client may replace them. */
+void (*GC_is_visible_print_proc)(void *p) = compat_default_is_visible_print_proc;
+void (*GC_is_valid_displacement_print_proc)(void *p) =
+    compat_default_is_valid_displacement_print_proc;
+void (*GC_same_obj_print_proc)(void *p, void *q) = compat_default_same_obj_print_proc;
 /* gc_inline.h's free lists: empty lists, so an inline allocator compiled
  * into a client takes its slow path (GC_generic_malloc_many). */
 static void *empty_lists[4][GC_TINY_FREELISTS];

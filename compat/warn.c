@@ -65,13 +65,31 @@ GC_API GC_oom_func GC_get_oom_fn(void) {
     return fn ? fn : default_oom_fn;
 }
 
+/* bdwgc's default abort function: the message and a newline on stderr
+ * (abort() follows it, in compat_abort). A client that chains to the
+ * function it replaced (GC_get_abort_func before GC_set_abort_func) gets
+ * this one, never NULL. */
+void compat_default_on_abort(const char *msg) {
+    if (msg)
+        fprintf(stderr, "%s\n", msg);
+}
+
+/* GC_on_abort is the storage, as in bdwgc (vars.c: its default above). */
 GC_API void GC_set_abort_func(GC_abort_func fn) {
-    /* Stored: rudo's own fatal errors print and abort without it. */
-    __atomic_store_n(&compat.abort_fn, fn, __ATOMIC_RELEASE);
+    /* Release: pairs with the acquire in GC_get_abort_func and
+     * compat_abort. rudo's own fatal errors print and abort without it. */
+    __atomic_store_n(&GC_on_abort, fn, __ATOMIC_RELEASE);
 }
 
 GC_API GC_abort_func GC_get_abort_func(void) {
-    return __atomic_load_n(&compat.abort_fn, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&GC_on_abort, __ATOMIC_ACQUIRE);
+}
+
+void compat_abort(const char *msg) {
+    GC_abort_func fn = GC_get_abort_func();
+    if (fn)
+        fn(msg);
+    abort();
 }
 
 GC_API void GC_abort_on_oom(void) {
