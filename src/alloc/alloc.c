@@ -4,6 +4,7 @@
  * heap's avail list (swept now: lazy sweeping) or a fresh one; and spans
  * for large objects. Collecting when there is none is the collector
  * layer's decision (src/gc/alloc_slow.c). */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,6 +110,42 @@ void rudo__alloc_unstash_all(rudo__heap *h, rudo__kind_alloc **kalloc) {
         stash_return(h, kalloc[k]);
 }
 
+/* Whether stashed page p has no cell allocated: a fresh page, or one
+ * emptied by rudo_free since it was stashed (bits exact: swept). */
+static bool stashed_empty(const rudo__heap *h, const rudo__page *p) {
+    if (rudo__ld(&p->swept_gc) != h->gc_count)
+        return false;
+    for (size_t w = 0; w * 64 < p->ncells; w++)
+        if (rudo__ld(&p->bits[w].alloc))
+            return false;
+    return true;
+}
+
+bool rudo__alloc_unstash_free(rudo__heap *h, rudo__kind_alloc **kalloc) {
+    bool any = false;
+    rudo__lock_acquire(&h->heap_lock);
+    for (unsigned k = 0; k < RUDO_MAX_KINDS; k++) {
+        rudo__kind_alloc *ka = kalloc[k];
+        for (unsigned c = 0; ka && c < RUDO_NCLASSES; c++) {
+            for (rudo__page *p = ka->stash[c], *next; p; p = next) {
+                next = p->next;
+                p->next = NULL;
+                any = true;
+                if (stashed_empty(h, p)) {
+                    rudo__pages_free(p, 1); /* owner_list NULL too */
+                } else {
+                    /* Release: as stash_return. */
+                    atomic_store_explicit(&p->owner_list, NULL, memory_order_release);
+                    rudo__avail_add(h, p);
+                }
+            }
+            ka->stash[c] = NULL;
+        }
+    }
+    rudo__lock_release(&h->heap_lock);
+    return any;
+}
+
 /* The head of a suspended thread's list. volatile: the collector reads
  * the word once, whatever the thread was doing to it (it is stopped now;
  * the handshake ordered its last store before this load). */
@@ -180,6 +217,10 @@ static void set_kind(rudo__heap *h, rudo__page *p, rudo_kind kind, size_t cell_s
 
 /* How many pages this refill takes, given whether it waited for the lock. */
 static unsigned batch_size(const rudo__heap *h, rudo__kind_alloc *ka, bool waited) {
+    /* While collection is disabled nothing would return a stash before
+     * rudo_enable (relaxed: a heuristic, as in the slow path). */
+    if (atomic_load_explicit(&h->disabled, memory_order_relaxed) > 0)
+        return 1;
     if (h->page_batch)
         return h->page_batch;
     unsigned b = ka->batch ? ka->batch : 1;
@@ -211,11 +252,13 @@ static unsigned batch_cap(const rudo__heap *h, unsigned want) {
     return want;
 }
 
-/* Puts page p, taken under heap_lock for class c, in ka's stash. Relaxed:
- * rudo_free reads the state under heap_lock; a query that sees STASHED
- * reads the bits as it would on the avail list (gc/query.c). */
+/* Puts page p, taken for class c, in ka's stash. Release: a query that
+ * sees STASHED trusts the page's bits as on the avail list (gc/query.c),
+ * so the bits written before (a retirement, a rudo_free, the typing of a
+ * fresh page) must be visible with it; rudo_free reads the state under
+ * heap_lock, and its FREEING swap continues this release sequence. */
 static void stash_push(rudo__kind_alloc *ka, unsigned c, rudo__page *p) {
-    atomic_store_explicit(&p->owner_list, RUDO_OWNER_STASHED, memory_order_relaxed);
+    atomic_store_explicit(&p->owner_list, RUDO_OWNER_STASHED, memory_order_release);
     p->next = ka->stash[c];
     ka->stash[c] = p;
 }
@@ -226,6 +269,7 @@ static void stash_push(rudo__kind_alloc *ka, unsigned c, rudo__page *p) {
  * that rudo_free (a weak CAS may also fail spuriously). */
 static void stash_claim(rudo__page *p) {
     void **want = RUDO_OWNER_STASHED;
+    unsigned spins = 0;
     while (!atomic_compare_exchange_weak_explicit(&p->owner_list, &want,
                                                   RUDO_OWNER_CLAIMED,
                                                   memory_order_acquire,
@@ -235,7 +279,10 @@ static void stash_claim(rudo__page *p) {
         if (!rudo__owner_stashed(want))
             rudo__fatal("rudo_alloc", "internal error: stashed page %p found "
                         "in state %p", (void *)rudo__page_addr(p), (void *)want);
-        if (want == RUDO_OWNER_FREEING)
+        /* A preempted rudo_free holds it: give it the CPU after a while. */
+        if (want == RUDO_OWNER_FREEING && ++spins % 64 == 0)
+            sched_yield();
+        else if (want == RUDO_OWNER_FREEING)
             rudo__cpu_relax();
         want = RUDO_OWNER_STASHED;
     }
@@ -266,14 +313,14 @@ static void stash_return(rudo__heap *h, rudo__kind_alloc *ka) {
 }
 
 /* Makes fresh page p (from the free pool, taken for class c) a small page
- * of (kind, c) with every cell free, swept in this cycle. Outside
- * heap_lock: the page is the caller's alone. */
-static void init_small_page(rudo__heap *h, rudo__page *p, size_t scan,
-                            rudo_kind kind, unsigned c) {
-    /* Recycled memory is zeroed here, outside heap_lock (heap.h), but
-     * for a RUDO_KIND_UNINIT kind, whose free cells need no zeros. */
-    if (!h->kinds[kind].uninit)
-        rudo__pages_zero(p, scan);
+ * of (kind, c) with every cell free, swept in this cycle; its memory is
+ * zeroed after heap_lock (rudo__pages_zero). Under heap_lock: a forked
+ * child whose taker vanished before the zeroing then finds a small page
+ * on no list with no cell allocated, which its next collection frees
+ * (the zeroing is redone when the pool hands it out again); a page still
+ * typed free would be lost to it. */
+static void type_small_page(rudo__heap *h, rudo__page *p, rudo_kind kind,
+                            unsigned c) {
     p->type = RUDO_PAGE_SMALL;
     p->cls = (uint8_t)c;
     set_kind(h, p, kind, rudo__class_size[c]);
@@ -328,17 +375,24 @@ static rudo__page *take_page(rudo__heap *h, rudo__kind_alloc *ka, rudo_kind kind
         rudo__page *fresh[RUDO_PAGE_BATCH_MAX];
         size_t scans[RUDO_PAGE_BATCH_MAX];
         unsigned n = 0;
-        while (n < want && (fresh[n] = rudo__pages_alloc(1, &scans[n])) != NULL)
-            rudo__page_touch(h, fresh[n++]);
+        while (n < want && (fresh[n] = rudo__pages_alloc(1, &scans[n])) != NULL) {
+            rudo__page_touch(h, fresh[n]);
+            type_small_page(h, fresh[n++], kind, c);
+        }
         rudo__lock_release(&h->heap_lock);
         if (n == 0)
             return NULL;
+        /* Recycled memory is zeroed here, outside heap_lock (heap.h), but
+         * for a RUDO_KIND_UNINIT kind, whose free cells need no zeros. */
+        bool zero = !h->kinds[kind].uninit;
         for (unsigned i = 1; i < n; i++) {
-            init_small_page(h, fresh[i], scans[i], kind, c);
+            if (zero)
+                rudo__pages_zero(fresh[i], scans[i]);
             stash_push(ka, c, fresh[i]);
         }
         p = fresh[0];
-        init_small_page(h, p, scans[0], kind, c);
+        if (zero)
+            rudo__pages_zero(p, scans[0]);
         /* The memory is zero now: only the links need writing. */
         char *start = rudo__page_addr(p);
         void *list = NULL;

@@ -19,8 +19,8 @@ typedef struct rudo__kind_alloc {
     uint32_t exact_below[RUDO_NCLASSES];
     /* Per class: pages taken ahead with the last one (a batch), chained
      * through their `next` link, owner_list RUDO_OWNER_STASHED (heap.h).
-     * Only the owner thread pops them; a collection, detach or fork
-     * returns them to the avail lists (rudo__alloc_retire_all). */
+     * Only the owner thread pops them; a collection (retire or freeze),
+     * detach or fork returns them to the avail lists. */
     struct rudo__page *stash[RUDO_NCLASSES];
     /* The adaptive batch size (0 reads as 1) and the uncontended refills
      * since it last changed (alloc.c, batch_size). */
@@ -47,17 +47,22 @@ void rudo__alloc_retire_all(rudo__heap *h, rudo__kind_alloc **kalloc);
  * (heap_lock held), for the next minor collection. The freeze returns the
  * thread's stashed pages to the avail lists (the slow path, which alone
  * touches them, is never where a signal stops a thread). */
+void rudo__alloc_freeze_all(rudo__heap *h, rudo__kind_alloc **kalloc);
+void rudo__alloc_thaw_all(rudo__heap *h, rudo__kind_alloc **kalloc);
 /* Returns the pages stashed in m's batches to their avail lists
  * (heap_lock held, m not allocating); rudo__alloc_retire_all and the
  * freeze do it too. In a forked child, before rudo__alloc_fork_child: the
  * forking thread keeps its current pages, not its stashes. */
 void rudo__alloc_unstash_all(rudo__heap *h, rudo__kind_alloc **kalloc);
+/* Gives back the pages stashed in m's batches (m is the calling thread:
+ * takes heap_lock): empty ones to the free pool, the others to their
+ * avail lists. Returns whether there were any. For the heap-full path
+ * while collection is disabled, when no collection will return them. */
+bool rudo__alloc_unstash_free(rudo__heap *h, rudo__kind_alloc **kalloc);
 /* In a forked child (heap_lock held), after every surviving stash was
  * returned: releases the pages that a thread which did not survive the
  * fork had claimed to sweep (take_page) or was taking off its stash. */
 void rudo__alloc_fork_child(rudo__heap *h);
-void rudo__alloc_freeze_all(rudo__heap *h, rudo__kind_alloc **kalloc);
-void rudo__alloc_thaw_all(rudo__heap *h, rudo__kind_alloc **kalloc);
 /* Gives size class c of ka a page with free cells (the full current page
  * is retired first) from ka's stash for c, class c's avail list or the
  * free pool, owned by mutator `owner`; returns the bytes of its free

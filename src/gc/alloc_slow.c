@@ -99,6 +99,11 @@ static size_t limit_pages(rudo__heap *h) {
 static bool heap_full(rudo__heap *h, rudo__mutator *m, uint64_t need,
                       bool large, unsigned *collections) {
     if (disabled(h)) {
+        /* No collection returns this thread's stashed pages (alloc.c,
+         * page batches): give them back and retry. Those of other threads
+         * stay theirs until rudo_enable (docs/design.md). */
+        if (rudo__alloc_unstash_free(h, m->kalloc))
+            return false;
         rudo__warn("rudo_alloc", "heap limit reached while collection is "
                    "disabled (rudo_disable)");
         return true;

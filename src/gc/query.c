@@ -11,7 +11,8 @@ static void *find_object_in(const rudo__heap *h, const void *a, rudo__page **pp)
         return NULL;
     /* Acquire: seeing NULL, the alloc bits written before it are visible. */
     void **ol = atomic_load_explicit(&p->owner_list, memory_order_acquire);
-    /* A stashed page (alloc.c) is not current: its bits are exact. */
+    /* A stashed page (alloc.c) is not current: its bits are exact, or
+     * alloc & mark if it is unswept, as on the avail list. */
     if (rudo__owner_stashed(ol))
         ol = NULL;
     bool allocated = rudo__allocated(p, i);

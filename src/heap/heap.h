@@ -123,8 +123,10 @@ typedef struct rudo__page {
     /* current: the allocator's free-list head. Stored with release and
      * loaded with acquire, so a query that sees NULL also sees the alloc
      * bits written before it (rudo__find_object). RUDO_OWNER_CLAIMED while
-     * an allocator that took the page off its avail list sweeps it
-     * (alloc.c), so that rudo_free leaves the page alone meanwhile. */
+     * an allocator that took the page off its avail list (or its stash)
+     * sweeps it (alloc.c), so that rudo_free leaves the page alone
+     * meanwhile; RUDO_OWNER_STASHED / RUDO_OWNER_FREEING in an allocator's
+     * batch (below; docs/threads.md gives each store's order). */
     void **_Atomic owner_list;
     struct rudo__page *next, *prev; /* list links */
     /* Mark and alloc words side by side: marking a cell reads both, so
