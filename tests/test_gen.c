@@ -198,6 +198,29 @@ static void missing_barrier(void *arg) {
     rudo_collect_minor();
 }
 
+/* The same through a weak field (rudo_visit_weak): a minor collection
+ * looks at an old object's weak fields only on dirty cards, so without
+ * the barrier a young target is freed and the field left dangling. */
+typedef struct wbox {
+    void *weak;
+} wbox;
+static void trace_wbox(void *obj, size_t size, rudo_tracer *tr) {
+    (void)size;
+    rudo_visit_weak(tr, &((wbox *)obj)->weak);
+}
+static wbox *bad_box;
+static void missing_barrier_weak(void *arg) {
+    (void)arg;
+    setenv("RUDO_VERIFY", "1", 1);
+    heap_up(1);
+    rudo_kind k = rudo_kind_traced("wbox", trace_wbox);
+    rudo_root_add((void **)&bad_box);
+    bad_box = rudo_alloc(k, sizeof *bad_box);
+    rudo_collect();
+    bad_box->weak = rudo_malloc_atomic(32); /* plain store: no barrier */
+    rudo_collect_minor();
+}
+
 static void range_outside(void *arg) {
     (void)arg;
     heap_up(1);
@@ -499,6 +522,8 @@ int main(void) {
     env_switch();
     barrier_off();
     expect_death("store without the barrier", missing_barrier, NULL,
+                 "a store without rudo_write");
+    expect_death("weak field stored without the barrier", missing_barrier_weak, NULL,
                  "a store without rudo_write");
     expect_death("rudo_write_range past the object", range_outside, NULL,
                  "is not inside object");

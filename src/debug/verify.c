@@ -241,6 +241,14 @@ static void cflush(rudo_tracer *tr) {
     t->tr.rudo__cur = t->buf;
 }
 
+/* A weak field needs the barrier too: a minor collection reports the
+ * weak fields of old objects only on dirty cards, so a young target
+ * stored without it is freed and the field left dangling, not cleared. */
+static void cweak(rudo_tracer *tr, void **slot) {
+    ctracer *t = (ctracer *)tr;
+    check_card(rudo__the_heap, t->p, t->obj, slot);
+}
+
 static void verify_old_object(rudo__heap *h, const rudo__page *p, char *obj) {
     const rudo__kind *k = &h->kinds[p->kind];
     void **w = (void **)obj;
@@ -259,7 +267,7 @@ static void verify_old_object(rudo__heap *h, const rudo__page *p, char *obj) {
         t.tr.rudo__cur = t.buf;
         t.tr.rudo__end = t.buf + 64;
         t.tr.rudo__flush = cflush;
-        t.tr.rudo__weak = vweak; /* weak slots keep nothing alive */
+        t.tr.rudo__weak = cweak;
         t.tr.rudo__value = cvalue;
         t.tr.rudo__range = crange;
         t.tr.rudo__mark_only = vmark_only;
