@@ -200,18 +200,41 @@ static bool overlaps_old(const uintptr_t *rec, size_t n, size_t old_size, uintpt
     return lo > 0 && rec[lo - 1] + old_size > a;
 }
 
+/* A malloc'd table of count slots registered as a root range, which keeps
+ * what a reuse check allocates alive until the count is done: the
+ * allocator then has to move on over the freed cells. Without it, in GC
+ * stress mode (RUDO_GC_STRESS) a collection every few allocations would
+ * free the new objects again and hand the same few cells out over and
+ * over, never reaching most of the memory the check looks for. */
+static void **hold_begin(size_t count) {
+    void **hold = calloc(count, sizeof *hold);
+    if (hold == NULL)
+        abort();
+    rudo_root_add_range(hold, hold + count);
+    return hold;
+}
+
+static void hold_end(void **hold) {
+    CHECK(rudo_root_remove_range(hold) == RUDO_OK);
+    free(hold);
+}
+
 /* Allocates count objects of `size` bytes of `kind`, each checked by
- * check_fresh, and returns how many overlap the ng recorded garbage objects
- * of the same size (rec sorted, unmasked). */
+ * check_fresh and held until all are allocated (hold_begin), and returns
+ * how many overlap the ng recorded garbage objects of the same size (rec
+ * sorted, unmasked). */
 static size_t alloc_count_reused(rudo_kind kind, size_t size, size_t count,
                                  const uintptr_t *rec, size_t ng) {
+    void **hold = hold_begin(count);
     size_t reused = 0;
     for (size_t i = 0; i < count; i++) {
         void *p = rudo_alloc(kind, size);
+        hold[i] = p;
         check_fresh(p, kind, size);
         if (p && overlaps_old(rec, ng, size, (uintptr_t)p, size))
             reused++;
     }
+    hold_end(hold);
     return reused;
 }
 
@@ -427,13 +450,19 @@ __attribute__((noinline)) static void test_realloc(void) {
  * freed whole (which would zero them anyway). */
 static void **zero_holder;
 
+/* All n cells are held until the last is allocated, so that the dead half
+ * lies between the kept ones even when collections run during the fill (GC
+ * stress mode), which would otherwise recycle each dead cell at once. */
 __attribute__((noinline)) static void fill_half_kept(rudo_kind kind, size_t n) {
+    void **hold = hold_begin(n);
     for (size_t i = 0; i < n; i++) {
         unsigned char *o = rudo_alloc(kind, 48);
+        hold[i] = o;
         memset(o, 0xAA, rudo_size(o));
         if (i % 2 == 0)
             zero_holder[i / 2] = o;
     }
+    hold_end(hold);
 }
 
 __attribute__((noinline)) static void test_zero_after_two_collections(void) {
@@ -453,13 +482,16 @@ __attribute__((noinline)) static void test_zero_after_two_collections(void) {
     rudo_collect(); /* half of the cells die; their pages stay unswept */
     rudo_collect(); /* they are freed unswept: the pages become dirty */
     size_t bad = 0, got = 0, reused = 0;
+    void **hold = hold_begin(N / 2); /* the new objects fill the dead cells */
     for (size_t i = 0; i < N / 2; i++) {
         unsigned char *o = rudo_alloc(kind, 48);
+        hold[i] = o;
         got += o != NULL;
         reused += (uintptr_t)o > lo && (uintptr_t)o < hi;
         if (o && !all_zero(o, rudo_size(o)))
             bad++;
     }
+    hold_end(hold);
     CHECK(got == N / 2);
     CHECK(reused >= N / 4); /* the dead cells between the kept ones */
     CHECK(bad == 0);

@@ -8,7 +8,9 @@
  *
  * Precise setup (scan_stacks = false, scan_static_data = false, precise root
  * slots) so "dead" is exact, and a large initial heap so collections only
- * happen when asked. */
+ * happen when asked. In GC stress mode (RUDO_GC_STRESS) they also happen at
+ * allocations: an object a case means to find dead at its own collection
+ * is held in a root until then, and objects under construction are. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +39,7 @@ static uint64_t last_event;         /* set by the collection callback */
 
 static void *g_root; /* precise root slots */
 static void *g_resurrect;
+static void *g_hold; /* an object under construction */
 #define N_MADE 16
 static void *g_made[N_MADE];
 
@@ -98,11 +101,12 @@ static void test_once(void) {
     g_root = arr;
     uint64_t first = next_id;
     for (int i = 0; i < N; i++) {
-        /* a few large objects, live and dead */
+        /* a few large objects, live and dead; all held until made */
         struct fobj *o = fobj_new(k, i % 25 < 2 ? 40000 : sizeof *o);
-        if (i % 2 == 0)
-            arr[i] = o; /* even ones stay reachable */
+        arr[i] = o;
     }
+    for (int i = 1; i < N; i += 2)
+        arr[i] = NULL; /* even ones stay reachable */
     int before = 0;
     for (int i = 0; i < N; i++)
         before += fin_count[first + i];
@@ -229,9 +233,13 @@ static void test_children_intact(void) {
     k_child = rudo_kind_atomic("fin-child");
     rudo_collect();
     size_t baseline = stats().live_bytes;
+    /* Every parent is held until all are made: the child allocations
+     * below must not lose one (nor let a collection finalize it early). */
+    void **arr = rudo_alloc_array(RUDO_KIND_CONSERVATIVE, N, sizeof(void *));
+    g_root = arr;
     for (int i = 0; i < N; i++) {
         struct fobj *p = fobj_new(k, sizeof *p);
-        g_root = p; /* the child allocation below must not lose p */
+        arr[i] = p;
         uint64_t *c = rudo_alloc(k_child, CHILD_WORDS * 8);
         c[1] = p->id;
         for (int j = 2; j < CHILD_WORDS; j++)
@@ -297,10 +305,13 @@ static void test_resurrection(void) {
  * clearing it stops finalization. */
 static void test_set_finalizer(void) {
     rudo_kind k = make_kind("fin-late", NULL, NULL);
+    void **arr = rudo_alloc_array(RUDO_KIND_CONSERVATIVE, 10, sizeof(void *));
+    g_root = arr; /* held until the finalizer is set */
     uint64_t first = next_id;
     for (int i = 0; i < 10; i++)
-        (void)fobj_new(k, sizeof(struct fobj));
+        arr[i] = fobj_new(k, sizeof(struct fobj));
     rudo_kind_set_finalizer(k, fin_plain, &fin_tag);
+    g_root = NULL;
     rudo_collect();
     int once = 0;
     for (int i = 0; i < 10; i++)
@@ -308,10 +319,13 @@ static void test_set_finalizer(void) {
     CHECK(once == 10);
 
     rudo_kind_set_finalizer(k, NULL, NULL);
+    arr = rudo_alloc_array(RUDO_KIND_CONSERVATIVE, 10, sizeof(void *));
+    g_root = arr;
     first = next_id;
     for (int i = 0; i < 10; i++)
-        (void)fobj_new(k, sizeof(struct fobj));
+        arr[i] = fobj_new(k, sizeof(struct fobj));
     uint64_t runs = stats().finalizers_run;
+    g_root = NULL;
     rudo_collect();
     int never = 0;
     for (int i = 0; i < 10; i++)
@@ -336,9 +350,12 @@ static void test_finalizable_graph(void) {
         prev->child = o;
         prev = o;
     }
-    struct fobj *a = fobj_new(k, sizeof *a), *b = fobj_new(k, 4000);
+    struct fobj *a = fobj_new(k, sizeof *a);
+    g_hold = a; /* b's allocation must not find a dead */
+    struct fobj *b = fobj_new(k, 4000);
     a->child = b;
     b->child = a;
+    g_hold = NULL;
     uint64_t ida = a->id, idb = b->id;
     rudo_collect(); /* the chain is rooted, the cycle is not */
     CHECK(fin_count[ida] == 1 && fin_count[idb] == 1);
@@ -373,6 +390,7 @@ int main(void) {
     rudo_set_gc_callback(gc_callback, NULL);
     rudo_root_add(&g_root);
     rudo_root_add(&g_resurrect);
+    rudo_root_add(&g_hold);
     for (int i = 0; i < N_MADE; i++)
         rudo_root_add(&g_made[i]);
 

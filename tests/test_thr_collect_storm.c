@@ -4,7 +4,9 @@
  * region), then meet at a spinning start line (polling rudo_safepoint) and
  * all call rudo_collect(); 200 rounds each (TEST_SCALE scales them). The
  * initial heap is large (64 MiB), so the only collections are the ones
- * these calls run.
+ * these calls run. The little allocation between rounds comes after the
+ * round's count is taken (a third barrier): in GC stress mode
+ * (RUDO_GC_STRESS) the collections it runs fall between the rounds.
  *
  * Checks:
  *  - no deadlock: the test finishes (a watchdog fails it otherwise);
@@ -17,7 +19,7 @@
  *  - per round also: at most T collections (never more
  *    collections than requests);
  *  - coalescing ("one collection serves them all"): over all rounds, fewer
- *    collections than calls;
+ *    collections than calls (the rounds' collections, summed);
  *  - the gc callback saw every collection exactly once (event numbers are
  *    distinct, consecutive, and as many as stats.collections advanced) with
  *    consistent timings (ttsp and mark within the pause) and
@@ -120,7 +122,7 @@ typedef struct storm {
     atomic_long unmarked_calls; /* calls during which shared_tree was not traced */
     atomic_long bad_rounds;  /* rounds with 0 or more than T collections */
     atomic_long bad_trees;
-    uint64_t total; /* collections during the rounds (thread 0) */
+    uint64_t total; /* collections during the rounds, summed (thread 0) */
 } storm;
 
 typedef struct worker {
@@ -141,15 +143,11 @@ static void *worker_main(void *arg) {
     uint64_t mine_sum = mine->sum;
     *w->root = make_tree(7, &rng);
     uint64_t root_sum = ((tnode *)*w->root)->sum;
-    uint64_t first = 0;
 
     for (long r = 0; r < s->rounds; r++) {
         test_barrier_wait(&s->barrier);
-        if (w->idx == 0) {
+        if (w->idx == 0)
             s->round_before = collections();
-            if (r == 0)
-                first = s->round_before;
-        }
         /* The start line: a spin barrier, so that every thread is running
          * (not held in rudo_blocking_leave by the first one's collection)
          * when it calls rudo_collect. Spinning polls safepoints. */
@@ -174,6 +172,15 @@ static void *worker_main(void *arg) {
             shared_tree->sum != shared_sum)
             atomic_fetch_add(&s->bad_trees, 1);
         world_check();
+
+        test_barrier_wait(&s->barrier); /* everyone is back */
+        if (w->idx == 0) {
+            uint64_t after = collections();
+            if (after < s->round_before + 1 || after > s->round_before + (uint64_t)s->nthreads)
+                atomic_fetch_add(&s->bad_rounds, 1);
+            s->total += after - s->round_before;
+        }
+        test_barrier_wait(&s->barrier); /* the round is counted */
         /* A little allocation between rounds (well below initial_heap). */
         if (r % 8 == 0) {
             mine = make_tree(5, &rng);
@@ -182,15 +189,6 @@ static void *worker_main(void *arg) {
         if (r % 16 == 0) {
             *w->root = make_tree(5, &rng);
             root_sum = ((tnode *)*w->root)->sum;
-        }
-
-        test_barrier_wait(&s->barrier); /* everyone is back */
-        if (w->idx == 0) {
-            uint64_t after = collections();
-            if (after < s->round_before + 1 || after > s->round_before + (uint64_t)s->nthreads)
-                atomic_fetch_add(&s->bad_rounds, 1);
-            if (r == s->rounds - 1)
-                s->total = after - first;
         }
     }
     rudo_thread_detach();
@@ -252,8 +250,14 @@ int main(void) {
     shared_tree = make_tree(8, &rng);
     shared_sum = shared_tree->sum;
     shared_root_node = shared_tree;
-    /* At most one collection per call, plus a few. */
+    /* At most one collection per call, plus a few; in GC stress mode also
+     * one per N allocations: the trees, 2 of depth 7 per thread and storm,
+     * 2 of depth 5 every 8 rounds at most. */
     max_events = (uint64_t)test_scaled(200) * (4 + 8) + 64;
+    long stress = test_env_long("RUDO_GC_STRESS", 0);
+    if (stress > 0)
+        max_events += ((4 + 8) * (2 * 255 + (uint64_t)(test_scaled(200) / 8 + 1) * 2 * 63) +
+                       511) / (uint64_t)stress + 64;
     event_seen = calloc(max_events, sizeof *event_seen);
     if (event_seen == NULL) {
         perror("calloc");

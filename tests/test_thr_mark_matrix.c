@@ -39,7 +39,13 @@
  * TSan) sets the size of the sample.
  * 
  * The environment's RUDO_MARKERS / RUDO_STEAL / RUDO_INBOX / RUDO_ROUTE are
- * cleared: each configuration sets them through rudo_config. */
+ * cleared: each configuration sets them through rudo_config.
+ *
+ * Everything a case allocates is held in a registered root range until
+ * its collection (and dropped with no allocation in between): in GC stress
+ * mode (RUDO_GC_STRESS) the collections during its setup would otherwise
+ * free the children, decoys and page run, and their memory could come back
+ * as other objects of the case. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +116,26 @@ static bool is_ptr(const variant *v, size_t i, size_t nw) {
     return false;
 }
 
+/* ---- what a case holds ---------------------------------------------------------- */
+
+/* What the case being set up allocated so far (see the top), in malloc'd
+ * memory registered as a root range while the heap lives. */
+static void **hold;
+static size_t nhold, hold_cap;
+
+static void held(void *x) {
+    if (nhold == hold_cap) {
+        fprintf(stderr, "hold table full\n");
+        abort();
+    }
+    hold[nhold++] = x;
+}
+
+static void hold_drop(void) {
+    memset(hold, 0, nhold * sizeof *hold);
+    nhold = 0;
+}
+
 /* ---- children -------------------------------------------------------------- */
 
 typedef struct child {
@@ -126,6 +152,7 @@ static child *child_new(void) {
         fprintf(stderr, "rudo_alloc returned NULL\n");
         abort();
     }
+    held(c);
     c->magic = CHILD_MAGIC;
     c->id = next_child_id++;
     c->inv = ~c->id;
@@ -263,6 +290,7 @@ static bool fill_run(rudo_kind kind, size_t size, size_t need) {
             fprintf(stderr, "rudo_alloc returned NULL\n");
             abort();
         }
+        held(x);
         uintptr_t a = (uintptr_t)x;
         size_t idx = (a & (RUDO_PAGE_SIZE - 1)) / size;
         if ((a & (RUDO_PAGE_SIZE - 1)) % size != 0)
@@ -308,9 +336,11 @@ static void run_case(unsigned vi, size_t size, size_t pos, unsigned markers, boo
             fprintf(stderr, "rudo_alloc returned NULL\n");
             abort();
         }
+        held(parent);
     } else {
         size_t need = pos + 2 <= ncells ? pos + 2 : ncells;
         if (!fill_run(v->kind, size, need)) {
+            hold_drop();
             cases_skipped++;
             fprintf(stderr, "  skipped: %s size %zu cell %zu: no fresh page run\n", v->name, size,
                     pos);
@@ -323,6 +353,7 @@ static void run_case(unsigned vi, size_t size, size_t pos, unsigned markers, boo
     /* The position really is the one under test. */
     if (rudo_size(parent) != nw * WORD || rudo_kind_of(parent) != v->kind ||
         (!large && ((uintptr_t)parent & (RUDO_PAGE_SIZE - 1)) / size != pos)) {
+        hold_drop();
         cases_skipped++;
         fprintf(stderr, "  skipped: %s size %zu cell %zu: unexpected placement\n", v->name, size,
                 pos);
@@ -340,6 +371,7 @@ static void run_case(unsigned vi, size_t size, size_t pos, unsigned markers, boo
                 nb[s][i] = garbage[i % NG];
 
     *root_slot = parent;
+    hold_drop(); /* no allocation from here to the collection */
     rudo_collect();
     *root_slot = NULL;
     cases_run++;
@@ -438,6 +470,8 @@ static void make_heap(unsigned markers, bool route, bool inbox) {
     k_child = rudo_kind_atomic("matrix-child");
     root_slot = calloc(1, sizeof *root_slot);
     rudo_root_add(root_slot);
+    nhold = 0;
+    rudo_root_add_range(hold, hold + hold_cap);
 }
 
 static void drop_heap(unsigned markers) {
@@ -449,6 +483,7 @@ static void drop_heap(unsigned markers) {
     CHECK(rudo__debug_markers_quiescent());
     CHECK_EQ(rudo_root_remove(root_slot), RUDO_OK);
     free(root_slot);
+    CHECK_EQ(rudo_root_remove_range(hold), RUDO_OK);
     rudo_heap_destroy();
 }
 
@@ -472,7 +507,12 @@ int main(int argc, char **argv) {
     run = malloc(RUDO_MAX_CELLS * sizeof *run);
     role = malloc(max_nw);
     kids = malloc(max_nw * sizeof *kids);
-    if (!run || !role || !kids) {
+    /* A case allocates its children, decoys and garbage children, and a
+     * page run of at most 4 pages' cells and 64 more (fill_run), or one
+     * large parent. */
+    hold_cap = max_nw + ND + NG + 4 * RUDO_MAX_CELLS + 64;
+    hold = calloc(hold_cap, sizeof *hold);
+    if (!run || !role || !kids || !hold) {
         perror("malloc");
         return 2;
     }
@@ -538,5 +578,6 @@ int main(int argc, char **argv) {
     free(run);
     free(role);
     free(kids);
+    free(hold);
     return test_report();
 }
