@@ -276,38 +276,24 @@ static void report_case(const variant *v, size_t size, size_t pos, unsigned mark
                 v->name, size, pos, markers, route, inbox, n, what);
 }
 
+/* Each object of a page run is held (see the top). */
+static void *run_alloc(rudo_kind kind, size_t size, void *data) {
+    (void)data;
+    void *x = rudo_alloc(kind, size);
+    if (x == NULL) {
+        fprintf(stderr, "rudo_alloc returned NULL\n");
+        abort();
+    }
+    held(x);
+    return x;
+}
+
 /* Allocates objects of (kind, size) until the current page run reaches
  * cell `need - 1` of a page whose cells were handed out in address order
  * from cell 0 (a fresh page, or one swept empty). Returns false if none
  * comes within a bound. */
 static bool fill_run(rudo_kind kind, size_t size, size_t need) {
-    size_t ncells = ncells_of(size);
-    size_t len = 0;
-    uintptr_t page = 0;
-    for (size_t tries = 0; tries < 4 * ncells + 64; tries++) {
-        void *x = rudo_alloc(kind, size);
-        if (x == NULL) {
-            fprintf(stderr, "rudo_alloc returned NULL\n");
-            abort();
-        }
-        held(x);
-        uintptr_t a = (uintptr_t)x;
-        size_t idx = (a & (RUDO_PAGE_SIZE - 1)) / size;
-        if ((a & (RUDO_PAGE_SIZE - 1)) % size != 0)
-            return false; /* not a cell base: the page arithmetic is off */
-        if (idx == 0) {
-            page = a >> RUDO_PAGE_SHIFT;
-            len = 0;
-            run[len++] = x;
-        } else if (len > 0 && a >> RUDO_PAGE_SHIFT == page && idx == len) {
-            run[len++] = x;
-        } else {
-            len = 0;
-        }
-        if (len == need)
-            return true;
-    }
-    return false;
+    return test_page_run(kind, size, need, 4 * ncells_of(size) + 64, run, run_alloc, NULL);
 }
 
 static void run_case(unsigned vi, size_t size, size_t pos, unsigned markers, bool route,

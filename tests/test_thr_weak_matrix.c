@@ -425,6 +425,11 @@ static bool t_intact(const inst *in) {
 /* Scratch for place() (malloc'd: never a root). */
 static void **run;
 
+static void *run_alloc(rudo_kind kind, size_t size, void *data) {
+    (void)data;
+    return must_alloc(kind, size);
+}
+
 /* Allocates objects of (kind, size) until cell `pos` of a page whose cells
  * were handed out in address order from cell 0 (a fresh page, or one swept
  * empty) is reached, and one cell more where the page has it; returns the
@@ -436,28 +441,9 @@ static void *place(rudo_kind kind, size_t size, size_t pos) {
         return must_alloc(kind, size);
     size_t ncells = ncells_of(size);
     size_t need = pos + 2 <= ncells ? pos + 2 : ncells;
-    size_t len = 0;
-    uintptr_t page = 0;
-    void *res = NULL;
     rudo_disable();
-    for (size_t tries = 0; tries < 16 * ncells + 256 && !res; tries++) {
-        void *x = must_alloc(kind, size);
-        uintptr_t a = (uintptr_t)x;
-        size_t off = a & (RUDO_PAGE_SIZE - 1), idx = off / size;
-        if (off % size != 0)
-            break; /* not a cell base: the page arithmetic is off */
-        if (idx == 0) {
-            page = a >> RUDO_PAGE_SHIFT;
-            len = 0;
-            run[len++] = x;
-        } else if (len > 0 && a >> RUDO_PAGE_SHIFT == page && idx == len) {
-            run[len++] = x;
-        } else {
-            len = 0;
-        }
-        if (len == need)
-            res = run[pos];
-    }
+    void *res = test_page_run(kind, size, need, 16 * ncells + 256, run, run_alloc, NULL)
+                    ? run[pos] : NULL;
     rudo_enable();
     if (res && (rudo_size(res) != size || rudo_kind_of(res) != kind ||
                 ((uintptr_t)res & (RUDO_PAGE_SIZE - 1)) / size != pos))

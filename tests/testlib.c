@@ -1,5 +1,6 @@
 #include "testlib.h"
 
+#include "heap/heap.h" /* RUDO_PAGE_SHIFT */
 #include "rudo.h"
 
 #include <signal.h>
@@ -203,4 +204,31 @@ void test_capture_end(void) {
     close(saved_fd);
     close(cap_fd);
     saved_fd = cap_fd = -1;
+}
+
+bool test_page_run(rudo_kind kind, size_t size, size_t need, size_t tries,
+                   void **run, void *(*alloc)(rudo_kind, size_t, void *),
+                   void *data) {
+    const uintptr_t page_mask = ((uintptr_t)1 << RUDO_PAGE_SHIFT) - 1;
+    size_t len = 0;
+    uintptr_t page = 0;
+    for (size_t t = 0; t < tries; t++) {
+        void *x = alloc(kind, size, data);
+        uintptr_t a = (uintptr_t)x;
+        size_t off = a & page_mask, idx = off / size;
+        if (off % size != 0)
+            return false; /* not a cell base: the page arithmetic is off */
+        if (idx == 0) {
+            page = a >> RUDO_PAGE_SHIFT;
+            len = 0;
+            run[len++] = x;
+        } else if (len > 0 && a >> RUDO_PAGE_SHIFT == page && idx == len) {
+            run[len++] = x;
+        } else {
+            len = 0;
+        }
+        if (len == need)
+            return true;
+    }
+    return false;
 }

@@ -122,6 +122,18 @@ test_lnode *test_list_make(rudo_kind kind, int n, uint64_t seed);
 /* Whether x is exactly such a list, every node's check intact. */
 bool test_list_ok(const test_lnode *x, int n, uint64_t seed);
 
+/* Places objects at a given cell index: allocates objects of (kind,
+ * size), a small size class's exact cell size, each through alloc(kind,
+ * size, data) (which must not return NULL), until `need` of them lie in
+ * cells 0 .. need-1 of one page, handed out in address order from cell 0
+ * (a fresh page, or one swept empty); they are then run[0 .. need-1].
+ * Returns false if no such run comes within `tries` allocations, or if
+ * an object is not at a cell base of the size (the page arithmetic is
+ * off). run must hold `need` pointers. */
+bool test_page_run(rudo_kind kind, size_t size, size_t need, size_t tries,
+                   void **run, void *(*alloc)(rudo_kind, size_t, void *),
+                   void *data);
+
 /* Captures the process's stderr (fd 2) in an unlinked temporary file from
  * test_capture_begin to test_capture_end; test_captured copies what it
  * received so far into buf (NUL-terminated, at most cap - 1 bytes) and

@@ -4,6 +4,7 @@
  * same output format. Built against Debian's <gc.h>, as real clients. */
 #ifndef RUDO_COMPAT_TEST_H
 #define RUDO_COMPAT_TEST_H
+#include <stddef.h>
 #include <stdio.h>
 
 static unsigned long ct_passed, ct_failed;
@@ -21,5 +22,17 @@ static void ct_check(int ok, const char *expr, const char *file, int line) {
 static int ct_report(void) {
     printf("%lu passed, %lu failed\n", ct_passed, ct_failed);
     return ct_failed ? 1 : 0;
+}
+/* Fills an object with a pattern that a reused (zeroed, then churned)
+ * cell would not hold; intact() tells whether it still holds it. */
+static inline void fill(unsigned char *p, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(seed + i * 7);
+}
+static inline int intact(const unsigned char *p, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (unsigned char)(seed + i * 7))
+            return 0;
+    return 1;
 }
 #endif

@@ -43,19 +43,6 @@ static void churn(size_t size, int n) {
     }
 }
 
-/* Fills an object with a pattern that a reused (zeroed, then churned)
- * cell would not hold. */
-static void fill(unsigned char *p, size_t n, unsigned seed) {
-    for (size_t i = 0; i < n; i++)
-        p[i] = (unsigned char)(seed + i * 7);
-}
-static int intact(const unsigned char *p, size_t n, unsigned seed) {
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != (unsigned char)(seed + i * 7))
-            return 0;
-    return 1;
-}
-
 /* count pointer-free objects of n bytes filled with 0xc3, all dead once
  * two collections have run. */
 static void atomic_garbage(size_t n, size_t count) {

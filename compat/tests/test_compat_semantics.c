@@ -52,16 +52,6 @@ static int died_ok(size_t got, size_t want) { return got <= want && got + 2 >= w
 
 static void *static_word; /* a word: aligned, as GC_is_visible wants */
 
-static void fill(unsigned char *p, size_t n, unsigned seed) {
-    for (size_t i = 0; i < n; i++)
-        p[i] = (unsigned char)(seed + i * 7);
-}
-static int intact(const unsigned char *p, size_t n, unsigned seed) {
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != (unsigned char)(seed + i * 7))
-            return 0;
-    return 1;
-}
 static int all_zero(const unsigned char *p, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (p[i])
