@@ -77,7 +77,7 @@ static void retire_page(rudo__heap *h, rudo__page *p, void *head, size_t exact,
         rudo__avail_add(h, p);
 }
 
-static void stash_return(rudo__heap *h, rudo__kind_alloc *ka);
+static bool stash_return(rudo__heap *h, rudo__kind_alloc *ka, bool free_empty);
 
 /* Calls fn for each current page of a thread's allocators: its kind
  * state and class. */
@@ -107,41 +107,14 @@ void rudo__alloc_retire_all(rudo__heap *h, rudo__kind_alloc **kalloc) {
 
 void rudo__alloc_unstash_all(rudo__heap *h, rudo__kind_alloc **kalloc) {
     for (unsigned k = 0; k < RUDO_MAX_KINDS; k++)
-        stash_return(h, kalloc[k]);
-}
-
-/* Whether stashed page p has no cell allocated: a fresh page, or one
- * emptied by rudo_free since it was stashed (bits exact: swept). */
-static bool stashed_empty(const rudo__heap *h, const rudo__page *p) {
-    if (rudo__ld(&p->swept_gc) != h->gc_count)
-        return false;
-    for (size_t w = 0; w * 64 < p->ncells; w++)
-        if (rudo__ld(&p->bits[w].alloc))
-            return false;
-    return true;
+        stash_return(h, kalloc[k], false);
 }
 
 bool rudo__alloc_unstash_free(rudo__heap *h, rudo__kind_alloc **kalloc) {
     bool any = false;
     rudo__lock_acquire(&h->heap_lock);
-    for (unsigned k = 0; k < RUDO_MAX_KINDS; k++) {
-        rudo__kind_alloc *ka = kalloc[k];
-        for (unsigned c = 0; ka && c < RUDO_NCLASSES; c++) {
-            for (rudo__page *p = ka->stash[c], *next; p; p = next) {
-                next = p->next;
-                p->next = NULL;
-                any = true;
-                if (stashed_empty(h, p)) {
-                    rudo__pages_free(p, 1); /* owner_list NULL too */
-                } else {
-                    /* Release: as stash_return. */
-                    atomic_store_explicit(&p->owner_list, NULL, memory_order_release);
-                    rudo__avail_add(h, p);
-                }
-            }
-            ka->stash[c] = NULL;
-        }
-    }
+    for (unsigned k = 0; k < RUDO_MAX_KINDS; k++)
+        any |= stash_return(h, kalloc[k], true);
     rudo__lock_release(&h->heap_lock);
     return any;
 }
@@ -288,14 +261,27 @@ static void stash_claim(rudo__page *p) {
     }
 }
 
-/* Returns ka's stashed pages to their avail lists (heap_lock held, the
- * owner not allocating: stopped, detaching or gone in a fork). A page
- * whose claim began (CLAIMED: its taker vanished in a fork) is left to
- * rudo__alloc_fork_child. Release, as retire_page: a reader that sees NULL
- * sees the bits. */
-static void stash_return(rudo__heap *h, rudo__kind_alloc *ka) {
+/* Whether stashed page p has no cell allocated: a fresh page, or one
+ * emptied by rudo_free since it was stashed (bits exact: swept). */
+static bool stashed_empty(const rudo__heap *h, const rudo__page *p) {
+    if (rudo__ld(&p->swept_gc) != h->gc_count)
+        return false;
+    for (size_t w = 0; w * 64 < p->ncells; w++)
+        if (rudo__ld(&p->bits[w].alloc))
+            return false;
+    return true;
+}
+
+/* Returns ka's stashed pages to their avail lists, or, with free_empty,
+ * those with no cell allocated to the free pool (heap_lock held, the
+ * owner not allocating: stopped, detaching, gone in a fork, or the
+ * caller). A page whose claim began (CLAIMED: its taker vanished in a
+ * fork) is left to rudo__alloc_fork_child. Release, as retire_page: a
+ * reader that sees NULL sees the bits. Returns whether it gave any back. */
+static bool stash_return(rudo__heap *h, rudo__kind_alloc *ka, bool free_empty) {
+    bool any = false;
     if (!ka)
-        return;
+        return false;
     for (unsigned c = 0; c < RUDO_NCLASSES; c++) {
         rudo__page *p = ka->stash[c];
         ka->stash[c] = NULL;
@@ -304,12 +290,18 @@ static void stash_return(rudo__heap *h, rudo__kind_alloc *ka) {
             p->next = NULL;
             if (atomic_load_explicit(&p->owner_list, memory_order_relaxed) ==
                 RUDO_OWNER_STASHED) {
-                atomic_store_explicit(&p->owner_list, NULL, memory_order_release);
-                rudo__avail_add(h, p);
+                any = true;
+                if (free_empty && stashed_empty(h, p)) {
+                    rudo__pages_free(p, 1); /* owner_list NULL too */
+                } else {
+                    atomic_store_explicit(&p->owner_list, NULL, memory_order_release);
+                    rudo__avail_add(h, p);
+                }
             }
             p = next;
         }
     }
+    return any;
 }
 
 /* Makes fresh page p (from the free pool, taken for class c) a small page
