@@ -361,6 +361,7 @@ static void failf(inst *in, const char *fmt, ...) {
 
 /* ---- objects ---------------------------------------------------------------- */
 
+
 #define OBJ_MAGIC 0x7765616b6d747278ULL
 
 static void *must_alloc(rudo_kind k, size_t size) {
@@ -388,6 +389,23 @@ static bool obj_ok(const void *p, uint64_t id) {
 static uint64_t id_of(const inst *in, unsigned what) { return in->serial * 8 + what; }
 
 static bool marked(const void *p) { return rudo__debug_is_marked(p); }
+
+/* A plain object of the case that must be alive after this collection
+ * (exp: marked, contents intact) or freed; *dead is set once it is gone
+ * (freed as expected, or lost), and the object is not looked at again. */
+static void expect_fate(inst *in, void *obj, uint64_t id, bool exp, bool *dead,
+                        const char *what) {
+    if (exp && !marked(obj)) {
+        failf(in, "%s was freed (lost)", what);
+        *dead = true;
+    } else if (exp) {
+        EXPECT(in, obj_ok(obj, id), "%s is corrupted", what);
+    } else {
+        EXPECT(in, !marked(obj), "%s survived (not freed)", what);
+        *dead = true;
+    }
+}
+
 static void *disguise(const void *p) { return (void *)~(uintptr_t)p; }
 
 /* Words of a target that hold a pattern: values far outside any user
@@ -897,18 +915,9 @@ static void check_case(inst *in, uint64_t *exp_weak, uint64_t *exp_eph) {
             EXPECT(in, t_intact(in), "the target is not intact");
         }
     }
-    if (in->child && !in->child_dead) {
-        bool exp = keptT || (minor && in->s_oC);
-        if (exp && !marked(in->child)) {
-            failf(in, "the target's child was freed (lost)");
-            in->child_dead = true;
-        } else if (exp) {
-            EXPECT(in, obj_ok(in->child, id_of(in, 1)), "the target's child is corrupted");
-        } else {
-            EXPECT(in, !marked(in->child), "the target's child survived it");
-            in->child_dead = true;
-        }
-    }
+    if (in->child && !in->child_dead)
+        expect_fate(in, in->child, id_of(in, 1), keptT || (minor && in->s_oC),
+                    &in->child_dead, "the target's child");
 
     /* The holder and the slots inside it. */
     if (!in->H_dead) {
@@ -986,18 +995,10 @@ static void check_case(inst *in, uint64_t *exp_weak, uint64_t *exp_eph) {
     EXPECT(in, in->Es->key == (ec ? NULL : T) && in->Es->value == (ec ? NULL : T),
            "the ephemeron whose value is its own key holds %p/%p (cleared %d)", in->Es->key,
            in->Es->value, ec);
-    if (!in->V_dead) {
-        bool exp = in->s_rootV || (e_marked && !ec) || (minor && in->s_oV);
-        if (exp && !marked(in->V)) {
-            failf(in, "the ephemeron's value was freed (lost)");
-            in->V_dead = true;
-        } else if (exp) {
-            EXPECT(in, obj_ok(in->V, id_of(in, 2)), "the ephemeron's value is corrupted");
-        } else {
-            EXPECT(in, !marked(in->V), "the ephemeron's value survived its dead key");
-            in->V_dead = true;
-        }
-    }
+    if (!in->V_dead)
+        expect_fate(in, in->V, id_of(in, 2),
+                    in->s_rootV || (e_marked && !ec) || (minor && in->s_oV), &in->V_dead,
+                    "the ephemeron's value");
     if (rel_chain((int)in->rel)) {
         void *k = T;
         for (int j = 0; j < 3; j++) {
@@ -1007,17 +1008,10 @@ static void check_case(inst *in, uint64_t *exp_weak, uint64_t *exp_eph) {
             k = in->cv[j];
             if (in->cv_dead[j])
                 continue;
-            bool exp = !ec || (minor && in->s_ov[j]);
-            if (exp && !marked(in->cv[j])) {
-                failf(in, "chain value %d was freed (lost)", j);
-                in->cv_dead[j] = true;
-            } else if (exp) {
-                EXPECT(in, obj_ok(in->cv[j], id_of(in, 3 + (unsigned)j)),
-                       "chain value %d is corrupted", j);
-            } else {
-                EXPECT(in, !marked(in->cv[j]), "chain value %d survived", j);
-                in->cv_dead[j] = true;
-            }
+            char what[32];
+            snprintf(what, sizeof what, "chain value %d", j);
+            expect_fate(in, in->cv[j], id_of(in, 3 + (unsigned)j),
+                        !ec || (minor && in->s_ov[j]), &in->cv_dead[j], what);
         }
     }
 }
