@@ -74,9 +74,7 @@ static void report_at_exit(void) {
  * rudo's setters may be called. Two threads may finish collections at the
  * same time: one of them applies it (trylock; the next collection catches
  * up), and neither waits for the other (the one that waits on a lock
- * while another collection starts would hold that collection up).
- * GC_dont_gc is not mapped to rudo_disable here: with collection disabled
- * no collection would come to notice that it was cleared. */
+ * while another collection starts would hold that collection up). */
 static void sync_divisor(void) {
     if (pthread_mutex_trylock(&compat.sync_lock) != 0)
         return;
@@ -169,6 +167,10 @@ static void init_once(void) {
     rudo_root_callback_add(compat_static_roots, NULL);
     compat_kinds_init();
     rudo_set_gc_callback(after_collection, NULL);
+    /* bdwgc collects neither automatically nor on request while
+     * GC_dont_gc is nonzero, written directly by the program or counted
+     * by GC_disable; rudo reads it each time a collection would start. */
+    rudo_hold_collections(&GC_dont_gc);
     const char *rep = getenv("RUDO_COMPAT_REPORT");
     if (rep && *rep && strcmp(rep, "0") != 0)
         atexit(report_at_exit);

@@ -1008,8 +1008,26 @@ static inline void **rudo_handle(void *obj) {
  * a listener's begin or phase, a root or trace callback). */
 RUDO_API void rudo_disable(void);
 RUDO_API void rudo_enable(void);
-/* True while collection is disabled. Thread-safe. */
+/* True while collection is disabled (rudo_disable; not the flag of
+ * rudo_hold_collections). Thread-safe. */
 RUDO_API bool rudo_is_disabled(void);
+
+/* Holds collections off while *flag is nonzero, as rudo_disable does:
+ * automatic ones (allocation's trigger, the heap limit, GC stress mode)
+ * and explicit ones (rudo_collect returns without collecting); the heap
+ * grows, and when it reaches max_heap the allocation prints "rudo:
+ * rudo_alloc: heap limit reached while collections are held off
+ * (rudo_hold_collections)" and takes the out-of-memory path. For a flag
+ * the program writes directly, as bdwgc's GC_dont_gc (libgc.so.1 installs
+ * that one): the flag is read (relaxed) each time a collection would
+ * start, so there is no wait and no handshake, unlike rudo_disable. A
+ * collection that another thread started before the flag became nonzero
+ * runs to its end, and weak slots may be cleared by it; use rudo_disable
+ * where that matters. flag NULL removes the hold. The int must stay
+ * readable until another call replaces it (a static or a global).
+ * Returns the flag installed before (NULL if none). Aborts if there is
+ * no heap. Thread-safe. */
+RUDO_API const int *rudo_hold_collections(const int *flag);
 
 /* Changes settings at run time, as the config fields of the same name:
  * max_heap (0 or a value at or above the reservation: no bound but the

@@ -1,5 +1,5 @@
 /* test_thr_control.c — root callbacks (global and per thread, strong and weak
- * slots), rudo_disable / rudo_enable, and the run-time settings
+ * slots), rudo_disable / rudo_enable, rudo_hold_collections, and the run-time settings
  * rudo_set_max_heap and rudo_set_growth; each claim of rudo.h, with death
  * tests for misuse. Precise setup: no stack or static-data scanning, so
  * the callbacks are the only roots. */
@@ -241,6 +241,159 @@ static void test_disabled_limit(void) {
     CHECK_EQ(rudo_set_max_heap(0), RUDO_OK);
 }
 
+/* rudo_hold_collections: while the flag is nonzero no collection starts,
+ * automatic or explicit; an object the collector cannot see survives;
+ * rudo_is_disabled stays false; NULL removes the hold; the previous flag
+ * is returned. */
+static int hold_flag, other_flag;
+static void test_hold(void) {
+    CHECK(rudo_hold_collections(&hold_flag) == NULL);
+    uint64_t before = collections();
+    /* Installed but zero: collections run. */
+    rudo_collect();
+    CHECK_EQ(collections(), before + 1);
+    before = collections();
+    unsigned char *hidden = rudo_malloc(300);
+    memset(hidden, 0x5a, 300);
+    uintptr_t h = ~(uintptr_t)hidden; /* no root, no word points to it */
+    hidden = NULL;
+    hold_flag = 1;
+    CHECK(!rudo_is_disabled());
+    int nulls = 0;
+    for (int i = 0; i < 50000; i++) /* 50 MB of garbage: 12x the trigger */
+        nulls += rudo_malloc_atomic(1000) == NULL;
+    CHECK_EQ(nulls, 0);
+    rudo_collect();       /* no-ops while held */
+    rudo_collect_minor();
+    CHECK_EQ(collections(), before);
+    unsigned char *back = (unsigned char *)~h;
+    int same = 0;
+    for (int i = 0; i < 300; i++)
+        same += back[i] == 0x5a;
+    CHECK_EQ(same, 300);
+    /* Any value but zero holds. */
+    hold_flag = -7;
+    rudo_collect();
+    CHECK_EQ(collections(), before);
+    /* Replaced by another flag, which is zero: the old one no longer holds. */
+    CHECK(rudo_hold_collections(&other_flag) == &hold_flag);
+    rudo_collect();
+    CHECK_EQ(collections(), before + 1);
+    /* Removed: neither holds. */
+    other_flag = 1;
+    CHECK(rudo_hold_collections(NULL) == &other_flag);
+    rudo_collect();
+    CHECK_EQ(collections(), before + 2);
+    /* With rudo_disable as well, both must clear. */
+    CHECK(rudo_hold_collections(&hold_flag) == NULL);
+    hold_flag = 0;
+    rudo_disable();
+    hold_flag = 1;
+    rudo_enable();
+    rudo_collect();
+    CHECK_EQ(collections(), before + 2);
+    hold_flag = 0;
+    rudo_collect();
+    CHECK_EQ(collections(), before + 3);
+    /* Automatic collections resume when the flag clears. */
+    for (int i = 0; i < 50000; i++)
+        nulls += rudo_malloc_atomic(1000) == NULL;
+    CHECK(nulls == 0 && collections() > before + 3);
+    other_flag = 0;
+    rudo_hold_collections(NULL);
+}
+
+/* Held at the limit: the out-of-memory path with its message, then
+ * allocation works again once the flag clears. */
+static void test_hold_limit(void) {
+    CHECK_EQ(rudo_set_max_heap((size_t)4 << 20), RUDO_OK);
+    rudo_hold_collections(&hold_flag);
+    hold_flag = 1;
+    oom_calls = 0;
+    size_t ok = 0;
+    test_capture_begin();
+    while (rudo_malloc_atomic(4000) != NULL && ok < 100000)
+        ok++;
+    char msg[512];
+    test_captured(msg, sizeof msg);
+    test_capture_end();
+    CHECK(ok > 100 && ok < 2000); /* 4 MiB of 4000-byte cells, about 1000 */
+    CHECK_EQ(oom_calls, 1ul);
+    CHECK(strstr(msg, "rudo: rudo_alloc: heap limit reached while collections "
+                      "are held off (rudo_hold_collections)") != NULL);
+    hold_flag = 0;
+    CHECK(rudo_malloc_atomic(4000) != NULL);
+    rudo_hold_collections(NULL);
+    CHECK_EQ(rudo_set_max_heap(0), RUDO_OK);
+}
+
+/* Threads: the flag, set by this thread with a plain store before the
+ * others start, holds off the collections every allocating thread would
+ * trigger; cleared (atomically, while they run), theirs start again. */
+static pthread_barrier_t hold_bar;
+static void *hold_worker(void *arg) {
+    (void)arg;
+    rudo_thread_attach();
+    long nulls = 0;
+    for (int i = 0; i < 20000; i++)
+        nulls += rudo_malloc_atomic(1000) == NULL;
+    test_barrier_wait(&hold_bar); /* phase 1 done */
+    test_barrier_wait(&hold_bar); /* flag cleared */
+    for (int i = 0; i < 20000; i++)
+        nulls += rudo_malloc_atomic(1000) == NULL;
+    rudo_thread_detach();
+    return (void *)nulls;
+}
+static void test_hold_threads(void) {
+    rudo_hold_collections(&hold_flag);
+    hold_flag = 1;
+    uint64_t before = collections();
+    pthread_barrier_init(&hold_bar, NULL, 3);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, hold_worker, NULL);
+    test_barrier_wait(&hold_bar);
+    CHECK_EQ(collections(), before); /* 40 MB allocated, held */
+    __atomic_store_n(&hold_flag, 0, __ATOMIC_RELAXED);
+    test_barrier_wait(&hold_bar);
+    long nulls = 0;
+    rudo_blocking_enter(); /* the workers collect meanwhile */
+    for (int i = 0; i < 2; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        nulls += (long)r;
+    }
+    rudo_blocking_leave();
+    pthread_barrier_destroy(&hold_bar);
+    CHECK_EQ(nulls, 0l);
+    CHECK(collections() > before);
+    rudo_hold_collections(NULL);
+}
+
+/* GC stress mode's collections are held off too. */
+static void test_hold_stress(void) {
+    setenv("RUDO_GC_STRESS", "100", 1);
+    make_heap(2);
+    unsetenv("RUDO_GC_STRESS");
+    rudo_hold_collections(&hold_flag);
+    hold_flag = 1;
+    uint64_t before = collections();
+    for (int i = 0; i < 10000; i++)
+        rudo_malloc(16);
+    CHECK_EQ(collections(), before);
+    hold_flag = 0;
+    for (int i = 0; i < 10000; i++)
+        rudo_malloc(16);
+    CHECK(collections() >= before + 90);
+    rudo_hold_collections(NULL);
+    rudo_heap_destroy();
+}
+
+static void hold_no_heap(void *a) {
+    (void)a;
+    rudo_hold_collections(&hold_flag);
+}
+
 /* rudo_set_max_heap bounds the heap from now on; 0 lifts it. */
 static void test_set_max_heap(void) {
     static void *list;
@@ -353,6 +506,9 @@ int main(void) {
         test_disable();
         test_disable_race();
         test_disabled_limit();
+        test_hold();
+        test_hold_limit();
+        test_hold_threads();
         test_set_max_heap();
         rudo_heap_destroy();
     }
@@ -361,6 +517,9 @@ int main(void) {
                  "'(root callback)'");
     expect_death("rudo_enable without rudo_disable", enable_unmatched, NULL,
                  "rudo: rudo_enable: collection is not disabled");
+    test_hold_stress();
+    expect_death("rudo_hold_collections without a heap", hold_no_heap, NULL,
+                 "rudo: rudo_hold_collections: no heap");
     expect_death("rudo_root_callback_add(NULL)", null_callback, NULL,
                  "rudo: rudo_root_callback_add: the callback is NULL");
     expect_death("rudo_thread_root_callback unattached", thread_cb_unattached,

@@ -671,6 +671,27 @@ static void test_control(void) {
     CHECK(GC_get_gc_no() == n);
     GC_dont_gc = 0;
     CHECK(!GC_is_disabled());
+    /* A direct write holds automatic collections off too: 32 MiB of
+     * garbage, many times the trigger, run none, and an object reachable
+     * only through a hidden pointer survives them intact. With the write
+     * undone, the same allocation collects again. */
+    {
+        unsigned char *keep = GC_MALLOC(200);
+        fill(keep, 200, 77);
+        uintptr_t hidden = ~(uintptr_t)keep;
+        keep = NULL;
+        GC_dont_gc = 1;
+        n = GC_get_gc_no();
+        int failed = 0;
+        for (int i = 0; i < 32768; i++)
+            failed += GC_MALLOC(1024) == NULL;
+        CHECK(failed == 0 && GC_get_gc_no() == n);
+        CHECK(intact((unsigned char *)~hidden, 200, 77));
+        GC_dont_gc = 0;
+        for (int i = 0; i < 32768; i++)
+            failed += GC_MALLOC(1024) == NULL;
+        CHECK(failed == 0 && GC_get_gc_no() > n);
+    }
 
     /* A stop function that answers nonzero aborts the collection: 0. */
     n = GC_get_gc_no();

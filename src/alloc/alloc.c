@@ -190,9 +190,9 @@ static void set_kind(rudo__heap *h, rudo__page *p, rudo_kind kind, size_t cell_s
 
 /* How many pages this refill takes, given whether it waited for the lock. */
 static unsigned batch_size(const rudo__heap *h, rudo__kind_alloc *ka, bool waited) {
-    /* While collection is disabled nothing would return a stash before
-     * rudo_enable (relaxed: a heuristic, as in the slow path). */
-    if (atomic_load_explicit(&h->disabled, memory_order_relaxed) > 0)
+    /* While collections are held off nothing would return a stash before
+     * they run again (a heuristic, as in the slow path). */
+    if (rudo__collections_held(h))
         return 1;
     if (h->page_batch)
         return h->page_batch;

@@ -9,8 +9,7 @@
 #include "gc/gc.h"
 
 static bool disabled(const rudo__heap *h) {
-    /* Relaxed: see the field (heap.h). */
-    return atomic_load_explicit(&h->disabled, memory_order_relaxed) > 0;
+    return rudo__collections_held(h);
 }
 
 /* Counts for m `taken` bytes (a refill's free cells, a large object's
@@ -104,8 +103,12 @@ static bool heap_full(rudo__heap *h, rudo__mutator *m, uint64_t need,
          * stay theirs until rudo_enable (docs/design.md). */
         if (rudo__alloc_unstash_free(h, m->kalloc))
             return false;
-        rudo__warn("rudo_alloc", "heap limit reached while collection is "
-                   "disabled (rudo_disable)");
+        if (atomic_load_explicit(&h->disabled, memory_order_relaxed) > 0)
+            rudo__warn("rudo_alloc", "heap limit reached while collection is "
+                       "disabled (rudo_disable)");
+        else
+            rudo__warn("rudo_alloc", "heap limit reached while collections "
+                       "are held off (rudo_hold_collections)");
         return true;
     }
     uint64_t lim = (uint64_t)limit_pages(h) << RUDO_PAGE_SHIFT;

@@ -400,16 +400,16 @@ void rudo__collect(rudo__mutator *m, const char *reason, bool major) {
 void rudo_collect(void) {
     rudo__check_context("rudo_collect", "collect");
     rudo__mutator *m = rudo__need_mutator("rudo_collect");
-    if (rudo_is_disabled())
-        return; /* rudo.h: rudo_disable */
+    if (rudo__collections_held(rudo__the_heap))
+        return; /* rudo.h: rudo_disable, rudo_hold_collections */
     rudo__collect(m, "explicit", true);
 }
 
 void rudo_collect_minor(void) {
     rudo__check_context("rudo_collect_minor", "collect");
     rudo__mutator *m = rudo__need_mutator("rudo_collect_minor");
-    if (rudo_is_disabled())
-        return; /* rudo.h: rudo_disable */
+    if (rudo__collections_held(rudo__the_heap))
+        return; /* rudo.h: rudo_disable, rudo_hold_collections */
     rudo__collect(m, "explicit minor", false);
 }
 
@@ -436,6 +436,13 @@ void rudo_enable(void) {
     } while (!atomic_compare_exchange_weak_explicit(&h->disabled, &d, d - 1,
                                                     memory_order_relaxed,
                                                     memory_order_relaxed));
+}
+
+const int *rudo_hold_collections(const int *flag) {
+    rudo__heap *h = rudo__need_heap("rudo_hold_collections");
+    /* Release: a thread that loads the new pointer (acquire, heap.h) may
+     * read the flag the caller initialized before this call. */
+    return atomic_exchange_explicit(&h->hold, flag, memory_order_acq_rel);
 }
 
 bool rudo_is_disabled(void) {

@@ -532,6 +532,11 @@ typedef struct rudo__heap {
     /* rudo_disable nesting depth; relaxed: read by the slow path, whose
      * decision to collect only needs some recent value (rudo.h). */
     _Atomic unsigned disabled;
+    /* rudo_hold_collections: collections are held off while the int it
+     * points to is nonzero (NULL: none). The pointer is loaded with
+     * acquire, pairing with the release that installs it; the flag itself
+     * is the program's, read relaxed: a setting like `disabled`. */
+    _Atomic(const int *) hold;
     _Atomic uint64_t stress_count;
     bool poison;                /* fill dead cells (RUDO_DEBUG, RUDO_POISON) */
     bool verify;                /* RUDO_DEBUG build or RUDO_VERIFY=1 */
@@ -699,5 +704,15 @@ static inline bool rudo__allocated(const rudo__page *p, size_t i) {
     return (rudo__ld(&p->bits[i / 64].alloc) >> (i % 64)) & 1;
 }
 
+
+/* Whether collections are held off now: rudo_disable, or the flag of
+ * rudo_hold_collections set. Relaxed loads of settings (see the fields):
+ * the callers' decisions are heuristics or are made again under gc_lock. */
+static inline bool rudo__collections_held(const rudo__heap *h) {
+    if (atomic_load_explicit(&h->disabled, memory_order_relaxed) > 0)
+        return true;
+    const int *flag = atomic_load_explicit(&h->hold, memory_order_acquire);
+    return flag && __atomic_load_n(flag, __ATOMIC_RELAXED) != 0;
+}
 
 #endif
