@@ -30,12 +30,10 @@
     GC_API GC_word name(void);                                                 \
     GC_API GC_word name(void) { STUB_WARN(name); return (fail); }
 
-STUB_VOID(GC_clear_exclusion_table)
 STUB_VOID(GC_dump)
 STUB_VOID(GC_dump_named)
 STUB_VOID(GC_dump_regions)
 STUB_VOID(GC_enumerate_reachable_objects_inner)
-STUB_VOID(GC_exclude_static_roots)
 STUB_PTR(GC_get_on_thread_event)
 STUB_PTR(GC_get_toggleref_func)
 STUB_INT(GC_is_tmp_root, 0)

@@ -820,7 +820,76 @@ __attribute__((noinline)) static void fill_roots(void) {
     }
 }
 
+/* GC_exclude_static_roots: objects held only by words of static data in
+ * an excluded range die; those held by the words around it live; the
+ * range is widened to whole words (bounds in the middle of a word);
+ * GC_clear_exclusion_table makes the words roots again. */
+#define NEXCL 12
+static void *excl_area[3 * NEXCL]; /* static data: a root until excluded */
+static void *excl_links[3 * NEXCL]; /* malloc'd in spirit: hidden pointers */
+
+__attribute__((noinline)) static void fill_excl(int from, int to) {
+    for (int i = from; i < to; i++) {
+        unsigned char *o = GC_malloc_atomic(48);
+        fill(o, 48, (unsigned)(90 + i));
+        excl_area[i] = o;
+        excl_links[i] = (void *)GC_HIDE_POINTER(o);
+        CHECK(GC_general_register_disappearing_link(&excl_links[i], o) == GC_SUCCESS);
+    }
+}
+
+static void test_exclusions(void) {
+    fill_excl(0, 3 * NEXCL);
+    /* The middle third, its bounds a byte inside the first and last of its
+     * words: the whole words are excluded. */
+    GC_exclude_static_roots((char *)&excl_area[NEXCL] + 1,
+                            (char *)&excl_area[2 * NEXCL - 1] + 1);
+    /* Nested and repeated ranges exclude their union on rudo (bdwgc
+     * aborts: "Exclusion ranges overlap"). */
+    /* An empty range excludes nothing on rudo (bdwgc 8.2.2's next
+     * collection crashes). */
+    if (!on_system) {
+        GC_exclude_static_roots(&excl_area[NEXCL + 2], &excl_area[NEXCL + 4]);
+        GC_exclude_static_roots(&excl_area[NEXCL + 2], &excl_area[NEXCL + 4]);
+        GC_exclude_static_roots(&excl_area[0], &excl_area[0]);
+    }
+    collect();
+    collect();
+    size_t kept_out = 0, died_in = 0;
+    for (int i = 0; i < 3 * NEXCL; i++) {
+        int in = i >= NEXCL && i < 2 * NEXCL;
+        if (in)
+            died_in += excl_links[i] == NULL;
+        else
+            kept_out += excl_links[i] != NULL && intact(excl_area[i], 48, (unsigned)(90 + i));
+    }
+    CHECK(kept_out == 2 * NEXCL);
+    CHECK(died_ok(died_in, NEXCL));
+    /* The table cleared, the words are roots again. Not on bdwgc 8.2.2,
+     * whose next collection after GC_clear_exclusion_table crashes (its
+     * exclusion search runs on the empty table: a 10-line program shows
+     * it); the links are left registered there. */
+    if (on_system)
+        return;
+    GC_clear_exclusion_table();
+    for (int i = NEXCL; i < 2 * NEXCL; i++) {
+        GC_unregister_disappearing_link(&excl_links[i]);
+        excl_area[i] = NULL;
+    }
+    fill_excl(NEXCL, 2 * NEXCL);
+    collect();
+    size_t kept = 0;
+    for (int i = 0; i < 3 * NEXCL; i++)
+        kept += excl_links[i] != NULL && intact(excl_area[i], 48, (unsigned)(90 + i));
+    CHECK(kept == 3 * NEXCL);
+    for (int i = 0; i < 3 * NEXCL; i++) {
+        GC_unregister_disappearing_link(&excl_links[i]);
+        excl_area[i] = NULL;
+    }
+}
+
 static void test_roots(void) {
+    test_exclusions();
     root_area = calloc(NROOTS + 8, sizeof *root_area);
     root_links = calloc(NROOTS, sizeof *root_links);
     GC_add_roots(root_area, root_area + NROOTS);
@@ -854,14 +923,6 @@ static void test_roots(void) {
     free(root_links);
     free(root_area);
     root_links = root_area = NULL;
-    /* GC_exclude_static_roots and the exclusion table exist (nothing is
-     * asserted about what they keep: keeping more is always allowed). */
-    GC_warn_proc old_warn = GC_get_warn_proc();
-    GC_set_warn_proc(count_warn);
-    static char excluded[256];
-    GC_exclude_static_roots(excluded, excluded + sizeof excluded);
-    GC_clear_exclusion_table();
-    GC_set_warn_proc(old_warn);
 }
 
 int main(void) {
