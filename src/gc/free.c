@@ -120,9 +120,16 @@ void rudo_free(void *obj) {
     } else if (ol) {
         /* Current. Its owner may retire it meanwhile (without heap_lock):
          * the cell then counts as allocated all the same, with its fin bit
-         * set (the owner writes no fin bit), until the next collection. */
+         * set (the owner writes no fin bit), until the next collection.
+         * Its mark bit goes: with generations a set mark is what makes an
+         * object old, and a minor collection keeps every old object, so
+         * an old object freed here stayed allocated until the next major
+         * one (the owner writes no mark bit either, and no collection
+         * runs while this thread does). */
         memset(obj, 0, p->cell_size);
         p->fin[i / 64] |= (uint64_t)1 << (i % 64);
+        struct rudo__bits *b = &p->bits[i / 64];
+        rudo__st(&b->mark, rudo__ld(&b->mark) & ~((uint64_t)1 << (i % 64)));
     } else {
         memset(obj, 0, p->cell_size);
         clear_bits(p, i);
