@@ -32,6 +32,8 @@ struct compat_state {
      * data, and the start itself is the first cell's address. */
     char *heap_below, *heap_end;
     size_t max_heap;            /* GC_set_max_heap_size's cap, 0: none */
+    size_t requested;           /* the initial heap plus every GC_expand_hp
+                                 * (compat_lock): rudo's initial_heap */
     atomic_int disabled;        /* GC_disable depth */
     uint64_t allocd_at_gc;      /* rudo_stats.bytes_allocated at the last
                                  * collection (GC_get_bytes_since_gc) */

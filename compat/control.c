@@ -112,9 +112,11 @@ GC_API int GC_is_disabled(void) {
 }
 
 /* bdwgc grows the heap by at least MINHINCR blocks (256 KiB), and fails
- * past GC_set_max_heap_size's cap. rudo maps pages on demand inside its
- * reservation, so the heap does not grow now (GC_get_heap_size stays);
- * what is answered is whether the room is there. */
+ * past GC_set_max_heap_size's cap; then it uses the heap it was asked
+ * for before it collects (GC_requested_heapsize). rudo maps pages on
+ * demand inside its reservation, so the heap does not grow now
+ * (GC_get_heap_size stays), but the expansion is added to initial_heap,
+ * the least allocation between two collections (rudo_set_initial_heap). */
 GC_API int GC_expand_hp(size_t bytes) {
     compat_init();
     size_t b = bytes < ((size_t)256 << 10) ? (size_t)256 << 10 : bytes;
@@ -128,7 +130,14 @@ GC_API int GC_expand_hp(size_t bytes) {
     size_t room = (size_t)(compat.heap_end - compat.heap_below - 1);
     if (cap && cap < room)
         room = cap;
-    return b <= room && heap <= room - b;
+    if (b > room || heap > room - b)
+        return 0;
+    compat_lock();
+    compat.requested = compat.requested > SIZE_MAX - b ? SIZE_MAX : compat.requested + b;
+    size_t req = compat.requested;
+    compat_unlock();
+    rudo_set_initial_heap(req);
+    return 1;
 }
 
 GC_API void GC_set_max_heap_size(GC_word n) {

@@ -130,6 +130,9 @@ static void init_once(void) {
      * the requested size still points into the object. */
     compat.extra = GC_all_interior_pointers ? 1 : 0;
     int rc = rudo_heap_create(&cfg); /* the RUDO_* variables win */
+    /* GC_expand_hp adds to it (control.c); RUDO_HEAP_INITIAL, read by
+     * rudo_heap_create, is not seen here, and an expansion replaces it. */
+    compat.requested = cfg.initial_heap;
     if (rc != RUDO_OK) {
         fprintf(stderr, "rudo-compat: GC_init: cannot create the heap: %s\n",
                 rudo_strerror(rc));

@@ -1046,6 +1046,15 @@ RUDO_API int rudo_set_max_heap(size_t bytes);
  * Thread-safe; waits while a collection runs. */
 RUDO_API int rudo_set_max_heap_cap(size_t bytes);
 RUDO_API int rudo_set_growth(double growth, size_t growth_limit);
+/* Changes initial_heap at run time: the least allocation between two
+ * automatic collections without generations (the trigger's floor,
+ * rudo_config), and with generations the least old data the major rule
+ * compares with. Raised, it takes effect at once (the current trigger
+ * goes up to it); lowered, at the next collection's trigger. 0 means no
+ * floor: the growth rule alone. For bdwgc's GC_expand_hp, after which
+ * bdwgc uses the heap it was given before it collects. Returns RUDO_OK.
+ * Thread-safe; waits while a collection runs. */
+RUDO_API int rudo_set_initial_heap(size_t bytes);
 
 /* Runs a full collection now (with the world stopped), then any finalizers
  * that became due. If other threads request a collection at the same time,

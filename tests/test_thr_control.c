@@ -394,6 +394,33 @@ static void hold_no_heap(void *a) {
     rudo_hold_collections(&hold_flag);
 }
 
+/* rudo_set_initial_heap: raised, it holds the next automatic collection
+ * off at once until that much is allocated; lowered, the old floor ends
+ * with the next collection; 0 leaves the growth rule alone. */
+static void test_set_initial_heap(void) {
+    rudo_collect();
+    uint64_t before = collections();
+    CHECK_EQ(rudo_set_initial_heap((size_t)96 << 20), RUDO_OK);
+    for (int i = 0; i < 64 * 1024; i++) /* 64 MiB of garbage */
+        (void)rudo_malloc_atomic(1000);
+    CHECK_EQ(collections(), before);
+    /* Lowered to 0, and a collection sets the trigger again: the growth
+     * rule alone (live is tiny: the trigger is far below 64 MiB) collects
+     * several times in 64 MiB. */
+    CHECK_EQ(rudo_set_initial_heap(0), RUDO_OK);
+    rudo_collect();
+    before = collections();
+    for (int i = 0; i < 64 * 1024; i++)
+        (void)rudo_malloc_atomic(1000);
+    CHECK(collections() >= before + 4);
+    CHECK_EQ(rudo_set_initial_heap((size_t)4 << 20), RUDO_OK); /* the default */
+}
+
+static void initial_no_heap(void *a) {
+    (void)a;
+    rudo_set_initial_heap(1);
+}
+
 /* rudo_set_max_heap bounds the heap from now on; 0 lifts it. */
 static void test_set_max_heap(void) {
     static void *list;
@@ -509,6 +536,7 @@ int main(void) {
         test_hold();
         test_hold_limit();
         test_hold_threads();
+        test_set_initial_heap();
         test_set_max_heap();
         rudo_heap_destroy();
     }
@@ -518,6 +546,8 @@ int main(void) {
     expect_death("rudo_enable without rudo_disable", enable_unmatched, NULL,
                  "rudo: rudo_enable: collection is not disabled");
     test_hold_stress();
+    expect_death("rudo_set_initial_heap without a heap", initial_no_heap, NULL,
+                 "rudo: rudo_set_initial_heap: no heap");
     expect_death("rudo_hold_collections without a heap", hold_no_heap, NULL,
                  "rudo: rudo_hold_collections: no heap");
     expect_death("rudo_root_callback_add(NULL)", null_callback, NULL,

@@ -738,6 +738,20 @@ static void test_control(void) {
     CHECK(GC_base(rp) == rp); /* untouched by the failure */
     GC_set_oom_fn(old_oom);
 
+    /* GC_expand_hp: the heap asked for is used before the next
+     * collection. After an expansion by 64 MiB, 16 MiB of garbage runs no
+     * collection (it runs several without: the trigger is about 2/3 of
+     * the live data here, or the 256 KiB initial heap). */
+    collect();
+    n = GC_get_gc_no();
+    CHECK(GC_expand_hp((size_t)64 << 20) == 1);
+    {
+        int failed = 0;
+        for (int i = 0; i < 16384; i++)
+            failed += GC_MALLOC_ATOMIC(1024) == NULL;
+        CHECK(failed == 0 && GC_get_gc_no() == n);
+    }
+
     /* Statistics. */
     collect();
     CHECK(GC_get_bytes_since_gc() < ((size_t)64 << 10));

@@ -124,6 +124,20 @@ int rudo_set_max_heap_cap(size_t bytes) {
     return set_max_heap(bytes, true, "rudo_set_max_heap_cap");
 }
 
+int rudo_set_initial_heap(size_t bytes) {
+    rudo__heap *h = rudo__need_heap("rudo_set_initial_heap");
+    /* Read by the collector with the world stopped (the trigger). */
+    rudo__lock_idle(h);
+    h->cfg.initial_heap = bytes;
+    /* Relaxed, as every trigger store: mutators read it as a heuristic
+     * (alloc_slow.c); the next collection's trigger applies the floor
+     * again. Without generations only: there the floor is the trigger's. */
+    if (!h->gen.on && atomic_load_explicit(&h->trigger, memory_order_relaxed) < bytes)
+        atomic_store_explicit(&h->trigger, bytes, memory_order_relaxed);
+    rudo__lock_release(&h->world.lock);
+    return RUDO_OK;
+}
+
 int rudo_set_growth(double growth, size_t growth_limit) {
     const char *fn = "rudo_set_growth";
     rudo__heap *h = rudo__need_heap(fn);
