@@ -267,10 +267,17 @@ static void test_many(void) {
     size_t cleared = 0, wrong = 0;
     for (size_t k = 0; k < n; k++) {
         cleared += links[k] == NULL;
-        wrong += keep[k] ? links[k] != (void *)GC_HIDE_POINTER(keep[k]) : links[k] != NULL;
+        /* A kept object's link holds it; a dead one's is cleared, or, on
+         * bdwgc only, kept by a stale word (count_ok's margin). */
+        if (keep[k])
+            wrong += links[k] != (void *)GC_HIDE_POINTER(keep[k]);
+        else if (!on_system)
+            wrong += links[k] != NULL;
     }
     printf("links: %zu registered, %zu cleared\n", n, cleared);
-    CHECK(cleared == n - n / 4);
+    /* Exact on rudo. bdwgc kept one dead object of the 360 once in a CI
+     * run under load (its scan of a stale word), hence count_ok. */
+    CHECK(count_ok(cleared, n - n / 4));
     CHECK(wrong == 0);
     memset(keep, 0, n * sizeof *keep);
     collect();
