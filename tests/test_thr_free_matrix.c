@@ -284,58 +284,6 @@ static bool verifying(void) { return rudo__the_heap->verify; }
 
 /* ---- the second thread (allocates runs for the "other" state) -------------------- */
 
-static pthread_t worker;
-static pthread_mutex_t jmu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t jcv = PTHREAD_COND_INITIALIZER;
-static void (*jfn)(void *);
-static void *jarg;
-static int jstate; /* 0 idle, 1 posted, 2 done */
-static bool jquit;
-
-static void *worker_main(void *arg) {
-    (void)arg;
-    if (rudo_thread_attach() != RUDO_OK) {
-        atomic_fetch_add(&failures, 1);
-        return NULL;
-    }
-    for (;;) {
-        rudo_blocking_enter();
-        pthread_mutex_lock(&jmu);
-        while (jstate != 1 && !jquit)
-            pthread_cond_wait(&jcv, &jmu);
-        bool quit = jstate != 1;
-        void (*fn)(void *) = jfn;
-        void *a = jarg;
-        pthread_mutex_unlock(&jmu);
-        rudo_blocking_leave();
-        if (quit)
-            break;
-        fn(a);
-        rudo_blocking_enter();
-        pthread_mutex_lock(&jmu);
-        jstate = 2;
-        pthread_cond_broadcast(&jcv);
-        pthread_mutex_unlock(&jmu);
-        rudo_blocking_leave();
-    }
-    rudo_thread_detach();
-    return NULL;
-}
-
-/* Runs fn(arg) on the second thread and waits for it in a blocking region. */
-static void on_worker(void (*fn)(void *), void *arg) {
-    rudo_blocking_enter();
-    pthread_mutex_lock(&jmu);
-    jfn = fn;
-    jarg = arg;
-    jstate = 1;
-    pthread_cond_broadcast(&jcv);
-    while (jstate != 2)
-        pthread_cond_wait(&jcv, &jmu);
-    jstate = 0;
-    pthread_mutex_unlock(&jmu);
-    rudo_blocking_leave();
-}
 
 struct place_job {
     rudo_kind kind;
@@ -443,7 +391,7 @@ static void run_case(int k, int kf, unsigned si, size_t pos, int s) {
      * the next refill stashes X's page behind it. */
     struct place_job pj = {kind, size, need, false};
     if (s == S_OTHER)
-        on_worker(job_place, &pj);
+        test_on_worker(job_place, &pj);
     else
         job_place(&pj);
     bool ok = pj.ok;
@@ -891,22 +839,11 @@ static void make_heap(unsigned markers, bool verify, int variant) {
     memset(hold, 0, HOLD_CAP * sizeof *hold);
     rudo_root_add_range(hold, hold + HOLD_CAP);
     guard = rudo_guardian_new();
-    jquit = false;
-    jstate = 0;
-    if (pthread_create(&worker, NULL, worker_main, NULL) != 0) {
-        perror("pthread_create");
-        exit(2);
-    }
+    test_worker_start();
 }
 
 static void drop_heap(unsigned markers) {
-    rudo_blocking_enter();
-    pthread_mutex_lock(&jmu);
-    jquit = true;
-    pthread_cond_broadcast(&jcv);
-    pthread_mutex_unlock(&jmu);
-    pthread_join(worker, NULL);
-    rudo_blocking_leave();
+    test_worker_stop();
     rudo_collect();
     CHECK_EQ(rudo__debug_markers(), markers);
     CHECK(rudo_guardian_poll(guard) == NULL);
@@ -1301,19 +1238,8 @@ static void run_deaths(bool verify) {
 
 /* ---- main ---------------------------------------------------------------------------- */
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 int main(int argc, char **argv) {
-    bool full = test_env_long("TEST_LONG", 0) != 0;
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--long") == 0)
-            full = true;
-    if (full)
-        setenv("TEST_TIMEOUT", "36000", 0);
+    bool full = test_long_mode(argc, argv);
     test_start_watchdog();
     print_limit = (unsigned long)test_env_long("TEST_PRINT", 40);
     uint64_t seed = (uint64_t)test_env_long("TEST_SEED", 0x66726565);
@@ -1340,7 +1266,7 @@ int main(int argc, char **argv) {
     for (unsigned markers = 1; markers <= 2; markers++)
         for (int verify = 0; verify < 2; verify++)
             for (int variant = 0; variant < NV; variant++) {
-                uint64_t t0 = now_ns();
+                uint64_t t0 = test_now_ns();
                 unsigned long run0 = cases_run;
                 make_heap(markers, verify, variant);
                 for (int s = 0; s < NS; s++) {
@@ -1389,7 +1315,7 @@ int main(int argc, char **argv) {
                 drop_heap(markers);
                 printf("  markers %u, %s, %s: %lu cases, %.2f s\n", markers,
                        verify ? "verify" : "no verify", v_name[variant], cases_run - run0,
-                       (double)(now_ns() - t0) / 1e9);
+                       (double)(test_now_ns() - t0) / 1e9);
                 fflush(stdout);
             }
     unsigned long bad = 0;
@@ -1415,19 +1341,19 @@ int main(int argc, char **argv) {
            realloc_checked, realloc_shrink_same, realloc_uninit_tail_nonzero, aligned_checked,
            array_checked, large_tail_unpoisoned);
 
-    uint64_t tm = now_ns();
+    uint64_t tm = test_now_ns();
     long ops = test_scaled(full ? 20000 : TEST_UNDER_TSAN ? 500 : slow ? 1000 : 2500);
     for (unsigned markers = 1; markers <= 2; markers++)
         for (int verify = 0; verify < 2; verify++)
             for (unsigned nt = 1; nt <= 2; nt++)
                 run_model(markers, verify, nt == 2 && markers == 2 ? V_BATCH : V_PLAIN, nt, ops);
     printf("model: %lu operations, %lu failures, %.2f s\n", model_ops,
-           (unsigned long)atomic_load(&model_fail), (double)(now_ns() - tm) / 1e9);
+           (unsigned long)atomic_load(&model_fail), (double)(test_now_ns() - tm) / 1e9);
 
-    uint64_t td = now_ns();
+    uint64_t td = test_now_ns();
     run_deaths(false);
     run_deaths(true);
-    printf("misuse: %.2f s\n", (double)(now_ns() - td) / 1e9);
+    printf("misuse: %.2f s\n", (double)(test_now_ns() - td) / 1e9);
     printf("%lu expectations checked, %lu failed\n", (unsigned long)atomic_load(&checks),
            (unsigned long)atomic_load(&failures));
 

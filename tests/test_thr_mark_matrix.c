@@ -474,11 +474,8 @@ static void drop_heap(unsigned markers) {
 }
 
 int main(int argc, char **argv) {
+    bool full = test_long_mode(argc, argv);
     test_start_watchdog();
-    bool full = test_env_long("TEST_LONG", 0) != 0;
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--long") == 0)
-            full = true;
     uint64_t seed = (uint64_t)test_env_long("TEST_SEED", 0x6d78);
     /* Per mille of the cases outside the core. The whole product takes
      * about 4 s in a plain build, 16 s under TSan (2 cores). */

@@ -1015,19 +1015,8 @@ static void drop_heap(void) {
     rudo_heap_destroy();
 }
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 int main(int argc, char **argv) {
-    bool full = test_env_long("TEST_LONG", 0) != 0;
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--long") == 0)
-            full = true;
-    if (full)
-        setenv("TEST_TIMEOUT", "36000", 0);
+    bool full = test_long_mode(argc, argv);
     test_start_watchdog();
     uint64_t seed = (uint64_t)test_env_long("TEST_SEED", 0x7172);
     long sample = test_env_long("TEST_SAMPLE", TEST_UNDER_TSAN                  ? 6
@@ -1050,7 +1039,7 @@ int main(int argc, char **argv) {
     printf("seed %llu, %s, sample %ld per mille%s\n", (unsigned long long)seed,
            full ? "full cross product" : "CI sample (TEST_LONG=1 for all)", sample,
            stress ? ", GC stress: setup inside rudo_disable (no page batches)" : "");
-    uint64_t t0 = now_ns();
+    uint64_t t0 = test_now_ns();
     death_tests();
     rng = test_mix64(seed) | 1;
 
@@ -1097,7 +1086,7 @@ int main(int argc, char **argv) {
         CHECK(lo0 == lo1 && hi0 == hi1); /* fixed while the heap exists */
         drop_heap();
     }
-    double secs = (double)(now_ns() - t0) / 1e9;
+    double secs = (double)(test_now_ns() - t0) / 1e9;
     printf("%lu of %lu cases run (%lu edge cases), %lu skipped, %.2f s\n", cases_run, planned,
            edges, cases_skipped, secs);
     printf("%lu probes (%lu judged), %lu wrong (%lu of them: an old object freed on a "

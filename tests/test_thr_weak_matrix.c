@@ -699,59 +699,6 @@ static void kind_fin(void *obj, void *data) {
 
 /* ---- the second thread -------------------------------------------------------- */
 
-static pthread_t worker;
-static pthread_mutex_t jmu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t jcv = PTHREAD_COND_INITIALIZER;
-static void (*jfn)(void *);
-static void *jarg;
-static int jstate; /* 0 idle, 1 posted, 2 done */
-static bool jquit;
-
-static void *worker_main(void *arg) {
-    (void)arg;
-    if (rudo_thread_attach() != RUDO_OK) {
-        atomic_fetch_add(&failures, 1);
-        return NULL;
-    }
-    for (;;) {
-        rudo_blocking_enter();
-        pthread_mutex_lock(&jmu);
-        while (jstate != 1 && !jquit)
-            pthread_cond_wait(&jcv, &jmu);
-        bool quit = jstate != 1;
-        void (*fn)(void *) = jfn;
-        void *a = jarg;
-        pthread_mutex_unlock(&jmu);
-        rudo_blocking_leave();
-        if (quit)
-            break;
-        fn(a);
-        rudo_blocking_enter();
-        pthread_mutex_lock(&jmu);
-        jstate = 2;
-        pthread_cond_broadcast(&jcv);
-        pthread_mutex_unlock(&jmu);
-        rudo_blocking_leave();
-    }
-    rudo_thread_detach();
-    return NULL;
-}
-
-/* Runs fn(arg) on the second thread and waits for it (in a blocking
- * region: the second thread may collect). */
-static void on_worker(void (*fn)(void *), void *arg) {
-    rudo_blocking_enter();
-    pthread_mutex_lock(&jmu);
-    jfn = fn;
-    jarg = arg;
-    jstate = 1;
-    pthread_cond_broadcast(&jcv);
-    while (jstate != 2)
-        pthread_cond_wait(&jcv, &jmu);
-    jstate = 0;
-    pthread_mutex_unlock(&jmu);
-    rudo_blocking_leave();
-}
 
 static void job_collect(void *arg) {
     if (*(bool *)arg)
@@ -762,7 +709,7 @@ static void job_collect(void *arg) {
 
 static void collect(bool major, bool on_second) {
     if (on_second)
-        on_worker(job_collect, &major);
+        test_on_worker(job_collect, &major);
     else
         job_collect(&major);
 }
@@ -1052,7 +999,7 @@ static void run_batch(void) {
     bool collect2 = second && (batches++ & 1);
     g_coll = -1;
     if (second)
-        on_worker(phase_holder_all, NULL);
+        test_on_worker(phase_holder_all, NULL);
     else
         phase_holder_all(NULL);
     if (g_mode == MD_OLDH) {
@@ -1248,24 +1195,13 @@ static void make_heap(unsigned markers, bool gen, unsigned threads) {
     CHECK_EQ(rudo_root_callback_add(root_cb, NULL), RUDO_OK);
     rudo_set_gc_callback(on_gc, NULL);
     if (threads == 2) {
-        jquit = false;
-        jstate = 0;
-        if (pthread_create(&worker, NULL, worker_main, NULL) != 0) {
-            perror("pthread_create");
-            exit(2);
-        }
+        test_worker_start();
     }
 }
 
 static void drop_heap(void) {
     if (g_threads == 2) {
-        rudo_blocking_enter();
-        pthread_mutex_lock(&jmu);
-        jquit = true;
-        pthread_cond_broadcast(&jcv);
-        pthread_mutex_unlock(&jmu);
-        pthread_join(worker, NULL);
-        rudo_blocking_leave();
+        test_worker_stop();
     }
     rudo_collect();
     CHECK_EQ(rudo__debug_markers(), g_markers);
@@ -1747,12 +1683,6 @@ static void run_claims(void) {
 #define DEBUG_BUILD 0
 #endif
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- main ----------------------------------------------------------------------- */
 
 static void run_matrix(bool full, uint64_t seed, long sample) {
@@ -1763,7 +1693,7 @@ static void run_matrix(bool full, uint64_t seed, long sample) {
             for (unsigned ti = 1; ti <= 2; ti++) {
                 unsigned markers = marker_counts[mi];
                 unsigned long run0 = cases_run;
-                uint64_t t0 = now_ns();
+                uint64_t t0 = test_now_ns();
                 make_heap(markers, gi, ti);
                 for (int mode = 0; mode < (gi ? NMODE : 1); mode++) {
                     g_mode = mode;
@@ -1807,7 +1737,7 @@ static void run_matrix(bool full, uint64_t seed, long sample) {
                 drop_heap();
                 printf("  markers %u, %s, %u thread%s: %lu cases, %.2f s\n", markers,
                        gi ? "generational" : "non-generational", ti, ti > 1 ? "s" : "",
-                       cases_run - run0, (double)(now_ns() - t0) / 1e9);
+                       cases_run - run0, (double)(test_now_ns() - t0) / 1e9);
                 fflush(stdout);
             }
     printf("matrix: %lu of %lu cases picked (%lu of them the core), %lu run, %lu skipped (no "
@@ -1816,12 +1746,9 @@ static void run_matrix(bool full, uint64_t seed, long sample) {
 }
 
 int main(int argc, char **argv) {
-    bool full = test_env_long("TEST_LONG", 0) != 0;
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--long") == 0)
-            full = true;
-    if (full) /* about 10 minutes in a plain build; hours under sanitizers */
-        setenv("TEST_TIMEOUT", "36000", 0);
+    /* The whole product: about 10 minutes in a plain build; hours under
+     * sanitizers. */
+    bool full = test_long_mode(argc, argv);
     test_start_watchdog();
     uint64_t seed = (uint64_t)test_env_long("TEST_SEED", 0x776d);
     long sample = test_env_long("TEST_SAMPLE", TEST_UNDER_TSAN    ? 6
@@ -1841,9 +1768,9 @@ int main(int argc, char **argv) {
     printf("seed %llu, %s, sample %ld per mille\n", (unsigned long long)seed,
            full ? "full cross product" : "CI sample (TEST_LONG=1 for all)", sample);
     run_matrix(full, seed, sample);
-    uint64_t tc = now_ns();
+    uint64_t tc = test_now_ns();
     run_claims();
-    printf("claims: %.2f s\n", (double)(now_ns() - tc) / 1e9);
+    printf("claims: %.2f s\n", (double)(test_now_ns() - tc) / 1e9);
     for (int r = 0; r < NREL; r++)
         if (bad_by_rel[r])
             printf("  relation %s: %lu bad cases\n", rel_name[r], bad_by_rel[r]);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 unsigned long test_passed, test_failed;
@@ -231,4 +232,93 @@ bool test_page_run(rudo_kind kind, size_t size, size_t need, size_t tries,
             return true;
     }
     return false;
+}
+
+uint64_t test_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+bool test_long_mode(int argc, char **argv) {
+    bool full = test_env_long("TEST_LONG", 0) != 0;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--long") == 0)
+            full = true;
+    if (full)
+        setenv("TEST_TIMEOUT", "36000", 0);
+    return full;
+}
+
+/* The worker's job slot, under jmu: jstate 0 idle, 1 posted, 2 done. */
+static pthread_t worker;
+static pthread_mutex_t jmu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t jcv = PTHREAD_COND_INITIALIZER;
+static void (*jfn)(void *);
+static void *jarg;
+static int jstate;
+static bool jquit;
+
+/* Waits in blocking regions: the main thread may collect meanwhile. */
+static void *worker_main(void *arg) {
+    (void)arg;
+    if (rudo_thread_attach() != RUDO_OK) {
+        fprintf(stderr, "test worker: rudo_thread_attach failed\n");
+        abort();
+    }
+    for (;;) {
+        rudo_blocking_enter();
+        pthread_mutex_lock(&jmu);
+        while (jstate != 1 && !jquit)
+            pthread_cond_wait(&jcv, &jmu);
+        bool quit = jstate != 1;
+        void (*fn)(void *) = jfn;
+        void *a = jarg;
+        pthread_mutex_unlock(&jmu);
+        rudo_blocking_leave();
+        if (quit)
+            break;
+        fn(a);
+        rudo_blocking_enter();
+        pthread_mutex_lock(&jmu);
+        jstate = 2;
+        pthread_cond_broadcast(&jcv);
+        pthread_mutex_unlock(&jmu);
+        rudo_blocking_leave();
+    }
+    rudo_thread_detach();
+    return NULL;
+}
+
+void test_worker_start(void) {
+    jquit = false;
+    jstate = 0;
+    if (pthread_create(&worker, NULL, worker_main, NULL) != 0) {
+        perror("pthread_create");
+        exit(2);
+    }
+}
+
+void test_on_worker(void (*fn)(void *), void *arg) {
+    rudo_blocking_enter();
+    pthread_mutex_lock(&jmu);
+    jfn = fn;
+    jarg = arg;
+    jstate = 1;
+    pthread_cond_broadcast(&jcv);
+    while (jstate != 2)
+        pthread_cond_wait(&jcv, &jmu);
+    jstate = 0;
+    pthread_mutex_unlock(&jmu);
+    rudo_blocking_leave();
+}
+
+void test_worker_stop(void) {
+    rudo_blocking_enter();
+    pthread_mutex_lock(&jmu);
+    jquit = true;
+    pthread_cond_broadcast(&jcv);
+    pthread_mutex_unlock(&jmu);
+    pthread_join(worker, NULL);
+    rudo_blocking_leave();
 }

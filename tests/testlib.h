@@ -74,6 +74,23 @@ bool test_stress_on(void);
 /* n times TEST_SCALE (a positive factor, default 1), at least 1. */
 long test_scaled(long n);
 
+/* Monotonic clock, nanoseconds. */
+uint64_t test_now_ns(void);
+
+/* Whether the cross-product tests run their whole product: TEST_LONG
+ * nonzero, or --long among the arguments. If so, the watchdog's default
+ * becomes 10 hours (TEST_TIMEOUT still wins); call before
+ * test_start_watchdog. */
+bool test_long_mode(int argc, char **argv);
+
+/* A second attached thread that runs jobs for the main one: started with
+ * test_worker_start (it attaches itself), stopped (joined, detached) with
+ * test_worker_stop; test_on_worker runs fn(arg) there and waits for it in
+ * a blocking region, so the job may collect. One worker at a time. */
+void test_worker_start(void);
+void test_on_worker(void (*fn)(void *), void *arg);
+void test_worker_stop(void);
+
 /* Ends the process (status 3) after TEST_TIMEOUT seconds (default 500). */
 void test_start_watchdog(void);
 
