@@ -796,18 +796,11 @@ static void make_heap(unsigned markers, bool verify, int variant) {
         setenv("RUDO_VERIFY", "1", 1);
     if (variant == V_BATCH)
         setenv("RUDO_PAGE_BATCH", "8", 1);
-    rudo_config cfg = test_precise_config(markers);
-    cfg.initial_heap = (size_t)512 << 20; /* only the test's collections */
+    rudo_config cfg = test_manual_config(markers, (size_t)512 << 20);
     cfg.generational = variant == V_GEN;
-    cfg.nursery = (size_t)512 << 20;
-    cfg.nursery_adapt = false;
-    int rc = rudo_heap_create(&cfg);
+    test_heap_create(&cfg);
     unsetenv("RUDO_VERIFY");
     unsetenv("RUDO_PAGE_BATCH");
-    if (rc != RUDO_OK) {
-        fprintf(stderr, "rudo_heap_create: %s\n", rudo_strerror(rc));
-        exit(2);
-    }
     g_variant = variant;
     for (int k = 0; k < NK; k++)
         for (int f = 0; f < 2; f++) {

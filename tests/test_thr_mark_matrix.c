@@ -427,11 +427,7 @@ static void make_heap(unsigned markers, bool route, bool inbox) {
     cfg.scan_stacks = false; /* precise roots only: the survivors are exact */
     cfg.scan_static_data = false;
     cfg.initial_heap = (size_t)256 << 20; /* only the explicit collections */
-    int rc = rudo_heap_create(&cfg);
-    if (rc != RUDO_OK) {
-        fprintf(stderr, "rudo_heap_create: %s\n", rudo_strerror(rc));
-        exit(2);
-    }
+    test_heap_create(&cfg);
     for (unsigned vi = 0; vi < NVARIANTS; vi++) {
         variant *v = &variants[vi];
         switch (v->mode) {

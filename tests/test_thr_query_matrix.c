@@ -973,17 +973,10 @@ static void make_heap(const config *c) {
     char b[16];
     snprintf(b, sizeof b, "%u", c->batch);
     setenv("RUDO_PAGE_BATCH", b, 1);
-    rudo_config cfg = test_precise_config(c->markers);
+    rudo_config cfg = test_manual_config(c->markers, (size_t)256 << 20);
     cfg.generational = c->gen;
     cfg.interior_pointers = c->interior;
-    cfg.initial_heap = (size_t)256 << 20; /* only the test's collections */
-    cfg.nursery = (size_t)256 << 20;
-    cfg.nursery_adapt = false;
-    int rc = rudo_heap_create(&cfg);
-    if (rc != RUDO_OK) {
-        fprintf(stderr, "rudo_heap_create: %s\n", rudo_strerror(rc));
-        exit(2);
-    }
+    test_heap_create(&cfg);
     cfg_now = *c;
     verify = rudo__the_heap->verify;
     register_kinds();

@@ -1137,16 +1137,9 @@ static void add_case(unsigned tk, unsigned hk, unsigned si, size_t pos, unsigned
 /* ---- heaps ---------------------------------------------------------------------- */
 
 static void make_heap(unsigned markers, bool gen, unsigned threads) {
-    rudo_config cfg = test_precise_config(markers);
-    cfg.initial_heap = (size_t)256 << 20; /* only the test's collections */
+    rudo_config cfg = test_manual_config(markers, (size_t)256 << 20);
     cfg.generational = gen;
-    cfg.nursery = (size_t)256 << 20;
-    cfg.nursery_adapt = false;
-    int rc = rudo_heap_create(&cfg);
-    if (rc != RUDO_OK) {
-        fprintf(stderr, "rudo_heap_create: %s\n", rudo_strerror(rc));
-        exit(2);
-    }
+    test_heap_create(&cfg);
     g_markers = markers;
     g_gen = gen;
     g_threads = threads;

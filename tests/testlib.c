@@ -322,3 +322,19 @@ void test_worker_stop(void) {
     pthread_join(worker, NULL);
     rudo_blocking_leave();
 }
+
+rudo_config test_manual_config(unsigned markers, size_t room) {
+    rudo_config cfg = test_precise_config(markers);
+    cfg.initial_heap = room;
+    cfg.nursery = room;
+    cfg.nursery_adapt = false;
+    return cfg;
+}
+
+void test_heap_create(const rudo_config *cfg) {
+    int rc = rudo_heap_create(cfg);
+    if (rc != RUDO_OK) {
+        fprintf(stderr, "rudo_heap_create: %s\n", rudo_strerror(rc));
+        exit(2);
+    }
+}

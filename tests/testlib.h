@@ -59,6 +59,14 @@ void expect_death(const char *what, void (*fn)(void *), void *arg,
  * and the given number of markers (0 = the default): what tests that
  * check exact survivors start from. */
 rudo_config test_precise_config(unsigned markers);
+/* test_precise_config with no collection but the test's own while less
+ * than `room` bytes are allocated: initial_heap and a fixed nursery of
+ * `room` (the cross-product tests, which count what each collection
+ * keeps). */
+rudo_config test_manual_config(unsigned markers, size_t room);
+/* rudo_heap_create, or a message and exit status 2 (a setup failure, not
+ * a check). */
+void test_heap_create(const rudo_config *cfg);
 
 /* Deterministic pseudo-random numbers (xorshift64*). */
 uint64_t test_rand(uint64_t *state);
