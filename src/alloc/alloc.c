@@ -450,7 +450,14 @@ void *rudo__alloc_large(rudo__heap *h, uint32_t owner, rudo_kind kind,
     return rudo__page_addr(p);
 }
 
-void rudo__alloc_fork_child(rudo__heap *h) {
+/* Whether small page p is one of the current pages of allocators
+ * `self` (NULL: no allocators). */
+static bool self_current(rudo__kind_alloc **self, const rudo__page *p) {
+    rudo__kind_alloc *ka = self ? self[p->kind] : NULL;
+    return ka && ka->pages[p->cls] == p;
+}
+
+void rudo__alloc_fork_child(rudo__heap *h, rudo__kind_alloc **self) {
     for (size_t pi = 0; pi < rudo__hwm(h); pi = rudo__pages_next(h, pi)) {
         rudo__page *p = &h->pages[pi];
         /* A thread that vanished in the fork was sweeping it (take_page):
@@ -460,9 +467,16 @@ void rudo__alloc_fork_child(rudo__heap *h) {
          * the child has one thread. */
         void **ol = atomic_load_explicit(&p->owner_list, memory_order_relaxed);
         /* Or it was stashed, and the vanished thread was taking it off its
-         * stash (the stashes of the threads gone were returned first). */
-        if (p->type == RUDO_PAGE_SMALL &&
-            (ol == RUDO_OWNER_CLAIMED || rudo__owner_stashed(ol))) {
+         * stash (the stashes of the threads gone were returned first).
+         * Or the vanished thread had published it as current, its list
+         * the thread's, and not yet recorded it in its allocator, so the
+         * retirement of that thread's pages missed it: nothing was
+         * allocated from it (the refill had not returned), so its bits
+         * are the sweep's, exact; its free cells hold links (dirty).
+         * Every other page with an owner is the forking thread's current
+         * page: its stashes went back, and it was in fork(), not in a
+         * refill. */
+        if (p->type == RUDO_PAGE_SMALL && ol != NULL && !self_current(self, p)) {
             atomic_store_explicit(&p->owner_list, NULL, memory_order_relaxed);
             p->dirty = 1;
         }

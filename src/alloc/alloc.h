@@ -60,9 +60,13 @@ void rudo__alloc_unstash_all(rudo__heap *h, rudo__kind_alloc **kalloc);
  * while collection is disabled, when no collection will return them. */
 bool rudo__alloc_unstash_free(rudo__heap *h, rudo__kind_alloc **kalloc);
 /* In a forked child (heap_lock held), after every surviving stash was
- * returned: releases the pages that a thread which did not survive the
- * fork had claimed to sweep (take_page) or was taking off its stash. */
-void rudo__alloc_fork_child(rudo__heap *h);
+ * returned and the vanished threads' current pages were retired: releases
+ * the pages that a thread which did not survive the fork had claimed to
+ * sweep (take_page), was taking off its stash, or was making current
+ * (rudo__alloc_refill publishes the page before it records it). `self` is
+ * the forking thread's allocators (NULL if it is not attached): its
+ * current pages alone stay current. */
+void rudo__alloc_fork_child(rudo__heap *h, rudo__kind_alloc **self);
 /* Gives size class c of ka a page with free cells (the full current page
  * is retired first) from ka's stash for c, class c's avail list or the
  * free pool, owned by mutator `owner`; returns the bytes of its free

@@ -52,7 +52,7 @@ void rudo__mutators_fork_child(rudo__heap *h) {
         free(m->tls);
         free(m);
     }
-    rudo__alloc_fork_child(h);
+    rudo__alloc_fork_child(h, self ? self->kalloc : NULL);
     h->world.mutators = self;
     h->world.nmutators = self ? 1 : 0;
     h->world.nrunning = self && self->state == RUDO_MUT_RUNNING ? 1 : 0;
