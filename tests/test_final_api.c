@@ -374,6 +374,34 @@ static void test_ignore_self(void) {
     rudo_set_gc_callback(NULL, NULL);
 }
 
+/* ignore_self on objects wider than a mark chunk (8 KiB), pointing to
+ * themselves only from far past their first chunk: a lone marker scans a
+ * wide object chunk by chunk, the later chunks after what the first
+ * reached, so the registration's self-scan must take the object whole.
+ * A small-page class over 8 KiB and a large object, each pointing to its
+ * base from its last word and inside itself from its middle. */
+static int nbig;
+static void fin_big(void *o, void *data) {
+    (void)o;
+    (void)data;
+    nbig++;
+}
+
+static void test_ignore_self_wide(void) {
+    const size_t sizes[] = {12 * 1024, 100 * 1024};
+    for (size_t s = 0; s < 2; s++) {
+        nbig = 0;
+        void **big = rudo_malloc(sizes[s]);
+        size_t nw = sizes[s] / sizeof(void *);
+        big[nw - 1] = big;
+        big[nw / 2] = &big[5];
+        CHECK_EQ(rudo_finalizer_register_ignore_self(big, fin_big, NULL), RUDO_OK);
+        big = NULL;
+        rudo_collect();
+        CHECK_EQ(nbig, 1);
+    }
+}
+
 static void make_heap(unsigned markers) {
     rudo_config cfg = test_precise_config(markers);
     CHECK_EQ(rudo_heap_create(&cfg), RUDO_OK);
@@ -477,6 +505,7 @@ int main(void) {
         test_on_demand();
         test_ordered();
         test_ignore_self();
+        test_ignore_self_wide();
         rudo_root_remove(&root);
         rudo_heap_destroy();
     }

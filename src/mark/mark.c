@@ -500,10 +500,17 @@ scan_words(rudo__marker *mk, const rudo__kind *k, char *obj, size_t from,
         scan_layout(mk, k, w, from, to, false);
 }
 
-/* Large scanned objects are cut into chunks that are queued separately
- * (tagged with the low bit: objects are 16-byte aligned), so a wide array
- * is shared among markers instead of scanned by one. */
+/* Large scanned objects are cut into chunks that are queued separately,
+ * so a wide array is shared among markers instead of scanned by one. A
+ * queued chunk is its address with a tag in the low bits (objects are
+ * 16-byte aligned, and so are chunks, which start a multiple of 8 KiB into
+ * one): CHUNK_TAG for a chunk queued with all its siblings at once
+ * (several markers: trace_chunked), CHAIN_TAG for one that queues the next
+ * chunk when it is traced (a lone marker: trace_chained). */
 #define CHUNK_WORDS 1024 /* 8 KiB */
+#define CHUNK_TAG 1u
+#define CHAIN_TAG 3u
+#define TAG_MASK 15u
 
 /* Queues the chunks after the first of a large object, then scans the
  * first. The chunks go straight to the shared deque (the private stack
@@ -517,7 +524,7 @@ static __attribute__((noinline)) void trace_chunked(rudo__marker *mk,
     size_t nw = p->cell_size / sizeof(void *);
     bool shared = mk->pool->steal;
     for (size_t from = CHUNK_WORDS; from < nw; from += CHUNK_WORDS) {
-        char *chunk = obj + from * sizeof(void *) + 1;
+        char *chunk = obj + from * sizeof(void *) + CHUNK_TAG;
         if (RUDO_UNLIKELY(mk->h->mark.fail_growths)) /* test hook */
             rudo__deque_fail_next_growth(&mk->dq);
         if (!shared || !rudo__deque_push(&mk->dq, chunk))
@@ -528,17 +535,42 @@ static __attribute__((noinline)) void trace_chunked(rudo__marker *mk,
     scan_words(mk, &mk->h->kinds[p->kind], obj, 0, CHUNK_WORDS);
 }
 
-/* Scans one queued chunk (its address tagged with the low bit). The chunk
- * belongs to the cell that contains it: on a small page (classes over
- * 8 KiB) that cell need not start at the page, and word offsets (hence
- * layout positions) count from the cell's base. */
-static __attribute__((noinline)) void trace_chunk(rudo__marker *mk, char *addr) {
+/* Scans words [from, from + CHUNK_WORDS) of obj (of nw words, on page p),
+ * after queueing the rest of it as one chained chunk, below the children
+ * this chunk pushes. A lone marker thus holds at most a chunk's children
+ * and one chunk of each wide object on its stack, as bdwgc does with its
+ * mark stack: scanning a 2 M-entry array at once put 2 M children on the
+ * stack (16 MiB, pushed and popped through the cache) before any of them
+ * was traced. Out of line, as trace_chunked. */
+static __attribute__((noinline)) void trace_chained(rudo__marker *mk, char *obj,
+                                                    rudo__page *p, size_t from,
+                                                    size_t nw) {
+    size_t to = from + CHUNK_WORDS;
+    if (to < nw)
+        push(mk, obj + to * sizeof(void *) + CHAIN_TAG, p);
+    else
+        to = nw;
+    scan_words(mk, &mk->h->kinds[p->kind], obj, from, to);
+}
+
+/* Traces one queued chunk (its address tagged: CHUNK_TAG or CHAIN_TAG).
+ * The chunk belongs to the cell that contains it: on a small page
+ * (classes over 8 KiB) that cell need not start at the page, and word
+ * offsets (hence layout positions) count from the cell's base. */
+static __attribute__((noinline)) void trace_chunk(rudo__marker *mk, char *item) {
+    unsigned tag = (unsigned)((uintptr_t)item & TAG_MASK);
+    char *addr = item - tag;
     rudo__page *p = NULL;
     size_t ci;
     /* Never NULL: the chunk was queued from inside a marked cell. */
     char *obj = rudo__cell_of(mk->h, addr, &p, &ci);
     size_t from = (size_t)(addr - obj) / sizeof(void *);
     size_t nw = p->cell_size / sizeof(void *);
+    if (tag == CHAIN_TAG) {
+        trace_chained(mk, obj, p, from, nw);
+        return;
+    }
+    RUDO_ASSERT(tag == CHUNK_TAG);
     size_t to = nw - from > CHUNK_WORDS ? from + CHUNK_WORDS : nw;
     scan_words(mk, &mk->h->kinds[p->kind], obj, from, to);
 }
@@ -580,10 +612,12 @@ static void trace_in(rudo__marker *mk, char *obj, rudo__page *p) {
         break;
     case RUDO_TRACE_CONSERVATIVE:
     case RUDO_TRACE_LAYOUT:
-        if (RUDO_UNLIKELY(nw > CHUNK_WORDS) && !mk->single)
+        if (RUDO_LIKELY(nw <= CHUNK_WORDS) || mk->whole)
+            scan_words(mk, k, obj, 0, nw);
+        else if (!mk->single)
             trace_chunked(mk, obj, p);
         else
-            scan_words(mk, k, obj, 0, nw);
+            trace_chained(mk, obj, p, 0, nw);
         break;
     case RUDO_TRACE_CALLBACK:
         /* Lets rudo_alloc, rudo_collect and rudo_safepoint name the kind
@@ -627,8 +661,8 @@ static inline __attribute__((always_inline)) void trace_obj(rudo__marker *mk,
 
 static inline __attribute__((always_inline)) void trace_item(rudo__marker *mk,
                                                              char *item) {
-    if (RUDO_UNLIKELY((uintptr_t)item & 1)) {
-        trace_chunk(mk, item - 1);
+    if (RUDO_UNLIKELY((uintptr_t)item & CHUNK_TAG)) {
+        trace_chunk(mk, item);
         return;
     }
     /* A queued object is a cell's base, never in a large object's tail
@@ -933,11 +967,15 @@ void rudo__mark_children_ignore_self(rudo__heap *h, void *obj) {
      * marked and does nothing; unmarked again before what those words
      * reached is traced, so a cycle through other objects still marks it.
      * This works because in the serial phase after
-     * rudo__mark_closure (single) trace_in scans the words at once and
-     * only queues what they reach. Relaxed: one marker, world stopped. */
+     * rudo__mark_closure (single) trace_in, told to take the object
+     * whole (no chained chunks left for later), scans the words at once
+     * and only queues what they reach. Relaxed: one marker, world
+     * stopped. */
     atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) | bit,
                           memory_order_relaxed);
+    mk->whole = true;
     trace_in(mk, obj, rudo__head_page_of(h, obj));
+    mk->whole = false;
     atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) & ~bit,
                           memory_order_relaxed);
     rudo__mark_drain(mk);

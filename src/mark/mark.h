@@ -75,6 +75,7 @@ typedef struct rudo__marker {
     void **local;                 /* items are local[local_lo .. local_n) */
     size_t local_lo, local_n, local_cap, local_high;
     bool single;                  /* the only marker: no atomic RMW needed */
+    bool whole;                   /* trace_in scans a large object at once */
     /* Marks to take note of (the collector, in the serial tail; mark.c):
      * NOTE_WAKE, the ephemeron fixpoint's woken pages; NOTE_RECORD, the
      * objects marked after the short weak slots were judged (finalization
