@@ -154,8 +154,12 @@ static void shared_work(void) {
 
 /* --- overflow slow path ------------------------------------------------------------ */
 
-static void overflow(void) {
-    make_heap(2, "1", "1", "0");
+/* With one marker the array is walked a chunk at a time (a chained chunk
+ * pushed before each chunk's children), so the pushes that fail include
+ * those of chained chunks: the page of the array is then deferred, and
+ * the overflow pass walks it again from its first chunk. */
+static void overflow(unsigned markers) {
+    make_heap(markers, "1", "1", "0");
     static void *root;
     rudo_root_add(&root);
     enum { WIDE = 50000 };
@@ -168,13 +172,14 @@ static void overflow(void) {
     rudo_collect();
     rudo_marker_stats st[2];
     unsigned n = rudo_get_marker_stats(st, 2);
+    CHECK_EQ(n, markers);
     uint64_t overflows = 0, marked = 0;
     for (unsigned i = 0; i < n && i < 2; i++) {
         overflows += st[i].overflows;
         marked += st[i].objects_marked;
     }
-    printf("overflow: %llu deferred pushes, %llu objects marked\n",
-           (unsigned long long)overflows, (unsigned long long)marked);
+    printf("overflow, %u marker(s): %llu deferred pushes, %llu objects marked\n",
+           markers, (unsigned long long)overflows, (unsigned long long)marked);
     CHECK(overflows > 0);
     CHECK(marked == 1 + (uint64_t)WIDE * 7);
     long unmarked = 0;
@@ -377,7 +382,8 @@ static void chains_and_arrays(void) {
 int main(int argc, char **argv) {
     int per = argc > 1 ? atoi(argv[1]) : 2000;
     shared_work();
-    overflow();
+    overflow(1);
+    overflow(2);
     chunked_layouts(3);
     chunked_layouts(100);
     chains_and_arrays();
