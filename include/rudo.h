@@ -15,6 +15,10 @@
  *  - "Attached thread": a thread that called rudo_thread_attach() (or created
  *    the heap) and has not detached. Functions that touch the heap must be
  *    called from an attached thread unless stated otherwise.
+ *  - "Waits while a collection runs": called from inside a collection (a
+ *    trace or root callback, a gc listener's begin or phase), where the
+ *    wait would be for the very collection that runs the caller, such a
+ *    function aborts, saying it was called from a trace callback, instead.
  *
  * Names starting with rudo__ are internal: they appear here only because the
  * inline fast paths use them.
@@ -1004,8 +1008,8 @@ static inline void **rudo_handle(void *obj) {
  * rudo_enable (one in progress, started by another thread, is waited
  * for): weak slots are not cleared and objects do not move between
  * reachable and finalized meanwhile. Thread-safe; rudo_disable waits while
- * a collection runs, so it must not be called with the world stopped (from
- * a listener's begin or phase, a root or trace callback). */
+ * a collection runs, so it aborts if called with the world stopped (from a
+ * listener's begin or phase, a root or trace callback). */
 RUDO_API void rudo_disable(void);
 RUDO_API void rudo_enable(void);
 /* True while collection is disabled (rudo_disable; not the flag of
@@ -1105,8 +1109,9 @@ typedef struct rudo_gc_event {
 typedef void (*rudo_gc_callback)(const rudo_gc_event *ev, void *data);
 
 /* A collection listener: `begin` is called when the world is stopped,
- * before the collection's work (ev->number and ev->ttsp_ns are set, the
- * rest is zero); `phase` after each phase, with the phase and its time
+ * before the collection's work (ev->number, ev->ttsp_ns, ev->minor and
+ * ev->phase_ns[RUDO_PHASE_STOP], which equals ttsp_ns, are set, the rest
+ * is zero); `phase` after each phase, with the phase and its time
  * (the STOP phase first); `end` after the world resumed, as the collection
  * callback. begin and phase run with the world stopped, on the collecting
  * thread: like trace callbacks they must not allocate, collect or take
@@ -1123,9 +1128,12 @@ typedef struct rudo_gc_listener {
 RUDO_API void rudo_set_gc_listener(const rudo_gc_listener *listener);
 
 /* Sets a function called after every collection, on the collecting thread,
- * after the world is resumed and before finalizers run (NULL to remove). It
- * must not allocate. The calls of two collections in a row may overlap, on
- * two threads: what the function writes must tolerate that. Thread-safe. */
+ * after the world is resumed and before finalizers run (NULL to remove).
+ * It runs as ordinary code of that thread: it may allocate and call rudo,
+ * and a collection it starts (rudo_collect, or an allocation's) calls it
+ * again, nested. The calls of two collections in a row may overlap, on
+ * two threads: what the function writes must tolerate that. Thread-safe;
+ * waits while a collection runs. */
 RUDO_API void rudo_set_gc_callback(rudo_gc_callback fn, void *data);
 
 /* ------------------------------------------------------------------------ */

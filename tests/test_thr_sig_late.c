@@ -7,7 +7,9 @@
  * The test builds that case in every build, without depending on TSan's
  * timing (white box: it reads the thread's stop numbers, threads.h):
  *  1. A thread takes a context with getcontext() in a shallow frame: the
- *     "arrival". It blocks the suspend signal, so the real one will wait.
+ *     "arrival". It blocks the suspend signal, so the real one will wait,
+ *     and the restart signal, as the kernel (and TSan) would while the
+ *     handler runs: the handler's wait relies on it to lose no restart.
  *  2. It descends (a 4 KiB alloca in between, so the frames below lie well
  *     past the red zone the scan allows below a stack pointer), allocates
  *     a probe object, keeps it only in a volatile local there, and spins
@@ -42,7 +44,7 @@
 static rudo_kind k_probe;
 static void *weak_probe;          /* weak: not a root (no static data scan) */
 static atomic_int ready;
-static int sig;
+static int sig, restart_sig;
 static void (*handler)(int, siginfo_t *, void *);
 
 /* Spins, with no safepoint, until the collector asked this thread to stop
@@ -91,12 +93,13 @@ static void *victim(void *arg) {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, sig);
+    sigaddset(&set, restart_sig);
     CHECK_EQ(pthread_sigmask(SIG_BLOCK, &set, NULL), 0);
     ucontext_t arrival;
     CHECK_EQ(getcontext(&arrival), 0);
     descend(&arrival);
-    /* The real signal, pending since the collector sent it, is stale now
-     * and ignored. */
+    /* The real suspend signal, pending since the collector sent it, is
+     * stale now and ignored; the restart signal is a no-op. */
     CHECK_EQ(pthread_sigmask(SIG_UNBLOCK, &set, NULL), 0);
     rudo_thread_detach();
     return NULL;
@@ -112,6 +115,7 @@ int main(void) {
     if (rc != RUDO_OK)
         return test_report();
     sig = (int)cfg.suspend_signal;
+    restart_sig = (int)cfg.restart_signal;
     struct sigaction sa;
     CHECK_EQ(sigaction(sig, NULL, &sa), 0);
     CHECK(sa.sa_flags & SA_SIGINFO);

@@ -359,7 +359,7 @@ void rudo__debug_set_mark(const void *addr, bool marked) {
 uint64_t rudo__debug_signal_stops(void) {
     rudo__heap *h = rudo__need_heap("rudo__debug_signal_stops");
     /* Under gc_lock, with no collection running: the collector counts it. */
-    rudo__lock_idle(h);
+    rudo__lock_idle(h, "rudo__debug_signal_stops");
     uint64_t n = h->world.signal_stops;
     rudo__lock_release(&h->world.lock);
     return n;

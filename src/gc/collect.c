@@ -421,7 +421,7 @@ void rudo_disable(void) {
      * returns, and one that takes gc_lock after this release sees the
      * count (the lock orders it) and gives up (rudo__collect). */
     atomic_fetch_add_explicit(&h->disabled, 1, memory_order_relaxed);
-    rudo__lock_idle(h);
+    rudo__lock_idle(h, "rudo_disable");
     rudo__lock_release(&h->world.lock);
 }
 

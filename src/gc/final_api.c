@@ -12,7 +12,7 @@ static rudo__heap *begin_obj(void *obj, const char *fn) {
         rudo__fatal(fn, "the object is NULL");
     if (rudo__find_object(h, obj, NULL) != obj)
         rudo__fatal(fn, "%p is not the base of a heap object", obj);
-    rudo__lock_idle(h);
+    rudo__lock_idle(h, fn);
     return h;
 }
 
@@ -55,7 +55,7 @@ void rudo_guardian_destroy(rudo_guardian *g) {
     rudo__heap *h = rudo__need_heap(fn);
     if (!g)
         rudo__fatal(fn, "the guardian is NULL");
-    rudo__lock_idle(h);
+    rudo__lock_idle(h, fn);
     rudo__guardian_destroy(h, g);
     rudo__lock_release(&h->world.lock);
 }
@@ -92,7 +92,7 @@ size_t rudo_run_finalizers(void) {
 void rudo_set_finalization(bool on_demand, void (*notify)(void *data),
                            void *data) {
     rudo__heap *h = rudo__need_heap("rudo_set_finalization");
-    rudo__lock_idle(h);
+    rudo__lock_idle(h, "rudo_set_finalization");
     rudo__lock_acquire(&h->final.lock);
     h->final.on_demand = on_demand;
     h->final.notify = notify;

@@ -29,7 +29,7 @@ static void fork_prepare(void) {
         rudo__lock_acquire(&h->world.lock);
         rudo__park(h, NULL);
     } else {
-        rudo__lock_idle(h);
+        rudo__lock_idle(h, "fork");
     }
     rudo__lock_acquire(&h->heap_lock);
     rudo__pool_fork_prepare(h);

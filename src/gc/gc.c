@@ -107,7 +107,7 @@ static int set_max_heap(size_t bytes, bool cap, const char *name) {
     rudo__heap *h = rudo__need_heap(name);
     /* No collection runs (gc_lock idle); heap_lock orders it with the page
      * pool, which reads it when it hands out pages. */
-    rudo__lock_idle(h);
+    rudo__lock_idle(h, name);
     rudo__lock_acquire(&h->heap_lock);
     h->cfg.max_heap = bytes;
     h->max_heap_cap = cap; /* read by the trigger, world stopped */
@@ -127,7 +127,7 @@ int rudo_set_max_heap_cap(size_t bytes) {
 int rudo_set_initial_heap(size_t bytes) {
     rudo__heap *h = rudo__need_heap("rudo_set_initial_heap");
     /* Read by the collector with the world stopped (the trigger). */
-    rudo__lock_idle(h);
+    rudo__lock_idle(h, "rudo_set_initial_heap");
     h->cfg.initial_heap = bytes;
     /* Relaxed, as every trigger store: mutators read it as a heuristic
      * (alloc_slow.c); the next collection's trigger applies the floor
@@ -147,7 +147,7 @@ int rudo_set_growth(double growth, size_t growth_limit) {
         return RUDO_EINVAL;
     }
     /* Read by the collector with the world stopped (the trigger). */
-    rudo__lock_idle(h);
+    rudo__lock_idle(h, fn);
     h->cfg.growth = growth;
     h->cfg.growth_limit = growth_limit;
     rudo__lock_release(&h->world.lock);

@@ -15,7 +15,7 @@ int rudo_register_displacement(size_t offset) {
     /* Markers read the bitmap with the world stopped: change it while no
      * collection runs (gc_lock taken then, an attached caller parked
      * meanwhile as at a safepoint). */
-    rudo__lock_idle(h);
+    rudo__lock_idle(h, fn);
     h->displacements[offset / 64] |= (uint64_t)1 << (offset % 64);
     rudo__lock_release(&h->world.lock);
     return RUDO_OK;

@@ -74,7 +74,7 @@ void rudo_get_stats(rudo_stats *out) {
     rudo__heap *h = rudo__need_heap("rudo_get_stats");
     memset(out, 0, sizeof *out);
     /* gc_lock excludes a running collection, whose fields these are. */
-    rudo__lock_idle(h);
+    rudo__lock_idle(h, "rudo_get_stats");
     out->collections = h->gc_count;
     out->live_bytes = h->live_bytes;
     out->mark_ns_total = h->st.mark_ns;
@@ -123,7 +123,7 @@ void rudo_get_stats(rudo_stats *out) {
 
 unsigned rudo_get_marker_stats(rudo_marker_stats *out, unsigned max) {
     rudo__heap *h = rudo__need_heap("rudo_get_marker_stats");
-    rudo__lock_idle(h);
+    rudo__lock_idle(h, "rudo_get_marker_stats");
     unsigned n = 0;
     if (h->pool && h->gc_count > 0) {
         n = h->pool->n;
@@ -136,7 +136,7 @@ unsigned rudo_get_marker_stats(rudo_marker_stats *out, unsigned max) {
 
 void rudo_set_gc_callback(rudo_gc_callback fn, void *data) {
     rudo__heap *h = rudo__need_heap("rudo_set_gc_callback");
-    rudo__lock_idle(h);
+    rudo__lock_idle(h, "rudo_set_gc_callback");
     h->gc_callback = fn;
     h->gc_callback_data = data;
     rudo__lock_release(&h->world.lock);
@@ -146,7 +146,7 @@ void rudo_set_gc_listener(const rudo_gc_listener *listener) {
     rudo__heap *h = rudo__need_heap("rudo_set_gc_listener");
     /* gc_lock, with no collection running: the collector reads it with the
      * world stopped. */
-    rudo__lock_idle(h);
+    rudo__lock_idle(h, "rudo_set_gc_listener");
     h->has_listener = listener != NULL;
     h->listener = listener ? *listener : (rudo_gc_listener){0};
     rudo__lock_release(&h->world.lock);

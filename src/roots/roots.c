@@ -30,8 +30,8 @@ void rudo__roots_destroy(rudo__heap *h) {
  * registered slots after the enumeration released roots_lock, so a slot
  * removed (and freed) meanwhile would be read after its end. Returns the
  * registry, locked. */
-rudo__roots *rudo__registry_begin(rudo__heap *h) {
-    rudo__lock_idle(h);
+rudo__roots *rudo__registry_begin(rudo__heap *h, const char *fn) {
+    rudo__lock_idle(h, fn);
     rudo__lock_acquire(&h->roots.lock);
     return &h->roots;
 }
@@ -46,7 +46,7 @@ void rudo_root_add(void **slot) {
     rudo__heap *h = rudo__need_heap(fn);
     if (!slot)
         rudo__fatal(fn, "slot is NULL");
-    rudo__roots *r = rudo__registry_begin(h);
+    rudo__roots *r = rudo__registry_begin(h, fn);
     bool added = rudo__slotset_add(&r->slots, slot, fn);
     rudo__registry_end(h);
     if (!added)
@@ -56,7 +56,7 @@ void rudo_root_add(void **slot) {
 int rudo_root_remove(void **slot) {
     const char *fn = "rudo_root_remove";
     rudo__heap *h = rudo__need_heap(fn);
-    rudo__roots *r = rudo__registry_begin(h);
+    rudo__roots *r = rudo__registry_begin(h, fn);
     bool removed = rudo__slotset_remove(&r->slots, slot);
     rudo__registry_end(h);
     if (!removed) {
@@ -71,7 +71,7 @@ void rudo_root_add_range(void *start, void *end) {
     rudo__heap *h = rudo__need_heap(fn);
     if ((char *)start > (char *)end)
         rudo__fatal(fn, "start %p is above end %p", start, end);
-    rudo__roots *r = rudo__registry_begin(h);
+    rudo__roots *r = rudo__registry_begin(h, fn);
     if (r->nranges == r->cap_ranges)
         r->ranges = rudo__grow(r->ranges, &r->cap_ranges, sizeof *r->ranges, 16,
                                fn, "out of memory");
@@ -82,7 +82,7 @@ void rudo_root_add_range(void *start, void *end) {
 int rudo_root_remove_range(void *start) {
     const char *fn = "rudo_root_remove_range";
     rudo__heap *h = rudo__need_heap(fn);
-    rudo__roots *r = rudo__registry_begin(h);
+    rudo__roots *r = rudo__registry_begin(h, fn);
     for (size_t i = 0; i < r->nranges; i++) {
         if (r->ranges[i].lo == start) {
             r->ranges[i] = r->ranges[--r->nranges];
@@ -145,7 +145,7 @@ static int callback_add(rudo_root_fn fn, void *data, bool first, const char *nam
     rudo__heap *h = rudo__need_heap(name);
     if (!fn)
         rudo__fatal(name, "the callback is NULL");
-    rudo__roots *r = rudo__registry_begin(h);
+    rudo__roots *r = rudo__registry_begin(h, name);
     int rc = RUDO_OK;
     for (size_t i = 0; i < r->ncbs; i++)
         if (r->cbs[i].fn == fn && r->cbs[i].data == data)
@@ -170,7 +170,7 @@ int rudo_root_callback_add_first(rudo_root_fn fn, void *data) {
 
 int rudo_root_callback_remove(rudo_root_fn fn, void *data) {
     rudo__heap *h = rudo__need_heap("rudo_root_callback_remove");
-    rudo__roots *r = rudo__registry_begin(h);
+    rudo__roots *r = rudo__registry_begin(h, "rudo_root_callback_remove");
     int rc = RUDO_ENOENT;
     for (size_t i = 0; i < r->ncbs; i++) {
         if (r->cbs[i].fn == fn && r->cbs[i].data == data) {
@@ -191,7 +191,7 @@ void rudo_thread_root_callback(rudo_root_fn fn, void *data) {
     rudo__heap *h = rudo__the_heap;
     /* Under gc_lock, with no collection running: the collector reads the
      * pair while the thread is stopped. */
-    rudo__lock_idle(h);
+    rudo__lock_idle(h, "rudo_thread_root_callback");
     m->root_fn = fn;
     m->root_data = data;
     rudo__lock_release(&h->world.lock);

@@ -19,7 +19,7 @@ void rudo__roots_destroy(rudo__heap *h);
  * no collection runs: takes gc_lock when none runs (rudo__lock_idle: an
  * attached caller parks meanwhile) and roots_lock, and returns the
  * registry; rudo__registry_end releases both. */
-rudo__roots *rudo__registry_begin(rudo__heap *h);
+rudo__roots *rudo__registry_begin(rudo__heap *h, const char *fn);
 void rudo__registry_end(rudo__heap *h);
 
 /* Shows v the root callbacks, global ones in the order added, then each

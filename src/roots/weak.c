@@ -23,7 +23,7 @@ static void check_slot(void **slot, const char *fn) {
 static int weak_add(void **slot, const void *target, bool is_long, const char *fn) {
     rudo__heap *h = rudo__need_heap(fn);
     check_slot(slot, fn);
-    rudo__roots *r = rudo__registry_begin(h);
+    rudo__roots *r = rudo__registry_begin(h, fn);
     int rc = RUDO_EEXIST; /* a slot is weak in one way only */
     if (!registered(r, slot)) {
         rudo__slotset_add_value(is_long ? &r->weak_long : &r->weak, slot,
@@ -56,7 +56,7 @@ int rudo_weak_register_long_target(void **slot, const void *target) {
 
 int rudo_weak_registered(void **slot) {
     rudo__heap *h = rudo__need_heap("rudo_weak_registered");
-    rudo__roots *r = rudo__registry_begin(h);
+    rudo__roots *r = rudo__registry_begin(h, "rudo_weak_registered");
     int kind = rudo__slotset_contains(&r->weak, slot)        ? RUDO_WEAK_SHORT
                : rudo__slotset_contains(&r->weak_long, slot) ? RUDO_WEAK_LONG
                                                              : 0;
@@ -67,7 +67,7 @@ int rudo_weak_registered(void **slot) {
 int rudo_weak_unregister(void **slot) {
     const char *fn = "rudo_weak_unregister";
     rudo__heap *h = rudo__need_heap(fn);
-    rudo__roots *r = rudo__registry_begin(h);
+    rudo__roots *r = rudo__registry_begin(h, fn);
     bool found = rudo__slotset_remove(&r->weak, slot) ||
                  rudo__slotset_remove(&r->weak_long, slot);
     rudo__registry_end(h);
@@ -78,7 +78,7 @@ int rudo_weak_move(void **from, void **to) {
     const char *fn = "rudo_weak_move";
     rudo__heap *h = rudo__need_heap(fn);
     check_slot(to, fn);
-    rudo__roots *r = rudo__registry_begin(h);
+    rudo__roots *r = rudo__registry_begin(h, fn);
     /* The target travels with the registration (NULL: none). */
     void *target = rudo__slotset_contains(&r->weak, from)
                        ? rudo__slotset_value(&r->weak, from)

@@ -299,7 +299,13 @@ __attribute__((noinline)) void rudo__capture_roots_at(rudo__mutator *m, void *fr
     m->stack_sp = top;
 }
 
-void rudo__lock_idle(rudo__heap *h) {
+void rudo__lock_idle(rudo__heap *h, const char *fn) {
+    /* Inside a collection (on the collecting thread or a marker), the wait
+     * below would be for the collection that runs this very call. */
+    const char *kind = rudo__tracing_kind;
+    if (RUDO_UNLIKELY(kind != NULL))
+        rudo__fatal(fn, "called from the trace callback of kind '%s' (trace "
+                    "callbacks must not wait for a collection to end)", kind);
     rudo__mutator *m = rudo__self();
     /* The capture must not be interrupted by a suspension (it would save
      * its registers into the copy being made); once gc_lock is held, the

@@ -39,7 +39,7 @@ static rudo__heap *lock(const char *fn) {
     if (!h)
         return NULL;
     rudo__check_context(fn, "suspend or resume threads");
-    rudo__lock_idle(h);
+    rudo__lock_idle(h, fn);
     return h;
 }
 
@@ -82,7 +82,7 @@ static int wait_parked(rudo__heap *h, pthread_t t, uint32_t id, uint64_t e) {
         rudo__lock_release(&h->world.lock);
         struct timespec ts = {0, POLL_NS};
         nanosleep(&ts, NULL);
-        rudo__lock_idle(h);
+        rudo__lock_idle(h, "rudo_thread_suspend");
     }
 }
 

@@ -252,8 +252,10 @@ int rudo__mutator_stack_init(rudo__mutator *m);
 struct rudo__heap;
 /* Takes gc_lock at a moment when no collection runs; while it waits, an
  * attached caller parks as at a safepoint (the collection may be waiting
- * for it). The caller releases gc_lock. */
-void rudo__lock_idle(struct rudo__heap *h);
+ * for it). The caller releases gc_lock. Aborts, naming fn, if called from
+ * inside a collection (a trace or root callback, a listener's begin or
+ * phase: rudo__tracing_kind set), which would wait for itself. */
+void rudo__lock_idle(struct rudo__heap *h, const char *fn);
 /* With gc_lock held: if a collection is running, park m as stopped until
  * no collection runs. m may be NULL (not attached: just wait). */
 void rudo__park(struct rudo__heap *h, rudo__mutator *m);
