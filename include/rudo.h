@@ -247,7 +247,11 @@ RUDO_API int rudo_heap_create(const rudo_config *cfg);
 
 /* Destroys the heap: every object becomes invalid, no finalizer runs, every
  * mapping the heap made is released. The calling thread must be the only
- * attached thread (aborts otherwise). A new heap may be created afterwards.
+ * attached thread (aborts otherwise). Aborts too if called from inside a
+ * collection (a trace or root callback, a listener's begin or phase), or
+ * from a finalizer or collection callback while the allocation, collection
+ * or rudo_run_finalizers call that ran it is under way (it uses the heap
+ * when that code returns). A new heap may be created afterwards.
  * Not thread-safe: no other thread may call rudo (not even the calls that
  * need no attached thread) during or after it, until a new heap exists. */
 RUDO_API void rudo_heap_destroy(void);
@@ -1142,8 +1146,10 @@ RUDO_API void rudo_set_gc_callback(rudo_gc_callback fn, void *data);
 
 /* Attaches the calling thread: it gets its own allocation state and its
  * stack is scanned for roots. Returns RUDO_OK, RUDO_EEXIST if already
- * attached, RUDO_ESTATE if no heap exists. A thread that exits while
- * attached is detached by a thread-exit destructor. Thread-safe.
+ * attached, RUDO_ESTATE if no heap exists. Aborts if called from inside a
+ * collection (a trace or root callback, a listener's begin or phase: it
+ * waits while a collection runs). A thread that exits while attached is
+ * detached by a thread-exit destructor. Thread-safe.
  *
  * Cancellation: rudo's internal waits run with cancellation disabled, so a
  * thread cancelled (deferred) while waiting in rudo finishes the call and
@@ -1183,7 +1189,11 @@ RUDO_API void rudo_stop_signals(int *suspend, int *restart);
 /* Detaches the calling thread; its pages are handed back to the heap and
  * reused by other threads. Objects it allocated stay alive while reachable
  * from elsewhere. Aborts if the thread is not attached or is inside a
- * blocking region. Thread-safe. */
+ * blocking region; if called from inside a collection (a trace or root
+ * callback, a listener's begin or phase: it waits while a collection
+ * runs); and if called from a finalizer or collection callback while the
+ * allocation, collection or rudo_run_finalizers call that ran it is under
+ * way (that call uses the thread's state when it returns). Thread-safe. */
 RUDO_API void rudo_thread_detach(void);
 
 /* True if the calling thread is attached. Thread-safe; may be called
@@ -1206,7 +1216,9 @@ RUDO_API bool rudo_thread_is_attached(void);
  * rudo_thread_suspend returns RUDO_OK; RUDO_ENOENT if `thread` is not
  * attached (or detached before it stopped); RUDO_EEXIST if it is already
  * suspended; RUDO_ESTATE if no heap exists, or if signal suspension is off
- * (rudo_stop_signals gives 0) and the thread is running.
+ * (rudo_stop_signals gives 0) and the thread, other than the caller, is
+ * running (suspending oneself needs no signal: the caller parks until
+ * another thread resumes it).
  * rudo_thread_resume returns RUDO_OK; RUDO_ENOENT if `thread` is not
  * attached; RUDO_ESTATE if it is not suspended or no heap exists. Neither
  * ever waits for the other thread to cooperate beyond stopping; both wait
@@ -1251,8 +1263,10 @@ static inline void rudo_safepoint(void) {
  * pointer is read or written, no rudo call but rudo_blocking_leave), such
  * as a blocking system call. Collections proceed without waiting for it;
  * its stack (as of rudo_blocking_enter) is still scanned. Leaving waits for
- * a running collection to end. Regions do not nest (aborts). Thread-safe:
- * each affects the calling thread. */
+ * a running collection to end. Regions do not nest (aborts). Both abort
+ * if called from inside a collection (a trace or root callback, a
+ * listener's begin or phase). Thread-safe: each affects the calling
+ * thread. */
 RUDO_API void rudo_blocking_enter(void);
 RUDO_API void rudo_blocking_leave(void);
 
@@ -1261,10 +1275,14 @@ RUDO_API void rudo_blocking_leave(void);
  * attached, unless declared otherwise with rudo_stack_set. A thread that
  * switches to another stack (makecontext/swapcontext, a coroutine or fiber
  * library) must declare it before its next rudo call on that stack, and
- * declare the previous one again when it switches back. A collection that
- * finds the thread's stack pointer outside the declared stack aborts
- * ("the stack pointer ... is outside the thread's stack ...") rather than
- * scan unrelated memory.
+ * declare the previous one again when it switches back. A thread that
+ * enters rudo (a safepoint, a collection, a blocking region) with its
+ * stack pointer outside the declared stack aborts ("the stack pointer ...
+ * is outside the thread's stack ...") rather than have unrelated memory
+ * scanned; one that a collection suspends by signal there (it does not
+ * poll) is not stopped: it is signalled again until it is back on its
+ * declared stack, and the collection's report names it ("runs outside its
+ * declared stack").
  *
  * Stacks that no thread runs on (suspended coroutines, and the thread's
  * own stack while it runs on another) are not scanned: register each, with

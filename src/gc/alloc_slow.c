@@ -205,7 +205,15 @@ void *rudo__alloc_slow(rudo_kind kind, size_t size) {
      * The object returned is in this frame when the thread parks there,
      * so the safepoint's capture keeps it. */
     rudo__runtime_enter();
+    /* A collection's callbacks and finalizers may run below: they must
+     * not free this thread's state (rudo_thread_detach, heap destroy),
+     * which the allocation reads again when they return. */
+    rudo__mutator *m = rudo__me;
+    if (m)
+        m->busy++;
     void *obj = alloc_slow(kind, size);
+    if (m)
+        m->busy--;
     rudo__runtime_leave();
     return obj;
 }

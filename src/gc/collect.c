@@ -354,7 +354,9 @@ void rudo__collect(rudo__mutator *m, const char *reason, bool major) {
     if (!rudo__world_stop(h, m, t0)) {
         rudo__nocancel_end(cancel_state);
         unsigned depth = rudo__runtime_pause();
+        m->busy++; /* as below */
         rudo__final_run(h, false);
+        m->busy--;
         rudo__runtime_resume(depth);
         rudo__runtime_leave();
         return;
@@ -386,6 +388,9 @@ void rudo__collect(rudo__mutator *m, const char *reason, bool major) {
     rudo__world_resume(h);
     rudo__nocancel_end(cancel_state);
     unsigned depth = rudo__runtime_pause();
+    /* The program's code, with the heap still in use after each call:
+     * rudo_heap_destroy aborts meanwhile (rudo__mutator.busy). */
+    m->busy++;
     if (cb)
         cb(&ev, cb_data);
     if (has_listener && listener.end)
@@ -393,6 +398,7 @@ void rudo__collect(rudo__mutator *m, const char *reason, bool major) {
     if (notify && notifier)
         notifier(notify_data);
     rudo__final_run(h, false);
+    m->busy--;
     rudo__runtime_resume(depth);
     rudo__runtime_leave();
 }

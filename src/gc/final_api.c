@@ -85,8 +85,13 @@ void *rudo_guardian_poll(rudo_guardian *g) {
 size_t rudo_run_finalizers(void) {
     const char *fn = "rudo_run_finalizers";
     rudo__check_context(fn, "run finalizers");
-    rudo__need_mutator(fn);
-    return rudo__final_run(rudo__the_heap, true);
+    rudo__mutator *m = rudo__need_mutator(fn);
+    /* The finalizers run below must not destroy the heap or detach the
+     * thread: the loop goes on with both (rudo__mutator.busy). */
+    m->busy++;
+    size_t n = rudo__final_run(rudo__the_heap, true);
+    m->busy--;
+    return n;
 }
 
 void rudo_set_finalization(bool on_demand, void (*notify)(void *data),

@@ -151,12 +151,12 @@ void rudo__mutator_detach(rudo__mutator *m) {
     rudo__runtime_leave();
 }
 
-int rudo_thread_attach(void) { return rudo_thread_attach_flags(0); }
-
-int rudo_thread_attach_flags(unsigned flags) {
+static int attach(unsigned flags, const char *fn) {
     rudo__heap *h = rudo__the_heap;
     if (!h)
         return RUDO_ESTATE;
+    /* A marker thread would wait for its own collection to end. */
+    rudo__check_not_collecting(fn);
     if (flags & ~(unsigned)RUDO_ATTACH_SIGNAL)
         return RUDO_EINVAL;
     if (rudo__self())
@@ -168,11 +168,23 @@ int rudo_thread_attach_flags(unsigned flags) {
     return rudo__mutator_attach(flags);
 }
 
+int rudo_thread_attach(void) { return attach(0, "rudo_thread_attach"); }
+
+int rudo_thread_attach_flags(unsigned flags) {
+    return attach(flags, "rudo_thread_attach_flags");
+}
+
 void rudo_thread_detach(void) {
     const char *fn = "rudo_thread_detach";
+    rudo__check_not_collecting(fn); /* it parks while a collection runs */
     rudo__mutator *m = rudo__need_mutator(fn);
     if (m->state == RUDO_MUT_BLOCKED)
         rudo__fatal(fn, "the thread is inside a blocking region");
+    if (m->busy)
+        rudo__fatal(fn, "called from a finalizer or collection callback "
+                    "while the allocation or collection that ran it is under "
+                    "way (it uses the thread's state afterwards); detach "
+                    "after it returns");
     rudo__mutator_detach(m);
 }
 

@@ -299,13 +299,18 @@ __attribute__((noinline)) void rudo__capture_roots_at(rudo__mutator *m, void *fr
     m->stack_sp = top;
 }
 
-void rudo__lock_idle(rudo__heap *h, const char *fn) {
-    /* Inside a collection (on the collecting thread or a marker), the wait
-     * below would be for the collection that runs this very call. */
+void rudo__check_not_collecting(const char *fn) {
+    /* Inside a collection (on the collecting thread or a marker), a wait
+     * for the end of the running one is for the collection that runs this
+     * very call. */
     const char *kind = rudo__tracing_kind;
     if (RUDO_UNLIKELY(kind != NULL))
         rudo__fatal(fn, "called from the trace callback of kind '%s' (trace "
                     "callbacks must not wait for a collection to end)", kind);
+}
+
+void rudo__lock_idle(rudo__heap *h, const char *fn) {
+    rudo__check_not_collecting(fn);
     rudo__mutator *m = rudo__self();
     /* The capture must not be interrupted by a suspension (it would save
      * its registers into the copy being made); once gc_lock is held, the
@@ -407,6 +412,9 @@ static const struct rudo__mutator_fast blocked_fast;
 
 void rudo_blocking_enter(void) {
     const char *fn = "rudo_blocking_enter";
+    /* Inside a collection the collecting thread would leave it BLOCKED,
+     * and the matching leave would wait for that collection's end. */
+    rudo__check_not_collecting(fn);
     rudo__mutator *m = rudo__need_mutator(fn);
     rudo__heap *h = rudo__the_heap;
     if (m->state == RUDO_MUT_BLOCKED)
@@ -437,6 +445,7 @@ void rudo__park_suspended(rudo__heap *h, rudo__mutator *m) {
 
 void rudo_blocking_leave(void) {
     const char *fn = "rudo_blocking_leave";
+    rudo__check_not_collecting(fn); /* it waits for a running collection */
     rudo__mutator *m = rudo__need_mutator(fn);
     rudo__heap *h = rudo__the_heap;
     if (m->state != RUDO_MUT_BLOCKED)

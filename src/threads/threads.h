@@ -67,6 +67,13 @@ typedef struct rudo__mutator {
     /* Per-thread statistics (rudo_get_thread_stats), written by the thread
      * itself (bytes) or as the collector it ran (collections, time). */
     uint64_t bytes_allocated, collections, collect_ns;
+    /* How many rudo calls of this thread are under way that run program
+     * code (a collection's callbacks and finalizers) and use the thread's
+     * state or the heap again after it returns: an allocation, a
+     * collection, rudo_run_finalizers. rudo_thread_detach and
+     * rudo_heap_destroy abort meanwhile (they would free that state).
+     * Only the thread itself reads or writes it. */
+    unsigned busy;
     /* Not yet added to the heap's counters (gc/alloc_slow.c), each below
      * the batch (RUDO_COUNT_SHARE) between the thread's slow paths:
      * count_pending, bytes taken (refills' free cells, large objects) for
@@ -284,5 +291,10 @@ extern __thread const char *rudo__tracing_kind
  * park it forever there (or touch the heap behind the collector's back).
  * `what` completes "trace callbacks must not ...". */
 void rudo__check_context(const char *fn, const char *what);
+/* Aborts with "rudo: fn: ..." if the calling thread runs inside a
+ * collection (a trace or root callback, a listener's begin or phase:
+ * rudo__tracing_kind set), where fn, which waits for the end of any
+ * running collection, would wait for its own. */
+void rudo__check_not_collecting(const char *fn);
 
 #endif
