@@ -76,10 +76,7 @@ void rudo_heap_destroy(void) {
     rudo__heap *h = rudo__need_heap(fn);
     rudo__check_not_collecting(fn);
     rudo__mutator *self = rudo__self();
-    if (self && self->busy)
-        rudo__fatal(fn, "called from a finalizer or collection callback "
-                    "while the allocation or collection that ran it is under "
-                    "way (it uses the heap afterwards)");
+    rudo__check_not_busy(self, fn, "(it uses the heap afterwards)");
     rudo__lock_acquire(&h->world.lock);
     bool alone = h->world.nmutators == 0 || (h->world.nmutators == 1 && self &&
                                        h->world.mutators == self);

@@ -180,11 +180,8 @@ void rudo_thread_detach(void) {
     rudo__mutator *m = rudo__need_mutator(fn);
     if (m->state == RUDO_MUT_BLOCKED)
         rudo__fatal(fn, "the thread is inside a blocking region");
-    if (m->busy)
-        rudo__fatal(fn, "called from a finalizer or collection callback "
-                    "while the allocation or collection that ran it is under "
-                    "way (it uses the thread's state afterwards); detach "
-                    "after it returns");
+    rudo__check_not_busy(m, fn, "(it uses the thread's state afterwards); "
+                         "detach after it returns");
     rudo__mutator_detach(m);
 }
 

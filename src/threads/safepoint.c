@@ -309,6 +309,13 @@ void rudo__check_not_collecting(const char *fn) {
                     "callbacks must not wait for a collection to end)", kind);
 }
 
+void rudo__check_not_busy(const rudo__mutator *m, const char *fn, const char *why) {
+    if (RUDO_UNLIKELY(m && m->busy))
+        rudo__fatal(fn, "called from a finalizer or collection callback "
+                    "while the allocation or collection that ran it is under "
+                    "way %s", why);
+}
+
 void rudo__lock_idle(rudo__heap *h, const char *fn) {
     rudo__check_not_collecting(fn);
     rudo__mutator *m = rudo__self();

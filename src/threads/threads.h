@@ -296,5 +296,9 @@ void rudo__check_context(const char *fn, const char *what);
  * rudo__tracing_kind set), where fn, which waits for the end of any
  * running collection, would wait for its own. */
 void rudo__check_not_collecting(const char *fn);
+/* Aborts with "rudo: fn: ..." if m (the caller's mutator, or NULL) is
+ * busy (rudo__mutator.busy): fn would free what the call under way uses
+ * when the finalizer or callback returns; `why` ends the message. */
+void rudo__check_not_busy(const rudo__mutator *m, const char *fn, const char *why);
 
 #endif
