@@ -23,6 +23,7 @@ enum {
     RUDO_RANK_MARK = 25,    /* pool->lock: marker coordination, inboxes */
     RUDO_RANK_ROOTS = 30,   /* heap->roots.lock: precise roots and ranges */
     RUDO_RANK_FINAL = 40,   /* heap->final.lock: pending finalizers */
+    RUDO_RANK_LOADER = 50,  /* heap->loader_lock: an attach's dl_iterate_phdr */
     RUDO_RANK_TEST = 1000,  /* locks made by tests */
 };
 

@@ -1,9 +1,11 @@
 /* fork.c — the atfork handlers. fork() copies only the calling thread. The handlers make the child's heap
  * consistent: prepare takes, in rank order, gc_lock at a moment when no
  * collection runs (parking an attached caller, as the statistics calls do),
- * heap_lock, the marker pool's lock and final_lock, so no other thread is
- * inside the handshake, the page pool, a mark phase or the finalizer queue
- * when the address space is copied; the parent releases them. The child
+ * heap_lock, the marker pool's lock, final_lock and loader_lock, so no
+ * other thread is inside the handshake, the page pool, a mark phase, the
+ * finalizer queue or an attach's dl_iterate_phdr call (whose loader
+ * lock glibc does not reset in the child) when the address space is
+ * copied; the parent releases them. The child
  * forgets every mutator but its own thread's (their threads do not exist
  * there: their stacks may be unmapped or reused by new threads, so scanning
  * them would crash), hands their pages back to the heap, and drops the
@@ -34,12 +36,14 @@ static void fork_prepare(void) {
     rudo__lock_acquire(&h->heap_lock);
     rudo__pool_fork_prepare(h);
     rudo__final_fork_prepare(h);
+    rudo__lock_acquire(&h->loader_lock);
 }
 
 static void fork_parent(void) {
     rudo__heap *h = fork_heap;
     if (!h)
         return;
+    rudo__lock_release(&h->loader_lock);
     rudo__final_fork_parent(h);
     rudo__pool_fork_parent(h);
     rudo__lock_release(&h->heap_lock);
@@ -50,6 +54,7 @@ static void fork_child(void) {
     rudo__heap *h = fork_heap;
     if (!h)
         return;
+    rudo__lock_release(&h->loader_lock);
     rudo__final_fork_child(h);
     rudo__pool_fork_child(h);
     rudo__mutators_fork_child(h);

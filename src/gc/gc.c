@@ -33,6 +33,7 @@ int rudo_heap_create(const rudo_config *cfg) {
     }
     rudo__lock_init(&h->world.lock, RUDO_RANK_GC, "gc_lock");
     rudo__lock_init(&h->heap_lock, RUDO_RANK_HEAP, "heap_lock");
+    rudo__lock_init(&h->loader_lock, RUDO_RANK_LOADER, "loader_lock");
     rudo__handshake_init(h, env.stop_warn_ms);
     pthread_cond_init(&h->world.resume_cv, NULL);
     if (rudo__sigstop_init(h) != RUDO_OK) {
@@ -98,6 +99,7 @@ void rudo_heap_destroy(void) {
     rudo__heap_unmap(h);
     rudo__lock_destroy(&h->world.lock);
     rudo__lock_destroy(&h->heap_lock);
+    rudo__lock_destroy(&h->loader_lock);
     sem_destroy(&h->world.stopped_sem);
     pthread_cond_destroy(&h->world.resume_cv);
     rudo__the_heap = NULL;

@@ -388,6 +388,14 @@ typedef struct rudo__heap {
 
     /* heap_lock (rank HEAP): the page pool and lists, the kinds. */
     rudo__lock heap_lock;
+    /* loader_lock (rank LOADER, the highest): held around the
+     * dl_iterate_phdr call of an attach (a thread's TLS blocks), so that
+     * the atfork prepare handler, which takes it last, never forks while
+     * that call holds the dynamic loader's lock: glibc does not reset that
+     * lock in the child, whose next call would wait for ever
+     * (src/gc/fork.c). The static-data scan needs no such lock: no fork
+     * happens during a collection. */
+    rudo__lock loader_lock;
     /* Pages ever handed out (bump index). Written under heap_lock; read
      * relaxed by queries, which only need it to bound the descriptor table:
      * the descriptor of any page they legitimately look at was written

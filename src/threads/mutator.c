@@ -87,7 +87,7 @@ int rudo__mutator_attach(unsigned flags) {
     rudo__mutator *m = calloc(1, sizeof *m);
     if (!m)
         return RUDO_ENOMEM;
-    int rc = rudo__mutator_stack_init(m); /* stack bounds, TLS (stacks.c) */
+    int rc = rudo__mutator_stack_init(h, m); /* stack bounds, TLS (stacks.c) */
     if (rc != RUDO_OK) {
         free(m);
         return rc;

@@ -33,7 +33,7 @@ static void add_tls_block(void *lo, void *hi, void *arg) {
     m->tls[m->ntls++] = (struct rudo__tls_block){lo, hi};
 }
 
-int rudo__mutator_stack_init(rudo__mutator *m) {
+int rudo__mutator_stack_init(rudo__heap *h, rudo__mutator *m) {
     if (!rudo__os_stack_bounds(&m->stack_lo, &m->stack_hi)) {
         rudo__warn("rudo_thread_attach", "cannot find the thread's stack");
         return RUDO_ESTATE;
@@ -46,7 +46,9 @@ int rudo__mutator_stack_init(rudo__mutator *m) {
      * loader), where no other scan reaches it. Modules loaded by dlopen
      * after this point are not recorded (docs/threads.md). */
     struct tls_acc a = {m, 0, false};
+    rudo__lock_acquire(&h->loader_lock);
     rudo__os_tls_blocks(add_tls_block, &a);
+    rudo__lock_release(&h->loader_lock);
     if (a.failed) {
         free(m->tls);
         m->tls = NULL;

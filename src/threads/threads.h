@@ -255,7 +255,7 @@ void rudo__world_resume(struct rudo__heap *h);
 void rudo__capture_roots_at(rudo__mutator *m, void *frame_top, const char *fn);
 /* At attach, in the attaching thread: records m's stack bounds and static
  * TLS blocks. RUDO_OK, RUDO_ESTATE if the stack cannot be found, RUDO_ENOMEM. */
-int rudo__mutator_stack_init(rudo__mutator *m);
+int rudo__mutator_stack_init(rudo__heap *h, rudo__mutator *m);
 struct rudo__heap;
 /* Takes gc_lock at a moment when no collection runs; while it waits, an
  * attached caller parks as at a safepoint (the collection may be waiting
