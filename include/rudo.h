@@ -796,7 +796,8 @@ RUDO_API void rudo_free(void *obj);
 /* ------------------------------------------------------------------------ */
 
 /* Registers a precise root: the pointer stored at *slot keeps its object
- * alive until the slot is removed. Adding the same slot twice aborts.
+ * alive until the slot is removed. Adding the same slot twice aborts, as
+ * does a NULL slot or one not aligned to a pointer (with a message).
  * Thread-safe. The root functions below wait while a collection runs (an
  * attached caller is then a safepoint), because markers read the
  * registered slots. */
@@ -900,7 +901,7 @@ RUDO_API int rudo_weak_move(void **from, void **to);
  * from it abort.
  * rudo_root_callback_add returns RUDO_OK, or RUDO_EEXIST for a pair
  * (fn, data) added already; rudo_root_callback_remove RUDO_OK or
- * RUDO_ENOENT. Both wait while a collection runs. Thread-safe. */
+ * RUDO_ENOENT (with a message). Both wait while a collection runs. Thread-safe. */
 typedef void (*rudo_root_fn)(rudo_tracer *tr, void *data);
 RUDO_API int rudo_root_callback_add(rudo_root_fn fn, void *data);
 RUDO_API int rudo_root_callback_remove(rudo_root_fn fn, void *data);

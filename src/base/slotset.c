@@ -5,6 +5,12 @@
 #include "base/base.h"
 #include "base/slotset.h"
 
+/* NULL and RUDO_SLOTSET_TOMB mark free entries, so they are never keys:
+ * a lookup of either would find a free entry and report it present (a
+ * NULL remove would then turn an empty entry into a tombstone, and a table
+ * of tombstones has no free entry left to end a probe). */
+static bool is_key(void **slot) { return slot != NULL && slot != RUDO_SLOTSET_TOMB; }
+
 /* Index of slot in the table, or of the entry where it would go (the first
  * tombstone on its probe path if for_insert). The table has a free entry:
  * it is at most half used. */
@@ -55,6 +61,8 @@ bool rudo__slotset_add(rudo__slotset *s, void **slot, const char *fn) {
 }
 
 bool rudo__slotset_add_value(rudo__slotset *s, void **slot, void *val, const char *fn) {
+    if (!is_key(slot))
+        rudo__fatal(fn, "slot %p cannot be registered", (void *)slot);
     /* At most half used, counting tombstones; grow only when the live
      * entries fill a quarter, else rehashing in place clears tombstones. */
     if ((s->used + 1) * 2 > s->cap)
@@ -76,14 +84,14 @@ bool rudo__slotset_add_value(rudo__slotset *s, void **slot, void *val, const cha
 }
 
 void *rudo__slotset_value(const rudo__slotset *s, void **slot) {
-    if (!s->cap || !s->vals)
+    if (!s->cap || !s->vals || !is_key(slot))
         return NULL;
     size_t i = probe(s, slot, false);
     return s->slots[i] == slot ? s->vals[i] : NULL;
 }
 
 bool rudo__slotset_remove(rudo__slotset *s, void **slot) {
-    if (!s->cap)
+    if (!s->cap || !is_key(slot))
         return false;
     size_t i = probe(s, slot, false);
     if (s->slots[i] != slot)
@@ -93,7 +101,7 @@ bool rudo__slotset_remove(rudo__slotset *s, void **slot) {
 }
 
 bool rudo__slotset_contains(const rudo__slotset *s, void **slot) {
-    return s->cap && s->slots[probe(s, slot, false)] == slot;
+    return s->cap && is_key(slot) && s->slots[probe(s, slot, false)] == slot;
 }
 
 void rudo__slotset_free(rudo__slotset *s) {

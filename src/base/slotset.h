@@ -31,7 +31,9 @@ typedef struct rudo__slotset {
 #define RUDO_SLOTSET_TOMB ((void **)1)
 
 /* Adds slot; false (and nothing changes) if it is there already. Aborts,
- * naming fn, if memory for a bigger table cannot be had. */
+ * naming fn, if memory for a bigger table cannot be had, or if slot is NULL
+ * or RUDO_SLOTSET_TOMB (callers refuse those with their own message; the
+ * lookups below report them absent). */
 bool rudo__slotset_add(rudo__slotset *s, void **slot, const char *fn);
 /* As rudo__slotset_add, and gives the entry the value val (NULL: none).
  * An entry added by rudo__slotset_add has the value NULL. */

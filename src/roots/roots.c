@@ -46,6 +46,8 @@ void rudo_root_add(void **slot) {
     rudo__heap *h = rudo__need_heap(fn);
     if (!slot)
         rudo__fatal(fn, "slot is NULL");
+    if ((uintptr_t)slot % sizeof(void *))
+        rudo__fatal(fn, "slot %p is not aligned to a pointer", (void *)slot);
     rudo__roots *r = rudo__registry_begin(h, fn);
     bool added = rudo__slotset_add(&r->slots, slot, fn);
     rudo__registry_end(h);
@@ -135,6 +137,11 @@ void rudo__roots_enumerate(rudo__heap *h, rudo__root_visitor *v) {
     for (size_t i = 0; i < r->nranges; i++)
         v->range(v, r->ranges[i].lo, r->ranges[i].hi);
     rudo__lock_release(&r->lock);
+    /* Without loader_lock: no fork happens during a collection (the fork
+     * handler waits for its end), and the collector must not wait for a
+     * thread that attaches: the program may hold the loader's lock itself,
+     * in a dl_iterate_phdr callback that collected, while the attaching
+     * thread waits for it holding loader_lock. */
     if (h->cfg.scan_static_data)
         rudo__os_static_segments(static_segment, v);
 }
@@ -183,10 +190,15 @@ int rudo_root_callback_remove(rudo_root_fn fn, void *data) {
         }
     }
     rudo__registry_end(h);
+    if (rc == RUDO_ENOENT)
+        rudo__warn("rudo_root_callback_remove", "the pair (fn, data) was never added");
     return rc;
 }
 
 void rudo_thread_root_callback(rudo_root_fn fn, void *data) {
+    /* First: a root callback runs on the collecting thread or on a marker
+     * (not attached); the message must not depend on which. */
+    rudo__check_not_collecting("rudo_thread_root_callback");
     rudo__mutator *m = rudo__need_mutator("rudo_thread_root_callback");
     rudo__heap *h = rudo__the_heap;
     /* Under gc_lock, with no collection running: the collector reads the
