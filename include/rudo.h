@@ -109,7 +109,10 @@ typedef struct rudo_config {
      * 16 MiB. Environment override: RUDO_GROWTH_LIMIT. */
     size_t growth_limit;
     /* Scan the writable static data of the program and its shared libraries
-     * conservatively (found with dl_iterate_phdr). Default true. */
+     * conservatively (found with dl_iterate_phdr). Default true. While it
+     * is on, an attached thread calls dl_iterate_phdr itself only inside a
+     * blocking region: stopped inside one, it would hold the loader's lock
+     * that the collection needs (docs/threads.md, "Known gap"). */
     bool scan_static_data;
     /* Scan attached threads' stacks, registers and static thread-local
      * storage (__thread variables of the modules loaded when the thread
