@@ -119,10 +119,10 @@ typedef struct rudo_config {
      * attached) conservatively. Default true. A runtime that roots every
      * pointer precisely may turn it off. */
     bool scan_stacks;
-    /* Number of markers; 0 = number of online CPUs. 1 marks on the
-     * collecting thread alone; N > 1 adds N-1 marker threads, created at
-     * the first collection and parked between collections. Environment
-     * override: RUDO_MARKERS. */
+    /* Number of markers, 1 to 1024; 0 = number of online CPUs (at most
+     * 1024). 1 marks on the collecting thread alone; N > 1 adds N-1 marker
+     * threads, created at the first collection and parked between
+     * collections. Environment override: RUDO_MARKERS. */
     unsigned markers;
     /* Parallel-marking switches (docs/marking.md), each overridden by its
      * environment variable set to 0 or 1: an idle marker steals from a
@@ -245,12 +245,14 @@ RUDO_API void rudo_config_init(rudo_config *cfg);
  * if cfg->size is 0 (the struct did not go through rudo_config_init) or
  * larger than this library's rudo_config (a newer header than the library);
  * RUDO_ENOMEM if the address space cannot be reserved.
- * Not thread-safe with respect to rudo_heap_destroy(). */
+ * Thread-safe against itself: of threads creating at once, one creates the
+ * heap and the others get RUDO_EEXIST (and stay unattached). Not
+ * thread-safe with respect to rudo_heap_destroy(). */
 RUDO_API int rudo_heap_create(const rudo_config *cfg);
 
 /* Destroys the heap: every object becomes invalid, no finalizer runs, every
- * mapping the heap made is released. The calling thread must be the only
- * attached thread (aborts otherwise). Aborts too if called from inside a
+ * mapping the heap made is released. No other thread may be attached
+ * (aborts otherwise); the caller may be attached or not. Aborts too if called from inside a
  * collection (a trace or root callback, a listener's begin or phase), or
  * from a finalizer or collection callback while the allocation, collection
  * or rudo_run_finalizers call that ran it is under way (it uses the heap
@@ -259,7 +261,8 @@ RUDO_API int rudo_heap_create(const rudo_config *cfg);
  * need no attached thread) during or after it, until a new heap exists. */
 RUDO_API void rudo_heap_destroy(void);
 
-/* True if a heap exists. Thread-safe. */
+/* True if a heap exists: from the return of a successful rudo_heap_create
+ * (false while one is still under way) to rudo_heap_destroy. Thread-safe. */
 RUDO_API bool rudo_heap_exists(void);
 
 /* ------------------------------------------------------------------------ */
@@ -672,7 +675,8 @@ static inline void *rudo_alloc(rudo_kind kind, size_t size) {
 }
 
 /* Allocates n * elem_size bytes as rudo_alloc does; aborts if the product
- * overflows. Thread-safe, as rudo_alloc. */
+ * overflows or is 0 (messages here, and for the caller's misuse, name
+ * rudo_alloc_array). Thread-safe, as rudo_alloc. */
 RUDO_API void *rudo_alloc_array(rudo_kind kind, size_t n, size_t elem_size);
 
 /* Allocates as rudo_alloc, aligned to `align`, a power of two up to the
@@ -1101,7 +1105,8 @@ typedef struct rudo_gc_event {
     uint64_t ttsp_ns;        /* time to safepoint: request to all stopped */
     uint64_t mark_ns;
     uint64_t sweep_ns;       /* eager part of the sweep */
-    size_t live_bytes;       /* after the collection */
+    size_t live_bytes;       /* after the collection (after a minor one,
+                              * as rudo_stats.live_bytes says) */
     size_t heap_bytes;       /* committed pages after the collection */
     uint64_t weak_cleared;   /* weak slots set to NULL (registered ones and
                               * those reported by rudo_visit_weak) */
@@ -1352,7 +1357,11 @@ typedef struct rudo_stats {
                                  * large object, so it runs slightly ahead */
     size_t heap_bytes;          /* committed pages now (small + large) */
     size_t heap_peak_bytes;     /* maximum of heap_bytes */
-    size_t live_bytes;          /* live after the last collection */
+    size_t live_bytes;          /* live after the last collection; after
+                                 * a minor one, the old data is as the last
+                                 * major left it (old objects that died
+                                 * since, or were freed with rudo_free,
+                                 * still count until the next major) */
     uint64_t mark_ns_total;     /* time in marking, all collections */
     uint64_t sweep_ns_total;    /* eager sweep at collection end */
     uint64_t lazy_sweep_ns_total; /* page sweeps done by allocators */

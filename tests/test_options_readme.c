@@ -11,6 +11,7 @@
 #include <math.h> /* NAN */
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -396,11 +397,20 @@ static void test_defaults(void) {
     CHECK(resolve(&c) == RUDO_OK && memcmp(&out, &from_init, sizeof out) == 0);
 
     c.initial_heap = 0; /* 0 means the default */
-    c.markers = 5000;   /* the config may exceed RUDO_MARKERS's range */
+    c.markers = 1024;   /* the largest */
     c.release_delay = 0;
     CHECK(resolve(&c) == RUDO_OK);
-    CHECK(out.initial_heap == (size_t)4 << 20 && out.markers == 5000 &&
+    CHECK(out.initial_heap == (size_t)4 << 20 && out.markers == 1024 &&
           out.release_delay == 0);
+    /* Above 1024 the marker pool (n^2 transfer slots, n-1 threads) is
+     * refused at creation, not failed at the first collection. */
+    c.markers = 1025;
+    CHECK(resolve(&c) == RUDO_EINVAL &&
+          strstr(message, "markers must be 0 (the online CPUs) or 1 to 1024 (got 1025)"));
+    c.markers = UINT_MAX;
+    CHECK(resolve(&c) == RUDO_EINVAL);
+    c.markers = 0;
+    CHECK(resolve(&c) == RUDO_OK && out.markers >= 1 && out.markers <= 1024);
 }
 
 static void test_size(void) {
@@ -515,8 +525,10 @@ static void test_config_ranges(void) {
         rudo_config c;
         char what[96];
         bool excl = (o->flags & RUDO_OPT_MIN_EXCLUSIVE) != 0;
+        /* A field whose 0 means the online CPUs accepts 0 below its range. */
+        bool zero = o->min == 1 && (o->flags & RUDO_OPT_ZERO_CPUS);
         const double probes[][2] = {{o->min, !excl}, {o->max, 1},
-                                    {o->min - 1, 0}, {o->max + 1, 0}};
+                                    {o->min - 1, zero}, {o->max + 1, 0}};
         for (size_t k = 0; k < sizeof probes / sizeof probes[0]; k++) {
             /* An unsigned field cannot hold a value below 0. */
             if (o->type == RUDO_OPT_UNSIGNED && probes[k][0] < 0)

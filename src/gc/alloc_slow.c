@@ -243,18 +243,31 @@ static void *alloc_slow(rudo_kind kind, size_t size) {
                        (usable + RUDO_PAGE_SIZE - 1) >> RUDO_PAGE_SHIFT);
 }
 
+/* The calls built on rudo_alloc check their caller first, so that misuse
+ * is reported under their own name (and a realloc that stays in place,
+ * which allocates nothing, is checked all the same). */
+static void check_caller(const char *fn) {
+    rudo__check_context(fn, "allocate");
+    rudo__need_mutator(fn);
+}
+
 void *rudo_alloc_array(rudo_kind kind, size_t n, size_t elem_size) {
+    const char *fn = "rudo_alloc_array";
+    check_caller(fn);
     size_t bytes;
     if (__builtin_mul_overflow(n, elem_size, &bytes))
-        rudo__fatal("rudo_alloc_array", "%zu * %zu bytes overflows", n, elem_size);
+        rudo__fatal(fn, "%zu * %zu bytes overflows", n, elem_size);
+    if (bytes == 0)
+        rudo__fatal(fn, "size 0 (%zu elements of %zu bytes)", n, elem_size);
     return rudo_alloc(kind, bytes);
 }
 
 void *rudo_realloc(void *obj, size_t size) {
     const char *fn = "rudo_realloc";
+    check_caller(fn);
     if (!obj)
         return rudo_alloc(RUDO_KIND_CONSERVATIVE, size);
-    rudo__heap *h = rudo__need_heap(fn);
+    rudo__heap *h = rudo__the_heap;
     rudo__page *p;
     if (rudo__find_object(h, obj, &p) != obj)
         rudo__fatal(fn, "%p is not the base of a heap object", obj);
@@ -273,6 +286,7 @@ void *rudo_realloc(void *obj, size_t size) {
 
 void *rudo_alloc_aligned(rudo_kind kind, size_t size, size_t align) {
     const char *fn = "rudo_alloc_aligned";
+    check_caller(fn);
     if (align == 0 || (align & (align - 1)) || align > RUDO_PAGE_SIZE)
         rudo__fatal(fn, "alignment %zu is not a power of two up to %zu", align,
                     (size_t)RUDO_PAGE_SIZE);

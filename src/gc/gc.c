@@ -10,10 +10,29 @@
 #include "platform/platform.h"
 #include "roots/roots.h"
 
+/* Serialises rudo_heap_create: two threads creating at once both found no
+ * heap and both made one. File statics, not heap state: they say whether
+ * the process has a heap at all. `ready` is set when a creation has
+ * succeeded and cleared by destroy; rudo_heap_exists reads it without the
+ * lock (acquire, pairing with the release store: a thread that sees true
+ * sees the whole heap, attached creator and built-in kinds included). */
+static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool ready;
+
+static int create(const rudo_config *cfg);
 
 int rudo_heap_create(const rudo_config *cfg) {
-    if (rudo__the_heap)
-        return RUDO_EEXIST;
+    pthread_mutex_lock(&create_lock);
+    int rc = rudo__the_heap ? RUDO_EEXIST : create(cfg);
+    if (rc == RUDO_OK)
+        __atomic_store_n(&ready, true, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&create_lock);
+    return rc;
+}
+
+bool rudo_heap_exists(void) { return __atomic_load_n(&ready, __ATOMIC_ACQUIRE); }
+
+static int create(const rudo_config *cfg) {
     rudo_config c;
     rudo__env_settings env;
     int err = rudo__options_resolve(cfg, &c, &env);
@@ -102,6 +121,8 @@ void rudo_heap_destroy(void) {
     rudo__lock_destroy(&h->loader_lock);
     sem_destroy(&h->world.stopped_sem);
     pthread_cond_destroy(&h->world.resume_cv);
+    /* Relaxed: destroy is not thread-safe (rudo.h); no reader may run. */
+    __atomic_store_n(&ready, false, __ATOMIC_RELAXED);
     rudo__the_heap = NULL;
     free(h);
 }

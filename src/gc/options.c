@@ -41,7 +41,8 @@ static const rudo__option options[] = {
      "scan the writable static data of the program and its libraries"},
     {"scan_stacks", NULL, RUDO_OPT_BOOL, 0, CFG(scan_stacks), 1, 0, 1,
      "scan attached threads' stacks, registers and TLS"},
-    {"markers", "RUDO_MARKERS", RUDO_OPT_UNSIGNED, RUDO_OPT_ZERO_CPUS,
+    {"markers", "RUDO_MARKERS", RUDO_OPT_UNSIGNED,
+     RUDO_OPT_ZERO_CPUS | RUDO_OPT_CHECK_CONFIG,
      CFG(markers), 0, 1, 1024,
      "marking threads, the collecting thread included; 0 = online CPUs"},
     {"mark_steal", "RUDO_STEAL", RUDO_OPT_BOOL, 0, CFG(mark_steal), 1, 0, 1,
@@ -239,10 +240,11 @@ static bool check_field(const rudo__option *o, const void *p) {
     switch (o->type) {
     case RUDO_OPT_UNSIGNED: {
         unsigned u = *(const unsigned *)p;
-        if (in_range(o, u))
+        if (in_range(o, u) || (u == 0 && (o->flags & RUDO_OPT_ZERO_CPUS)))
             return true;
-        rudo__warn(FN, "%s must be %.0f to %.0f (got %u)", o->name, o->min,
-                   o->max, u);
+        rudo__warn(FN, "%s must be %s%.0f to %.0f (got %u)", o->name,
+                   o->flags & RUDO_OPT_ZERO_CPUS ? "0 (the online CPUs) or " : "",
+                   o->min, o->max, u);
         return false;
     }
     case RUDO_OPT_DOUBLE: {
@@ -301,8 +303,11 @@ int rudo__options_resolve(const rudo_config *user, rudo_config *out,
             *(size_t *)p == 0)
             store(o, p, o->def);
         if (o->type == RUDO_OPT_UNSIGNED && (o->flags & RUDO_OPT_ZERO_CPUS) &&
-            *(unsigned *)p == 0)
-            *(unsigned *)p = rudo__os_cpus();
+            *(unsigned *)p == 0) {
+            /* At most the option's maximum, on a machine with more CPUs. */
+            unsigned cpus = rudo__os_cpus();
+            *(unsigned *)p = cpus > o->max ? (unsigned)o->max : cpus;
+        }
     }
     return RUDO_OK;
 }

@@ -36,8 +36,6 @@ rudo__heap *rudo__need_heap(const char *fn) {
     return h;
 }
 
-bool rudo_heap_exists(void) { return rudo__the_heap != NULL; }
-
 const char *rudo_strerror(int err) {
     switch (err) {
     case RUDO_OK: return "success";
