@@ -2,10 +2,11 @@
  * as roots, found again at every collection (so libraries loaded later
  * are scanned too, and GC_no_dls is read each time).
  *
- * This file holds the library's only platform code (dl_iterate_phdr). It
- * runs as a rudo root callback, with the world stopped: it takes no lock of
- * its own (dl_iterate_phdr takes the loader's, which a thread stopped at a
- * safepoint does not hold: safepoints are rudo calls). Every aligned word
+ * It runs as a rudo root callback, with the world stopped, and takes no
+ * lock of its own. The segments come from rudo_static_segments, which does
+ * not wait for ever on the dynamic loader's lock when a stopped thread
+ * holds it (inside its own dl_iterate_phdr, or dlclose); dl_iterate_phdr
+ * called here did, as bdwgc's does. Every aligned word
  * of a writable PT_LOAD segment that is not NULL is reported with
  * rudo_visit: the collector marks a slot's value only if it points into an
  * allocated object, interior pointers included, which is exactly a
@@ -24,7 +25,6 @@
 
 #include <stdatomic.h>
 
-#include <link.h>
 
 /* Under AddressSanitizer, the redzones around instrumented globals are
  * skipped: they hold no program data, and the collector, instrumented
@@ -113,33 +113,23 @@ static void scan_segment(rudo_tracer *tr, char *lo, char *hi, size_t n) {
 struct scan_arg {
     rudo_tracer *tr;
     bool main_only;
-    unsigned module;
     size_t nexcl;
 };
 
-static int module_cb(struct dl_phdr_info *info, size_t size, void *data) {
-    (void)size;
+static void segment(void *lo, void *hi, unsigned module, void *data) {
     struct scan_arg *a = data;
-    /* The first module glibc reports is the main program. */
-    bool is_main = a->module++ == 0;
-    if (a->main_only && !is_main)
-        return 1; /* stop: nothing after the main program is scanned */
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W))
-            continue;
-        char *lo = (char *)(info->dlpi_addr + ph->p_vaddr);
-        scan_segment(a->tr, lo, lo + ph->p_memsz, a->nexcl);
-    }
-    return 0;
+    /* Module 0 is the main program. */
+    if (a->main_only && module != 0)
+        return;
+    scan_segment(a->tr, lo, hi, a->nexcl);
 }
 
 void compat_static_roots(rudo_tracer *tr, void *data) {
     (void)data;
     /* Relaxed: the program sets it before it matters (bdwgc reads it in
      * the same way, at each collection). */
-    struct scan_arg a = {tr, __atomic_load_n(&GC_no_dls, __ATOMIC_RELAXED) != 0, 0,
+    struct scan_arg a = {tr, __atomic_load_n(&GC_no_dls, __ATOMIC_RELAXED) != 0,
                          /* Acquire: see the file's comment. */
                          atomic_load_explicit(&nexcl, memory_order_acquire)};
-    dl_iterate_phdr(module_cb, &a);
+    rudo_static_segments(segment, &a);
 }

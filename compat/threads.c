@@ -392,6 +392,8 @@ GC_API void GC_set_handle_fork(int on) { (void)on; }
  * off during dlopen; rudo needs nothing: the new library's data is found at
  * the next collection (statics.c). A constructor that allocates may stop
  * at a safepoint inside dlopen, holding the loader's main lock; the
- * collector's dl_iterate_phdr takes only the loader's write lock, which
- * dlopen holds briefly and never while running constructors (glibc). */
+ * collector's walk of the modules needs at most the loader's write lock,
+ * which dlopen holds briefly and never while running constructors
+ * (glibc), and does without it when a stopped thread holds it
+ * (rudo_static_segments). */
 GC_API void *GC_dlopen(const char *path, int mode) { return dlopen(path, mode); }

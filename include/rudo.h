@@ -109,10 +109,9 @@ typedef struct rudo_config {
      * 16 MiB. Environment override: RUDO_GROWTH_LIMIT. */
     size_t growth_limit;
     /* Scan the writable static data of the program and its shared libraries
-     * conservatively (found with dl_iterate_phdr). Default true. While it
-     * is on, an attached thread calls dl_iterate_phdr itself only inside a
-     * blocking region: stopped inside one, it would hold the loader's lock
-     * that the collection needs (docs/threads.md, "Known gap"). */
+     * conservatively (found as rudo_static_segments finds them: a thread
+     * stopped holding the dynamic loader's lock does not hold up the
+     * collection). Default true. */
     bool scan_static_data;
     /* Scan attached threads' stacks, registers and static thread-local
      * storage (__thread variables of the modules loaded when the thread
@@ -928,6 +927,20 @@ RUDO_API int rudo_root_callback_add_first(rudo_root_fn fn, void *data);
  * sets the calling thread's own callback, waiting while a collection
  * runs (the collector reads it). */
 RUDO_API void rudo_thread_root_callback(rudo_root_fn fn, void *data);
+
+/* The writable static data of the program and its shared libraries (.data
+ * and .bss): calls fn(lo, hi, module, data) for each writable loaded
+ * segment, module numbering the modules in the loader's order, 0 for the
+ * main program. For a root callback that scans static data its own way
+ * (scan_static_data off; exclusions, only the main program ...): called
+ * there, it does not wait for ever on the dynamic loader's lock held by a
+ * thread stopped for the collection (it waits at most 50 ms, then reads
+ * the loader's module list without the lock; docs/threads.md, "The
+ * static-data scan and the loader's lock"). Aborts if
+ * fn is NULL or no heap exists. Thread-safe; from a root callback, or
+ * from any thread outside collections (then it is dl_iterate_phdr). */
+typedef void (*rudo_segment_fn)(void *lo, void *hi, unsigned module, void *data);
+RUDO_API void rudo_static_segments(rudo_segment_fn fn, void *data);
 
 /* Scoped handles, for runtimes that root precisely: a handle is a slot that
  * is a root until the scope that created it exits. Scopes nest and are per

@@ -23,6 +23,7 @@ static void phase_end(rudo__heap *h, rudo_gc_event *ev, rudo_gc_phase ph,
     ev->phase_ns[ph] = now - *t;
     *t = now;
     if (RUDO_UNLIKELY(h->has_listener) && h->listener.phase) {
+        rudo__world_doing(h, "in the gc listener's phase");
         rudo__tracing_kind = "(gc listener)"; /* no allocation: see rudo.h */
         h->listener.phase(ph, ev->phase_ns[ph], h->listener.data);
         rudo__tracing_kind = NULL;
@@ -193,6 +194,7 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
                           .minor = !major};
     ev->phase_ns[RUDO_PHASE_STOP] = ttsp;
     if (RUDO_UNLIKELY(h->has_listener)) {
+        rudo__world_doing(h, "in the gc listener's begin or phase");
         rudo__tracing_kind = "(gc listener)"; /* no allocation: see rudo.h */
         if (h->listener.begin)
             h->listener.begin(ev, h->listener.data);
@@ -225,16 +227,19 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
             rudo__debug_verify_cards();
         h->gen.card_pages = rudo__mark_cards(h);
     }
+    rudo__world_doing(h, "enumerating roots: in root callbacks");
     /* First: their marks must precede every other root's (rudo.h). */
     rudo__roots_callbacks_first(h, rudo__mark_first_visitor(h));
     rudo__roots_enumerate(h, roots);
     rudo__final_enumerate(h, roots);
     rudo__roots_callbacks(h, roots); /* run by the markers, in parallel */
     phase_end(h, ev, RUDO_PHASE_ROOTS, &t_phase);
+    rudo__world_doing(h, "marking: in root callbacks, then trace callbacks");
     rudo__mark_closure(h);
     /* The order of the passes is docs/design.md's ("Weak references"). */
     rudo__mark_ephemerons(h);
     phase_end(h, ev, RUDO_PHASE_MARK, &t_phase);
+    rudo__world_doing(h, "weak references and finalization: in trace callbacks");
     /* Short weak slots: cleared now that the closure from the roots is
      * known, before the objects due for finalization are marked. */
     uint64_t weak = rudo__weak_clear(h, false) + rudo__mark_weak_clear(h);
@@ -278,6 +283,7 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
     if (h->verify)
         rudo__debug_verify_heap();
     uint64_t t_sweep = rudo__now_ns();
+    rudo__world_doing(h, "sweeping");
     /* 4. Count live bytes, free empty pages and dead large objects, list
      *    pages with free cells for lazy sweeping. */
     size_t live = rudo__sweep_after_mark(h, major);
@@ -351,6 +357,7 @@ void rudo__collect(rudo__mutator *m, const char *reason, bool major) {
      * it would leave `collecting` set and every other thread parked. The
      * callback and the finalizers, user code, run with the caller's state. */
     int cancel_state = rudo__nocancel_begin();
+    rudo__mark_prepare(h); /* the first time: before any thread stops */
     if (!rudo__world_stop(h, m, t0)) {
         rudo__nocancel_end(cancel_state);
         unsigned depth = rudo__runtime_pause();

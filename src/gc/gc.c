@@ -54,7 +54,6 @@ static int create(const rudo_config *cfg) {
     rudo__lock_init(&h->heap_lock, RUDO_RANK_HEAP, "heap_lock");
     rudo__lock_init(&h->loader_lock, RUDO_RANK_LOADER, "loader_lock");
     rudo__handshake_init(h, env.stop_warn_ms);
-    pthread_cond_init(&h->world.resume_cv, NULL);
     if (rudo__sigstop_init(h) != RUDO_OK) {
         rudo__heap_unmap(h);
         free(h);
@@ -115,6 +114,7 @@ void rudo_heap_destroy(void) {
     rudo__meta_free(h->touched);
     rudo__meta_free(h->mark.woken);
     rudo__barrier_publish(NULL); /* before the card table goes */
+    rudo__os_loader_stop();
     rudo__heap_unmap(h);
     rudo__lock_destroy(&h->world.lock);
     rudo__lock_destroy(&h->heap_lock);

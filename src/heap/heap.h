@@ -292,8 +292,16 @@ typedef struct rudo__world {
      * done waiting, and by the suspend handler (a semaphore: the one wake-
      * up a signal handler may give). */
     sem_t stopped_sem;
-    pthread_cond_t resume_cv;   /* a collection ended */
+    pthread_cond_t resume_cv;   /* a collection ended (CLOCK_MONOTONIC) */
     bool collecting;
+    /* Under gc_lock: when the current stop completed (0 while none has),
+     * and after how long a parked thread next reports that the world is
+     * still stopped (stop_warn_ms, doubling): a trace or root callback that
+     * waits for a stopped thread otherwise hangs every thread silently. */
+    uint64_t stopped_at_ns, stuck_warn_ns;
+    /* What the collector is doing now (a phase name), for that report:
+     * written by the collector, read by parked threads (relaxed: a label). */
+    _Atomic(const char *) doing;
     unsigned nrunning;          /* mutators in RUNNING state */
     unsigned nmutators;
     uint32_t next_mutator_id;
@@ -305,6 +313,7 @@ typedef struct rudo__world {
      * (suspend_sig 0 = off) and the delay before a running thread that has
      * not stopped is signalled. */
     int suspend_sig, restart_sig;
+    bool restart_warned;        /* under gc_lock: the replaced-handler warning */
     unsigned signal_stop_ms;
     /* Under gc_lock: the number of the current (or last) stop, and how
      * many threads it signalled; signal_stops counts threads stopped by

@@ -205,6 +205,11 @@ void rudo__mark_fail_growth(unsigned n);
 /* ---- parallel.c ---- */
 /* The pool for heap h, created on first use (n from the config). */
 rudo__mark_pool *rudo__pool_get(rudo__heap *h);
+/* Makes the marker pool if there is none yet and no collection runs:
+ * called by a thread about to collect, before it stops the world (the
+ * pool's memory and threads are not made with threads stopped).
+ * Takes gc_lock. */
+void rudo__mark_prepare(rudo__heap *h);
 void rudo__pool_destroy(rudo__heap *h);
 /* fork handling, called by mutator.c's atfork handlers: hold the pool lock
  * across fork; the child forgets the pool (its threads are gone). */

@@ -51,8 +51,12 @@ void rudo__pool_fork_child(rudo__heap *h) {
 }
 
 rudo__mark_pool *rudo__pool_get(rudo__heap *h) {
-    if (h->pool)
-        return h->pool;
+    /* Relaxed: the caller holds gc_lock or has the world stopped, either
+     * of which orders it after the store below (rudo__mark_prepare reads
+     * it with acquire, unlocked). */
+    rudo__mark_pool *have = __atomic_load_n(&h->pool, __ATOMIC_RELAXED);
+    if (have)
+        return have;
     const char *fn = "rudo_collect";
     rudo__mark_pool *pool = calloc(1, sizeof *pool);
     if (!pool)
@@ -89,8 +93,22 @@ rudo__mark_pool *rudo__pool_get(rudo__heap *h) {
     for (unsigned i = 1; i < pool->n; i++)
         if (pthread_create(&pool->m[i]->thread, NULL, helper_main, pool->m[i]) != 0)
             rudo__fatal(fn, "cannot create marker thread %u", i);
-    h->pool = pool;
+    /* Release: pairs with rudo__mark_prepare's unlocked acquire load. */
+    __atomic_store_n(&h->pool, pool, __ATOMIC_RELEASE);
     return pool;
+}
+
+void rudo__mark_prepare(rudo__heap *h) {
+    /* Acquire: a pool seen here is complete. */
+    if (__atomic_load_n(&h->pool, __ATOMIC_ACQUIRE))
+        return;
+    /* Made under gc_lock while no collection runs, so not with the world
+     * stopped: its calloc and pthread_create could wait for ever on a
+     * malloc arena's lock held by a thread suspended by signal. */
+    rudo__lock_acquire(&h->world.lock);
+    if (!h->world.collecting)
+        rudo__pool_get(h);
+    rudo__lock_release(&h->world.lock);
 }
 
 void rudo__pool_destroy(rudo__heap *h) {

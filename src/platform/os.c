@@ -77,25 +77,6 @@ struct segs_arg {
     void *arg;
 };
 
-static int phdr_cb(struct dl_phdr_info *info, size_t size, void *data) {
-    (void)size;
-    struct segs_arg *a = data;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W))
-            continue;
-        char *lo = (char *)(info->dlpi_addr + ph->p_vaddr);
-        a->fn(lo, lo + ph->p_memsz, a->arg);
-    }
-    return 0;
-}
-
-void rudo__os_static_segments(void (*fn)(void *lo, void *hi, void *arg),
-                              void *arg) {
-    struct segs_arg a = {fn, arg};
-    dl_iterate_phdr(phdr_cb, &a);
-}
-
 static int tls_cb(struct dl_phdr_info *info, size_t size, void *data) {
     struct segs_arg *a = data;
     /* dlpi_tls_data appeared with the adds/subs counters' generation of
@@ -160,6 +141,14 @@ bool rudo__os_signal_install(int sig, rudo__os_sig_fn fn) {
     return sigaction(sig, &sa, NULL) == 0;
 }
 
+bool rudo__os_signal_installed(int sig, rudo__os_sig_fn fn) {
+    struct sigaction sa;
+    if (sigaction(sig, NULL, &sa) != 0)
+        return false;
+    return (sa.sa_flags & SA_SIGINFO) &&
+           sa.sa_sigaction == (void (*)(int, siginfo_t *, void *))(void (*)(void))fn;
+}
+
 bool rudo__os_signal_send(pthread_t thread, int sig) {
     return pthread_kill(thread, sig) == 0;
 }
@@ -189,8 +178,14 @@ void rudo__os_signal_wait(int wake) {
     struct timespec ts = {0, 50000};
     syscall(SYS_nanosleep, &ts, NULL);
 #else
+    /* rt_sigsuspend, but for at most RUDO_OS_WAKE_POLL_NS: a wake signal
+     * that never comes (the program set it to SIG_IGN, whose signals the
+     * kernel drops) must not freeze the thread for ever; the callers
+     * recheck their condition. ppoll with no descriptors sets the mask and
+     * waits atomically, as rt_sigsuspend does. */
     kernel_sigset mask = ~(kernel_sigset)0 & ~sigbit(wake) & ~sigbit(GLIBC_SIGSETXID);
-    syscall(SYS_rt_sigsuspend, &mask, sizeof mask);
+    struct timespec ts = {0, RUDO_OS_WAKE_POLL_NS};
+    syscall(SYS_ppoll, NULL, 0, &ts, &mask, sizeof mask);
 #endif
 }
 

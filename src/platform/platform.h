@@ -29,10 +29,42 @@ void rudo__os_unmap(void *p, size_t size);
  * stack grows down from it). false if they cannot be found. */
 bool rudo__os_stack_bounds(void **lo, void **hi);
 
-/* Calls fn(lo, hi, arg) for every writable loaded segment of the program
- * and its shared libraries (static data: .data and .bss). */
-void rudo__os_static_segments(void (*fn)(void *lo, void *hi, void *arg),
+/* ---- The loaded modules' static data (loader.c) -------------------------
+ * Each calls fn(lo, hi, module, arg) for every writable loaded segment of
+ * the program and its shared libraries (static data: .data and .bss);
+ * module numbers the modules in the loader's order, 0 for the main
+ * program. */
+/* With dl_iterate_phdr, which holds the loader's write lock meanwhile: it
+ * waits for a thread that holds it, even one stopped for ever. */
+void rudo__os_static_segments(void (*fn)(void *lo, void *hi, unsigned module, void *arg),
                               void *arg);
+/* Without the lock: the loader's module list (_r_debug) and the program
+ * headers mapped in memory, each range checked with mincore before it is
+ * read. Safe while someone who is not unmapping holds the lock (a module
+ * being unmapped by a thread that does not hold it could be read as it
+ * goes); for tests, and for rudo__os_static_segments_stopped. */
+void rudo__os_static_segments_unlocked(void (*fn)(void *lo, void *hi, unsigned module,
+                                                  void *arg),
+                                       void *arg);
+/* Starts the helper thread of rudo__os_static_segments_stopped once per
+ * process (again in a forked child). Call it while no thread is stopped:
+ * it may create a thread. false if it cannot (the calls below then use
+ * dl_iterate_phdr directly). Thread-safe. */
+bool rudo__os_loader_start(void);
+/* Ends the helper thread (rudo_heap_destroy: a process without a heap has
+ * no use for it, and a fork is then single-threaded again), waiting at
+ * most a second for it to exit. Thread-safe. */
+void rudo__os_loader_stop(void);
+/* For a caller that may run while threads are stopped: the helper thread
+ * walks with dl_iterate_phdr and holds the lock while fn runs; if it has
+ * not got the lock after timeout_ms (a stopped thread holds it, most
+ * likely), the walk is done without it (loader.c explains why that is
+ * safe then). Returns how the segments were found. Thread-safe (callers
+ * take turns). */
+enum { RUDO__OS_WALK_HELPER, RUDO__OS_WALK_UNLOCKED, RUDO__OS_WALK_DIRECT };
+int rudo__os_static_segments_stopped(void (*fn)(void *lo, void *hi, unsigned module,
+                                                void *arg),
+                                     void *arg, unsigned timeout_ms);
 
 /* Calls fn(lo, hi, arg) for every static TLS block of the calling thread
  * (one per loaded module with a PT_TLS segment whose block exists for this
@@ -64,11 +96,18 @@ typedef void (*rudo__os_sig_fn)(int sig, void *info, void *context);
 bool rudo__os_signal_install(int sig, rudo__os_sig_fn fn);
 /* Sends sig to the thread (pthread_kill). false if the thread is gone. */
 bool rudo__os_signal_send(pthread_t thread, int sig);
+/* Whether sig's handler is still fn, as rudo__os_signal_install left it
+ * (the program may have replaced it since). */
+bool rudo__os_signal_installed(int sig, rudo__os_sig_fn fn);
+/* rudo__os_signal_wait returns after this long even without its signal. */
+#define RUDO_OS_WAKE_POLL_NS 10000000L
 /* In a signal handler: waits until a signal arrives with every signal
  * blocked but `wake` (and glibc's setxid signal, so that setuid in another
- * thread cannot deadlock on this one). A raw rt_sigsuspend: not a
- * cancellation point, and glibc's cancellation signal stays blocked, so a
- * pthread_cancel cannot unwind the thread from inside the handler.
+ * thread cannot deadlock on this one), or RUDO_OS_WAKE_POLL_NS passes (a
+ * wake the program made the kernel drop, SIG_IGN, must not freeze the
+ * thread). A raw ppoll: not a cancellation point, and glibc's
+ * cancellation signal stays blocked, so a pthread_cancel cannot unwind
+ * the thread from inside the handler.
  * Under ThreadSanitizer: a 50 µs sleep with every signal blocked (os.c
  * says why); callers loop until their condition holds either way.
  * Async-signal-safe. */

@@ -97,9 +97,40 @@ int rudo_root_remove_range(void *start) {
     return RUDO_ENOENT;
 }
 
-static void static_segment(void *lo, void *hi, void *arg) {
+static void static_segment(void *lo, void *hi, unsigned module, void *arg) {
+    (void)module;
     rudo__root_visitor *v = arg;
     v->range(v, lo, hi);
+}
+
+void rudo__static_segments(rudo__heap *h,
+                           void (*fn)(void *lo, void *hi, unsigned module, void *arg),
+                           void *arg) {
+    /* A thread stopped for this collection (parked, or suspended by
+     * signal) may hold the dynamic loader's lock, inside its own
+     * dl_iterate_phdr or dlclose: then dl_iterate_phdr here would wait
+     * for ever. Threads in blocking regions run, and release it. */
+    bool others_stopped = false;
+    for (rudo__mutator *m = h->world.mutators; m; m = m->next)
+        others_stopped |= m->state == RUDO_MUT_STOPPED || m->sig_stopped;
+    if (others_stopped)
+        rudo__os_static_segments_stopped(fn, arg, RUDO_LOADER_WAIT_MS);
+    else
+        rudo__os_static_segments(fn, arg);
+}
+
+void rudo_static_segments(rudo_segment_fn fn, void *data) {
+    const char *name = "rudo_static_segments";
+    rudo__heap *h = rudo__need_heap(name);
+    if (!fn)
+        rudo__fatal(name, "fn is NULL");
+    /* Inside a collection (a root callback, on the collecting thread or a
+     * marker) the mutators' states are stable and say who is stopped;
+     * outside, none is stopped by this heap. */
+    if (rudo__tracing_kind)
+        rudo__static_segments(h, fn, data);
+    else
+        rudo__os_static_segments(fn, data);
 }
 
 void rudo__roots_enumerate(rudo__heap *h, rudo__root_visitor *v) {
@@ -143,7 +174,7 @@ void rudo__roots_enumerate(rudo__heap *h, rudo__root_visitor *v) {
      * in a dl_iterate_phdr callback that collected, while the attaching
      * thread waits for it holding loader_lock. */
     if (h->cfg.scan_static_data)
-        rudo__os_static_segments(static_segment, v);
+        rudo__static_segments(h, static_segment, v);
 }
 
 /* ---- root callbacks ---------------------------------------------------------- */

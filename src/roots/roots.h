@@ -7,6 +7,18 @@
 #include "threads/threads.h"
 
 
+/* How long the static-data scan waits for the loader helper to get the
+ * dynamic loader's lock before it walks the modules without it
+ * (platform/loader.c). */
+#define RUDO_LOADER_WAIT_MS 50
+
+/* Calls fn for every writable segment of the loaded modules (0: the main
+ * program), during a collection, without waiting for ever on the dynamic
+ * loader's lock held by a stopped thread. */
+void rudo__static_segments(rudo__heap *h,
+                           void (*fn)(void *lo, void *hi, unsigned module, void *arg),
+                           void *arg);
+
 /* Reports every root: each mutator's saved registers, stack and static TLS
  * blocks (if scan_stacks), its handles, the registered slots and ranges, static data
  * (if scan_static_data). Called with the world stopped. */

@@ -98,6 +98,18 @@ int rudo__mutator_attach(unsigned flags) {
     /* Inside rudo from here to the end: once linked, the thread may be
      * signalled, and its handler must find it complete (rudo__me, its
      * fast-path state) or defer. */
+    {
+        /* With two threads, one may be stopped holding the loader's lock:
+         * the static-data scan (or a root callback's rudo_static_segments)
+         * then needs the loader helper, started here while this thread is
+         * not yet one the collector waits for. Not before: a program with
+         * one thread has no use for it (and forks single-threaded). */
+        rudo__lock_acquire(&h->world.lock);
+        bool second = h->world.nmutators > 0;
+        rudo__lock_release(&h->world.lock);
+        if (second)
+            rudo__os_loader_start();
+    }
     rudo__runtime_enter();
     rudo__me = m;
     rudo__lock_acquire(&h->world.lock);

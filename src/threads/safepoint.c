@@ -71,17 +71,32 @@ void rudo__check_context(const char *fn, const char *what) {
  * parked is retried. */
 #define RESIGNAL_NS 10000000u
 
+/* resume_cv waits with deadlines (rudo__park reports a long stop). */
+static void init_resume_cv(rudo__heap *h) {
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->world.resume_cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
 void rudo__handshake_fork_child(rudo__heap *h) {
     /* Waiters of vanished threads may linger in the old ones. */
     sem_init(&h->world.stopped_sem, 0, 0);
-    pthread_cond_init(&h->world.resume_cv, NULL);
+    init_resume_cv(h);
     h->world.collecting = false;
+    h->world.stopped_at_ns = 0;
     set_stop_requested(0);
 }
 
 void rudo__handshake_init(rudo__heap *h, unsigned stop_warn_ms) {
     sem_init(&h->world.stopped_sem, 0, 0);
+    init_resume_cv(h);
     h->world.stop_warn_ms = stop_warn_ms;
+}
+
+void rudo__world_doing(rudo__heap *h, const char *what) {
+    atomic_store_explicit(&h->world.doing, what, memory_order_relaxed);
 }
 
 /* Wakes the collector if it may be done waiting: when no thread but it
@@ -141,11 +156,15 @@ static void report_unstopped(rudo__heap *h, rudo__mutator *self, uint64_t seq,
     }
     if (n == 0)
         return;
+    bool replaced = rudo__sigstop_enabled(h) && rudo__sigstop_suspend_replaced(h);
     rudo__warn("stop the world", "waited %llu ms for %u attached thread%s to "
-               "stop: %s%s; %s%s%scall rudo_safepoint() in long loops, or wrap "
+               "stop: %s%s; %s%s%s%s%s%scall rudo_safepoint() in long loops, or wrap "
                "blocking calls in rudo_blocking_enter/leave",
                (unsigned long long)(waited_ns / 1000000), n, n > 1 ? "s" : "",
                line, len >= sizeof line - 96 ? " ..." : "",
+               replaced ? "the program replaced the handler of " : "",
+               replaced ? signame : "",
+               replaced ? " (the suspend signal, RUDO_SUSPEND_SIGNAL): restore it, or " : "",
                nblocked ? "unblock " : "", nblocked ? signame : "",
                nblocked ? " (the suspend signal, RUDO_SUSPEND_SIGNAL) in attached "
                           "threads, or " : "");
@@ -338,8 +357,39 @@ void rudo__park(rudo__heap *h, rudo__mutator *m) {
         h->world.nrunning--;
         wake_collector(h);
     }
-    while (h->world.collecting)
-        rudo__lock_wait(&h->world.lock, &h->world.resume_cv);
+    while (h->world.collecting) {
+        /* Once the world is stopped, the collection is the collector's and
+         * its callbacks' work alone; a wait far past stop_warn_ms is most
+         * likely a callback that waits for a stopped thread (rudo.h forbids
+         * it) or never returns. The first waiter past each doubling of the
+         * delay says so, as the stop does for threads that do not stop. */
+        if (!h->world.stop_warn_ms) {
+            rudo__lock_wait(&h->world.lock, &h->world.resume_cv);
+            continue;
+        }
+        /* Before the stop completes (at 0) the collector reports the
+         * threads it waits for; look again after stop_warn_ms. */
+        uint64_t at = h->world.stopped_at_ns;
+        uint64_t until = at ? at + h->world.stuck_warn_ns
+                            : rudo__now_ns() + (uint64_t)h->world.stop_warn_ms * 1000000u;
+        struct timespec dl = mono_at(until);
+        if (rudo__lock_timedwait(&h->world.lock, &h->world.resume_cv, &dl) && at &&
+            h->world.collecting && h->world.stopped_at_ns == at &&
+            rudo__now_ns() >= at + h->world.stuck_warn_ns) {
+            /* Relaxed: a label (rudo__world_doing). */
+            const char *doing = atomic_load_explicit(&h->world.doing, memory_order_relaxed);
+            rudo__warn("collection", "the world has been stopped for %llu ms by "
+                       "collection %llu (%s); a trace or root callback, or a gc "
+                       "listener, may be waiting for a stopped thread (they must not "
+                       "take locks that mutators may hold) or not returning; still "
+                       "waiting",
+                       (unsigned long long)((rudo__now_ns() - at) / 1000000),
+                       (unsigned long long)h->world.stop_seq, doing ? doing : "working");
+            uint64_t next = h->world.stuck_warn_ns * 2;
+            h->world.stuck_warn_ns = next < STOP_WARN_MAX_MS * 1000000ull
+                                         ? next : STOP_WARN_MAX_MS * 1000000ull;
+        }
+    }
     if (m && m->state == RUDO_MUT_STOPPED) {
         m->state = RUDO_MUT_RUNNING;
         h->world.nrunning++;
@@ -398,12 +448,16 @@ bool rudo__world_stop(rudo__heap *h, rudo__mutator *m, uint64_t t0) {
     if (raise)
         set_stop_requested(1);
     wait_for_stop(h, m, t0, seq, raise);
+    h->world.stopped_at_ns = rudo__now_ns();
+    h->world.stuck_warn_ns = (uint64_t)h->world.stop_warn_ms * 1000000u;
+    rudo__world_doing(h, "stopping");
     rudo__lock_release(&h->world.lock);
     return true;
 }
 
 void rudo__world_resume(rudo__heap *h) {
     rudo__lock_acquire(&h->world.lock);
+    h->world.stopped_at_ns = 0;
     rudo__sigstop_resume(h, h->world.stop_seq);
     h->world.collecting = false;
     set_stop_requested(0);

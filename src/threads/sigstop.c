@@ -237,6 +237,29 @@ bool rudo__sigstop_acked(const rudo__mutator *m, uint64_t seq) {
     return atomic_load_explicit(&m->sig_ack, memory_order_acquire) == seq;
 }
 
+bool rudo__sigstop_suspend_replaced(rudo__heap *h) {
+    return !rudo__os_signal_installed(h->world.suspend_sig, suspend_handler);
+}
+
+void rudo__sigstop_send_restart(rudo__heap *h, rudo__mutator *m) {
+    /* A program that replaced the restart signal's handler: sending it
+     * would run theirs, or kill the process (SIGXCPU's default action
+     * dumps core). Not sent then: the suspended handler's wait ends by
+     * itself within RUDO_OS_WAKE_POLL_NS. */
+    int sig = h->world.restart_sig;
+    if (rudo__os_signal_installed(sig, restart_handler)) {
+        rudo__os_signal_send(m->thread, sig);
+        return;
+    }
+    if (!h->world.restart_warned) {
+        h->world.restart_warned = true;
+        rudo__warn("resume", "the program replaced the handler of signal %d (the "
+                   "restart signal, RUDO_RESTART_SIGNAL): threads suspended by "
+                   "signal resume only after up to %ld ms", sig,
+                   RUDO_OS_WAKE_POLL_NS / 1000000);
+    }
+}
+
 void rudo__sigstop_resume(rudo__heap *h, uint64_t seq) {
     for (rudo__mutator *m = h->world.mutators; m; m = m->next) {
         m->sig_last = m->sig_stopped;
@@ -247,7 +270,7 @@ void rudo__sigstop_resume(rudo__heap *h, uint64_t seq) {
         /* Release: the handler's acquire load sees the collection's writes
          * (the heap, the thread's pages) before the thread goes on. */
         atomic_store_explicit(&m->sig_go, seq, memory_order_release);
-        rudo__os_signal_send(m->thread, h->world.restart_sig);
+        rudo__sigstop_send_restart(h, m);
     }
 }
 

@@ -134,7 +134,7 @@ int rudo_thread_resume(pthread_t thread) {
         /* Parked in its handler (or about to be): the restart signal ends
          * the wait; parked in a blocking region: resume_cv. */
         if (m->state == RUDO_MUT_RUNNING && rudo__sigstop_enabled(h))
-            rudo__os_signal_send(m->thread, h->world.restart_sig);
+            rudo__sigstop_send_restart(h, m);
         pthread_cond_broadcast(&h->world.resume_cv);
     }
     rudo__lock_release(&h->world.lock);

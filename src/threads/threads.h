@@ -218,6 +218,13 @@ void rudo__park_suspended(struct rudo__heap *h, rudo__mutator *m);
 /* With gc_lock held, at the resume: lets every thread signalled in stop
  * `seq` go (sig_go, then the restart signal). */
 void rudo__sigstop_resume(struct rudo__heap *h, uint64_t seq);
+/* Sends m the restart signal, unless the program replaced its handler
+ * (then warns once: the thread's handler stops waiting by itself within
+ * RUDO_OS_WAKE_POLL_NS). Under gc_lock. */
+void rudo__sigstop_send_restart(struct rudo__heap *h, rudo__mutator *m);
+/* Whether the program replaced the suspend signal's handler since the heap
+ * installed it (the stop report says so). */
+bool rudo__sigstop_suspend_replaced(struct rudo__heap *h);
 
 /* ---- handles.c: a mutator's scoped handle slots (precise roots) ---------- */
 void rudo__handles_enumerate(rudo__mutator *m, rudo__root_visitor *v);
@@ -239,6 +246,9 @@ bool rudo__world_stop(struct rudo__heap *h, rudo__mutator *m, uint64_t t0);
 /* Ends the collection: clears `collecting` and the stop request and wakes
  * every parked thread. */
 void rudo__world_resume(struct rudo__heap *h);
+/* The collector, with the world stopped: names what it does now, for the
+ * report a parked thread prints when the stop lasts (rudo__park). */
+void rudo__world_doing(struct rudo__heap *h, const char *what);
 /* Records the thread's registers and stack pointer for the collector: call
  * it before taking gc_lock in any path that may park or block. A macro,
  * because the registers must be spilled by the calling function F itself:
