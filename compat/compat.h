@@ -86,6 +86,9 @@ void *compat_oom(size_t bytes);
 _Noreturn void compat_abort(const char *msg);
 /* GC_on_abort's default (bdwgc's): prints msg and a newline on stderr. */
 void compat_default_on_abort(const char *msg);
+/* bdwgc's default out-of-memory function: returns NULL (GC_oom_fn's
+ * initial value). */
+void *compat_default_oom_fn(size_t bytes);
 
 /* ---- control.c ---- */
 /* The default pointer-check failure procedures (bdwgc's: they abort). */

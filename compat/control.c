@@ -141,9 +141,13 @@ GC_API int GC_expand_hp(size_t bytes) {
 }
 
 GC_API void GC_set_max_heap_size(GC_word n) {
-    compat_init();
     /* A cap, as bdwgc's: never the collection target (ECL sets 1 GiB). */
     __atomic_store_n(&compat.max_heap, (size_t)n, __ATOMIC_RELAXED);
+    /* Before GC_init: kept for it (init.c), as bdwgc keeps it, so that the
+     * settings made after this call and before GC_INIT still count
+     * (GC_all_interior_pointers is read at init). Acquire: see init.c. */
+    if (!atomic_load_explicit(&compat.ready, memory_order_acquire))
+        return;
     rudo_set_max_heap_cap(n);
 }
 
@@ -183,7 +187,12 @@ static size_t free_bytes(const rudo_stats *st) {
 
 GC_API size_t GC_get_heap_size(void) { rudo_stats st; stats(&st); return st.heap_bytes; }
 GC_API size_t GC_get_free_bytes(void) { rudo_stats st; stats(&st); return free_bytes(&st); }
-GC_API size_t GC_get_unmapped_bytes(void) { return 0; }
+/* Returned to the OS: bdwgc counts its unmapped blocks, which its heap
+ * size leaves out; here, pages committed once (the peak) and not now. */
+static size_t unmapped(const rudo_stats *st) {
+    return st->heap_peak_bytes > st->heap_bytes ? st->heap_peak_bytes - st->heap_bytes : 0;
+}
+GC_API size_t GC_get_unmapped_bytes(void) { rudo_stats st; stats(&st); return unmapped(&st); }
 GC_API size_t GC_get_bytes_since_gc(void) { rudo_stats st; stats(&st); return since_gc(&st); }
 GC_API size_t GC_get_total_bytes(void) { rudo_stats st; stats(&st); return st.bytes_allocated; }
 GC_API size_t GC_get_obtained_from_os_bytes(void) { rudo_stats st; stats(&st); return st.heap_peak_bytes; }
@@ -207,13 +216,15 @@ GC_API unsigned long GC_get_full_gc_total_time(void) {
     return (unsigned long)(st.pause_ns_total / 1000000u);
 }
 
+static size_t unmapped_bytes_of(const rudo_stats *st) { return unmapped(st); }
+
 GC_API void GC_get_heap_usage_safe(GC_word *heap, GC_word *freeb, GC_word *unmapped,
                                    GC_word *since, GC_word *total) {
     rudo_stats st;
     stats(&st);
     if (heap) *heap = st.heap_bytes;
     if (freeb) *freeb = free_bytes(&st);
-    if (unmapped) *unmapped = 0;
+    if (unmapped) *unmapped = unmapped_bytes_of(&st);
     if (since) *since = since_gc(&st);
     if (total) *total = st.bytes_allocated;
 }
@@ -223,9 +234,11 @@ GC_API size_t GC_get_prof_stats(struct GC_prof_stats_s *out, size_t sz) {
     stats(&st);
     struct GC_prof_stats_s s;
     memset(&s, 0xff, sizeof s); /* bdwgc: unknown fields are all ones */
-    s.heapsize_full = st.heap_bytes;
-    s.free_bytes_full = free_bytes(&st);
-    s.unmapped_bytes = 0;
+    /* bdwgc: heapsize_full = GC_get_heap_size() + GC_get_unmapped_bytes(),
+     * free_bytes_full = GC_get_free_bytes() + GC_get_unmapped_bytes(). */
+    s.heapsize_full = st.heap_bytes + unmapped(&st);
+    s.free_bytes_full = free_bytes(&st) + unmapped(&st);
+    s.unmapped_bytes = unmapped(&st);
     s.bytes_allocd_since_gc = since_gc(&st);
     s.allocd_bytes_before_gc = __atomic_load_n(&compat.allocd_at_gc, __ATOMIC_RELAXED);
     s.non_gc_bytes = GC_non_gc_bytes;
@@ -422,8 +435,9 @@ GC_API void *GC_post_incr(void **p, ptrdiff_t how_much) {
 GC_API void GC_register_displacement(size_t off) { (void)off; }
 GC_API void GC_debug_register_displacement(size_t off) { (void)off; }
 
-/* No incremental mode: bdwgc ignores the request where it has none too. */
-GC_API void GC_enable_incremental(void) {}
+/* No incremental mode: bdwgc ignores the request where it has none too;
+ * it does initialize (gc.h: "Includes a GC_init() call"). */
+GC_API void GC_enable_incremental(void) { compat_init(); }
 GC_API void GC_start_performance_measurement(void) {}
 
 /* Stores with a write barrier in bdwgc's incremental mode; there is none

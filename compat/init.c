@@ -121,6 +121,9 @@ static void init_once(void) {
     if ((v = env_size("GC_INITIAL_HEAP_SIZE")) != 0)
         cfg.initial_heap = v;
     size_t gc_max = env_size("GC_MAXIMUM_HEAP_SIZE");
+    /* Else a GC_set_max_heap_size made before GC_init (control.c). */
+    if (gc_max == 0)
+        gc_max = __atomic_load_n(&compat.max_heap, __ATOMIC_RELAXED);
     if (gc_max != 0)
         cfg.max_heap = gc_max;
     if (getenv("GC_DONT_GC"))

@@ -3,7 +3,8 @@
  * bdwgc keeps root intervals: adding one that starts where another starts
  * extends it, and GC_remove_roots(lo, hi) removes every interval inside
  * [lo, hi). rudo's ranges are removed by their start, so the intervals
- * added through this interface are kept in compat.ranges as well. */
+ * added through this interface are kept in compat.ranges as well, rounded
+ * inwards to whole words as bdwgc keeps them. */
 #include "compat.h"
 
 #include <stdio.h>
@@ -11,6 +12,11 @@
 
 GC_API void GC_add_roots(void *lo, void *hi) {
     compat_init();
+    /* As bdwgc, the interval kept is rounded inwards to whole words (only
+     * those are scanned anyway): GC_remove_roots compares against it. */
+    uintptr_t w = sizeof(void *);
+    lo = (void *)(((uintptr_t)lo + w - 1) & ~(w - 1));
+    hi = (void *)((uintptr_t)hi & ~(w - 1));
     if ((char *)lo >= (char *)hi)
         return;
     compat_lock();

@@ -335,18 +335,30 @@ GC_API void *GC_call_with_stack_base(GC_stack_base_func fn, void *arg) {
     return fn(&sb, arg);
 }
 
+/* bdwgc's GC_get_my_stackbottom returns the thread's record, a handle that
+ * is the same at every call and names the thread for GC_set_stackbottom.
+ * Here it is the address of a per-thread byte. */
+static __thread char stack_handle;
+
 GC_API void *GC_get_my_stackbottom(struct GC_stack_base *sb) {
     compat_enter();
     void *lo, *hi;
     rudo_stack_get(&lo, &hi);
     sb->mem_base = hi;
-    /* bdwgc returns its thread record, used only as GC_set_stackbottom's
-     * first argument: any non-NULL handle for the calling thread. */
-    return (void *)sb;
+    return &stack_handle;
 }
 
 GC_API void GC_set_stackbottom(void *gc_thread, const struct GC_stack_base *sb) {
-    (void)gc_thread; /* only the calling thread's, as in bdwgc's use */
+    /* rudo sets only the calling thread's stack (rudo_stack_set): another
+     * thread's handle is ignored, with a warning (it once changed the
+     * caller's stack instead, and the next collection crashed scanning
+     * the wrong range). NULL is the calling thread, as in bdwgc. */
+    if (gc_thread && gc_thread != (void *)&stack_handle) {
+        static atomic_int once;
+        compat_warn_once(&once, "GC Warning: GC_set_stackbottom: another thread's "
+                                "stack cannot be set here; ignored\n");
+        return;
+    }
     compat_enter();
     void *lo, *hi;
     rudo_stack_get(&lo, &hi);

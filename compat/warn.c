@@ -54,15 +54,17 @@ GC_API void GC_set_oom_fn(GC_oom_func fn) {
     __atomic_store_n(&GC_oom_fn, fn, __ATOMIC_RELEASE);
 }
 
-/* bdwgc's default OOM function returns NULL; GC_get_oom_fn returns it. */
-static void *default_oom_fn(size_t bytes) {
+/* bdwgc's default OOM function returns NULL. It is GC_oom_fn's initial
+ * value (vars.c): gc.h says the variable is never 0, and an old client that
+ * saves it to chain to it calls what it saved. */
+void *compat_default_oom_fn(size_t bytes) {
     (void)bytes;
     return NULL;
 }
 
 GC_API GC_oom_func GC_get_oom_fn(void) {
     GC_oom_func fn = __atomic_load_n(&GC_oom_fn, __ATOMIC_ACQUIRE);
-    return fn ? fn : default_oom_fn;
+    return fn ? fn : compat_default_oom_fn;
 }
 
 /* bdwgc's default abort function: the message and a newline on stderr
