@@ -152,6 +152,13 @@ static void set_trigger(rudo__heap *h, size_t live) {
                 next = room / 2;
             if (next > room)
                 next = room > 0 ? room : 0;
+            /* No room left: the allocation that needs a page now meets
+             * the budget and takes the out-of-memory path (a full
+             * collection, then NULL). A trigger of 0 would make every
+             * slow path before it collect again, to no use (3 majors per
+             * failed request, against 1 without generations). */
+            if (next < (double)RUDO_PAGE_SIZE)
+                next = (double)RUDO_PAGE_SIZE;
         } else {
             /* Without one, old-data growth since the last major decides. */
             h->gen.next_major = (double)live > base * c->major_growth;
