@@ -711,6 +711,8 @@ static void test_queries(void) {
             for (int ci = 0; ci < 3; ci++) {
                 char *b = run[cells[ci]];
                 run[cells[ci]] = NULL;
+                if (!b)
+                    continue;
                 rudo_free(b);
                 bool gone = rudo_base(b) == NULL && !rudo_is_heap_ptr(b + sz / 2);
                 if (verify_on() ? !(rudo_base(b) == b) : !gone)

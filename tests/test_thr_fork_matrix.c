@@ -1375,6 +1375,16 @@ static int act_by_name(const char *s) {
 
 int main(int argc, char **argv) {
     bool full = test_long_mode(argc, argv);
+    if (TEST_UNDER_ASAN) {
+        /* AddressSanitizer's allocator takes no lock around fork: a fork
+         * while another thread is inside its malloc leaves that lock held
+         * in the child, whose next malloc (rudo_thread_attach's calloc)
+         * waits for ever (seen in CI: threads in asan_calloc's
+         * GetFromAllocator). glibc's malloc, which the other builds use,
+         * is fork-safe. Nothing of rudo's is checked here then. */
+        printf("skipped under AddressSanitizer (its allocator is not fork-safe)\n");
+        return 0;
+    }
     test_start_watchdog();
     setvbuf(stdout, NULL, _IOLBF, 0);
     static const char *const env[] = {"RUDO_MARKERS", "RUDO_GENERATIONAL",

@@ -21,7 +21,7 @@
  *
  * If HELD does not come in time, the lock is most likely held by a stopped
  * thread. The client then sets FALLBACK and walks the module list itself
- * without the lock (walk_unlocked): the loader's list (_r_debug), each
+ * without the lock (rudo__os_static_segments_unlocked): the loader's list (_r_debug), each
  * module's program headers read from its mapped ELF header (the main
  * program's from the auxiliary vector), every range checked with mincore
  * before it is read. That is safe while the lock stays held by someone
@@ -146,9 +146,7 @@ void rudo__os_static_segments(void (*fn)(void *lo, void *hi, unsigned module, vo
 
 /* Whether [lo, hi) is mapped (mincore fails with ENOMEM on a hole). */
 static bool mapped(const void *lo, const void *hi) {
-    static long pagesz;
-    if (!pagesz)
-        pagesz = sysconf(_SC_PAGESIZE);
+    long pagesz = sysconf(_SC_PAGESIZE); /* from the auxiliary vector: cheap */
     uintptr_t a = (uintptr_t)lo & ~(uintptr_t)(pagesz - 1);
     uintptr_t b = (uintptr_t)hi;
     unsigned char vec[256];
