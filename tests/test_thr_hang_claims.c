@@ -44,7 +44,9 @@
  *     program mutex a stopped mutator holds (the misuse rudo.h forbids):
  *     the parked mutator says "rudo: collection: the world has been
  *     stopped for 150 ms by collection N (...)", and again at 300 ms (all
- *     threads hung silently before).
+ *     threads hung silently before); with one thread and markers stuck on
+ *     the helper threads, the collector says "waited 150 ms for the helper
+ *     markers to finish: marker 1 in the trace callback of kind ...".
  */
 #include <errno.h>
 #include <malloc.h>
@@ -715,7 +717,51 @@ static void expect_stuck_report(const char *what, void (*fn)(void)) {
                         "callbacks); a trace or root callback") != NULL);
 }
 
+/* A program with one thread: no one is parked to report, and the
+ * collector waits for its helper markers, stuck in a trace callback (here
+ * on a mutex the collector holds: callbacks on the collecting thread pass).
+ * The collector says so itself. */
+static pthread_t collector_thread;
+static pthread_mutex_t helper_mu = PTHREAD_MUTEX_INITIALIZER;
+static void trace_helpers_wait(void *obj, size_t size, rudo_tracer *tr) {
+    (void)obj;
+    (void)size;
+    (void)tr;
+    if (!pthread_equal(pthread_self(), collector_thread)) {
+        pthread_mutex_lock(&helper_mu);
+        pthread_mutex_unlock(&helper_mu);
+    } else {
+        /* Slow on the collector, so that the helpers steal some work. */
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do
+            clock_gettime(CLOCK_MONOTONIC, &t);
+        while ((t.tv_sec - t0.tv_sec) * 1000000000L + t.tv_nsec - t0.tv_nsec < 20000);
+    }
+}
+static void c_helpers_stuck(void) {
+    make_heap(30, 4);
+    collector_thread = pthread_self();
+    rudo_kind k = rudo_kind_traced("hang/helpers", trace_helpers_wait);
+    rudo_root_add(&trace_root);
+    void **arr = rudo_alloc(RUDO_KIND_CONSERVATIVE, 4096 * sizeof(void *));
+    trace_root = arr;
+    for (int i = 0; i < 4096; i++)
+        arr[i] = rudo_alloc(k, 32);
+    pthread_mutex_lock(&helper_mu);
+    say("CHILD: collecting\n");
+    rudo_collect();
+    say("CHILD-DONE\n");
+}
+
 static void test_stuck_collection(void) {
+    child_run r;
+    run_child(&r, c_helpers_stuck, "waited 30", 1, 4000);
+    show("helper markers stuck in a trace callback, one thread", &r);
+    CHECK(r.found_ms >= 0);
+    CHECK(strstr(r.out, "rudo: collection: waited 15") != NULL);
+    CHECK(strstr(r.out, " ms for the helper markers to finish: marker ") != NULL);
+    CHECK(strstr(r.out, " in the trace callback of kind 'hang/helpers'") != NULL);
     expect_stuck_report("trace callback waits for a stopped mutator's mutex (markers 1)",
                         c_trace_mutex1);
     expect_stuck_report("trace callback waits for a stopped mutator's mutex (markers 4)",

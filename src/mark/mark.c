@@ -23,6 +23,16 @@ void rudo__mark_fail_growth(unsigned n) {
 }
 
 /* The size private stacks start at: the last collection's high water. */
+
+/* Around a trace or root callback: says which, for the collector's report
+ * on a marker that does not finish (parallel.c). Relaxed: a label. */
+static inline void callback_begin(rudo__marker *mk, const char *what) {
+    atomic_store_explicit(&mk->in_callback, what, memory_order_relaxed);
+}
+static inline void callback_end(rudo__marker *mk) {
+    atomic_store_explicit(&mk->in_callback, NULL, memory_order_relaxed);
+}
+
 static size_t stack_hint(const rudo__heap *h) {
     return h->mark.stack_hint ? h->mark.stack_hint : STACK_INITIAL;
 }
@@ -623,8 +633,10 @@ static void trace_in(rudo__marker *mk, char *obj, rudo__page *p) {
         /* Lets rudo_alloc, rudo_collect and rudo_safepoint name the kind
          * and abort instead of parking forever (rudo__check_context). */
         rudo__tracing_kind = k->name;
+        callback_begin(mk, k->name);
         mk->base_only_slots = k->base_only; /* read by flush_slots */
         k->trace(obj, p->cell_size, &mk->tr);
+        callback_end(mk);
         rudo__tracing_kind = NULL;
         flush_slots(&mk->tr);
         mk->base_only_slots = false;
@@ -837,7 +849,9 @@ void rudo__mark_root_task(rudo__marker *mk, size_t i) {
          * collects or calls rudo_safepoint aborts with a message instead
          * of parking forever (rudo__check_context). */
         rudo__tracing_kind = "(root callback)";
+        callback_begin(mk, "(root callback)");
         t->fn(&mk->tr, t->data);
+        callback_end(mk);
         rudo__tracing_kind = NULL;
         flush_slots(&mk->tr);
         break;
@@ -898,7 +912,9 @@ static void now_callback(rudo__root_visitor *v, rudo_root_fn fn, void *data) {
     bool route = pool->route;
     pool->route = false;
     rudo__tracing_kind = "(root callback)";
+    callback_begin(mk, "(root callback)");
     fn(&mk->tr, data);
+    callback_end(mk);
     rudo__tracing_kind = NULL;
     flush_slots(&mk->tr);
     pool->route = route;

@@ -86,6 +86,11 @@ typedef struct rudo__marker {
     unsigned weak_pass;           /* rudo__mark_weak_clear calls so far */
     bool base_only_slots;         /* the trace callback running is of a
                                    * RUDO_KIND_BASE_ONLY kind (flush_slots) */
+    /* The kind whose trace callback (or "(root callback)") this marker
+     * runs now, NULL otherwise: for the collector's report when a marker
+     * does not finish (rudo__pool_mark). Written by the marker, read by
+     * the collector; relaxed: a label. */
+    _Atomic(const char *) in_callback;
     uint64_t rng;                 /* victim choice (xorshift) */
     /* Inbox: batches other markers sent; under pool->lock. */
     void **inbox;

@@ -12,6 +12,7 @@
  * lock, no work is left anywhere: the last marker to park sets `done` and
  * wakes the others. */
 #include <sched.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,8 +70,13 @@ rudo__mark_pool *rudo__pool_get(rudo__heap *h) {
     pool->batch = h->cfg.mark_batch;
     rudo__lock_init(&pool->lock, RUDO_RANK_MARK, "mark_pool_lock");
     pthread_cond_init(&pool->start_cv, NULL);
-    pthread_cond_init(&pool->work_cv, NULL);
-    pthread_cond_init(&pool->done_cv, NULL);
+    /* The collector's waits on these have deadlines (timed_wait). */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&pool->work_cv, &ca);
+    pthread_cond_init(&pool->done_cv, &ca);
+    pthread_condattr_destroy(&ca);
     pool->m = calloc(pool->n, sizeof *pool->m);
     if (!pool->m)
         rudo__fatal(fn, "out of memory for the marker pool");
@@ -315,6 +321,45 @@ static void pool_offer(rudo__marker *mk) {
     rudo__lock_release(&pool->lock);
 }
 
+/* Waits on cv (a CLOCK_MONOTONIC one) until the rudo__now_ns time `at`;
+ * true if it passed. The collector's waits for helpers use it to report a
+ * helper that does not finish: after stop_warn_ms (RUDO_STOP_WARN_MS), then
+ * after each doubling up to 60 s (next_warn), as the stop does. */
+static bool timed_wait(rudo__mark_pool *pool, pthread_cond_t *cv, uint64_t at) {
+    struct timespec dl = {(time_t)(at / 1000000000u), (long)(at % 1000000000u)};
+    return rudo__lock_timedwait(&pool->lock, cv, &dl);
+}
+static uint64_t next_warn(uint64_t warn) {
+    return warn * 2 < 60000000000ull ? warn * 2 : 60000000000ull;
+}
+
+/* Under pool->lock: says how long the collector has waited for the
+ * helpers, naming those inside a callback (and which). snprintf, as the
+ * stop's report: no lock, no allocation. */
+static void report_unfinished(rudo__mark_pool *pool, uint64_t waited_ns) {
+    char line[512] = "";
+    size_t len = 0;
+    unsigned n = 0;
+    for (unsigned i = 1; i < pool->n; i++) {
+        /* Relaxed: a label (mark.c). */
+        const char *what = atomic_load_explicit(&pool->m[i]->in_callback,
+                                                memory_order_relaxed);
+        if (!what || len >= sizeof line - 96)
+            continue;
+        int k = snprintf(line + len, sizeof line - len, "%smarker %u in %s%s%s",
+                         n++ ? ", " : ": ", i, what[0] == '(' ? "a " : "the trace callback of kind '",
+                         what[0] == '(' ? what + 1 : what, what[0] == '(' ? "" : "'");
+        if (k > 0)
+            len += (size_t)k < sizeof line - len ? (size_t)k : sizeof line - len - 1;
+        if (what[0] == '(' && len > 0 && line[len - 1] == ')')
+            line[--len] = '\0'; /* "(root callback)" reads "a root callback" */
+    }
+    rudo__warn("collection", "waited %llu ms for the helper markers to finish%s; a "
+               "trace or root callback may be waiting for a stopped thread (they must "
+               "not take locks that mutators may hold) or not returning; still waiting",
+               (unsigned long long)(waited_ns / 1000000), line);
+}
+
 /* ---- parking and termination ----------------------------------------------------- */
 
 /* Parks mk until work arrives, a steal looks worth trying, or marking is
@@ -337,8 +382,19 @@ static bool park(rudo__marker *mk) {
         return true;
     }
     uint64_t t0 = rudo__now_ns(), seq = pool->wake_seq;
-    while (!pool->done && mk->idle && pool->wake_seq == seq)
-        rudo__lock_wait(&pool->lock, &pool->work_cv);
+    /* The collector (marker 0) reports a wait that lasts (timed_wait). */
+    uint64_t warn = mk->id == 0 ? (uint64_t)mk->h->world.stop_warn_ms * 1000000u : 0;
+    while (!pool->done && mk->idle && pool->wake_seq == seq) {
+        if (!warn) {
+            rudo__lock_wait(&pool->lock, &pool->work_cv);
+            continue;
+        }
+        if (timed_wait(pool, &pool->work_cv, t0 + warn) && !pool->done && mk->idle &&
+            pool->wake_seq == seq) {
+            report_unfinished(pool, rudo__now_ns() - t0);
+            warn = next_warn(warn);
+        }
+    }
     mk->st.idle_ns += rudo__now_ns() - t0;
     bool done = pool->done;
     if (!done && mk->idle) {
@@ -413,7 +469,21 @@ void rudo__pool_mark(rudo__mark_pool *pool) {
     rudo__lock_release(&pool->lock);
     mark_loop(pool->m[0]);
     rudo__lock_acquire(&pool->lock);
-    while (pool->finished < pool->n - 1)
-        rudo__lock_wait(&pool->lock, &pool->done_cv);
+    /* A helper that does not finish is in a callback that waits for a
+     * stopped thread or never returns (the only work without a bound): say
+     * which, after stop_warn_ms and then after each doubling, as the stop
+     * does for threads that do not stop. */
+    rudo__heap *h = pool->m[0]->h;
+    uint64_t t0 = rudo__now_ns(), warn = (uint64_t)h->world.stop_warn_ms * 1000000u;
+    while (pool->finished < pool->n - 1) {
+        if (!warn) {
+            rudo__lock_wait(&pool->lock, &pool->done_cv);
+            continue;
+        }
+        if (timed_wait(pool, &pool->done_cv, t0 + warn) && pool->finished < pool->n - 1) {
+            report_unfinished(pool, rudo__now_ns() - t0);
+            warn = next_warn(warn);
+        }
+    }
     rudo__lock_release(&pool->lock);
 }
