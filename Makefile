@@ -3,8 +3,8 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
-# CTEST_ARGS: more ctest arguments (.ci/run: -LE tier2 in the sanitizer and
-# debug stages).
+# CTEST_ARGS: more ctest arguments (.ci/run: -LE tier2 in the sanitizer
+# stage; in the debug stage, -E for compat_ecl and compat_guile_compile).
 CTEST_ARGS ?=
 
 .PHONY: all test bench bench-plots install clean
