@@ -78,6 +78,7 @@ struct loader {
      * generation of the last helper that exited) is the old one. */
     unsigned long gen, exited;
     bool started, failed;
+    pthread_t thread;       /* the helper, while started */
     struct seg *segs;
     size_t nsegs, cap;
     bool overflow;          /* rudo__os_map failed while recording */
@@ -317,10 +318,8 @@ bool rudo__os_loader_start(void) {
         L->state = IDLE;
         pthread_attr_t a;
         pthread_attr_init(&a);
-        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&a, 256 * 1024); /* sanitizers want room */
-        pthread_t t;
-        if (pthread_create(&t, &a, helper, NULL) == 0)
+        if (pthread_create(&L->thread, &a, helper, NULL) == 0)
             L->started = true;
         else
             L->failed = true;
@@ -413,8 +412,22 @@ void rudo__os_loader_stop(void) {
         while (L->exited != old)
             if (pthread_cond_timedwait(&L->cv, &L->mu, &dl) == ETIMEDOUT)
                 break;
-        if (L->exited == old)
+        bool exited = L->exited == old;
+        if (exited)
             L->state = IDLE;
+        pthread_t t = L->thread;
+        pthread_mutex_unlock(&L->mu);
+        /* Joined when it has said it exits (it is then a few instructions
+         * from its end): the thread is gone when this returns, so a fork
+         * right after is single-threaded again (ThreadSanitizer refuses
+         * threads in the child of a multi-threaded fork). One given up on
+         * is detached: it exits by itself. */
+        if (exited)
+            pthread_join(t, NULL);
+        else
+            pthread_detach(t);
+        pthread_mutex_unlock(&L->client);
+        return;
     }
     pthread_mutex_unlock(&L->mu);
     pthread_mutex_unlock(&L->client);
