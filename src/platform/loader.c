@@ -31,8 +31,8 @@
  * between the unmap and the unlink leaves a module in the list whose
  * memory is gone: mincore reports it, and it is skipped. Once the client
  * is done, a helper still waiting for the lock finds STALE when it gets
- * it and releases it at once; until then (state not IDLE) later calls
- * walk without the lock at once.
+ * it and releases it at once; a later call waits for that within its own
+ * timeout, then walks without the lock as above.
  *
  * Without the helper (it could not be started, or the client says no
  * other thread is stopped: then no stopped thread holds the lock), the
@@ -78,6 +78,11 @@ struct loader {
      * generation of the last helper that exited) is the old one. */
     unsigned long gen, exited;
     bool started, failed;
+    /* The helper is inside dl_iterate_phdr (it may hold the loader's
+     * lock, even after saying IDLE: the lock is released when its
+     * callback has returned). The fork handler waits for it to be out:
+     * a child would inherit the lock held, as glibc does not reset it. */
+    bool in_walk;
     pthread_t thread;       /* the helper, while started */
     struct seg *segs;
     size_t nsegs, cap;
@@ -95,9 +100,41 @@ static void init_sync(void) {
     pthread_condattr_destroy(&ca);
 }
 
+/* Run last among the prepare handlers (registered first, by the
+ * constructor). Holds mu across the fork, and waits for the helper to be
+ * out of dl_iterate_phdr; at most a second: a helper that waits that long
+ * for the loader's lock waits for a thread that holds it, which a child
+ * inherits held anyway (docs/threads.md, "fork"). */
+static void fork_prepare(void) {
+    pthread_mutex_lock(&L->client);
+    pthread_mutex_lock(&L->mu);
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += 1;
+    while (L->in_walk)
+        if (pthread_cond_timedwait(&L->cv, &L->mu, &dl) == ETIMEDOUT)
+            break;
+}
+
+static void fork_parent(void) {
+    pthread_mutex_unlock(&L->mu);
+    pthread_mutex_unlock(&L->client);
+}
+
 static void fork_child(void) {
-    /* The helper does not exist in the child; the next start makes one. */
-    init_sync();
+    /* The helper does not exist in the child; the next start makes one.
+     * The locks are this thread's (fork_prepare): released, not made
+     * anew (ThreadSanitizer holds a re-made locked mutex for a double
+     * lock); the condition variable, which the vanished helper may have
+     * waited on, is made anew. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&L->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_unlock(&L->mu);
+    pthread_mutex_unlock(&L->client);
+    L->in_walk = false;
     L->state = IDLE;
     L->posted = L->seen = 0;
     L->started = L->failed = false;
@@ -109,7 +146,7 @@ __attribute__((constructor)) static void loader_init(void) {
         return; /* the calls below then walk with dl_iterate_phdr */
     L->exited = (unsigned long)-1;
     init_sync();
-    pthread_atfork(NULL, NULL, fork_child);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 /* ---- the walk with the lock (dl_iterate_phdr) ---------------------------- */
@@ -298,9 +335,12 @@ static void *helper(void *arg) {
         if (L->gen != gen)
             break;
         L->seen = L->posted;
+        L->in_walk = true;
         pthread_mutex_unlock(&L->mu);
         dl_iterate_phdr(helper_cb, &gen);
         pthread_mutex_lock(&L->mu);
+        L->in_walk = false;
+        pthread_cond_broadcast(&L->cv);
     }
     L->exited = gen;
     pthread_cond_broadcast(&L->cv);
@@ -348,8 +388,10 @@ int rudo__os_static_segments_stopped(void (*fn)(void *lo, void *hi, unsigned mod
         dl.tv_sec++;
         dl.tv_nsec -= 1000000000L;
     }
-    /* The previous call's helper, released, has yet to say IDLE. */
-    while (L->started && L->state == RELEASE)
+    /* The previous call's helper has yet to say IDLE: released (it will
+     * at once), or still waiting for the lock for a call that gave up
+     * (STALE: it will when the holder lets go). Within the same time. */
+    while (L->started && (L->state == RELEASE || L->state == STALE))
         if (pthread_cond_timedwait(&L->cv, &L->mu, &dl) == ETIMEDOUT)
             break;
     if (!L->started) {
@@ -370,9 +412,9 @@ int rudo__os_static_segments_stopped(void (*fn)(void *lo, void *hi, unsigned mod
             L->state = FALLBACK;
         }
     } else if (L->state == STALE) {
-        /* The helper still waits for the lock for an earlier call: walk
-         * unlocked, and have it hold the lock for this call if it gets it
-         * meanwhile. */
+        /* The helper still waits for the lock for an earlier call, past
+         * this call's time: walk unlocked, and have it hold the lock for
+         * this call if it gets it meanwhile. */
         L->state = FALLBACK;
     }
     pthread_mutex_unlock(&L->mu);
