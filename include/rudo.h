@@ -779,8 +779,10 @@ RUDO_API void *rudo_realloc(void *obj, size_t size);
  *    go back to the heap at once.
  *  - Its kind's finalizer does not run for it, and a per-object finalizer
  *    or guardian registration ends without running (as bdwgc's GC_free).
- *    Weak slots and ephemerons pointing to it are not cleared: clear them
- *    first, or they may later point to an object allocated in its place.
+ *    Weak slots registered inside it are forgotten, as when an object
+ *    dies in a collection. Weak slots and ephemerons pointing to it are
+ *    not cleared: clear them first, or they may later point to an object
+ *    allocated in its place.
  *  - With verification on (RUDO_DEBUG builds, RUDO_VERIFY=1) nothing is
  *    reused before the next collection: the object is kept, its contents
  *    overwritten (with 0xdb bytes; with zeros for trace-callback kinds),

@@ -148,6 +148,15 @@ static void thaw_one(rudo__heap *h, rudo__kind_alloc *ka, unsigned c) {
     /* Still being allocated from: the next minor collection must sweep
      * it like any page taken since (sweep.c). */
     rudo__page_touch(h, p);
+    /* The cells the thread took since its last safepoint were marked in
+     * this collection, so they are old now; but rudo.h lets the thread
+     * store into them without the barrier (no collection can have made
+     * them old, from where it stands: it passed no safepoint). Their
+     * cards are dirtied for it, so the next minor collection scans them
+     * (a young object stored so was freed: the fuzzer's repro). World
+     * stopped: no barrier stores meanwhile. */
+    if (h->gen.on)
+        memset(rudo__page_cards(h, (size_t)(p - h->pages)), 1, RUDO_CARDS_PER_PAGE);
 }
 
 void rudo__alloc_thaw_all(rudo__heap *h, rudo__kind_alloc **kalloc) {

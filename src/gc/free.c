@@ -28,6 +28,7 @@
 #include "final/final.h"
 #include "gc/gc.h"
 #include "platform/platform.h"
+#include "roots/roots.h"
 
 /* The object's page, cell index and whether it is a current page, under
  * heap_lock; aborts unless obj is the base of an allocated object. */
@@ -80,6 +81,13 @@ void rudo_free(void *obj) {
     /* A per-object finalizer or guardian registration ends unrun (as
      * bdwgc's GC_free). Before heap_lock: final_lock is not nested in it. */
     rudo__final_unregister(h, obj);
+    /* Weak slots inside it are forgotten, as for an object that dies in a
+     * collection (rudo.h): its cell may be reused before the next one,
+     * which would clear a word of the new object (found by a fuzzer). */
+    {
+        rudo__page *fp = freed_page(h, obj, &i, fn);
+        rudo__weak_forget_inside(h, obj, (char *)obj + fp->cell_size);
+    }
     rudo__page *p;
     void **ol;
     bool stashed = false;

@@ -48,5 +48,10 @@ void rudo__roots_callbacks_first(rudo__heap *h, rudo__root_visitor *v);
  * after, the long ones too, and forgets the slots that lie inside objects
  * that died. Returns the number cleared. */
 uint64_t rudo__weak_clear(rudo__heap *h, bool after_finalization);
+/* Forgets the weak slots (short and long) that lie in [lo, hi): an object
+ * freed with rudo_free dies, and its cell may be handed out at once. The
+ * caller is attached and running (no collection is under way); takes
+ * roots_lock, never waits for a collection. */
+void rudo__weak_forget_inside(rudo__heap *h, void *lo, void *hi);
 
 #endif

@@ -190,3 +190,29 @@ uint64_t rudo__weak_clear(rudo__heap *h, bool after_finalization) {
     rudo__lock_release(&r->lock);
     return cleared;
 }
+
+static void forget_inside(rudo__slotset *s, const char *lo, const char *hi) {
+    for (size_t i = 0; i < s->cap; i++) {
+        void **slot = rudo__slotset_at(s, i);
+        if (slot && (const char *)slot >= lo && (const char *)slot < hi)
+            rudo__slotset_remove_at(s, i);
+    }
+}
+
+void rudo__weak_forget_inside(rudo__heap *h, void *lo, void *hi) {
+    /* roots_lock alone, not rudo__registry_begin: the caller is attached
+     * and running, so no collection is under way (it would have to stop
+     * this thread first), and none starts before the lock is released (a
+     * thread holding a rudo lock is not suspended by signal). Waiting for
+     * a collection here, as the registry calls do, would let it free the
+     * object rudo_free is about to free. */
+    rudo__roots *r = &h->roots;
+    rudo__lock_acquire(&r->lock);
+    /* A walk of the tables: rudo_free of objects is rare next to the
+     * allocations, and a program with no weak slots pays the lock only. */
+    if (r->weak.live)
+        forget_inside(&r->weak, lo, hi);
+    if (r->weak_long.live)
+        forget_inside(&r->weak_long, lo, hi);
+    rudo__lock_release(&r->lock);
+}
