@@ -77,17 +77,14 @@ void rudo_free(void *obj) {
     rudo__check_context(fn, "free objects");
     rudo__heap *h = rudo__the_heap;
     size_t i;
-    (void)freed_page(h, obj, &i, fn);
+    size_t size = freed_page(h, obj, &i, fn)->cell_size;
     /* A per-object finalizer or guardian registration ends unrun (as
      * bdwgc's GC_free). Before heap_lock: final_lock is not nested in it. */
     rudo__final_unregister(h, obj);
     /* Weak slots inside it are forgotten, as for an object that dies in a
      * collection (rudo.h): its cell may be reused before the next one,
      * which would clear a word of the new object (found by a fuzzer). */
-    {
-        rudo__page *fp = freed_page(h, obj, &i, fn);
-        rudo__weak_forget_inside(h, obj, (char *)obj + fp->cell_size);
-    }
+    rudo__weak_forget_inside(h, obj, (char *)obj + size);
     rudo__page *p;
     void **ol;
     bool stashed = false;

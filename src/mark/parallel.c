@@ -71,12 +71,8 @@ rudo__mark_pool *rudo__pool_get(rudo__heap *h) {
     rudo__lock_init(&pool->lock, RUDO_RANK_MARK, "mark_pool_lock");
     pthread_cond_init(&pool->start_cv, NULL);
     /* The collector's waits on these have deadlines (timed_wait). */
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&pool->work_cv, &ca);
-    pthread_cond_init(&pool->done_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    rudo__os_cond_init_monotonic(&pool->work_cv);
+    rudo__os_cond_init_monotonic(&pool->done_cv);
     pool->m = calloc(pool->n, sizeof *pool->m);
     if (!pool->m)
         rudo__fatal(fn, "out of memory for the marker pool");

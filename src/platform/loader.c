@@ -93,11 +93,7 @@ static struct loader *L;
 static void init_sync(void) {
     pthread_mutex_init(&L->mu, NULL);
     pthread_mutex_init(&L->client, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&L->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    rudo__os_cond_init_monotonic(&L->cv);
 }
 
 /* Run last among the prepare handlers (registered first, by the
@@ -127,11 +123,7 @@ static void fork_child(void) {
      * anew (ThreadSanitizer holds a re-made locked mutex for a double
      * lock); the condition variable, which the vanished helper may have
      * waited on, is made anew. */
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&L->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    rudo__os_cond_init_monotonic(&L->cv);
     pthread_mutex_unlock(&L->mu);
     pthread_mutex_unlock(&L->client);
     L->in_walk = false;

@@ -57,6 +57,14 @@ void rudo__os_decommit(void *p, size_t size) {
     madvise(p, size, MADV_DONTNEED);
 }
 
+void rudo__os_cond_init_monotonic(pthread_cond_t *cv) {
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
 bool rudo__os_stack_bounds(void **lo, void **hi) {
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) != 0)

@@ -25,6 +25,10 @@ void *rudo__os_map(size_t size);
 /* Unmaps a mapping of rudo__os_map. */
 void rudo__os_unmap(void *p, size_t size);
 
+/* Initialises cv on CLOCK_MONOTONIC, the clock of rudo__now_ns and of
+ * every deadline rudo waits for (rudo__lock_timedwait). */
+void rudo__os_cond_init_monotonic(pthread_cond_t *cv);
+
 /* Bounds of the calling thread's stack: *hi is the highest address (the
  * stack grows down from it). false if they cannot be found. */
 bool rudo__os_stack_bounds(void **lo, void **hi);

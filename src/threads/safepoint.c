@@ -71,19 +71,10 @@ void rudo__check_context(const char *fn, const char *what) {
  * parked is retried. */
 #define RESIGNAL_NS 10000000u
 
-/* resume_cv waits with deadlines (rudo__park reports a long stop). */
-static void init_resume_cv(rudo__heap *h) {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&h->world.resume_cv, &ca);
-    pthread_condattr_destroy(&ca);
-}
-
 void rudo__handshake_fork_child(rudo__heap *h) {
     /* Waiters of vanished threads may linger in the old ones. */
     sem_init(&h->world.stopped_sem, 0, 0);
-    init_resume_cv(h);
+    rudo__os_cond_init_monotonic(&h->world.resume_cv); /* deadlines: rudo__park */
     h->world.collecting = false;
     h->world.stopped_at_ns = 0;
     set_stop_requested(0);
@@ -91,7 +82,7 @@ void rudo__handshake_fork_child(rudo__heap *h) {
 
 void rudo__handshake_init(rudo__heap *h, unsigned stop_warn_ms) {
     sem_init(&h->world.stopped_sem, 0, 0);
-    init_resume_cv(h);
+    rudo__os_cond_init_monotonic(&h->world.resume_cv); /* deadlines: rudo__park */
     h->world.stop_warn_ms = stop_warn_ms;
 }
 
