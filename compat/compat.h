@@ -115,5 +115,19 @@ void compat_thread_detach(void);
 bool compat_in_blocking(void);
 void compat_blocking_enter(void);
 void compat_blocking_leave(void);
+/* rudo_collect under the allocation lock, as bdwgc's explicit collections:
+ * it waits for a GC_call_with_alloc_lock running on another thread, which
+ * holds collections off (threads.c). Returns false, without collecting,
+ * while rudo_disable holds collection off. */
+bool compat_collect(void);
+/* The allocation lock plus rudo_disable, for a function that must see no
+ * collection (GC_call_with_alloc_lock, the disappearing links' changes);
+ * an explicit collection on another thread waits for the end. Nest. */
+void compat_exclusive_begin(void);
+/* bdwgc's allocation lock (gc_mark.h's GC_alloc_lock, declared here for
+ * this library's own callers: the fork handlers). */
+GC_API void GC_alloc_lock(void);
+GC_API void GC_alloc_unlock(void);
+void compat_exclusive_end(void);
 
 #endif /* RUDO_COMPAT_H */

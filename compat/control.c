@@ -29,9 +29,10 @@ GC_API GC_stop_func GC_get_stop_func(void) {
  * is done, and gives up if it answers nonzero; later calls, during
  * marking, have no counterpart: a rudo collection once started is not
  * abandoned. GC_dont_gc, which GC_disable counts up, is read before it.
- * rudo_collect is a tail call: no frame of this library lies between the
- * client's and the collector's (a saved register of the client's, stale,
- * would sit in it and be scanned: the compat tests count deaths). */
+ * compat_collect (rudo_collect under the allocation lock, as bdwgc) is a
+ * tail call: no frame of this function lies between the client's and the
+ * collector's (a saved register of the client's, stale, would sit in it
+ * and be scanned: the compat tests count deaths). */
 GC_API void GC_gcollect(void) {
     compat_enter();
     /* Relaxed: a flag the program sets; bdwgc reads it the same way. */
@@ -41,7 +42,7 @@ GC_API void GC_gcollect(void) {
     GC_stop_func stop = __atomic_load_n(&stop_func, __ATOMIC_ACQUIRE);
     if (stop && stop())
         return;
-    rudo_collect();
+    compat_collect();
 }
 
 /* bdwgc: "ignores the default stop_func setting". */
@@ -49,17 +50,16 @@ GC_API void GC_gcollect_and_unmap(void) {
     compat_enter();
     if (__atomic_load_n(&GC_dont_gc, __ATOMIC_RELAXED))
         return;
-    rudo_collect();
+    compat_collect();
 }
 
 GC_API int GC_try_to_collect(int (*stop)(void)) {
     compat_enter();
-    if (__atomic_load_n(&GC_dont_gc, __ATOMIC_RELAXED) || rudo_is_disabled())
+    if (__atomic_load_n(&GC_dont_gc, __ATOMIC_RELAXED))
         return 0;
     if ((stop ? stop : GC_get_stop_func())()) /* NULL: the default, as bdwgc */
         return 0;
-    rudo_collect();
-    return 1;
+    return compat_collect();
 }
 
 GC_API int GC_collect_a_little(void) {

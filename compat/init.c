@@ -209,15 +209,22 @@ void compat_lock(void) {
 
 void compat_unlock(void) { pthread_mutex_unlock(&compat.lock); }
 
-/* fork: a child must not inherit this lock held by a thread that does not
- * exist there (bdwgc's test forks while other threads allocate). */
+/* fork: a child must not inherit this lock, or the allocation lock, held
+ * by a thread that does not exist there (bdwgc's test forks while other
+ * threads allocate and collect; its own handlers take its allocation lock
+ * the same way). The allocation lock comes first: a section under it may
+ * take compat.lock (a finalizer's registration), and a collection under
+ * it (compat_collect) needs rudo's locks, which rudo's own handlers,
+ * installed before these and so run after them, take last. */
 static void atfork_prepare(void) {
+    GC_alloc_lock();
     compat_lock();
     compat_threads_fork_prepare();
 }
 static void atfork_release(void) {
     compat_threads_fork_release();
     compat_unlock();
+    GC_alloc_unlock();
 }
 void compat_atfork_install(void) {
     pthread_atfork(atfork_prepare, atfork_release, atfork_release);

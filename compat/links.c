@@ -33,8 +33,9 @@ static int register_link(void **link, const void *obj, int kind) {
         return GC_NO_MEMORY;
     }
     /* Collections are held off from the look to the change, so a link is
-     * never seen half re-registered. */
-    rudo_disable();
+     * never seen half re-registered; under the allocation lock, as bdwgc,
+     * so an explicit collection waits rather than being lost (threads.c). */
+    compat_exclusive_begin();
     int rc = kind == RUDO_WEAK_SHORT ? rudo_weak_register_target(link, obj)
                                      : rudo_weak_register_long_target(link, obj);
     if (rc == RUDO_EEXIST) {
@@ -47,7 +48,7 @@ static int register_link(void **link, const void *obj, int kind) {
                 rudo_weak_register_long_target(link, obj);
         }
     }
-    rudo_enable();
+    compat_exclusive_end();
     return rc == RUDO_OK ? GC_SUCCESS : GC_DUPLICATE;
 }
 
@@ -55,9 +56,9 @@ static int unregister_link(void **link, int kind) {
     if (!link || !GC_is_init_called())
         return 0;
     compat_enter();
-    rudo_disable();
+    compat_exclusive_begin();
     int found = rudo_weak_registered(link) == kind && rudo_weak_unregister(link) == RUDO_OK;
-    rudo_enable();
+    compat_exclusive_end();
     return found;
 }
 
@@ -68,13 +69,13 @@ static int move_link(void **link, void **new_link, int kind) {
     if (bad_link(new_link, "GC Warning: rudo's libgc.so.1: cannot move a "
                            "disappearing link to %p (NULL or misaligned)\n"))
         return GC_NOT_FOUND;
-    rudo_disable();
+    compat_exclusive_begin();
     int rc = GC_NOT_FOUND;
     if (rudo_weak_registered(link) == kind) {
         /* Moving to itself checks the registration (bdwgc). */
         rc = rudo_weak_move(link, new_link) == RUDO_OK ? GC_SUCCESS : GC_DUPLICATE;
     }
-    rudo_enable();
+    compat_exclusive_end();
     return rc;
 }
 

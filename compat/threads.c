@@ -370,10 +370,26 @@ GC_API void GC_set_stackbottom(void *gc_thread, const struct GC_stack_base *sb) 
  * bdwgc's lock serializes allocation and collection. Here it is a mutex of
  * its own, taken inside a blocking region, and collections are disabled
  * while GC_call_with_alloc_lock's function runs (so it sees no collection,
- * as under bdwgc's lock). */
+ * as under bdwgc's lock). An explicit collection (compat_collect) takes it
+ * too, as bdwgc's GC_gcollect does: rudo_collect returns without
+ * collecting while another thread's function holds collections off, so a
+ * GC_gcollect that did not wait for the lock was lost whenever it met one
+ * (Guile's weak tables run under it on another thread: weak-tables.scm's
+ * three (gc) calls, under load, collected nothing in 3 runs of 150).
+ * The lock counts its owner's depth: the collection runs finalizers and
+ * the program's collection callbacks on the thread that holds it, and one
+ * that takes the lock again (GC_call_with_alloc_lock) must not deadlock
+ * on itself. */
 static pthread_mutex_t alloc_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread unsigned alloc_lock_depth;
 
 GC_API void GC_alloc_lock(void) {
+    if (alloc_lock_depth++ > 0)
+        return;
+    /* Free (the common case): no blocking region, which costs a capture
+     * of this thread's registers and frames. */
+    if (pthread_mutex_trylock(&alloc_lock) == 0)
+        return;
     bool block = rudo_heap_exists() && rudo_thread_is_attached() && blocking_depth == 0;
     if (block)
         compat_blocking_enter();
@@ -382,16 +398,45 @@ GC_API void GC_alloc_lock(void) {
         compat_blocking_leave();
 }
 
-GC_API void GC_alloc_unlock(void) { pthread_mutex_unlock(&alloc_lock); }
+GC_API void GC_alloc_unlock(void) {
+    if (alloc_lock_depth == 0) { /* bdwgc: undefined; here a message */
+        static atomic_int once;
+        compat_warn_once(&once, "GC Warning: GC_alloc_unlock without GC_alloc_lock (ignored)\n");
+        return;
+    }
+    if (--alloc_lock_depth == 0)
+        pthread_mutex_unlock(&alloc_lock);
+}
+
+void compat_exclusive_begin(void) {
+    GC_alloc_lock();
+    rudo_disable();
+}
+
+void compat_exclusive_end(void) {
+    rudo_enable();
+    GC_alloc_unlock();
+}
 
 GC_API void *GC_call_with_alloc_lock(GC_fn_type fn, void *data) {
     compat_enter();
-    GC_alloc_lock();
-    rudo_disable();
+    compat_exclusive_begin();
     void *r = fn(data);
-    rudo_enable();
-    GC_alloc_unlock();
+    compat_exclusive_end();
     return r;
+}
+
+/* Not inlined, and holding no pointer of its own: its frame lies between
+ * the client's and the collector's (see GC_gcollect). */
+__attribute__((noinline)) bool compat_collect(void) {
+    GC_alloc_lock();
+    /* A rudo_disable of the program's own (not of the lock: this thread
+     * holds it) still turns the collection off. */
+    bool on = !rudo_is_disabled();
+    if (on)
+        rudo_collect();
+    GC_alloc_unlock();
+    return on;
 }
 
 /* fork: rudo's own atfork handlers keep the heap usable in the child. */
