@@ -57,6 +57,12 @@
 #include "rudo.h"
 #include "testlib.h"
 
+/* ThreadSanitizer ends a child that starts threads after a multi-threaded
+ * fork unless told otherwise; the death tests' children start an unattached
+ * thread, and the heap's markers may be running when they fork. */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void) { return "die_after_fork=0"; }
+
 #ifndef RUDO_TEST_DEBUG_BUILD
 #define RUDO_TEST_DEBUG_BUILD 0
 #endif

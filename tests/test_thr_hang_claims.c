@@ -639,7 +639,8 @@ static void test_restart_replaced(void) {
 }
 
 /* ======================================================================== */
-/* A collection stuck in a callback: the parked threads say so.             */
+/* A collection stuck in a callback: the parked threads, or the suspend    */
+/* handler of threads stopped by signal, say so.                            */
 /* ======================================================================== */
 
 /* Holds app_mu, allocating (so it stops at a safepoint holding it). */
@@ -681,6 +682,34 @@ static void c_trace_mutex(unsigned markers) {
     say("CHILD-DONE\n");
 }
 static void c_trace_mutex1(void) { c_trace_mutex(1); }
+
+/* Holds app_mu and never polls: it can only be stopped by signal, and then
+ * no parked thread is there to report; the suspend handler reports. */
+static void *mu_holder_spin(void *arg) {
+    (void)arg;
+    if (rudo_thread_attach() != RUDO_OK)
+        abort();
+    pthread_mutex_lock(&app_mu);
+    atomic_store(&w_ready, 1);
+    for (;;)
+        atomic_fetch_add_explicit(&w_progress, 1, memory_order_relaxed);
+    return NULL;
+}
+static void c_trace_mutex_sig(unsigned markers) {
+    make_heap(30, markers);
+    rudo_kind k = rudo_kind_traced("hang/locked", trace_takes_mutex);
+    rudo_root_add(&trace_root);
+    void **arr = rudo_alloc(RUDO_KIND_CONSERVATIVE, 512 * sizeof(void *));
+    trace_root = arr;
+    for (int i = 0; i < 512; i++)
+        arr[i] = rudo_alloc(k, 32);
+    start(mu_holder_spin, 0);
+    say("CHILD: collecting\n");
+    rudo_collect();
+    say("CHILD-DONE\n");
+}
+static void c_trace_mutex_sig1(void) { c_trace_mutex_sig(1); }
+static void c_trace_mutex_sig4(void) { c_trace_mutex_sig(4); }
 static void c_trace_mutex4(void) { c_trace_mutex(4); }
 
 static void root_cb_blocks(rudo_tracer *tr, void *data) {
@@ -692,6 +721,14 @@ static void root_cb_blocks(rudo_tracer *tr, void *data) {
 static void c_root_cb(void) {
     make_heap(30, 1);
     start(mu_holder, 0);
+    rudo_root_callback_add(root_cb_blocks, NULL);
+    say("CHILD: collecting\n");
+    rudo_collect();
+    say("CHILD-DONE\n");
+}
+static void c_root_cb_sig(void) {
+    make_heap(30, 1);
+    start(mu_holder_spin, 0);
     rudo_root_callback_add(root_cb_blocks, NULL);
     say("CHILD: collecting\n");
     rudo_collect();
@@ -768,6 +805,12 @@ static void test_stuck_collection(void) {
     expect_stuck_report("trace callback waits for a stopped mutator's mutex (markers 4)",
                         c_trace_mutex4);
     expect_stuck_report("root callback waits for a stopped mutator's mutex", c_root_cb);
+    expect_stuck_report("trace callback waits for the mutex of a thread stopped by "
+                        "signal (markers 1)", c_trace_mutex_sig1);
+    expect_stuck_report("trace callback waits for the mutex of a thread stopped by "
+                        "signal (markers 4)", c_trace_mutex_sig4);
+    expect_stuck_report("root callback waits for the mutex of a thread stopped by "
+                        "signal", c_root_cb_sig);
 }
 
 int main(void) {

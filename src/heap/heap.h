@@ -294,11 +294,16 @@ typedef struct rudo__world {
     sem_t stopped_sem;
     pthread_cond_t resume_cv;   /* a collection ended (CLOCK_MONOTONIC) */
     bool collecting;
-    /* Under gc_lock: when the current stop completed (0 while none has),
-     * and after how long a parked thread next reports that the world is
-     * still stopped (stop_warn_ms, doubling): a trace or root callback that
-     * waits for a stopped thread otherwise hangs every thread silently. */
-    uint64_t stopped_at_ns, stuck_warn_ns;
+    /* When the current stop completed, and when a waiting thread next
+     * reports that the world is still stopped (stop_warn_ms after the stop,
+     * then at doubling delays): a trace or root callback that waits for a
+     * stopped thread otherwise hangs every thread silently. 0 while no stop
+     * is complete. Written under gc_lock; read by parked threads and by the
+     * suspend handler (which cannot take the lock), and advanced by
+     * whichever of them reports (rudo__world_report_stuck). Atomic for that
+     * handler; relaxed everywhere: they are clock readings that publish
+     * nothing. */
+    _Atomic uint64_t stopped_at_ns, stuck_next_ns;
     /* What the collector is doing now (a phase name), for that report:
      * written by the collector, read by parked threads (relaxed: a label). */
     _Atomic(const char *) doing;

@@ -76,7 +76,8 @@ void rudo__handshake_fork_child(rudo__heap *h) {
     sem_init(&h->world.stopped_sem, 0, 0);
     rudo__os_cond_init_monotonic(&h->world.resume_cv); /* deadlines: rudo__park */
     h->world.collecting = false;
-    h->world.stopped_at_ns = 0;
+    atomic_store_explicit(&h->world.stopped_at_ns, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->world.stuck_next_ns, 0, memory_order_relaxed);
     set_stop_requested(0);
 }
 
@@ -340,6 +341,36 @@ void rudo__lock_idle(rudo__heap *h, const char *fn) {
     rudo__runtime_exit();
 }
 
+void rudo__world_report_stuck(rudo__heap *h, uint64_t seq) {
+    /* Relaxed: clock readings (heap.h); a stale pair from a stop that has
+     * just ended fails the exchange or reports a stop that did last that
+     * long. */
+    uint64_t at = atomic_load_explicit(&h->world.stopped_at_ns, memory_order_relaxed);
+    uint64_t next = atomic_load_explicit(&h->world.stuck_next_ns, memory_order_relaxed);
+    if (!at || !next || next < at)
+        return;
+    uint64_t now = rudo__now_ns();
+    if (now < next)
+        return;
+    /* The delays double (W, 2W, 4W ... after the stop), then stay at
+     * STOP_WARN_MAX_MS. One waiter wins each deadline: the others see the
+     * exchange fail. */
+    uint64_t gap = next - at, cap = STOP_WARN_MAX_MS * 1000000ull;
+    uint64_t later = next + (gap < cap ? (gap ? gap : 1) : cap);
+    if (!atomic_compare_exchange_strong_explicit(&h->world.stuck_next_ns, &next, later,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return;
+    /* Relaxed: a label (rudo__world_doing). */
+    const char *doing = atomic_load_explicit(&h->world.doing, memory_order_relaxed);
+    rudo__warn("collection", "the world has been stopped for %llu ms by "
+               "collection %llu (%s); a trace or root callback, or a gc "
+               "listener, may be waiting for a stopped thread (they must not "
+               "take locks that mutators may hold) or not returning; still "
+               "waiting",
+               (unsigned long long)((now - at) / 1000000),
+               (unsigned long long)seq, doing ? doing : "working");
+}
+
 void rudo__park(rudo__heap *h, rudo__mutator *m) {
     if (!h->world.collecting)
         return;
@@ -358,28 +389,14 @@ void rudo__park(rudo__heap *h, rudo__mutator *m) {
             rudo__lock_wait(&h->world.lock, &h->world.resume_cv);
             continue;
         }
-        /* Before the stop completes (at 0) the collector reports the
+        /* Before the stop completes (next 0) the collector reports the
          * threads it waits for; look again after stop_warn_ms. */
-        uint64_t at = h->world.stopped_at_ns;
-        uint64_t until = at ? at + h->world.stuck_warn_ns
-                            : rudo__now_ns() + (uint64_t)h->world.stop_warn_ms * 1000000u;
+        uint64_t next = atomic_load_explicit(&h->world.stuck_next_ns, memory_order_relaxed);
+        uint64_t until = next ? next : rudo__now_ns() + (uint64_t)h->world.stop_warn_ms * 1000000u;
         struct timespec dl = mono_at(until);
-        if (rudo__lock_timedwait(&h->world.lock, &h->world.resume_cv, &dl) && at &&
-            h->world.collecting && h->world.stopped_at_ns == at &&
-            rudo__now_ns() >= at + h->world.stuck_warn_ns) {
-            /* Relaxed: a label (rudo__world_doing). */
-            const char *doing = atomic_load_explicit(&h->world.doing, memory_order_relaxed);
-            rudo__warn("collection", "the world has been stopped for %llu ms by "
-                       "collection %llu (%s); a trace or root callback, or a gc "
-                       "listener, may be waiting for a stopped thread (they must not "
-                       "take locks that mutators may hold) or not returning; still "
-                       "waiting",
-                       (unsigned long long)((rudo__now_ns() - at) / 1000000),
-                       (unsigned long long)h->world.stop_seq, doing ? doing : "working");
-            uint64_t next = h->world.stuck_warn_ns * 2;
-            h->world.stuck_warn_ns = next < STOP_WARN_MAX_MS * 1000000ull
-                                         ? next : STOP_WARN_MAX_MS * 1000000ull;
-        }
+        if (rudo__lock_timedwait(&h->world.lock, &h->world.resume_cv, &dl) &&
+            h->world.collecting)
+            rudo__world_report_stuck(h, h->world.stop_seq);
     }
     if (m && m->state == RUDO_MUT_STOPPED) {
         m->state = RUDO_MUT_RUNNING;
@@ -439,8 +456,11 @@ bool rudo__world_stop(rudo__heap *h, rudo__mutator *m, uint64_t t0) {
     if (raise)
         set_stop_requested(1);
     wait_for_stop(h, m, t0, seq, raise);
-    h->world.stopped_at_ns = rudo__now_ns();
-    h->world.stuck_warn_ns = (uint64_t)h->world.stop_warn_ms * 1000000u;
+    uint64_t now = rudo__now_ns();
+    atomic_store_explicit(&h->world.stopped_at_ns, now, memory_order_relaxed);
+    atomic_store_explicit(&h->world.stuck_next_ns,
+                          h->world.stop_warn_ms ? now + h->world.stop_warn_ms * 1000000ull : 0,
+                          memory_order_relaxed);
     rudo__world_doing(h, "stopping");
     rudo__lock_release(&h->world.lock);
     return true;
@@ -448,7 +468,8 @@ bool rudo__world_stop(rudo__heap *h, rudo__mutator *m, uint64_t t0) {
 
 void rudo__world_resume(rudo__heap *h) {
     rudo__lock_acquire(&h->world.lock);
-    h->world.stopped_at_ns = 0;
+    atomic_store_explicit(&h->world.stopped_at_ns, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->world.stuck_next_ns, 0, memory_order_relaxed);
     rudo__sigstop_resume(h, h->world.stop_seq);
     h->world.collecting = false;
     set_stop_requested(0);

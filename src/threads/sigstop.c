@@ -23,7 +23,9 @@
  *    the handler still runs, stays pending (every signal is blocked in the
  *    handler) and is taken after it returns, with the new sig_req.
  * The handler calls only async-signal-safe functions: atomics, sem_post,
- * raw rt_sigprocmask and rt_sigsuspend. */
+ * raw rt_sigprocmask and rt_sigsuspend, clock_gettime, and, in the report
+ * of a stop that lasts (rudo__world_report_stuck), snprintf of integers
+ * and strings into a stack buffer and write(2). */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -194,6 +196,11 @@ static void suspend_handler(int sig, void *info, void *context) {
                 atomic_store_explicit(&m->sig_ack, r, memory_order_release);
                 sem_post(&h->world.stopped_sem);
             }
+            /* A collection stuck in a callback that waits for this thread
+             * (or one like it) is reported from here too: when every other
+             * thread was suspended by signal, no parked thread is there to
+             * say it, and the stop would hang silently. */
+            rudo__world_report_stuck(h, r);
         } else if (!(e & 1)) {
             break;
         }

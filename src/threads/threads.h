@@ -249,6 +249,14 @@ void rudo__world_resume(struct rudo__heap *h);
 /* The collector, with the world stopped: names what it does now, for the
  * report a parked thread prints when the stop lasts (rudo__park). */
 void rudo__world_doing(struct rudo__heap *h, const char *what);
+/* Called by threads that wait for a stop to end, parked (gc_lock held) or
+ * in the suspend handler (no lock): once the stop has lasted past its next
+ * report deadline (stop_warn_ms, then doubling), the one caller that
+ * advances the deadline says that the world is still stopped, by
+ * collection seq, and what the collector is doing. Uses only atomics, the
+ * monotonic clock and rudo__warn, whose formatting (%llu, %s) neither
+ * allocates nor locks: usable in a signal handler. */
+void rudo__world_report_stuck(struct rudo__heap *h, uint64_t seq);
 /* Records the thread's registers and stack pointer for the collector: call
  * it before taking gc_lock in any path that may park or block. A macro,
  * because the registers must be spilled by the calling function F itself:
