@@ -325,8 +325,13 @@ static bool timed_wait(rudo__mark_pool *pool, pthread_cond_t *cv, uint64_t at) {
     struct timespec dl = {(time_t)(at / 1000000000u), (long)(at % 1000000000u)};
     return rudo__lock_timedwait(&pool->lock, cv, &dl);
 }
-static uint64_t next_warn(uint64_t warn) {
-    return warn * 2 < 60000000000ull ? warn * 2 : 60000000000ull;
+/* The report after the one due at `at` (t0 the wait's start): the delay
+ * since t0 doubles, then grows by 60 s at a time. Computed from `at`, not
+ * as t0 plus a capped delay, which stops growing at the cap: that deadline
+ * stayed in the past and the wait reported at every wakeup, spinning. */
+static uint64_t next_warn(uint64_t t0, uint64_t at) {
+    uint64_t gap = at - t0, cap = 60000000000ull;
+    return at + (gap < cap ? gap : cap);
 }
 
 /* Under pool->lock: says how long the collector has waited for the
@@ -380,15 +385,16 @@ static bool park(rudo__marker *mk) {
     uint64_t t0 = rudo__now_ns(), seq = pool->wake_seq;
     /* The collector (marker 0) reports a wait that lasts (timed_wait). */
     uint64_t warn = mk->id == 0 ? (uint64_t)mk->h->world.stop_warn_ms * 1000000u : 0;
+    uint64_t at = t0 + warn;
     while (!pool->done && mk->idle && pool->wake_seq == seq) {
         if (!warn) {
             rudo__lock_wait(&pool->lock, &pool->work_cv);
             continue;
         }
-        if (timed_wait(pool, &pool->work_cv, t0 + warn) && !pool->done && mk->idle &&
+        if (timed_wait(pool, &pool->work_cv, at) && !pool->done && mk->idle &&
             pool->wake_seq == seq) {
             report_unfinished(pool, rudo__now_ns() - t0);
-            warn = next_warn(warn);
+            at = next_warn(t0, at);
         }
     }
     mk->st.idle_ns += rudo__now_ns() - t0;
@@ -471,14 +477,15 @@ void rudo__pool_mark(rudo__mark_pool *pool) {
      * does for threads that do not stop. */
     rudo__heap *h = pool->m[0]->h;
     uint64_t t0 = rudo__now_ns(), warn = (uint64_t)h->world.stop_warn_ms * 1000000u;
+    uint64_t at = t0 + warn;
     while (pool->finished < pool->n - 1) {
         if (!warn) {
             rudo__lock_wait(&pool->lock, &pool->done_cv);
             continue;
         }
-        if (timed_wait(pool, &pool->done_cv, t0 + warn) && pool->finished < pool->n - 1) {
+        if (timed_wait(pool, &pool->done_cv, at) && pool->finished < pool->n - 1) {
             report_unfinished(pool, rudo__now_ns() - t0);
-            warn = next_warn(warn);
+            at = next_warn(t0, at);
         }
     }
     rudo__lock_release(&pool->lock);
