@@ -792,7 +792,34 @@ static void c_helpers_stuck(void) {
     say("CHILD-DONE\n");
 }
 
+/* A program with one thread and helper markers, the collector stuck in a
+ * trace callback (sleeping for ever): the idle helpers say that the world
+ * is still stopped. The callback returns at once on a helper. */
+static void trace_collector_sleeps(void *obj, size_t size, rudo_tracer *tr) {
+    (void)obj;
+    (void)size;
+    (void)tr;
+    if (pthread_equal(pthread_self(), collector_thread))
+        for (;;)
+            sleep(1);
+}
+static void c_collector_stuck(void) {
+    make_heap(30, 4);
+    collector_thread = pthread_self();
+    rudo_kind k = rudo_kind_traced("hang/collector", trace_collector_sleeps);
+    rudo_root_add(&trace_root);
+    void **arr = rudo_alloc(RUDO_KIND_CONSERVATIVE, 4096 * sizeof(void *));
+    trace_root = arr;
+    for (int i = 0; i < 4096; i++)
+        arr[i] = rudo_alloc(k, 32);
+    say("CHILD: collecting\n");
+    rudo_collect();
+    say("CHILD-DONE\n");
+}
+
 static void test_stuck_collection(void) {
+    expect_stuck_report("collector stuck in a trace callback, one thread, idle helpers",
+                        c_collector_stuck);
     child_run r;
     run_child(&r, c_helpers_stuck, "still waiting\nrudo: collection: waited ", 1, 4000);
     show("helper markers stuck in a trace callback, one thread", &r);

@@ -20,6 +20,7 @@
 #include "base/base.h"
 #include "mark/mark.h"
 #include "platform/platform.h"
+#include "threads/threads.h"
 
 static void *helper_main(void *arg);
 static void pool_send(rudo__marker *mk, unsigned dest, void *obj);
@@ -383,10 +384,27 @@ static bool park(rudo__marker *mk) {
         return true;
     }
     uint64_t t0 = rudo__now_ns(), seq = pool->wake_seq;
-    /* The collector (marker 0) reports a wait that lasts (timed_wait). */
-    uint64_t warn = mk->id == 0 ? (uint64_t)mk->h->world.stop_warn_ms * 1000000u : 0;
+    /* The collector (marker 0) reports a wait that lasts (timed_wait). A
+     * helper reports a stop that lasts, as a parked mutator does
+     * (rudo__world_report_stuck: one report per deadline among them all):
+     * in a program with one thread, a callback stuck on the collector has
+     * no one else to say it. */
+    rudo__heap *h = mk->h;
+    uint64_t warn = mk->id == 0 ? (uint64_t)h->world.stop_warn_ms * 1000000u : 0;
     uint64_t at = t0 + warn;
+    bool watch = mk->id != 0 && h->world.stop_warn_ms;
     while (!pool->done && mk->idle && pool->wake_seq == seq) {
+        if (watch) {
+            /* Relaxed: a clock reading (heap.h). */
+            uint64_t next = atomic_load_explicit(&h->world.stuck_next_ns, memory_order_relaxed);
+            uint64_t until = next ? next : rudo__now_ns() + h->world.stop_warn_ms * 1000000ull;
+            /* stop_seq: written by the collector before this collection
+             * started the helpers (under the pool lock), not during it. */
+            if (timed_wait(pool, &pool->work_cv, until) && !pool->done && mk->idle &&
+                pool->wake_seq == seq)
+                rudo__world_report_stuck(h, h->world.stop_seq);
+            continue;
+        }
         if (!warn) {
             rudo__lock_wait(&pool->lock, &pool->work_cv);
             continue;
