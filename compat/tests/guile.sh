@@ -33,7 +33,7 @@ trap 'rm -rf "$tmp"' EXIT
 case $what in
 compile)
     name=compat_guile_compile
-    command -v guild-3.0 >/dev/null 2>&1 || skip "guild-3.0 is missing (apt-get install guile-3.0)"
+    command -v guild-3.0 >/dev/null 2>&1 || skip "guild-3.0 is missing (apt-get install guile-3.0-dev)"
     boot9=$("$guile" --no-auto-compile -c '(display (%search-load-path "ice-9/boot-9.scm"))' 2>/dev/null || true)
     [ -r "$boot9" ] || skip "ice-9/boot-9.scm is not installed (guile-3.0-libs)"
     # Each run writes boot-9.go in a directory of its own (guild prints the
