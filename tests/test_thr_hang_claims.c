@@ -668,7 +668,7 @@ static void trace_takes_mutex(void *obj, size_t size, rudo_tracer *tr) {
     pthread_mutex_unlock(&app_mu);
 }
 
-static void c_trace_mutex(unsigned markers) {
+static void c_trace_mutex(unsigned markers, void *(*holder)(void *)) {
     make_heap(30, markers);
     rudo_kind k = rudo_kind_traced("hang/locked", trace_takes_mutex);
     rudo_root_add(&trace_root);
@@ -676,12 +676,12 @@ static void c_trace_mutex(unsigned markers) {
     trace_root = arr;
     for (int i = 0; i < 512; i++)
         arr[i] = rudo_alloc(k, 32);
-    start(mu_holder, 0);
+    start(holder, 0);
     say("CHILD: collecting\n");
     rudo_collect();
     say("CHILD-DONE\n");
 }
-static void c_trace_mutex1(void) { c_trace_mutex(1); }
+static void c_trace_mutex1(void) { c_trace_mutex(1, mu_holder); }
 
 /* Holds app_mu and never polls: it can only be stopped by signal, and then
  * no parked thread is there to report; the suspend handler reports. */
@@ -695,22 +695,9 @@ static void *mu_holder_spin(void *arg) {
         atomic_fetch_add_explicit(&w_progress, 1, memory_order_relaxed);
     return NULL;
 }
-static void c_trace_mutex_sig(unsigned markers) {
-    make_heap(30, markers);
-    rudo_kind k = rudo_kind_traced("hang/locked", trace_takes_mutex);
-    rudo_root_add(&trace_root);
-    void **arr = rudo_alloc(RUDO_KIND_CONSERVATIVE, 512 * sizeof(void *));
-    trace_root = arr;
-    for (int i = 0; i < 512; i++)
-        arr[i] = rudo_alloc(k, 32);
-    start(mu_holder_spin, 0);
-    say("CHILD: collecting\n");
-    rudo_collect();
-    say("CHILD-DONE\n");
-}
-static void c_trace_mutex_sig1(void) { c_trace_mutex_sig(1); }
-static void c_trace_mutex_sig4(void) { c_trace_mutex_sig(4); }
-static void c_trace_mutex4(void) { c_trace_mutex(4); }
+static void c_trace_mutex_sig1(void) { c_trace_mutex(1, mu_holder_spin); }
+static void c_trace_mutex_sig4(void) { c_trace_mutex(4, mu_holder_spin); }
+static void c_trace_mutex4(void) { c_trace_mutex(4, mu_holder); }
 
 static void root_cb_blocks(rudo_tracer *tr, void *data) {
     (void)tr;
@@ -718,22 +705,16 @@ static void root_cb_blocks(rudo_tracer *tr, void *data) {
     pthread_mutex_lock(&app_mu);
     pthread_mutex_unlock(&app_mu);
 }
-static void c_root_cb(void) {
+static void c_root_cb_with(void *(*holder)(void *)) {
     make_heap(30, 1);
-    start(mu_holder, 0);
+    start(holder, 0);
     rudo_root_callback_add(root_cb_blocks, NULL);
     say("CHILD: collecting\n");
     rudo_collect();
     say("CHILD-DONE\n");
 }
-static void c_root_cb_sig(void) {
-    make_heap(30, 1);
-    start(mu_holder_spin, 0);
-    rudo_root_callback_add(root_cb_blocks, NULL);
-    say("CHILD: collecting\n");
-    rudo_collect();
-    say("CHILD-DONE\n");
-}
+static void c_root_cb(void) { c_root_cb_with(mu_holder); }
+static void c_root_cb_sig(void) { c_root_cb_with(mu_holder_spin); }
 
 /* The callback waits for ever (the misuse rudo.h forbids); a parked
  * thread reports the stop after stop_warn_ms (150 here), and again after

@@ -1,13 +1,13 @@
 /* compat_gc_test.h — helpers shared by the drop-in tests that count what a
- * collection frees (test_compat_final, test_compat_links). Include it
- * after <gc.h>. */
+ * collection frees (test_compat_final, test_compat_links, the threaded
+ * link tests). Include it after <gc.h>; a test need not use them all. */
 #ifndef RUDO_COMPAT_GC_TEST_H
 #define RUDO_COMPAT_GC_TEST_H
 #include <dlfcn.h>
 #include <string.h>
 
 /* Whether GC_malloc comes from this build's libgc.so.1 (not Debian's). */
-static int on_rudo(void) {
+__attribute__((unused)) static int on_rudo(void) {
     Dl_info info;
     void *(*fn)(size_t) = GC_malloc;
     void *addr;
@@ -23,14 +23,14 @@ __attribute__((noinline)) static void scrub(void) {
     __asm__ volatile("" ::: "memory");
 }
 
-static void collect(void) {
+__attribute__((unused)) static void collect(void) {
     scrub();
     GC_gcollect();
 }
 
 /* The warn proc's messages, counted. */
-static int warnings;
-static void count_warn(char *msg, GC_word arg) {
+__attribute__((unused)) static int warnings;
+__attribute__((unused)) static void count_warn(char *msg, GC_word arg) {
     (void)msg;
     (void)arg;
     warnings++;

@@ -33,6 +33,7 @@
 const char *__tsan_default_options(void);
 const char *__tsan_default_options(void) { return "die_after_fork=0"; }
 
+#include "compat_gc_test.h"
 #include "compat_test.h"
 
 static atomic_int stop;
@@ -110,12 +111,6 @@ __attribute__((noinline)) static void make_dead_linked(void) {
     void *o = GC_malloc(48);
     *dead_slot = (void *)GC_HIDE_POINTER(o);
     CHECK(GC_general_register_disappearing_link(dead_slot, o) == GC_SUCCESS);
-}
-
-__attribute__((noinline)) static void scrub(void) {
-    volatile char buf[16384];
-    memset((char *)buf, 0, sizeof buf);
-    __asm__ volatile("" ::: "memory");
 }
 
 int main(void) {

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "compat_gc_test.h"
 #include "compat_test.h"
 
 static atomic_int stop;
@@ -74,12 +75,6 @@ __attribute__((noinline)) static void make_linked(void) {
     void *o = GC_malloc(48);
     *link_slot = (void *)GC_HIDE_POINTER(o);
     CHECK(GC_general_register_disappearing_link(link_slot, o) == GC_SUCCESS);
-}
-
-__attribute__((noinline)) static void scrub(void) {
-    volatile char buf[16384];
-    memset((char *)buf, 0, sizeof buf);
-    __asm__ volatile("" ::: "memory");
 }
 
 int main(void) {
