@@ -187,7 +187,9 @@ typedef struct rudo_config {
      * nursery when much survives. With a goal, after each minor
      * collection the nursery is capped at the size whose pause, at the
      * pause per nursery byte measured so far (averaged over minors), meets
-     * the goal; the cap may go below `nursery`, down to nursery / 16 (at
+     * the goal with an eighth to spare (pauses scatter around the size's
+     * prediction; aimed at the goal itself, half of them exceeded it);
+     * the cap may go below `nursery`, down to nursery / 16 (at
      * least 256 KiB), and it also caps the nursery that a max_heap budget
      * would otherwise enlarge. A smaller nursery means more minor
      * collections: shorter pauses for some throughput where most young
