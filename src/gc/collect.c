@@ -73,7 +73,7 @@ static size_t nursery(rudo__heap *h, size_t live) {
      * eighth under the goal. The controller settles where the average
      * pause equals its aim, so half the pauses would exceed an aim at the
      * goal itself (large-heap, 256 MiB: median 1.01 ms for a 1 ms goal,
-     * p10 0.91, p90 1.14); an eighth under, nine in ten meet it. The floor
+     * p10 0.91, p90 1.14); an eighth under, most meet it. The floor
      * keeps a fixed cost larger than the goal (stacks, static data, the
      * handshake) from shrinking it to nothing. */
     h->gen.goal_capped = false;
