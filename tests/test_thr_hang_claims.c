@@ -775,14 +775,24 @@ static void c_helpers_stuck(void) {
 
 /* A program with one thread and helper markers, the collector stuck in a
  * trace callback (sleeping for ever): the idle helpers say that the world
- * is still stopped. The callback returns at once on a helper. */
+ * is still stopped. On a helper the callback returns once the collector
+ * is in its own (at most 5 s): helpers that returned at once could trace
+ * all 4096 objects while the collector is preempted, on a loaded machine,
+ * and the collection would end (it did in CI). Held in callbacks, the
+ * helpers leave all but three objects to the collector. */
+static atomic_bool collector_in;
 static void trace_collector_sleeps(void *obj, size_t size, rudo_tracer *tr) {
     (void)obj;
     (void)size;
     (void)tr;
-    if (pthread_equal(pthread_self(), collector_thread))
+    if (pthread_equal(pthread_self(), collector_thread)) {
+        /* Release/acquire: only a flag; nothing else is published. */
+        atomic_store_explicit(&collector_in, true, memory_order_release);
         for (;;)
             sleep(1);
+    }
+    for (int i = 0; i < 5000 && !atomic_load_explicit(&collector_in, memory_order_acquire); i++)
+        usleep(1000);
 }
 static void c_collector_stuck(void) {
     make_heap(30, 4);
