@@ -781,8 +781,8 @@ static void c_helpers_stuck(void) {
  * is still stopped. On a helper the callback returns once the collector
  * is in its own (at most 5 s): helpers that returned at once could trace
  * all 4096 objects while the collector is preempted, on a loaded machine,
- * and the collection would end (it did in CI). Held in callbacks, the
- * helpers leave all but three objects to the collector. */
+ * and the collection would end (it did in CI). Held in their callbacks,
+ * the helpers take no more work, so the collector reaches one itself. */
 static atomic_bool collector_in;
 static void trace_collector_sleeps(void *obj, size_t size, rudo_tracer *tr) {
     (void)obj;
