@@ -778,11 +778,15 @@ static void c_helpers_stuck(void) {
 
 /* A program with one thread and helper markers, the collector stuck in a
  * trace callback (sleeping for ever): the idle helpers say that the world
- * is still stopped. On a helper the callback returns once the collector
- * is in its own (at most 5 s): helpers that returned at once could trace
- * all 4096 objects while the collector is preempted, on a loaded machine,
- * and the collection would end (it did in CI). Held in their callbacks,
- * the helpers take no more work, so the collector reaches one itself. */
+ * is still stopped. The collector must trace one of the 4096 objects:
+ * helpers whose callback returned at once traced them all while the
+ * collector was preempted, and the collection ended (CI, ctest -j2). So
+ * on a helper the callback lasts up to 1 ms, less once the collector is
+ * in its own. Not longer: helpers that waited for the collector for good
+ * deadlocked with it (CI, ASan), because a thief may take several chunks
+ * of the array at once and a helper's children stay on its private stack
+ * until it shares them, every 64 objects; at 1 ms an object, they share
+ * within 64 ms, and the idle collector takes some. */
 static atomic_bool collector_in;
 static void trace_collector_sleeps(void *obj, size_t size, rudo_tracer *tr) {
     (void)obj;
@@ -794,8 +798,8 @@ static void trace_collector_sleeps(void *obj, size_t size, rudo_tracer *tr) {
         for (;;)
             sleep(1);
     }
-    for (int i = 0; i < 5000 && !atomic_load_explicit(&collector_in, memory_order_acquire); i++)
-        usleep(1000);
+    for (int i = 0; i < 10 && !atomic_load_explicit(&collector_in, memory_order_acquire); i++)
+        usleep(100);
 }
 static void c_collector_stuck(void) {
     make_heap(30, 4);
