@@ -47,6 +47,9 @@
  *     threads hung silently before); with one thread and markers stuck on
  *     the helper threads, the collector says "waited 150 ms for the helper
  *     markers to finish: marker 1 in the trace callback of kind ...".
+ * 13. nobody waits to report: one thread and one marker, the collector
+ *     stuck in a trace callback or in a root callback. The watch thread
+ *     says "the world has been stopped" (both hung silently before it).
  */
 #include <errno.h>
 #include <malloc.h>
@@ -66,6 +69,12 @@
 
 #include "rudo.h"
 #include "testlib.h"
+
+/* ThreadSanitizer ends a child that starts threads after a multi-threaded
+ * fork unless told otherwise: case 8's grandchild collects, which starts
+ * the heap's watch thread there. */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void) { return "die_after_fork=0"; }
 
 
 #define WARN_MS 150
@@ -815,7 +824,46 @@ static void c_collector_stuck(void) {
     say("CHILD-DONE\n");
 }
 
+/* A program with one thread and one marker, the collector stuck in a
+ * trace callback (sleeping for ever): no helper and no parked thread is
+ * there; the watch says that the world is still stopped. */
+static void trace_sleeps(void *obj, size_t size, rudo_tracer *tr) {
+    (void)obj;
+    (void)size;
+    (void)tr;
+    for (;;)
+        sleep(1);
+}
+static void c_lone_collector_stuck(void) {
+    make_heap(30, 1);
+    rudo_kind k = rudo_kind_traced("hang/lone", trace_sleeps);
+    rudo_root_add(&trace_root);
+    trace_root = rudo_alloc(k, 32);
+    say("CHILD: collecting\n");
+    rudo_collect();
+    say("CHILD-DONE\n");
+}
+
+/* A root callback that never returns, same program. */
+static void root_sleeps(rudo_tracer *tr, void *data) {
+    (void)tr;
+    (void)data;
+    for (;;)
+        sleep(1);
+}
+static void c_lone_root_stuck(void) {
+    make_heap(0, 1);
+    rudo_root_callback_add(root_sleeps, NULL);
+    say("CHILD: collecting\n");
+    rudo_collect();
+    say("CHILD-DONE\n");
+}
+
 static void test_stuck_collection(void) {
+    expect_stuck_report("collector stuck in a trace callback, one thread, one marker",
+                        c_lone_collector_stuck);
+    expect_stuck_report("collector stuck in a root callback, one thread, one marker, "
+                        "signals off", c_lone_root_stuck);
     expect_stuck_report("collector stuck in a trace callback, one thread, idle helpers",
                         c_collector_stuck);
     child_run r;

@@ -369,6 +369,7 @@ void rudo__collect(rudo__mutator *m, const char *reason, bool major) {
      * callback and the finalizers, user code, run with the caller's state. */
     int cancel_state = rudo__nocancel_begin();
     rudo__mark_prepare(h); /* the first time: before any thread stops */
+    rudo__world_watch_start(h); /* as well */
     if (!rudo__world_stop(h, m, t0)) {
         rudo__nocancel_end(cancel_state);
         unsigned depth = rudo__runtime_pause();

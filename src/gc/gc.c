@@ -106,6 +106,7 @@ void rudo_heap_destroy(void) {
     if (self)
         rudo__mutator_detach(self);
     rudo__pool_destroy(h);
+    rudo__world_watch_stop(h);
     rudo__final_destroy(h);
     rudo__roots_destroy(h);
     rudo__kinds_destroy(h);

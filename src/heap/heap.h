@@ -16,6 +16,7 @@
 
 #include "base/lock.h"
 #include "base/slotset.h"
+#include "platform/platform.h"
 #include "rudo.h"
 
 struct rudo__heap;
@@ -322,13 +323,17 @@ typedef struct rudo__world {
     unsigned signal_stop_ms;
     /* Under gc_lock: the number of the current (or last) stop, and how
      * many threads it signalled; signal_stops counts threads stopped by
-     * signal over all collections (tests). */
+     * signal over all collections (tests). stop_seq is also read, relaxed,
+     * by the watch (a label in its report), so it is written relaxed. */
     uint64_t stop_seq;
     unsigned nsignalled;
     /* Under gc_lock: threads parked by request (rudo_thread_suspend) when
      * the current stop began: RUNNING, yet they never post stopped_sem. */
     unsigned nparked;
     uint64_t signal_stops;
+    /* The watch (safepoint.c, rudo__world_watch_start): a ticker thread
+     * that reports a stop that lasts when no waiting thread is there to. */
+    rudo__os_ticker watch;
 } rudo__world;
 
 /* The root registry (roots.c), under its lock (rank ROOTS): an open-

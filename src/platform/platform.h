@@ -4,6 +4,7 @@
 #ifndef RUDO_PLATFORM_H
 #define RUDO_PLATFORM_H
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +29,37 @@ void rudo__os_unmap(void *p, size_t size);
 /* Initialises cv on CLOCK_MONOTONIC, the clock of rudo__now_ns and of
  * every deadline rudo waits for (rudo__lock_timedwait). */
 void rudo__os_cond_init_monotonic(pthread_cond_t *cv);
+
+/* ---- A ticker (ticker.c) ---------------------------------------------------
+ * A thread, made on first use, that calls fn(arg) every period_ms
+ * milliseconds until stopped, with every signal blocked. For reports that
+ * must come even when every other thread waits (a collection stuck in a
+ * callback of a program with one thread). */
+typedef struct rudo__os_ticker {
+    pthread_mutex_t mu;         /* stop, the wait */
+    pthread_cond_t cv;          /* CLOCK_MONOTONIC; signalled by stop */
+    pthread_t thread;
+    /* Whether the thread was made: set under mu, read unlocked by start's
+     * fast test (acquire/release). */
+    _Atomic bool running;
+    bool stop;
+    unsigned period_ms;
+    void (*fn)(void *);
+    void *arg;
+} rudo__os_ticker;
+/* Before any other call. */
+void rudo__os_ticker_init(rudo__os_ticker *t);
+/* Makes the thread if there is none yet (cheap once it runs: one atomic
+ * load). Call it while no thread is stopped: it may create a thread.
+ * false if the thread cannot be made. Thread-safe. */
+bool rudo__os_ticker_start(rudo__os_ticker *t, unsigned period_ms, void (*fn)(void *),
+                           void *arg);
+/* Ends the thread, waiting for a call of fn under way to return; t is
+ * then destroyed (init again to reuse it). */
+void rudo__os_ticker_stop(rudo__os_ticker *t);
+/* In a forked child: forgets the thread, which the child does not have;
+ * the next start makes one. */
+void rudo__os_ticker_fork_child(rudo__os_ticker *t);
 
 /* Bounds of the calling thread's stack: *hi is the highest address (the
  * stack grows down from it). false if they cannot be found. */

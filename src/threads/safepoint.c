@@ -79,13 +79,30 @@ void rudo__handshake_fork_child(rudo__heap *h) {
     atomic_store_explicit(&h->world.stopped_at_ns, 0, memory_order_relaxed);
     atomic_store_explicit(&h->world.stuck_next_ns, 0, memory_order_relaxed);
     set_stop_requested(0);
+    rudo__os_ticker_fork_child(&h->world.watch);
 }
 
 void rudo__handshake_init(rudo__heap *h, unsigned stop_warn_ms) {
     sem_init(&h->world.stopped_sem, 0, 0);
     rudo__os_cond_init_monotonic(&h->world.resume_cv); /* deadlines: rudo__park */
     h->world.stop_warn_ms = stop_warn_ms;
+    rudo__os_ticker_init(&h->world.watch);
 }
+
+/* The watch's tick. stop_seq: relaxed, a label (heap.h). */
+static void watch_tick(void *arg) {
+    rudo__heap *h = arg;
+    rudo__world_report_stuck(h, __atomic_load_n(&h->world.stop_seq, __ATOMIC_RELAXED));
+}
+
+void rudo__world_watch_start(rudo__heap *h) {
+    unsigned w = h->world.stop_warn_ms;
+    /* A thread that cannot be made costs the report only. */
+    if (w)
+        (void)rudo__os_ticker_start(&h->world.watch, w / 2 ? w / 2 : 1, watch_tick, h);
+}
+
+void rudo__world_watch_stop(rudo__heap *h) { rudo__os_ticker_stop(&h->world.watch); }
 
 void rudo__world_doing(rudo__heap *h, const char *what) {
     atomic_store_explicit(&h->world.doing, what, memory_order_relaxed);
@@ -432,7 +449,9 @@ bool rudo__world_stop(rudo__heap *h, rudo__mutator *m, uint64_t t0) {
         return false;
     }
     h->world.collecting = true;
-    uint64_t seq = ++h->world.stop_seq;
+    uint64_t seq = h->world.stop_seq + 1;
+    /* Relaxed: the watch reads it as a label (heap.h). */
+    __atomic_store_n(&h->world.stop_seq, seq, __ATOMIC_RELAXED);
     h->world.nsignalled = 0;
     h->world.nparked = 0;
     for (rudo__mutator *o = h->world.mutators; o; o = o->next)

@@ -257,6 +257,17 @@ void rudo__world_doing(struct rudo__heap *h, const char *what);
  * monotonic clock and rudo__warn, whose formatting (%llu, %s) neither
  * allocates nor locks: usable in a signal handler. */
 void rudo__world_report_stuck(struct rudo__heap *h, uint64_t seq);
+/* Starts the watch if it is not running yet (stop_warn_ms 0: never): a
+ * thread that calls rudo__world_report_stuck every stop_warn_ms / 2 ms.
+ * The waiters above are not always there: in a program with one thread
+ * and one marker, a trace or root callback stuck on the collector left
+ * nobody to say so (and with several markers, a collection whose every
+ * marker is stuck in a callback, or whose other threads are all in
+ * blocking regions). Call it while no thread is stopped (it may create a
+ * thread); cheap once the watch runs. Thread-safe. */
+void rudo__world_watch_start(struct rudo__heap *h);
+/* Ends the watch (rudo_heap_destroy). */
+void rudo__world_watch_stop(struct rudo__heap *h);
 /* Records the thread's registers and stack pointer for the collector: call
  * it before taking gc_lock in any path that may park or block. A macro,
  * because the registers must be spilled by the calling function F itself:
