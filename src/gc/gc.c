@@ -122,6 +122,7 @@ void rudo_heap_destroy(void) {
     rudo__lock_destroy(&h->loader_lock);
     sem_destroy(&h->world.stopped_sem);
     pthread_cond_destroy(&h->world.resume_cv);
+    pthread_cond_destroy(&h->world.left_cv);
     /* Relaxed: destroy is not thread-safe (rudo.h); no reader may run. */
     __atomic_store_n(&ready, false, __ATOMIC_RELAXED);
     rudo__the_heap = NULL;

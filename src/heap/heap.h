@@ -294,6 +294,12 @@ typedef struct rudo__world {
      * up a signal handler may give). */
     sem_t stopped_sem;
     pthread_cond_t resume_cv;   /* a collection ended (CLOCK_MONOTONIC) */
+    /* Under gc_lock: threads in rudo__park's wait, and the condition the
+     * last of them to leave it after a collection signals: the next stop
+     * waits (briefly) for them, or a thread that collects back to back
+     * would retake gc_lock before they ever run (CLOCK_MONOTONIC). */
+    unsigned nwaiting;
+    pthread_cond_t left_cv;
     bool collecting;
     /* When the current stop completed, and when a waiting thread next
      * reports that the world is still stopped (stop_warn_ms after the stop,

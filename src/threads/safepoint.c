@@ -17,7 +17,9 @@
  *     the collector may be done waiting (wake_collector), and
  *     waits on resume_cv until `collecting` is false; then it is RUNNING.
  *     A thread that is STOPPED stays so across back-to-back collections
- *     (its roots cannot change while it waits).
+ *     (its roots cannot change while it waits); a new stop first lets the
+ *     threads parked in the last one leave (let_parked_go), so that they
+ *     are not starved.
  *  4. Entering a blocking region is stopping without waiting; leaving it
  *     waits while a collection runs.
  *  5. The collector takes gc_lock, lets the threads it suspended go,
@@ -75,6 +77,8 @@ void rudo__handshake_fork_child(rudo__heap *h) {
     /* Waiters of vanished threads may linger in the old ones. */
     sem_init(&h->world.stopped_sem, 0, 0);
     rudo__os_cond_init_monotonic(&h->world.resume_cv); /* deadlines: rudo__park */
+    rudo__os_cond_init_monotonic(&h->world.left_cv);   /* deadlines: let_parked_go */
+    h->world.nwaiting = 0;
     h->world.collecting = false;
     atomic_store_explicit(&h->world.stopped_at_ns, 0, memory_order_relaxed);
     atomic_store_explicit(&h->world.stuck_next_ns, 0, memory_order_relaxed);
@@ -85,6 +89,7 @@ void rudo__handshake_fork_child(rudo__heap *h) {
 void rudo__handshake_init(rudo__heap *h, unsigned stop_warn_ms) {
     sem_init(&h->world.stopped_sem, 0, 0);
     rudo__os_cond_init_monotonic(&h->world.resume_cv); /* deadlines: rudo__park */
+    rudo__os_cond_init_monotonic(&h->world.left_cv);   /* deadlines: let_parked_go */
     h->world.stop_warn_ms = stop_warn_ms;
     rudo__os_ticker_init(&h->world.watch);
 }
@@ -396,6 +401,7 @@ void rudo__park(rudo__heap *h, rudo__mutator *m) {
         h->world.nrunning--;
         wake_collector(h);
     }
+    h->world.nwaiting++;
     while (h->world.collecting) {
         /* Once the world is stopped, the collection is the collector's and
          * its callbacks' work alone; a wait far past stop_warn_ms is most
@@ -415,6 +421,8 @@ void rudo__park(rudo__heap *h, rudo__mutator *m) {
             h->world.collecting)
             rudo__world_report_stuck(h, h->world.stop_seq);
     }
+    if (--h->world.nwaiting == 0)
+        pthread_cond_broadcast(&h->world.left_cv);
     if (m && m->state == RUDO_MUT_STOPPED) {
         m->state = RUDO_MUT_RUNNING;
         h->world.nrunning++;
@@ -441,8 +449,31 @@ void rudo__safepoint_slow(void) {
     rudo__runtime_exit();
 }
 
+/* How long a new stop waits, at most, for the threads still parked from
+ * the last one to leave rudo__park. They were woken when it ended; this
+ * is the time for them to be scheduled, not for any work of theirs. */
+#define LET_GO_NS 20000000u
+
+/* With gc_lock held and no collection running: gives the threads parked
+ * in the last collection the lock first. Without it a thread that
+ * collects back to back (rudo_collect in a loop, or GC stress mode)
+ * retakes gc_lock as soon as it drops it, and the parked threads, woken
+ * but not yet running, find the next collection under way: they never
+ * run again (a test took minutes instead of seconds). They only have to
+ * take the lock and leave; a thread that cannot (stopped in a debugger)
+ * delays each stop by LET_GO_NS. */
+static void let_parked_go(rudo__heap *h) {
+    if (h->world.nwaiting == 0)
+        return;
+    struct timespec dl = mono_at(rudo__now_ns() + LET_GO_NS);
+    while (h->world.nwaiting > 0 && !h->world.collecting)
+        if (rudo__lock_timedwait(&h->world.lock, &h->world.left_cv, &dl))
+            break; /* timed out */
+}
+
 bool rudo__world_stop(rudo__heap *h, rudo__mutator *m, uint64_t t0) {
     rudo__lock_acquire(&h->world.lock);
+    let_parked_go(h);
     if (h->world.collecting) {
         rudo__park(h, m);
         rudo__lock_release(&h->world.lock);
