@@ -70,7 +70,9 @@ RUDO_API const char *rudo_strerror(int err);
 /* Called when an allocation cannot be satisfied even after a full collection.
  * `size` is the requested size. If the handler returns, the allocation
  * returns NULL. The handler may call rudo_collect(); it must not allocate
- * from the rudo heap. */
+ * from the rudo heap (an allocation of its that fails too aborts with a
+ * message), and it must return: the allocation that called it is still
+ * under way (leaving by longjmp leaves the thread unable to detach). */
 typedef void (*rudo_oom_fn)(size_t size, void *data);
 
 /* Heap configuration. Fill it with rudo_config_init, then change fields:
@@ -235,7 +237,8 @@ typedef struct rudo_config {
 } rudo_config;
 
 /* Fills *cfg with the defaults described above, and cfg->size with
- * sizeof(rudo_config). Thread-safe; may be called without a heap. */
+ * sizeof(rudo_config). Aborts with a message if cfg is NULL. Thread-safe;
+ * may be called without a heap. */
 RUDO_API void rudo_config_init(rudo_config *cfg);
 
 /* Creates the process-wide heap from *cfg (NULL = defaults), then applies the
@@ -469,7 +472,10 @@ RUDO_API int rudo_finalizer_unregister(void *obj);
  * returns one object or NULL; it needs an attached thread, as the object
  * must be held where the collector sees it. Destroying a guardian drops
  * its registrations and the objects it has not handed back. Abort on a
- * NULL guardian, or obj as rudo_finalizer_register. Thread-safe. */
+ * NULL guardian, on one destroyed already or not made by
+ * rudo_guardian_new (with a message naming the call: destroying a
+ * guardian twice is a message, not a use after free), or on obj as
+ * rudo_finalizer_register. Thread-safe. */
 typedef struct rudo_guardian rudo_guardian;
 RUDO_API rudo_guardian *rudo_guardian_new(void);
 RUDO_API void rudo_guardian_destroy(rudo_guardian *g);
@@ -1396,7 +1402,10 @@ typedef struct rudo_stats {
     uint64_t promoted_bytes_total; /* young bytes made old by minors */
 } rudo_stats;
 
-/* Fills *out with a snapshot. Thread-safe; needs a heap (aborts otherwise). */
+/* Fills *out with a snapshot. Aborts with a message if out is NULL, and
+ * when called from a trace callback or a gc listener (as every call that
+ * waits for a running collection to end). Thread-safe; needs a heap
+ * (aborts otherwise). */
 RUDO_API void rudo_get_stats(rudo_stats *out);
 
 /* The calling thread's own figures since it attached. */
@@ -1428,7 +1437,9 @@ typedef struct rudo_marker_stats {
 
 /* Copies the per-marker statistics of the last collection into out[0 ..
  * max-1] and returns the number of markers (which may exceed max). Returns
- * 0 before the first collection. Thread-safe; needs a heap. */
+ * 0 before the first collection. Aborts with a message if out is NULL
+ * while max > 0 (out may be NULL with max 0: a count only), and as
+ * rudo_get_stats. Thread-safe; needs a heap. */
 RUDO_API unsigned rudo_get_marker_stats(rudo_marker_stats *out, unsigned max);
 
 #ifdef __cplusplus

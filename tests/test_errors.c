@@ -201,6 +201,51 @@ static void realloc_zero(void *a) {
 }
 
 /* ---- roots and scopes ---- */
+/* NULL where a call writes its answer. */
+static void stats_null(void *a) {
+    (void)a;
+    rudo_get_stats(NULL);
+}
+static void marker_stats_null(void *a) {
+    (void)a;
+    (void)rudo_get_marker_stats(NULL, 4);
+}
+static void config_init_null(void *a) {
+    (void)a;
+    rudo_config_init(NULL);
+}
+static void thread_stats_null(void *a) {
+    (void)a;
+    rudo_get_thread_stats(NULL);
+}
+
+/* A destroyed guardian, used again: a message, not a use after free. */
+static void guardian_destroy_twice(void *a) {
+    (void)a;
+    rudo_guardian *g = rudo_guardian_new();
+    rudo_guardian_destroy(g);
+    rudo_guardian_destroy(g);
+}
+static void guardian_poll_destroyed(void *a) {
+    (void)a;
+    rudo_guardian *keep = rudo_guardian_new(); /* the list is not empty */
+    rudo_guardian *g = rudo_guardian_new();
+    rudo_guardian_destroy(g);
+    (void)rudo_guardian_poll(g);
+    rudo_guardian_destroy(keep);
+}
+static void guardian_register_destroyed(void *a) {
+    (void)a;
+    rudo_guardian *g = rudo_guardian_new();
+    rudo_guardian_destroy(g);
+    (void)rudo_guardian_register(g, rudo_malloc(32));
+}
+static void guardian_not_made(void *a) {
+    (void)a;
+    static char fake[64];
+    (void)rudo_guardian_poll((rudo_guardian *)fake);
+}
+
 static void *slot;
 static void root_add_twice(void *a) {
     (void)a;
@@ -333,7 +378,17 @@ static void test_config_errors(void) {
                    {"RUDO_GROWTH", "1e300"},
                    {"RUDO_GROWTH", "inf"},
                    {"RUDO_GROWTH", "nan"},
-                   {"RUDO_GROWTH", "1000.5"}};
+                   {"RUDO_GROWTH", "1000.5"},
+                   /* only plain decimal numbers: no blanks, '+', hex */
+                   {"RUDO_GROWTH", "0x10"},
+                   {"RUDO_GROWTH", "+2"},
+                   {"RUDO_GROWTH", " 2"},
+                   {"RUDO_GROWTH", ".e1"},
+                   {"RUDO_MARKERS", "+2"},
+                   {"RUDO_MARKERS", " 2"},
+                   {"RUDO_MARKERS", "0x2"},
+                   {"RUDO_MARKERS", "2 "},
+                   {"RUDO_HEAP_MAX", "16M "}};
     for (size_t i = 0; i < sizeof bad_env / sizeof bad_env[0]; i++) {
         char what[96];
         snprintf(what, sizeof what, "rudo_heap_create: %s=%s", bad_env[i].var,
@@ -353,6 +408,18 @@ static void test_config_errors(void) {
     cfg.growth = 1000.0; /* the documented maximum is accepted */
     CHECK(rudo_heap_create(&cfg) == RUDO_OK);
     rudo_heap_destroy();
+
+    /* Plain decimal forms are accepted. */
+    static const char *good_growth[] = {"2", "1.5", "0.5", "2e0", "25E-1", ".5"};
+    for (size_t i = 0; i < sizeof good_growth / sizeof *good_growth; i++) {
+        setenv("RUDO_GROWTH", good_growth[i], 1);
+        int rc = rudo_heap_create(NULL);
+        if (rc != RUDO_OK)
+            fprintf(stderr, "  RUDO_GROWTH=%s refused\n", good_growth[i]);
+        CHECK(rc == RUDO_OK);
+        rudo_heap_destroy();
+    }
+    unsetenv("RUDO_GROWTH");
 
     /* A valid value with a suffix is accepted. */
     setenv("RUDO_HEAP_MAX", "16M", 1);
@@ -419,6 +486,19 @@ int main(void) {
         {"rudo_kind_name: unknown kind", name_of_unknown_kind, NULL, "rudo_kind_name"},
         {"rudo_kind_set_finalizer: unknown kind", set_finalizer_unknown_kind, NULL,
          "rudo_kind_set_finalizer"},
+        /* NULL output pointers */
+        {"rudo_get_stats: NULL", stats_null, NULL, "rudo_get_stats"},
+        {"rudo_get_marker_stats: NULL, max 4", marker_stats_null, NULL,
+         "rudo_get_marker_stats"},
+        {"rudo_config_init: NULL", config_init_null, NULL, "rudo_config_init"},
+        {"rudo_get_thread_stats: NULL", thread_stats_null, NULL, "rudo_get_thread_stats"},
+        /* guardians */
+        {"rudo_guardian_destroy: twice", guardian_destroy_twice, NULL,
+         "rudo_guardian_destroy"},
+        {"rudo_guardian_poll: destroyed", guardian_poll_destroyed, NULL, "rudo_guardian_poll"},
+        {"rudo_guardian_register: destroyed", guardian_register_destroyed, NULL,
+         "rudo_guardian_register"},
+        {"rudo_guardian_poll: not a guardian", guardian_not_made, NULL, "rudo_guardian_poll"},
         /* realloc */
         {"rudo_realloc: interior pointer", realloc_interior, NULL, "rudo_realloc"},
         {"rudo_realloc: size 0", realloc_zero, NULL, "rudo_realloc"},
@@ -439,6 +519,10 @@ int main(void) {
          "rudo_heap_destroy"},
     };
     expect_aborts(misuse, sizeof misuse / sizeof misuse[0]);
+    /* max 0: out may be NULL, a count only (one marker or more once a
+     * collection ran). */
+    rudo_collect();
+    CHECK(rudo_get_marker_stats(NULL, 0) >= 1);
 
     /* Removing what was never added: ENOENT and a message, no abort. */
     const char *msg = capture_stderr(remove_never_added, NULL);

@@ -32,8 +32,12 @@ static void *oom_last_data;
 static bool oom_collects; /* the handler runs a collection itself */
 static int oom_tag;
 
+static enum { OOM_RETURN, OOM_ALLOCATE } oom_mode;
+
 static void on_oom(size_t size, void *data) {
     oom_calls++;
+    if (oom_mode == OOM_ALLOCATE) /* forbidden: it fails too, and recursed */
+        (void)rudo_alloc(RUDO_KIND_ATOMIC, size);
     oom_last_size = size;
     oom_last_data = data;
     if (oom_collects)
@@ -205,7 +209,44 @@ static void test_env_limit(void) {
     rudo_heap_destroy();
 }
 
+/* The handler allocates (rudo.h forbids it): the allocation fails too and
+ * aborts with a message, instead of calling the handler again until the
+ * stack overflows (a crash, no message: a helper's finding). */
+static void oom_handler_allocates(void *arg) {
+    (void)arg;
+    create_heap(8 * MIB);
+    oom_mode = OOM_ALLOCATE;
+    (void)rudo_alloc(RUDO_KIND_ATOMIC, 64 * MIB);
+}
+
+/* Recurses `depth` frames (each with a buffer the compiler keeps), then
+ * makes an allocation that cannot fit. */
+static __attribute__((noinline)) void *deep_fail(int depth) {
+    volatile char pad[256];
+    pad[0] = (char)depth;
+    void *p = depth > 0 ? deep_fail(depth - 1) : rudo_alloc(RUDO_KIND_ATOMIC, 64 * MIB);
+    return pad[0] == (char)depth ? p : NULL;
+}
+
+/* A handler that returns leaves no trace: later failures, deeper on the
+ * stack and shallower, call it again and do not abort (the flag that
+ * catches a handler's own failing allocation is cleared). */
+static void test_oom_again(void) {
+    create_heap(8 * MIB);
+    oom_mode = OOM_RETURN;
+    unsigned long calls = oom_calls;
+    static const int depths[] = {0, 40, 3, 80, 1, 0};
+    for (size_t i = 0; i < sizeof depths / sizeof *depths; i++)
+        CHECK(deep_fail(depths[i]) == NULL);
+    CHECK_EQ(oom_calls - calls, (unsigned long)6);
+    CHECK(rudo_malloc(100) != NULL);
+    rudo_heap_destroy();
+}
+
 int main(void) {
+    expect_death("an OOM handler that allocates", oom_handler_allocates, NULL,
+                 "out-of-memory handler allocated");
+    test_oom_again();
     test_limit();
     test_env_limit();
     return test_report();

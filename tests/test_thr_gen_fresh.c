@@ -12,6 +12,11 @@
  * freed in every run: the stopped thread's allocation pages are frozen and
  * their fresh cells marked, and nothing dirtied their cards (now thawing
  * dirties them, src/alloc/alloc.c). Found by a helper's fuzzer.
+ * The same holds for a large X (over 32 KiB: its own pages, not a current
+ * allocation page), made by rudo_alloc, rudo_alloc_array or rudo_realloc,
+ * with the slot at its start or deep inside: it was freed too until the
+ * collection dirtied the cards of a stopped thread's last large object
+ * (gc/collect.c). Sizes x slot offsets x routes x stop variants.
  * x86-64: scrub clears callee-saved registers with inline assembly. */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,13 +32,32 @@ static atomic_int a_ready, w_ready, a_done;
 
 typedef struct { uint64_t tag; void *ptr; uint64_t pad[6]; } node;
 
+/* X: its size, the node (2-word unit of the layout) the pointer goes in,
+ * and how it is made. */
+enum { BY_ALLOC, BY_ARRAY, BY_REALLOC };
+static size_t x_size, x_slot;
+static int x_route;
+
+static void *make_x(void) {
+    switch (x_route) {
+    case BY_ARRAY:
+        return rudo_alloc_array(k_node, x_size / 16, 16);
+    case BY_REALLOC: {
+        void *small = rudo_alloc(k_node, 64);
+        return rudo_realloc(small, x_size); /* the last allocation: X */
+    }
+    default:
+        return rudo_alloc(k_node, x_size);
+    }
+}
+
 static __attribute__((noinline)) void scrub(void) {
     volatile char buf[16384];
     memset((char *)buf, 0, sizeof buf);
     __asm__ volatile("xor %%rbx,%%rbx; xor %%r12,%%r12; xor %%r13,%%r13; xor %%r14,%%r14; xor %%r15,%%r15" ::: "rbx", "r12", "r13", "r14", "r15", "memory");
 }
-static __attribute__((noinline)) void store_w(node *x) {
-    x->ptr = *rootW; /* exempt from the barrier by rudo.h's rule */
+static __attribute__((noinline)) void store_w(void **x) {
+    x[2 * x_slot + 1] = *rootW; /* exempt from the barrier by rudo.h's rule */
 }
 
 enum { VIA_SIGNAL, VIA_SIGNAL_AT_ONCE, VIA_SUSPEND };
@@ -42,8 +66,8 @@ static int variant;
 static void *thread_a(void *arg) {
     (void)arg;
     rudo_thread_attach_flags(variant == VIA_SIGNAL_AT_ONCE ? RUDO_ATTACH_SIGNAL : 0);
-    node *x = rudo_alloc(k_node, sizeof(node));
-    x->tag = 0x1111;
+    void **x = make_x();
+    x[0] = (void *)0x1111;
     *rootX = x;                       /* a root slot: plain store */
     atomic_store(&a_ready, 1);
     while (!atomic_load(&w_ready))    /* no safepoint: suspended by signal */
@@ -76,8 +100,11 @@ static __attribute__((noinline)) void churn(void) {
     }
 }
 
-static void one(int v) {
+static void one(int v, size_t size, size_t slot, int route) {
     variant = v;
+    x_size = size;
+    x_slot = slot;
+    x_route = route;
     atomic_store(&a_ready, 0);
     atomic_store(&w_ready, 0);
     atomic_store(&a_done, 0);
@@ -111,15 +138,16 @@ static void one(int v) {
     scrub();
     rudo_collect_minor();
     churn();
-    node *x = *rootX;
-    uint64_t *w = x->ptr;
+    void **x = *rootX;
+    uint64_t *w = x[2 * x_slot + 1];
     int bad = 0;
     for (int i = 0; i < 8; i++)
         if (w[i] != 0x5757575757575757ull)
             bad = 1;
     if (bad)
-        fprintf(stderr, "variant %d: W = %p, word 0 = %llx: freed and reused while reachable\n",
-                v, (void *)w, (unsigned long long)w[0]);
+        fprintf(stderr, "variant %d, X of %zu bytes (route %d), slot in node %zu: "
+                "W = %p, word 0 = %llx: freed and reused while reachable\n",
+                v, size, route, slot, (void *)w, (unsigned long long)w[0]);
     CHECK(!bad);
     atomic_store(&a_done, 2);
     rudo_blocking_enter();
@@ -136,6 +164,16 @@ int main(void) {
     test_start_watchdog();
     for (int round = 0; round < 3; round++)
         for (int v = VIA_SIGNAL; v <= VIA_SUSPEND; v++)
-            one(v);
+            one(v, sizeof(node), 0, BY_ALLOC);
+    /* Large X: just over the small limit, a few pages, pages and a half;
+     * the slot in the first node, on a later card, in the last node. */
+    static const size_t sizes[] = {32768 + 16, 100000, 3 * 65536 + 32768};
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+        size_t nodes = sizes[si] / 16;
+        size_t slots[] = {0, nodes / 2 + 3, nodes - 1};
+        for (int v = VIA_SIGNAL; v <= VIA_SUSPEND; v++)
+            for (int r = BY_ALLOC; r <= BY_REALLOC; r++)
+                one(v, sizes[si], slots[(si + (size_t)v + (size_t)r) % 3], r);
+    }
     return test_report();
 }

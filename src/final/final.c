@@ -111,9 +111,24 @@ static void reg_grow(rudo__final *f, const char *fn) {
     free(old);
 }
 
+/* With f's lock held: aborts, naming fn, unless g is a guardian of the
+ * heap that has not been destroyed. A list walk, not a tag in g: a
+ * destroyed guardian's memory is freed, and reading it would be the very
+ * use after free the check is for. Programs hold a handful of guardians. */
+static void need_guardian(rudo__final *f, const struct rudo_guardian *g, const char *fn) {
+    for (const struct rudo_guardian *o = f->guardians; o; o = o->next)
+        if (o == g)
+            return;
+    rudo__lock_release(&f->lock);
+    rudo__fatal(fn, "%p is not a guardian of this heap (destroyed already, or "
+                "not made by rudo_guardian_new)", (const void *)g);
+}
+
 int rudo__final_register(rudo__heap *h, rudo__final_entry e, const char *fn) {
     rudo__final *f = &h->final;
     rudo__lock_acquire(&f->lock);
+    if (e.guardian)
+        need_guardian(f, e.guardian, fn);
     if ((f->reg_used + 1) * 2 > f->reg_cap)
         reg_grow(f, fn);
     size_t i = reg_probe(f, e.obj, false);
@@ -353,6 +368,7 @@ struct rudo_guardian *rudo__guardian_new(rudo__heap *h) {
 void rudo__guardian_destroy(rudo__heap *h, struct rudo_guardian *g) {
     rudo__final *f = &h->final;
     rudo__lock_acquire(&f->lock);
+    need_guardian(f, g, "rudo_guardian_destroy");
     if (g->prev)
         g->prev->next = g->next;
     else
@@ -387,6 +403,7 @@ void *rudo__guardian_poll(rudo__heap *h, struct rudo_guardian *g) {
     rudo__final *f = &h->final;
     void *obj = NULL;
     rudo__lock_acquire(&f->lock);
+    need_guardian(f, g, "rudo_guardian_poll");
     if (g->head != g->tail)
         obj = g->ready[g->head++];
     rudo__lock_release(&f->lock);

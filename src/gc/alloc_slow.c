@@ -51,12 +51,20 @@ static bool maybe_collect(rudo__heap *h, rudo__mutator *m) {
     return false;
 }
 
-static void *out_of_memory(rudo__heap *h, size_t size) {
+static void *out_of_memory(rudo__heap *h, rudo__mutator *m, size_t size) {
     if (h->cfg.on_oom) {
+        /* The handler allocated (rudo.h forbids it), and that failed too:
+         * calling it again would recurse until the stack overflowed. */
+        if (m->in_oom)
+            rudo__fatal("rudo_alloc", "the heap is full and the out-of-memory "
+                        "handler allocated %zu bytes (it must not allocate "
+                        "from the rudo heap: rudo.h, rudo_oom_fn)", size);
+        m->in_oom = true;
         /* The program's code: it may be suspended there (rudo__alloc_slow). */
         unsigned depth = rudo__runtime_pause();
         h->cfg.on_oom(size, h->cfg.oom_data);
         rudo__runtime_resume(depth);
+        m->in_oom = false;
     }
     return NULL;
 }
@@ -174,7 +182,7 @@ static void *alloc_small(rudo__heap *h, rudo__mutator *m, rudo_kind kind,
         size_t got = rudo__alloc_refill(h, ka, m->id, kind, c, &used);
         count_taken(h, m, got, used);
         if (!got && heap_full(h, m, rudo__class_size[c], false, &collections))
-            return out_of_memory(h, size);
+            return out_of_memory(h, m, size);
     }
 }
 
@@ -185,13 +193,15 @@ static void *alloc_large(rudo__heap *h, rudo__mutator *m, rudo_kind kind,
     for (;;) {
         void *obj = rudo__alloc_large(h, m->id, kind, usable, npages);
         if (obj) {
+            m->fresh_large = obj;
+            m->fresh_large_len = usable;
             /* Allocated whole at once: the trigger is charged now too. */
             count_taken(h, m, (uint64_t)npages * RUDO_PAGE_SIZE,
                         (uint64_t)npages * RUDO_PAGE_SIZE);
             return obj;
         }
         if (heap_full(h, m, (uint64_t)npages << RUDO_PAGE_SHIFT, true, &collections))
-            return out_of_memory(h, usable);
+            return out_of_memory(h, m, usable);
     }
 }
 
@@ -237,7 +247,7 @@ static void *alloc_slow(rudo_kind kind, size_t size) {
     /* A request that can never fit goes straight to the out-of-memory
      * path: no collection could make room for it. */
     if (size > limit_pages(h) * RUDO_PAGE_SIZE)
-        return out_of_memory(h, size);
+        return out_of_memory(h, m, size);
     size_t usable = (size + RUDO_GRANULE - 1) & ~(size_t)(RUDO_GRANULE - 1);
     return alloc_large(h, m, kind, usable,
                        (usable + RUDO_PAGE_SIZE - 1) >> RUDO_PAGE_SHIFT);

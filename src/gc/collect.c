@@ -1,6 +1,7 @@
 /* collect.c — the collection driver: stopping the world, the phases of a
  * full collection in order, resuming, then the callback and finalizers. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "alloc/alloc.h"
 #include "debug/debug.h"
@@ -125,6 +126,24 @@ static double allocating_threads(rudo__heap *h) {
  * costs would count as per-byte costs. A moving average with weight 1/2:
  * it follows a change of the workload within a few minors, and one
  * disturbed pause (a preempted marker) moves it only halfway. */
+/* m was stopped by signal: its last large object, marked by now if it is
+ * reachable, so old, may get young pointers without the barrier (rudo.h:
+ * the thread has passed no safepoint since it was made). Its cards are
+ * dirtied for the next minor collection, as thawing dirties those of the
+ * small cells (alloc.c). Dirtying the cards of one object that died is
+ * harmless; forgetting it stops the repeats. */
+static void dirty_fresh_large(rudo__heap *h, rudo__mutator *m) {
+    rudo__page *p;
+    if (rudo__find_object(h, m->fresh_large, &p) != m->fresh_large) {
+        m->fresh_large = NULL;
+        return;
+    }
+    size_t first = (size_t)((char *)m->fresh_large - h->base) >> RUDO_CARD_SHIFT;
+    size_t last = (size_t)((char *)m->fresh_large + m->fresh_large_len - 1 - h->base) >>
+                  RUDO_CARD_SHIFT;
+    memset(h->cards + first, 1, last - first + 1); /* world stopped */
+}
+
 static void sample_pause(rudo__heap *h, uint64_t pause, uint64_t young) {
     if (young == 0 || young < h->gen.nursery_total / 2)
         return;
@@ -300,8 +319,11 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
     size_t live = rudo__sweep_after_mark(h, major);
     rudo__lock_acquire(&h->heap_lock); /* the touched list (heap.h) */
     for (rudo__mutator *m = h->world.mutators; m; m = m->next)
-        if (m->sig_stopped)
+        if (m->sig_stopped) {
             rudo__alloc_thaw_all(h, m->kalloc);
+            if (h->gen.on && m->fresh_large)
+                dirty_fresh_large(h, m);
+        }
     rudo__lock_release(&h->heap_lock);
     phase_end(h, ev, RUDO_PHASE_SWEEP, &t_phase);
     uint64_t t_end = t_phase;

@@ -147,6 +147,8 @@ static void set_defaults(rudo_config *cfg, rudo__env_settings *env) {
 }
 
 void rudo_config_init(rudo_config *cfg) {
+    if (!cfg)
+        rudo__fatal("rudo_config_init", "cfg is NULL");
     rudo__env_settings unused;
     set_defaults(cfg, &unused);
 }
@@ -171,6 +173,33 @@ static bool parse_size(const char *s, size_t *out) {
     return true;
 }
 
+/* Whether s is a plain decimal number: an optional '-', digits, and with
+ * `real` a fraction and an exponent ("1.5", "2e3"). strtol and strtod
+ * alone would also take leading blanks, '+', hexadecimal ("0x10"), "inf"
+ * and "nan"; a variable set so is more likely a mistake than a choice. */
+static bool plain_number(const char *s, bool real) {
+    const char *c = s + (*s == '-');
+    size_t digits = 0;
+    while (*c >= '0' && *c <= '9')
+        c++, digits++;
+    if (real && *c == '.') {
+        c++;
+        while (*c >= '0' && *c <= '9')
+            c++, digits++;
+    }
+    if (!digits)
+        return false;
+    if (real && (*c == 'e' || *c == 'E')) {
+        c++;
+        c += *c == '-' || *c == '+';
+        if (*c < '0' || *c > '9')
+            return false;
+        while (*c >= '0' && *c <= '9')
+            c++;
+    }
+    return *c == '\0';
+}
+
 /* Whether v is in o's range. The negated comparisons reject NaN. */
 static bool in_range(const rudo__option *o, double v) {
     bool above_min = (o->flags & RUDO_OPT_MIN_EXCLUSIVE) ? v > o->min
@@ -193,7 +222,8 @@ static bool apply_var(const rudo__option *o, void *p, const char *v) {
         /* strtol, not strtoul: "-1" must not wrap to a huge count. An
          * overflow gives LONG_MAX or LONG_MIN, out of every range here. */
         long n = strtol(v, &end, 10);
-        if (end != v && *end == '\0' && in_range(o, (double)n)) {
+        if (plain_number(v, false) && end != v && *end == '\0' &&
+            in_range(o, (double)n)) {
             *(unsigned *)p = (unsigned)n;
             return true;
         }
@@ -203,7 +233,7 @@ static bool apply_var(const rudo__option *o, void *p, const char *v) {
     }
     case RUDO_OPT_DOUBLE: {
         double d = strtod(v, &end);
-        if (end != v && *end == '\0' && in_range(o, d)) {
+        if (plain_number(v, true) && end != v && *end == '\0' && in_range(o, d)) {
             *(double *)p = d;
             return true;
         }

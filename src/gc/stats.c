@@ -72,6 +72,8 @@ static int cmp_u64(const void *a, const void *b) {
 
 void rudo_get_stats(rudo_stats *out) {
     rudo__heap *h = rudo__need_heap("rudo_get_stats");
+    if (!out)
+        rudo__fatal("rudo_get_stats", "out is NULL");
     memset(out, 0, sizeof *out);
     /* gc_lock excludes a running collection, whose fields these are. */
     rudo__lock_idle(h, "rudo_get_stats");
@@ -123,6 +125,8 @@ void rudo_get_stats(rudo_stats *out) {
 
 unsigned rudo_get_marker_stats(rudo_marker_stats *out, unsigned max) {
     rudo__heap *h = rudo__need_heap("rudo_get_marker_stats");
+    if (!out && max > 0)
+        rudo__fatal("rudo_get_marker_stats", "out is NULL (with max %u)", max);
     rudo__lock_idle(h, "rudo_get_marker_stats");
     unsigned n = 0;
     if (h->pool && h->gc_count > 0) {

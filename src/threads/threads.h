@@ -74,6 +74,10 @@ typedef struct rudo__mutator {
      * rudo_heap_destroy abort meanwhile (they would free that state).
      * Only the thread itself reads or writes it. */
     unsigned busy;
+    /* The out-of-memory handler runs (gc/alloc_slow.c): an allocation it
+     * makes that fails too aborts with a message instead of calling it
+     * again, which would recurse until the stack overflowed. Thread's own. */
+    bool in_oom;
     /* Not yet added to the heap's counters (gc/alloc_slow.c), each below
      * the batch (RUDO_COUNT_SHARE) between the thread's slow paths:
      * count_pending, bytes taken (refills' free cells, large objects) for
@@ -95,6 +99,14 @@ typedef struct rudo__mutator {
     /* Scoped handles: the chunks are reached from fast.hbase; one emptied
      * chunk is kept aside for reuse (handles.c). */
     void *hspare;
+    /* The thread's last large object and its size (gc/alloc_slow.c): if
+     * a collection stops the thread by signal before its next allocation
+     * or safepoint, the object is old afterwards, yet rudo.h lets the
+     * thread store into it without the barrier; the collection dirties its
+     * cards (collect.c), as thawing does for the small cells. Only the
+     * thread writes them; the collector reads them with the world stopped. */
+    void *fresh_large;
+    size_t fresh_large_len;
     struct rudo__mutator *next, *prev;
     /* Signal suspension (sigstop.c, docs/threads.md). attach_flags: the
      * RUDO_ATTACH_* flags it attached with. The three sequence numbers
