@@ -246,6 +246,17 @@ static void guardian_not_made(void *a) {
     (void)rudo_guardian_poll((rudo_guardian *)fake);
 }
 
+/* A declared stack whose top is past the user address space (a helper's
+ * finding: the scan faulted, or split the range into tasks for ever). The
+ * bounds hold the stack pointer, so the call itself cannot tell. */
+static void stack_set_bogus_hi(void *a) {
+    void *lo, *hi;
+    rudo_stack_get(&lo, &hi);
+    uintptr_t top = a ? (uintptr_t)a : UINTPTR_MAX & ~(uintptr_t)4095;
+    CHECK_EQ(rudo_stack_set(lo, (void *)top), RUDO_OK);
+    rudo_collect();
+}
+
 static void *slot;
 static void root_add_twice(void *a) {
     (void)a;
@@ -499,6 +510,10 @@ int main(void) {
         {"rudo_guardian_register: destroyed", guardian_register_destroyed, NULL,
          "rudo_guardian_register"},
         {"rudo_guardian_poll: not a guardian", guardian_not_made, NULL, "rudo_guardian_poll"},
+        /* stacks */
+        {"rudo_stack_set: hi = 2^64 - 4096", stack_set_bogus_hi, NULL, "rudo_stack_set"},
+        {"rudo_stack_set: hi = 2^47 + 2^40", stack_set_bogus_hi,
+         (void *)(((uintptr_t)1 << 47) + ((uintptr_t)1 << 40)), "rudo_stack_set"},
         /* realloc */
         {"rudo_realloc: interior pointer", realloc_interior, NULL, "rudo_realloc"},
         {"rudo_realloc: size 0", realloc_zero, NULL, "rudo_realloc"},

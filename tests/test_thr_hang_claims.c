@@ -50,6 +50,11 @@
  * 13. nobody waits to report: one thread and one marker, the collector
  *     stuck in a trace callback or in a root callback. The watch thread
  *     says "the world has been stopped" (both hung silently before it).
+ * 14. the only attached thread suspends itself (rudo_thread_suspend of
+ *     pthread_self()): "rudo: rudo_thread_suspend: mutator 0 suspended
+ *     itself N ms ago and no other thread is attached ...", at WARN_MS and
+ *     3 * WARN_MS (it waited silently for ever); with a second attached
+ *     thread, which may resume it, nothing is said.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -342,6 +347,53 @@ static void test_stw_sig_ignored(void) {
 /* ======================================================================== */
 
 static const char susp[] = "rudo: rudo_thread_suspend: waited ";
+
+static const char self_susp[] = "rudo: rudo_thread_suspend: mutator 0 suspended itself ";
+
+static void c_suspend_self(void) {
+    make_heap(30, 1);
+    (void)rudo_thread_suspend(pthread_self());
+}
+
+static void *resume_later(void *arg) {
+    pthread_t main_thread = *(pthread_t *)arg;
+    rudo_thread_attach();
+    rudo_blocking_enter();
+    sleep_ms(4 * WARN_MS);
+    rudo_blocking_leave();
+    (void)rudo_thread_resume(main_thread);
+    rudo_thread_detach();
+    return NULL;
+}
+
+static void c_suspend_self_other(void) {
+    make_heap(30, 1);
+    static pthread_t self, t;
+    self = pthread_self();
+    pthread_create(&t, NULL, resume_later, &self);
+    sleep_ms(WARN_MS / 4); /* the other thread attaches */
+    (void)rudo_thread_suspend(self);
+    say("CHILD: resumed\n");
+    rudo_blocking_enter();
+    pthread_join(t, NULL);
+    rudo_blocking_leave();
+}
+
+static void test_suspend_self(void) {
+    child_run r;
+    run_child(&r, c_suspend_self, self_susp, 2, 3000);
+    show("rudo_thread_suspend of the only attached thread, itself", &r);
+    CHECK(r.found_ms >= 0);
+    CHECK(strstr(r.out, "ago and no other thread is attached: only rudo_thread_resume "
+                        "from another thread ends the wait; still waiting") != NULL);
+    CHECK(waited(r.out, self_susp, 0) >= WARN_MS);
+    CHECK(waited(r.out, self_susp, 1) >= 3 * WARN_MS);
+    run_child(&r, c_suspend_self_other, NULL, 0, 3000);
+    show("rudo_thread_suspend of itself, another thread attached", &r);
+    CHECK(r.exited);
+    CHECK(strstr(r.out, "CHILD: resumed") != NULL);
+    CHECK(strstr(r.out, "suspended itself") == NULL);
+}
 
 static void c_suspend_blocked(void) {
     make_heap(30, 1);
@@ -894,6 +946,7 @@ int main(void) {
     test_stw_sig_ignored();
     test_suspend_blocked();
     test_suspend_detach();
+    test_suspend_self();
     test_fin_forever();
     test_fork_suspended();
     test_self_waits();

@@ -174,21 +174,6 @@ void rudo__os_static_segments(void (*fn)(void *lo, void *hi, unsigned module, vo
 
 /* ---- the walk without the lock -------------------------------------------- */
 
-/* Whether [lo, hi) is mapped (mincore fails with ENOMEM on a hole). */
-static bool mapped(const void *lo, const void *hi) {
-    long pagesz = sysconf(_SC_PAGESIZE); /* from the auxiliary vector: cheap */
-    uintptr_t a = (uintptr_t)lo & ~(uintptr_t)(pagesz - 1);
-    uintptr_t b = (uintptr_t)hi;
-    unsigned char vec[256];
-    while (a < b) {
-        size_t n = (b - a + pagesz - 1) / pagesz;
-        n = n > sizeof vec ? sizeof vec : n;
-        if (mincore((void *)a, n * pagesz, vec) != 0)
-            return false;
-        a += n * pagesz;
-    }
-    return true;
-}
 
 /* glibc 2.35's r_debug_extended (r_version 2): the other namespaces'. */
 struct rdebug_ext {
@@ -210,13 +195,13 @@ static const ElfW(Phdr) *main_phdrs(size_t *n, uintptr_t *bias) {
 
 static void report_mapped(const ElfW(Phdr) *ph, size_t n, uintptr_t base, unsigned module,
                           struct walk *w) {
-    if (!ph || !mapped(ph, ph + n))
+    if (!ph || !rudo__os_mapped(ph, ph + n))
         return;
     for (size_t i = 0; i < n; i++) {
         if (ph[i].p_type != PT_LOAD || !(ph[i].p_flags & PF_W))
             continue;
         char *lo = (char *)(base + ph[i].p_vaddr);
-        if (mapped(lo, lo + ph[i].p_memsz))
+        if (rudo__os_mapped(lo, lo + ph[i].p_memsz))
             w->fn(lo, lo + ph[i].p_memsz, module, w->arg);
     }
 }
@@ -242,7 +227,7 @@ void rudo__os_static_segments_unlocked(void (*fn)(void *lo, void *hi, unsigned m
             /* A shared object's first segment maps its file from offset 0
              * at virtual address 0: its ELF header is at the load bias. */
             const ElfW(Ehdr) *e = (const ElfW(Ehdr) *)l->l_addr;
-            if (!e || !mapped(e, e + 1) || memcmp(e->e_ident, ELFMAG, SELFMAG) != 0 ||
+            if (!e || !rudo__os_mapped(e, e + 1) || memcmp(e->e_ident, ELFMAG, SELFMAG) != 0 ||
                 e->e_phentsize != sizeof(ElfW(Phdr)))
                 continue;
             report_mapped((const ElfW(Phdr) *)((const char *)e + e->e_phoff), e->e_phnum,

@@ -238,3 +238,20 @@ int rudo__os_thread_blocks_signal(long tid, int sig) {
 const char *rudo__os_signal_abbrev(int sig) { return sigabbrev_np(sig); }
 
 int rudo__os_signal_max(void) { return SIGRTMAX; }
+
+/* mincore fails with ENOMEM on a hole; an address past the user space
+ * (a bogus bound) fails too. */
+bool rudo__os_mapped(const void *lo, const void *hi) {
+    long pagesz = sysconf(_SC_PAGESIZE); /* from the auxiliary vector: cheap */
+    uintptr_t a = (uintptr_t)lo & ~(uintptr_t)(pagesz - 1);
+    uintptr_t b = (uintptr_t)hi;
+    unsigned char vec[256];
+    while (a < b) {
+        size_t n = (b - a + pagesz - 1) / pagesz;
+        n = n > sizeof vec ? sizeof vec : n;
+        if (mincore((void *)a, n * pagesz, vec) != 0)
+            return false;
+        a += n * pagesz;
+    }
+    return true;
+}

@@ -61,6 +61,10 @@ void rudo__os_ticker_stop(rudo__os_ticker *t);
  * the next start makes one. */
 void rudo__os_ticker_fork_child(rudo__os_ticker *t);
 
+/* Whether every page of [lo, hi) is mapped (readable or not: a guard page
+ * counts as mapped). A system call per 256 pages. */
+bool rudo__os_mapped(const void *lo, const void *hi);
+
 /* Bounds of the calling thread's stack: *hi is the highest address (the
  * stack grows down from it). false if they cannot be found. */
 bool rudo__os_stack_bounds(void **lo, void **hi);

@@ -145,6 +145,16 @@ void rudo__roots_enumerate(rudo__heap *h, rudo__root_visitor *v) {
             size_t nregs = m->sig_stopped ? m->nsig_regs : m->nspill;
             char *sp = m->sig_stopped ? m->sig_sp : m->stack_sp;
             v->range(v, regs, regs + nregs);
+            /* Bounds declared with rudo_stack_set are the program's word:
+             * a wrong one (hi past the stack's end, or far past the
+             * user address space) would have the scan fault, or split
+             * the range into tasks forever. A system call per thread. */
+            if (!rudo__os_mapped(sp, m->stack_hi))
+                rudo__fatal("rudo_stack_set", "mutator %u's stack, [%p, %p) from its "
+                            "stack pointer, is not all mapped memory: the bounds "
+                            "declared with rudo_stack_set (or found when it "
+                            "attached) are wrong", (unsigned)m->id, (void *)sp,
+                            m->stack_hi);
             v->range(v, sp, m->stack_hi);
             /* Static TLS blocks; skip one the stack range already covers
              * (glibc's threads keep theirs at the top of the stack block),

@@ -559,8 +559,30 @@ void rudo__park_suspended(rudo__heap *h, rudo__mutator *m) {
     rudo__tl = (struct rudo__mutator_fast *)&blocked_fast; /* only read */
     h->world.nrunning--;
     wake_collector(h);
-    while (h->world.collecting || rudo__ext_suspended(m))
-        rudo__lock_wait(&h->world.lock, &h->world.resume_cv);
+    /* Only another thread's rudo_thread_resume ends the wait (an
+     * unattached one may call it too, so the call cannot refuse). When no
+     * other thread is attached that is most likely never: after
+     * stop_warn_ms, and then at doubling delays, say so. */
+    uint64_t t0 = rudo__now_ns(), delay = h->world.stop_warn_ms;
+    uint64_t next = delay ? t0 + delay * 1000000u : 0;
+    while (h->world.collecting || rudo__ext_suspended(m)) {
+        if (!next) {
+            rudo__lock_wait(&h->world.lock, &h->world.resume_cv);
+            continue;
+        }
+        struct timespec dl = mono_at(next);
+        if (!rudo__lock_timedwait(&h->world.lock, &h->world.resume_cv, &dl))
+            continue;
+        uint64_t now = rudo__now_ns();
+        if (rudo__ext_suspended(m) && h->world.nmutators == 1)
+            rudo__warn("rudo_thread_suspend", "mutator %u suspended itself %llu ms "
+                       "ago and no other thread is attached: only "
+                       "rudo_thread_resume from another thread ends the wait; "
+                       "still waiting", (unsigned)m->id,
+                       (unsigned long long)((now - t0) / 1000000));
+        delay = delay > STOP_WARN_MAX_MS / 2 ? STOP_WARN_MAX_MS : delay * 2;
+        next = now + delay * 1000000u;
+    }
     m->state = RUDO_MUT_RUNNING;
     rudo__tl = &m->fast;
     h->world.nrunning++;
