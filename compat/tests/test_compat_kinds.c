@@ -240,10 +240,15 @@ static void __attribute__((noinline)) build_matrix(void) {
     }
 }
 
-/* Deep enough to overwrite what build_matrix left on the stack. */
+/* Deep enough to overwrite what build_matrix left on the stack. The asm
+ * keeps the function and its memset: without it GCC found the call
+ * without effect and dropped it (the buffer is dead once it returns), and
+ * a pointer to the chain's head left by make_chain stayed on the stack
+ * after a change elsewhere in the library moved the frames. */
 static void __attribute__((noinline)) wipe_stack(void) {
     volatile char buf[64 * 1024];
     memset((char *)buf, 0, sizeof buf);
+    __asm__ volatile("" ::: "memory");
 }
 
 /* A stop function that never stops: with one, bdwgc sweeps every block
