@@ -836,7 +836,8 @@ RUDO_API int rudo_register_displacement(size_t offset);
 
 /* Registers the memory [start, end) as a conservative root range (every
  * aligned word may be a pointer), e.g. a malloc'd table. Aborts if
- * start > end. Thread-safe. */
+ * start > end, or if a page of the range is not mapped (a system call
+ * checks). The range must stay mapped until it is removed. Thread-safe. */
 RUDO_API void rudo_root_add_range(void *start, void *end);
 
 /* Removes the range that started at `start`. Returns RUDO_OK or
@@ -976,10 +977,12 @@ RUDO_API void rudo__scope_exit_slow(rudo_scope *scope);
 RUDO_API void **rudo__handle_slow(void *obj);
 
 /* Opens a scope: handles made from now until rudo_scope_exit(scope) belong
- * to it. Thread-safe: touches only the calling thread's state. */
+ * to it. Aborts with a message if scope is NULL. Thread-safe: touches only
+ * the calling thread's state. (The NULL test costs nothing for the usual
+ * scope, a local variable: the compiler knows its address is not NULL.) */
 static inline void rudo_scope_enter(rudo_scope *scope) {
     struct rudo__mutator_fast *t = rudo__tl;
-    if (RUDO_LIKELY(t != NULL && t->hnext != NULL)) {
+    if (RUDO_LIKELY(t != NULL && t->hnext != NULL && scope != NULL)) {
         scope->rudo__mark = t->hnext;
         scope->rudo__depth = ++t->hdepth;
         return;
@@ -988,8 +991,8 @@ static inline void rudo_scope_enter(rudo_scope *scope) {
 }
 
 /* Closes the innermost scope, which must be `scope`: its handles stop being
- * roots (aborts if scope is not the innermost open scope of the thread).
- * Thread-safe: touches only the calling thread's state. */
+ * roots (aborts if scope is not the innermost open scope of the thread, or
+ * is NULL). Thread-safe: touches only the calling thread's state. */
 static inline void rudo_scope_exit(rudo_scope *scope) {
     struct rudo__mutator_fast *t = rudo__tl;
     /* Fast when the scope is the innermost and began in the newest chunk
@@ -997,7 +1000,7 @@ static inline void rudo_scope_exit(rudo_scope *scope) {
      * is sorted out by the slow path. Lowering hnext drops the scope's
      * handles at once, also for a collector that reads this thread's state
      * while it is stopped at an arbitrary instruction. */
-    if (RUDO_LIKELY(t != NULL && scope->rudo__depth == t->hdepth &&
+    if (RUDO_LIKELY(t != NULL && scope != NULL && scope->rudo__depth == t->hdepth &&
                     t->hdepth != 0 &&
                     (uintptr_t)scope->rudo__mark - (uintptr_t)t->hbase <=
                         (uintptr_t)t->hnext - (uintptr_t)t->hbase)) {

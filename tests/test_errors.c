@@ -257,6 +257,22 @@ static void stack_set_bogus_hi(void *a) {
     rudo_collect();
 }
 
+static void scope_enter_null(void *a) {
+    (void)a;
+    rudo_scope_enter(NULL);
+}
+static void scope_exit_null(void *a) {
+    (void)a;
+    rudo_scope s;
+    rudo_scope_enter(&s);
+    rudo_scope_exit(NULL);
+}
+/* A range the collection could not read: it faulted in the next one. */
+static void range_unmapped(void *a) {
+    rudo_root_add_range(a, (char *)a + 4096);
+    rudo_collect();
+}
+
 static void *slot;
 static void root_add_twice(void *a) {
     (void)a;
@@ -520,6 +536,11 @@ int main(void) {
         /* roots and scopes */
         {"rudo_root_add: same slot twice", root_add_twice, NULL, "rudo_root_add"},
         {"rudo_root_add_range: start > end", range_backwards, NULL, "rudo_root_add_range"},
+        {"rudo_scope_enter: NULL", scope_enter_null, NULL, "rudo_scope_enter"},
+        {"rudo_scope_exit: NULL", scope_exit_null, NULL, "rudo_scope_exit"},
+        {"rudo_root_add_range: [NULL, 4096)", range_unmapped, NULL, "rudo_root_add_range"},
+        {"rudo_root_add_range: past the user space", range_unmapped,
+         (void *)(((uintptr_t)1 << 47) + 4096), "rudo_root_add_range"},
         {"rudo_handle: outside any scope", handle_outside_scope, NULL, "rudo_handle"},
         {"rudo_scope_exit: out of order", scopes_out_of_order, NULL, "rudo_scope_exit"},
         {"rudo_blocking_enter: nested", nested_blocking, NULL, "rudo_blocking_enter"},

@@ -73,6 +73,10 @@ void rudo_root_add_range(void *start, void *end) {
     rudo__heap *h = rudo__need_heap(fn);
     if ((char *)start > (char *)end)
         rudo__fatal(fn, "start %p is above end %p", start, end);
+    /* Every collection reads the range: a hole in it (a NULL start, a
+     * stale or made-up address) would fault there, far from the mistake. */
+    if (start != end && !rudo__os_mapped(start, end))
+        rudo__fatal(fn, "[%p, %p) is not all mapped memory", start, end);
     rudo__roots *r = rudo__registry_begin(h, fn);
     if (r->nranges == r->cap_ranges)
         r->ranges = rudo__grow(r->ranges, &r->cap_ranges, sizeof *r->ranges, 16,

@@ -100,6 +100,8 @@ static rudo__mutator *handle_mutator(const char *fn) {
 
 void rudo__scope_enter_slow(rudo_scope *scope) {
     const char *fn = "rudo_scope_enter";
+    if (!scope)
+        rudo__fatal(fn, "scope is NULL");
     rudo__mutator *m = handle_mutator(fn);
     if (!m->fast.hnext)
         push_chunk(m, fn); /* the thread's first scope */
@@ -110,6 +112,8 @@ void rudo__scope_enter_slow(rudo_scope *scope) {
 
 void rudo__scope_exit_slow(rudo_scope *scope) {
     const char *fn = "rudo_scope_exit";
+    if (!scope)
+        rudo__fatal(fn, "scope is NULL");
     rudo__mutator *m = handle_mutator(fn);
     unsigned depth = m->fast.hdepth;
     if (scope->rudo__depth != depth || depth == 0)
