@@ -183,7 +183,9 @@ static void run_child(child_run *r, void (*fn)(void), const char *needle,
             }
         }
     }
-    if (waitpid(pid, &r->status, WNOHANG) == pid) {
+    /* At end of file the child has closed its stderr: it is exiting, but
+     * may not have finished (a WNOHANG wait raced with it in CI). */
+    if (eof ? waitpid(pid, &r->status, 0) == pid : waitpid(pid, &r->status, WNOHANG) == pid) {
         r->exited = true;
     } else {
         kill(pid, SIGKILL);
