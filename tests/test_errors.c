@@ -269,7 +269,7 @@ static void scope_exit_null(void *a) {
 }
 /* A range the collection could not read: it faulted in the next one. */
 static void range_unmapped(void *a) {
-    rudo_root_add_range(a, (char *)a + 4096);
+    rudo_root_add_range(a, (void *)((uintptr_t)a + 4096)); /* a may be NULL */
     rudo_collect();
 }
 

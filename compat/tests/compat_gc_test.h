@@ -20,7 +20,7 @@ __attribute__((unused)) static int on_rudo(void) {
 __attribute__((noinline)) static void scrub(void) {
     volatile char buf[16384];
     memset((char *)buf, 0, sizeof buf);
-    __asm__ volatile("" ::: "memory");
+    __asm__ volatile("" : : "r"(buf) : "memory"); /* buf escapes: the memset stays */
 }
 
 __attribute__((unused)) static void collect(void) {

@@ -240,15 +240,17 @@ static void __attribute__((noinline)) build_matrix(void) {
     }
 }
 
-/* Deep enough to overwrite what build_matrix left on the stack. The asm
- * keeps the function and its memset: without it GCC found the call
- * without effect and dropped it (the buffer is dead once it returns), and
- * a pointer to the chain's head left by make_chain stayed on the stack
- * after a change elsewhere in the library moved the frames. */
+/* Deep enough to overwrite what build_matrix left on the stack. The asm,
+ * which takes buf's address, keeps the function and its memset: without
+ * it GCC found the call without effect and dropped it (the buffer is dead
+ * once it returns), and a pointer to the chain's head left by make_chain
+ * stayed on the stack after a change elsewhere in the library moved the
+ * frames. A memory clobber alone is not enough for clang: buf does not
+ * escape, so the memset is dead. */
 static void __attribute__((noinline)) wipe_stack(void) {
     volatile char buf[64 * 1024];
     memset((char *)buf, 0, sizeof buf);
-    __asm__ volatile("" ::: "memory");
+    __asm__ volatile("" : : "r"(buf) : "memory"); /* buf escapes: the memset stays */
 }
 
 /* A stop function that never stops: with one, bdwgc sweeps every block
