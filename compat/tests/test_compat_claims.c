@@ -61,7 +61,7 @@ static int lib_is_rudo(void) {
            strstr(info.dli_fname, "/compat/libgc.so") != NULL;
 }
 
-__attribute__((noinline)) static void scrub(void) {
+__attribute__((noinline, no_sanitize_address)) static void scrub(void) {
     volatile char buf[32768];
     memset((char *)buf, 0, sizeof buf);
     __asm__ volatile("" : : "r"(buf) : "memory"); /* buf escapes: the memset stays */
