@@ -737,19 +737,31 @@ static inline void rudo__card_mark(const void *slot) {
  * loads, a shift, a mask and a byte store, with no branch
  * (docs/performance.md). A slot outside the heap (a static, a stack) is
  * stored to; at worst it dirties a card for nothing.
+ * The card is marked before the store: a thread suspended by signal
+ * between the two still holds the value (the collection scans its
+ * registers), and its card is dirty. The other order left a window in
+ * which the value was only in an old object on a clean card, and a minor
+ * collection freed it (a helper's repro). Release: the compiler may not
+ * move the card's store below the slot's (on x86-64 both stay plain
+ * moves; no fence instruction).
  * Thread-safe as the store itself is: the caller orders concurrent stores
  * to the same slot. */
 static inline void rudo_write(void *obj, void **slot, void *value) {
     (void)obj;
-    *slot = value;
     rudo__card_mark(slot);
+    __atomic_store_n(slot, value, __ATOMIC_RELEASE);
 }
 
 /* Records that pointers were stored into [start, start + len) of heap
  * object `obj` by other means (memcpy, a loop of plain stores): the
  * barrier for bulk copies, called after them and before the thread's next
  * allocation or safepoint. len 0 does nothing. Aborts if the range is not
- * inside obj (in a generational heap). Thread-safe. */
+ * inside obj (in a generational heap). A thread that can be suspended by
+ * signal (docs/threads.md) may be stopped between the stores and this
+ * call: until it returns, the young objects stored must also be reachable
+ * from what the collector scans (the copy's source, if it is a heap object
+ * or on the stack, or the thread's registers); for values held nowhere
+ * else, use rudo_write. Thread-safe. */
 RUDO_API void rudo_write_range(void *obj, void *start, size_t len);
 
 /* Conservative and atomic allocation without naming a kind (bdwgc's

@@ -17,6 +17,11 @@
  * with the slot at its start or deep inside: it was freed too until the
  * collection dirtied the cards of a stopped thread's last large object
  * (gc/collect.c). Sizes x slot offsets x routes x stop variants.
+ * Fourth variant: A spins calling rudo_base(X), which is no safepoint, so
+ * the suspend signal mostly finds it inside rudo and the stop is deferred
+ * to the call's end; A then parks as at a safepoint, and its pages were
+ * retired, not frozen: X was old with clean cards (now a deferred park is
+ * frozen as a signal stop is).
  * x86-64: scrub clears callee-saved registers with inline assembly. */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -62,18 +67,20 @@ static __attribute__((noinline)) void store_w(void **x) {
     x[2 * x_slot + 1] = *rootW; /* exempt from the barrier by rudo.h's rule */
 }
 
-enum { VIA_SIGNAL, VIA_SIGNAL_AT_ONCE, VIA_SUSPEND };
+enum { VIA_SIGNAL, VIA_SIGNAL_AT_ONCE, VIA_SUSPEND, VIA_QUERY };
 static int variant;
 
 static void *thread_a(void *arg) {
     (void)arg;
-    rudo_thread_attach_flags(variant == VIA_SIGNAL_AT_ONCE ? RUDO_ATTACH_SIGNAL : 0);
+    rudo_thread_attach_flags(variant == VIA_SIGNAL_AT_ONCE || variant == VIA_QUERY
+                                 ? RUDO_ATTACH_SIGNAL : 0);
     void **x = make_x();
     x[0] = (void *)0x1111;
     *rootX = x;                       /* a root slot: plain store */
     atomic_store(&a_ready, 1);
     while (!atomic_load(&w_ready))    /* no safepoint: suspended by signal */
-        ;
+        if (variant == VIA_QUERY)     /* inside rudo, mostly: a deferred stop */
+            (void)rudo_base(x);
     /* No allocation or safepoint since x was made: rudo.h exempts it. */
     store_w(x);
     scrub();
@@ -165,7 +172,7 @@ static void one(int v, size_t size, size_t slot, int route) {
 int main(void) {
     test_start_watchdog();
     for (int round = 0; round < 3; round++)
-        for (int v = VIA_SIGNAL; v <= VIA_SUSPEND; v++)
+        for (int v = VIA_SIGNAL; v <= VIA_QUERY; v++)
             one(v, sizeof(node), 0, BY_ALLOC);
     /* Large X: just over the small limit, a few pages, pages and a half;
      * the slot in the first node, on a later card, in the last node. */
@@ -173,7 +180,7 @@ int main(void) {
     for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
         size_t nodes = sizes[si] / 16;
         size_t slots[] = {0, nodes / 2 + 3, nodes - 1};
-        for (int v = VIA_SIGNAL; v <= VIA_SUSPEND; v++)
+        for (int v = VIA_SIGNAL; v <= VIA_QUERY; v++)
             for (int r = BY_ALLOC; r <= BY_REALLOC; r++)
                 one(v, sizes[si], slots[(si + (size_t)v + (size_t)r) % 3], r);
     }

@@ -8,6 +8,12 @@ void rudo_write_range(void *obj, void *start, size_t len) {
     rudo__heap *h = rudo__need_heap(fn);
     if (len == 0 || !h->gen.on)
         return;
+    /* Inside rudo until the cards are marked: a suspend signal that lands
+     * in the lookup below is deferred, and the thread parks when it leaves
+     * (rudo__runtime_leave), after the marks. Parked at the lookup's own
+     * leave, it was stopped at a safepoint with the stores made and the
+     * cards clean: a minor collection freed what they stored. */
+    rudo__runtime_enter();
     rudo__page *p;
     if (!obj || rudo__find_object(h, obj, &p) != obj)
         rudo__fatal(fn, "%p is not the base of a heap object", obj);
@@ -21,4 +27,5 @@ void rudo_write_range(void *obj, void *start, size_t len) {
     /* Relaxed, as the inline barrier's stores (rudo.h). */
     for (size_t c = first; c <= last; c++)
         __atomic_store_n(&h->cards[c], 1, __ATOMIC_RELAXED);
+    rudo__runtime_leave();
 }

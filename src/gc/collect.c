@@ -126,6 +126,14 @@ static double allocating_threads(rudo__heap *h) {
  * costs would count as per-byte costs. A moving average with weight 1/2:
  * it follows a change of the workload within a few minors, and one
  * disturbed pause (a preempted marker) moves it only halfway. */
+/* Whether m's allocation pages stay current across this collection
+ * (alloc.h: frozen, then thawed): m was stopped where it did not ask to be,
+ * by signal or by a deferred stop, so the objects it made since its last
+ * allocation or safepoint keep their exemption from the barrier. */
+static bool frozen(const rudo__mutator *m) {
+    return m->sig_stopped || (m->deferred_park && m->state == RUDO_MUT_STOPPED);
+}
+
 /* m was stopped by signal: its last large object, marked by now if it is
  * reachable, so old, may get young pointers without the barrier (rudo.h:
  * the thread has passed no safepoint since it was made). Its cards are
@@ -238,7 +246,7 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
      *    threads suspended by signal stay current (alloc.h). */
     rudo__lock_acquire(&h->heap_lock);
     for (rudo__mutator *m = h->world.mutators; m; m = m->next) {
-        if (m->sig_stopped)
+        if (frozen(m))
             rudo__alloc_freeze_all(h, m->kalloc);
         else
             rudo__alloc_retire_all(h, m->kalloc);
@@ -319,7 +327,7 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
     size_t live = rudo__sweep_after_mark(h, major);
     rudo__lock_acquire(&h->heap_lock); /* the touched list (heap.h) */
     for (rudo__mutator *m = h->world.mutators; m; m = m->next)
-        if (m->sig_stopped) {
+        if (frozen(m)) {
             rudo__alloc_thaw_all(h, m->kalloc);
             if (h->gen.on && m->fresh_large)
                 dirty_fresh_large(h, m);

@@ -287,8 +287,11 @@ void rudo__stop_pending_park(void) {
         return;
     /* Relaxed: this thread's own flag (its handler sets it). */
     atomic_store_explicit(&m->stop_pending, 0, memory_order_relaxed);
-    if (m->state == RUDO_MUT_RUNNING)
+    if (m->state == RUDO_MUT_RUNNING) {
+        m->deferred_park = true;
         rudo__safepoint_slow();
+        m->deferred_park = false;
+    }
     /* A suspension by request that found the thread inside rudo: now that
      * it is outside, it suspends itself in its own handler (pthread_kill to
      * oneself delivers before it returns), which parks as for the

@@ -107,6 +107,15 @@ typedef struct rudo__mutator {
      * thread writes them; the collector reads them with the world stopped. */
     void *fresh_large;
     size_t fresh_large_len;
+    /* Parked by a deferred stop (rudo__stop_pending_park): the suspend
+     * signal found the thread inside a rudo call that is no safepoint by
+     * rudo.h (rudo_base, rudo_write_range ...), and it parked on leaving.
+     * Its fresh objects keep their exemption from the barrier, as a thread
+     * stopped by signal does: the collection freezes and thaws its pages
+     * as for one (collect.c). Written by the thread before it takes
+     * gc_lock to park and after it has left; read by the collector while
+     * it is parked. */
+    bool deferred_park;
     struct rudo__mutator *next, *prev;
     /* Signal suspension (sigstop.c, docs/threads.md). attach_flags: the
      * RUDO_ATTACH_* flags it attached with. The three sequence numbers
