@@ -22,10 +22,6 @@ void rudo_write_range(void *obj, void *start, size_t len) {
     if ((uintptr_t)start < (uintptr_t)obj || off > size || len > size - off)
         rudo__fatal(fn, "range %p + %zu is not inside object %p (%zu bytes)",
                     start, len, obj, size);
-    size_t first = (size_t)((char *)start - h->base) >> RUDO_CARD_SHIFT;
-    size_t last = (size_t)((char *)start + len - 1 - h->base) >> RUDO_CARD_SHIFT;
-    /* Relaxed, as the inline barrier's stores (rudo.h). */
-    for (size_t c = first; c <= last; c++)
-        __atomic_store_n(&h->cards[c], 1, __ATOMIC_RELAXED);
+    rudo__cards_mark(h, start, len);
     rudo__runtime_leave();
 }

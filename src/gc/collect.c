@@ -1,7 +1,6 @@
 /* collect.c — the collection driver: stopping the world, the phases of a
  * full collection in order, resuming, then the callback and finalizers. */
 #include <stdlib.h>
-#include <string.h>
 
 #include "alloc/alloc.h"
 #include "debug/debug.h"
@@ -120,12 +119,6 @@ static double allocating_threads(rudo__heap *h) {
     return n < 1 ? 1 : n;
 }
 
-/* Feeds the pause goal (nursery above) with a minor collection's pause
- * and the young bytes it ran for. Collections that ran for less than half
- * a nursery (rudo_collect_minor, the heap limit) are skipped: their fixed
- * costs would count as per-byte costs. A moving average with weight 1/2:
- * it follows a change of the workload within a few minors, and one
- * disturbed pause (a preempted marker) moves it only halfway. */
 /* Whether m's allocation pages stay current across this collection
  * (alloc.h: frozen, then thawed): m was stopped where it did not ask to be,
  * by signal or by a deferred stop, so the objects it made since its last
@@ -134,9 +127,10 @@ static bool frozen(const rudo__mutator *m) {
     return m->sig_stopped || (m->deferred_park && m->state == RUDO_MUT_STOPPED);
 }
 
-/* m was stopped by signal: its last large object, marked by now if it is
- * reachable, so old, may get young pointers without the barrier (rudo.h:
- * the thread has passed no safepoint since it was made). Its cards are
+/* m was frozen (stopped by signal, or by a deferred stop): its last large
+ * object, marked by now if it is reachable, so old, may get young
+ * pointers without the barrier (rudo.h: the thread has passed no
+ * safepoint since it was made). Its cards are
  * dirtied for the next minor collection, as thawing dirties those of the
  * small cells (alloc.c). Dirtying the cards of one object that died is
  * harmless; forgetting it stops the repeats. */
@@ -146,12 +140,15 @@ static void dirty_fresh_large(rudo__heap *h, rudo__mutator *m) {
         m->fresh_large = NULL;
         return;
     }
-    size_t first = (size_t)((char *)m->fresh_large - h->base) >> RUDO_CARD_SHIFT;
-    size_t last = (size_t)((char *)m->fresh_large + m->fresh_large_len - 1 - h->base) >>
-                  RUDO_CARD_SHIFT;
-    memset(h->cards + first, 1, last - first + 1); /* world stopped */
+    rudo__cards_mark(h, m->fresh_large, m->fresh_large_len);
 }
 
+/* Feeds the pause goal (nursery above) with a minor collection's pause
+ * and the young bytes it ran for. Collections that ran for less than half
+ * a nursery (rudo_collect_minor, the heap limit) are skipped: their fixed
+ * costs would count as per-byte costs. A moving average with weight 1/2:
+ * it follows a change of the workload within a few minors, and one
+ * disturbed pause (a preempted marker) moves it only halfway. */
 static void sample_pause(rudo__heap *h, uint64_t pause, uint64_t young) {
     if (young == 0 || young < h->gen.nursery_total / 2)
         return;
@@ -243,7 +240,8 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
     uint64_t t_mark = rudo__now_ns(), t_phase = t_mark;
     /* 1. Allocation pages stop being current: their alloc bits become
      *    exact, so marking only ever marks allocated cells. Those of
-     *    threads suspended by signal stay current (alloc.h). */
+     *    threads suspended by signal, or parked by a deferred stop, stay
+     *    current (alloc.h, frozen). */
     rudo__lock_acquire(&h->heap_lock);
     for (rudo__mutator *m = h->world.mutators; m; m = m->next) {
         if (frozen(m))

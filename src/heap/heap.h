@@ -596,6 +596,16 @@ static inline uint8_t *rudo__page_cards(const rudo__heap *h, size_t pi) {
     return h->cards + pi * RUDO_CARDS_PER_PAGE;
 }
 
+/* Marks the cards of the len bytes (len > 0) at start, inside the heap.
+ * Relaxed, as the inline barrier's stores (rudo.h): they publish nothing;
+ * the handshake orders them for the collection. */
+static inline void rudo__cards_mark(rudo__heap *h, const void *start, size_t len) {
+    size_t first = (size_t)((const char *)start - h->base) >> RUDO_CARD_SHIFT;
+    size_t last = (size_t)((const char *)start + len - 1 - h->base) >> RUDO_CARD_SHIFT;
+    for (size_t c = first; c <= last; c++)
+        __atomic_store_n(&h->cards[c], 1, __ATOMIC_RELAXED);
+}
+
 static inline size_t rudo__hwm(const rudo__heap *h) {
     return atomic_load_explicit(&h->hwm, memory_order_relaxed);
 }
