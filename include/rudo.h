@@ -880,7 +880,9 @@ RUDO_API int rudo_root_remove_range(void *start);
  * regions) is stable, and a non-NULL value read there may be used until
  * the next one.
  * The registration calls wait while a collection runs (an attached caller
- * is then a safepoint). Thread-safe. Return RUDO_OK, or RUDO_EEXIST if the
+ * is then a safepoint); the target (the slot's value when the call begins,
+ * or `target`) is kept alive through that wait when stacks are scanned
+ * (scan_stacks), and is weak once the call returns. Thread-safe. Return RUDO_OK, or RUDO_EEXIST if the
  * slot is registered already (either way); abort if slot is NULL or not
  * pointer-aligned, or no heap exists. */
 RUDO_API int rudo_weak_register(void **slot);

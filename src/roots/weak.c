@@ -23,6 +23,14 @@ static void check_slot(void **slot, const char *fn) {
 static int weak_add(void **slot, const void *target, bool is_long, const char *fn) {
     rudo__heap *h = rudo__need_heap(fn);
     check_slot(slot, fn);
+    /* The call waits while a collection runs, and the slot is not weak
+     * yet: its value, held nowhere else (the program stored it and let it
+     * go), would be freed during the wait and then registered, a dangling
+     * weak slot. Held here, in a frame the stack scan reads (the roots are
+     * captured below this one), it stays until the registration is made;
+     * from then on the slot is cleared if it dies. A test with six threads
+     * found it, in one run of ten. */
+    const void *volatile hold = target ? target : *(void *volatile *)slot;
     rudo__roots *r = rudo__registry_begin(h, fn);
     int rc = RUDO_EEXIST; /* a slot is weak in one way only */
     if (!registered(r, slot)) {
@@ -31,6 +39,7 @@ static int weak_add(void **slot, const void *target, bool is_long, const char *f
         rc = RUDO_OK;
     }
     rudo__registry_end(h);
+    (void)hold; /* a read: the value is kept until here */
     return rc;
 }
 
