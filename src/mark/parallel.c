@@ -323,7 +323,7 @@ static void pool_offer(rudo__marker *mk) {
  * helper that does not finish: after stop_warn_ms (RUDO_STOP_WARN_MS), then
  * after each doubling up to 60 s (next_warn), as the stop does. */
 static bool timed_wait(rudo__mark_pool *pool, pthread_cond_t *cv, uint64_t at) {
-    struct timespec dl = {(time_t)(at / 1000000000u), (long)(at % 1000000000u)};
+    struct timespec dl = rudo__os_mono_at(at);
     return rudo__lock_timedwait(&pool->lock, cv, &dl);
 }
 /* The report after the one due at `at` (t0 the wait's start): the delay

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Reserves `size` bytes of address space, aligned to `align` (a power of
  * two), readable and writable but backed lazily. NULL on failure. */
@@ -182,6 +183,12 @@ static inline void rudo__cpu_relax(void) {
 
 /* Monotonic clock in nanoseconds. */
 uint64_t rudo__now_ns(void);
+
+/* The rudo__now_ns time ns as a CLOCK_MONOTONIC deadline (for condition
+ * variables made with rudo__os_cond_init_monotonic, sem_clockwait). */
+static inline struct timespec rudo__os_mono_at(uint64_t ns) {
+    return (struct timespec){(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+}
 
 /* Number of online CPUs (at least 1). */
 unsigned rudo__os_cpus(void);

@@ -17,7 +17,7 @@ static void *ticker_main(void *arg) {
     uint64_t at = rudo__now_ns();
     while (!t->stop) {
         at += (uint64_t)t->period_ms * 1000000u;
-        struct timespec dl = {(time_t)(at / 1000000000u), (long)(at % 1000000000u)};
+        struct timespec dl = rudo__os_mono_at(at);
         while (!t->stop && pthread_cond_timedwait(&t->cv, &t->mu, &dl) != ETIMEDOUT) {
         }
         if (t->stop)

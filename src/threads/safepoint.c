@@ -184,15 +184,10 @@ static void report_unstopped(rudo__heap *h, rudo__mutator *self, uint64_t seq,
                           "threads, or " : "");
 }
 
-/* The monotonic time ns nanoseconds from the epoch of rudo__now_ns. */
-static struct timespec mono_at(uint64_t ns) {
-    return (struct timespec){(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
-}
-
 /* Waits on stopped_sem until it is posted or the monotonic time `until`,
  * with gc_lock released meanwhile (stopping threads need it). */
 static void wait_posted(rudo__heap *h, uint64_t until) {
-    struct timespec t = mono_at(until);
+    struct timespec t = rudo__os_mono_at(until);
     rudo__lock_release(&h->world.lock);
     /* Not a cancellation point here: a collection runs with cancellation
      * disabled (collect.c). EINTR: a signal of the program's; the caller
@@ -416,7 +411,7 @@ void rudo__park(rudo__heap *h, rudo__mutator *m) {
          * threads it waits for; look again after stop_warn_ms. */
         uint64_t next = atomic_load_explicit(&h->world.stuck_next_ns, memory_order_relaxed);
         uint64_t until = next ? next : rudo__now_ns() + (uint64_t)h->world.stop_warn_ms * 1000000u;
-        struct timespec dl = mono_at(until);
+        struct timespec dl = rudo__os_mono_at(until);
         if (rudo__lock_timedwait(&h->world.lock, &h->world.resume_cv, &dl) &&
             h->world.collecting)
             rudo__world_report_stuck(h, h->world.stop_seq);
@@ -465,7 +460,7 @@ void rudo__safepoint_slow(void) {
 static void let_parked_go(rudo__heap *h) {
     if (h->world.nwaiting == 0)
         return;
-    struct timespec dl = mono_at(rudo__now_ns() + LET_GO_NS);
+    struct timespec dl = rudo__os_mono_at(rudo__now_ns() + LET_GO_NS);
     while (h->world.nwaiting > 0 && !h->world.collecting)
         if (rudo__lock_timedwait(&h->world.lock, &h->world.left_cv, &dl))
             break; /* timed out */
@@ -570,7 +565,7 @@ void rudo__park_suspended(rudo__heap *h, rudo__mutator *m) {
             rudo__lock_wait(&h->world.lock, &h->world.resume_cv);
             continue;
         }
-        struct timespec dl = mono_at(next);
+        struct timespec dl = rudo__os_mono_at(next);
         if (!rudo__lock_timedwait(&h->world.lock, &h->world.resume_cv, &dl))
             continue;
         uint64_t now = rudo__now_ns();
