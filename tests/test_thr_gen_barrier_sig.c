@@ -103,6 +103,9 @@ static void run(int md, unsigned markers, long minors) {
     atomic_store(&mode, md);
     atomic_store(&stop, 0);
     atomic_store(&worker_up, 0);
+    /* Which run an abort (the verifier's) came from. */
+    printf("mode %d, markers %u: start\n", md, markers);
+    fflush(stdout);
     uint64_t s0 = rudo__debug_signal_stops();
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, worker, NULL), 0);

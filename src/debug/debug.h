@@ -27,8 +27,15 @@ void rudo__debug_verify_heap(void);
  * collection marks anything: every pointer from an old (marked) object of
  * a kind with a barrier to a young (allocated, unmarked) one lies on a
  * dirty card. Aborts naming the object, its kind, the slot and the young
- * object otherwise (a store that skipped rudo_write). World stopped. */
-void rudo__debug_verify_cards(void);
+ * object otherwise (a store that skipped rudo_write). World stopped.
+ * With hold (some thread was stopped by signal, or by a deferred stop),
+ * such a slot is only noted: rudo.h allows that thread to be between its
+ * plain stores and rudo_write_range, the young object still in its
+ * registers or stack. rudo__debug_verify_cards_held, after the marking
+ * closure, then aborts for each noted slot whose young object is still
+ * unmarked (the collection would free it) and forgets the rest. */
+void rudo__debug_verify_cards(bool hold);
+void rudo__debug_verify_cards_held(void);
 
 /* Number of pages in the free pool and number of pages in use. */
 size_t rudo__debug_free_pages(void);

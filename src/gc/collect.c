@@ -127,6 +127,13 @@ static bool frozen(const rudo__mutator *m) {
     return m->sig_stopped || (m->deferred_park && m->state == RUDO_MUT_STOPPED);
 }
 
+static bool any_frozen(const rudo__heap *h) {
+    for (const rudo__mutator *m = h->world.mutators; m; m = m->next)
+        if (frozen(m))
+            return true;
+    return false;
+}
+
 /* m was frozen (stopped by signal, or by a deferred stop): its last large
  * object, marked by now if it is reachable, so old, may get young
  * pointers without the barrier (rudo.h: the thread has passed no
@@ -260,7 +267,7 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
         /* Before anything is marked: the verifier and the card tasks both
          * tell old objects by their marks. */
         if (h->verify)
-            rudo__debug_verify_cards();
+            rudo__debug_verify_cards(any_frozen(h));
         h->gen.card_pages = rudo__mark_cards(h);
     }
     rudo__world_doing(h, "enumerating roots: in root callbacks");
@@ -274,6 +281,8 @@ static void run_collection(rudo__heap *h, const char *reason, bool major,
     rudo__mark_closure(h);
     /* The order of the passes is docs/design.md's ("Weak references"). */
     rudo__mark_ephemerons(h);
+    if (h->verify && !major)
+        rudo__debug_verify_cards_held(); /* the closure from the roots */
     phase_end(h, ev, RUDO_PHASE_MARK, &t_phase);
     rudo__world_doing(h, "weak references and finalization: in trace callbacks");
     /* Short weak slots: cleared now that the closure from the roots is

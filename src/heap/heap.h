@@ -577,6 +577,11 @@ typedef struct rudo__heap {
      * collection, kept allocated (quarantined) until then (gc/free.c,
      * heap_lock; read by the verifier with the world stopped). */
     rudo__slotset freed;
+    /* With verify, in a minor collection with a frozen thread: the slots
+     * (value: their object) that held young objects on clean cards before
+     * marking, checked again after it (debug/verify.c; world stopped). */
+    bool cards_hold;
+    rudo__slotset cards_held;
     /* Bit d set: a conservative word at an object's base + d counts
      * (rudo_register_displacement; read by markers with the world
      * stopped, written while no collection runs). */
