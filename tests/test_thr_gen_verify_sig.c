@@ -26,6 +26,11 @@
 #include "rudo.h"
 #include "testlib.h"
 
+/* ThreadSanitizer ends a child that starts threads after a multi-threaded
+ * fork unless told otherwise; the death test's child starts W. */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void) { return "die_after_fork=0"; }
+
 #define NI 8
 
 static void **O; /* rooted, old */
