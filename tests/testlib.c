@@ -3,10 +3,13 @@
 #include "heap/heap.h" /* RUDO_PAGE_SHIFT */
 #include "rudo.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,39 +30,136 @@ int test_report(void) {
     return test_failed == 0 && test_passed > 0 ? 0 : 1;
 }
 
+/* Prints the stacks of every thread of process pid to stderr with gdb,
+ * if there is one (a hang's report; nothing otherwise). Uses only
+ * async-signal-safe calls: the watchdog calls it from its handler. */
+static void dump_stacks(pid_t pid) {
+    static const char *const dirs[] = {"/usr/bin/gdb", "/bin/gdb", "/usr/local/bin/gdb"};
+    const char *gdb = NULL;
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0] && !gdb; i++)
+        if (access(dirs[i], X_OK) == 0)
+            gdb = dirs[i];
+    if (!gdb)
+        return;
+    char arg[32];
+    /* The pid in decimal, by hand: snprintf is not async-signal-safe. */
+    char digits[24];
+    int n = 0;
+    for (long v = pid; v > 0 && n < 23; v /= 10)
+        digits[n++] = (char)('0' + v % 10);
+    int k = 0;
+    while (n > 0)
+        arg[k++] = digits[--n];
+    arg[k] = '\0';
+    /* Yama's ptrace_scope 1 lets a process trace only its descendants
+     * unless the tracee names its tracer: allow any, for this report. */
+    if (pid == getpid())
+        prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+    pid_t g = fork();
+    if (g == 0) {
+        dup2(2, 1);
+        execl(gdb, gdb, "-batch", "-nx", "-p", arg, "-ex", "thread apply all bt", (char *)NULL);
+        _exit(127);
+    }
+    /* At most a minute: gdb may hang too. */
+    for (int i = 0; g > 0 && i < 600; i++) {
+        if (waitpid(g, NULL, WNOHANG) != 0)
+            return;
+        struct timespec ts = {0, 100000000};
+        nanosleep(&ts, NULL);
+    }
+    if (g > 0) {
+        kill(g, SIGKILL);
+        waitpid(g, NULL, 0);
+    }
+}
+
 void expect_death(const char *what, void (*fn)(void *), void *arg,
                   const char *needle) {
-    int pipefd[2];
-    if (pipe(pipefd) != 0) {
-        perror("pipe");
-        exit(2);
-    }
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pipefd[1], 2);
-        close(pipefd[0]);
+    /* The child's time: its own alarms (the tests' 10-20 s) end a child
+     * stuck in rudo; this bounds one stuck where they cannot fire (a
+     * ThreadSanitizer runtime lock inherited held through fork, which
+     * defers the handler for ever). */
+    long limit_s = test_env_long("TEST_DEATH_TIMEOUT", 60);
+    for (int attempt = 0;; attempt++) {
+        int pipefd[2];
+        if (pipe(pipefd) != 0) {
+            perror("pipe");
+            exit(2);
+        }
+        fflush(stdout);
+        fflush(stderr);
+        pid_t pid = fork();
+        if (pid == 0) {
+            dup2(pipefd[1], 2);
+            close(pipefd[0]);
+            close(pipefd[1]);
+            fn(arg);
+            _exit(0); /* survived: the parent reports it */
+        }
         close(pipefd[1]);
-        fn(arg);
-        _exit(0); /* survived: the parent reports it */
+        char buf[8192];
+        size_t len = 0;
+        uint64_t deadline = test_now_ns() + (uint64_t)limit_s * 1000000000u;
+        bool hung = false;
+        for (;;) {
+            uint64_t now = test_now_ns();
+            if (now >= deadline) {
+                hung = true;
+                break;
+            }
+            struct pollfd pfd = {.fd = pipefd[0], .events = POLLIN};
+            int r = poll(&pfd, 1, (int)((deadline - now) / 1000000u) + 1);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                continue; /* the deadline is checked above */
+            /* Past the buffer, the rest is read and dropped: a child
+             * must never block on a full pipe while this waits for it.
+             * (Before, a child that wrote more than the buffer and the
+             * pipe hold blocked in write, its SIGALRM handler, inherited
+             * from the watchdog, too, and the parent in waitpid.) */
+            char trash[4096];
+            bool full = len == sizeof buf - 1;
+            ssize_t n = full ? read(pipefd[0], trash, sizeof trash)
+                             : read(pipefd[0], buf + len, sizeof buf - 1 - len);
+            if (n <= 0)
+                break; /* EOF: the child is gone (or closed stderr) */
+            if (!full)
+                len += (size_t)n;
+        }
+        buf[len] = '\0';
+        close(pipefd[0]);
+        int status = 0;
+        if (hung) {
+            fprintf(stderr, "death test '%s': the child (pid %ld) did not end in %ld s "
+                    "(TEST_DEATH_TIMEOUT); its stderr so far: %s\nits threads:\n", what,
+                    (long)pid, limit_s, buf);
+            dump_stacks(pid);
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+#if TEST_UNDER_TSAN
+            /* ThreadSanitizer documents that a child of a multi-threaded
+             * fork may deadlock in its runtime (die_after_fork=0): once,
+             * the case runs again; the stacks above say where it hung. */
+            if (attempt == 0) {
+                fprintf(stderr, "death test '%s': running it again once "
+                        "(ThreadSanitizer after fork)\n", what);
+                continue;
+            }
+#endif
+            test_check(false, what, __FILE__, __LINE__);
+            return;
+        }
+        waitpid(pid, &status, 0);
+        bool died = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+        bool found = strstr(buf, needle) != NULL;
+        if (!died || !found)
+            fprintf(stderr, "death test '%s': %s; wanted '%s' in stderr: %s\n", what,
+                    died ? "aborted" : "did not abort", needle, buf);
+        test_check(died && found, what, __FILE__, __LINE__);
+        return;
     }
-    close(pipefd[1]);
-    char buf[8192];
-    size_t len = 0;
-    ssize_t n;
-    while ((n = read(pipefd[0], buf + len, sizeof buf - 1 - len)) > 0)
-        len += (size_t)n;
-    buf[len] = '\0';
-    close(pipefd[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    bool died = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
-    bool found = strstr(buf, needle) != NULL;
-    if (!died || !found)
-        fprintf(stderr, "death test '%s': %s; wanted '%s' in stderr: %s\n", what,
-                died ? "aborted" : "did not abort", needle, buf);
-    test_check(died && found, what, __FILE__, __LINE__);
 }
 
 rudo_config test_precise_config(unsigned markers) {
@@ -98,8 +198,10 @@ long test_scaled(long n) {
 
 static void on_alarm(int sig) {
     (void)sig;
-    static const char msg[] = "watchdog: test did not finish in time (deadlock?)\n";
+    static const char msg[] = "watchdog: test did not finish in time (deadlock?); "
+                              "the threads (with gdb installed):\n";
     (void)!write(2, msg, sizeof msg - 1);
+    dump_stacks(getpid());
     _exit(3);
 }
 

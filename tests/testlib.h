@@ -51,7 +51,11 @@ void test_check(bool ok, const char *expr, const char *file, int line);
 int test_report(void);
 
 /* Runs fn(arg) in a child process. Passes if the child dies by SIGABRT
- * and its stderr contains `needle`. */
+ * and its stderr contains `needle`. A child still running after
+ * TEST_DEATH_TIMEOUT seconds (default 60) fails the check, with its
+ * threads' stacks (gdb, if installed) and then SIGKILL; under
+ * ThreadSanitizer the case runs once more first (a child of a
+ * multi-threaded fork may deadlock in that runtime). */
 void expect_death(const char *what, void (*fn)(void *), void *arg,
                   const char *needle);
 
@@ -99,7 +103,9 @@ void test_worker_start(void);
 void test_on_worker(void (*fn)(void *), void *arg);
 void test_worker_stop(void);
 
-/* Ends the process (status 3) after TEST_TIMEOUT seconds (default 500). */
+/* Ends the process (status 3) after TEST_TIMEOUT seconds (default 500),
+ * first printing its threads' stacks (gdb, if installed). A forked child
+ * inherits the handler: its own alarm() prints its stacks the same way. */
 void test_start_watchdog(void);
 
 /* A 64-bit mixing function (splitmix64's finalizer): hashes x. */
