@@ -447,7 +447,7 @@ static void test_enomem(void) {
         _exit(rc == RUDO_ENOMEM && !rudo_heap_exists() && !rudo_thread_is_attached() ? 0 : 1);
     }
     int st;
-    waitpid(pid, &st, 0);
+    st = test_wait_child(pid);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
@@ -591,7 +591,7 @@ static void test_create_race(void) {
             _exit(ok ? 0 : race_rc[0] == RUDO_OK && race_rc[1] == RUDO_OK ? 1 : 2);
         }
         int st;
-        waitpid(pid, &st, 0);
+        st = test_wait_child(pid);
         both += WIFEXITED(st) && WEXITSTATUS(st) == 1;
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) != 2);
     }
@@ -626,7 +626,7 @@ static void test_huge_markers(void) {
         huge_markers(NULL);
     }
     int st;
-    waitpid(pid, &st, 0);
+    st = test_wait_child(pid);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 

@@ -109,7 +109,7 @@ static void check_in_child(const char *what, bool (*fn)(size_t), size_t arg) {
     if (pid == 0)
         _exit(fn(arg) ? 0 : 1);
     int status = 0;
-    waitpid(pid, &status, 0);
+    status = test_wait_child(pid);
     bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (!ok)
         fprintf(stderr, "  %s: child %s %d\n", what,

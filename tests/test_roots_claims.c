@@ -103,7 +103,7 @@ static void remove_null_then_add(void) {
         _exit(0);
     }
     int st;
-    waitpid(pid, &st, 0);
+    st = test_wait_child(pid);
     /* The alarm ends the child through testlib's watchdog (status 3). */
     bool hung = (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) ||
                 (WIFEXITED(st) && WEXITSTATUS(st) == 3);

@@ -536,7 +536,7 @@ static void test_barrier_gen(void) {
         _exit(test_failed == f0 && minors ? 0 : 1);
     }
     int st;
-    waitpid(pid, &st, 0);
+    st = test_wait_child(pid);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 

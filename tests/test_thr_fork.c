@@ -164,7 +164,7 @@ static void fork_and_check(const char *what, int rounds) {
     CHECK(pid > 0);
     int status = 0;
     rudo_blocking_enter();
-    waitpid(pid, &status, 0);
+    status = test_wait_child(pid);
     rudo_blocking_leave();
     bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (!ok)
@@ -280,7 +280,7 @@ static void test_half_published(void) {
     CHECK(pid > 0);
     int status = 0;
     rudo_blocking_enter();
-    waitpid(pid, &status, 0);
+    status = test_wait_child(pid);
     rudo_blocking_leave();
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     atomic_store(&finish, 1);

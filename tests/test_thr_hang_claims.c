@@ -539,7 +539,7 @@ static void c_fork_suspended(void) {
     }
     int st = 0;
     rudo_blocking_enter();
-    waitpid(pid, &st, 0);
+    st = test_wait_child(pid);
     rudo_blocking_leave();
     say("CHILD: grandchild %s %d\n", WIFEXITED(st) ? "exit" : "signal",
         WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));

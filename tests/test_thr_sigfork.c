@@ -98,7 +98,7 @@ static void test_fork(void) {
         }
         int status = -1;
         rudo_blocking_enter();
-        waitpid(pid, &status, 0);
+        status = test_wait_child(pid);
         rudo_blocking_leave();
         ok += WIFEXITED(status) && WEXITSTATUS(status) == 0;
     }

@@ -185,7 +185,7 @@ static int create_with(const char *name, const char *value, const char *needle) 
     buf[n > 0 ? n : 0] = '\0';
     close(fds[0]);
     int st;
-    waitpid(pid, &st, 0);
+    st = test_wait_child(pid);
     if (needle && !strstr(buf, needle)) {
         printf("message '%s' lacks '%s'\n", buf, needle);
         return -2;

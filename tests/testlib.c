@@ -74,6 +74,27 @@ static void dump_stacks(pid_t pid) {
     }
 }
 
+int test_wait_child(pid_t pid) {
+    long limit_s = test_env_long("TEST_DEATH_TIMEOUT", 60);
+    uint64_t deadline = test_now_ns() + (uint64_t)limit_s * 1000000000u;
+    int status = 0;
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid || (w < 0 && errno != EINTR))
+            return status;
+        if (test_now_ns() >= deadline)
+            break;
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "test: child %ld did not end in %ld s (TEST_DEATH_TIMEOUT); its threads:\n",
+            (long)pid, limit_s);
+    dump_stacks(pid);
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return status;
+}
+
 void expect_death(const char *what, void (*fn)(void *), void *arg,
                   const char *needle) {
     /* The child's time: its own alarms (the tests' 10-20 s) end a child

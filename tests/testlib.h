@@ -10,6 +10,7 @@
 #ifndef RUDO_TESTLIB_H
 #define RUDO_TESTLIB_H
 #include <pthread.h>
+#include <sys/types.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,6 +59,12 @@ int test_report(void);
  * multi-threaded fork may deadlock in that runtime). */
 void expect_death(const char *what, void (*fn)(void *), void *arg,
                   const char *needle);
+
+/* waitpid(pid) for a forked child, bounded by TEST_DEATH_TIMEOUT seconds
+ * (default 60): past it, prints the child's threads' stacks (gdb, if
+ * installed), kills it (SIGKILL) and returns that status. Returns the
+ * wait status. */
+int test_wait_child(pid_t pid);
 
 /* The defaults with precise roots only (no stack or static-data scanning)
  * and the given number of markers (0 = the default): what tests that
