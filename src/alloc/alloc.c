@@ -142,9 +142,30 @@ void rudo__alloc_freeze_all(rudo__heap *h, rudo__kind_alloc **kalloc) {
 
 static void thaw_one(rudo__heap *h, rudo__kind_alloc *ka, unsigned c) {
     rudo__page *p = ka->pages[c];
-    rudo__sweep_fold(p);
+    size_t head = head_index(p, frozen_head(ka, c));
+    /* Only below the head. A dead cell above it is on no list (the list
+     * skipped it: it was allocated when the page was swept), and the rule
+     * that the cells from exact_below up to the head are allocated would
+     * set its bit again once the head passed it: freed here, it came back
+     * as a live object with its old contents, finalized a second time
+     * (the fuzzer's repro). Left allocated, it is freed by the page's
+     * next sweep or thaw, as any dead cell; its fin bit stays with it, so
+     * it is not due again. Until then a stale conservative word may still
+     * mark it, which a freed cell never is: it is zeroed (its dead or
+     * poisoned words would be traced), as a new object reads. */
+    rudo__sweep_fold(p, head);
+    char *start = rudo__page_addr(p);
+    for (size_t w = head / 64; w * 64 < p->ncells; w++) {
+        uint64_t dead = rudo__ld(&p->bits[w].alloc) & ~rudo__ld(&p->bits[w].mark) &
+                        rudo__valid_bits(p->ncells, w);
+        if (w == head / 64)
+            dead &= ~(uint64_t)0 << (head % 64);
+        for (; dead; dead &= dead - 1)
+            memset(start + (w * 64 + (size_t)__builtin_ctzll(dead)) * p->cell_size, 0,
+                   p->cell_size);
+    }
     rudo__st(&p->swept_gc, h->gc_count);
-    ka->exact_below[c] = (uint32_t)head_index(p, frozen_head(ka, c));
+    ka->exact_below[c] = (uint32_t)head;
     /* Still being allocated from: the next minor collection must sweep
      * it like any page taken since (sweep.c). */
     rudo__page_touch(h, p);

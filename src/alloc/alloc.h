@@ -40,10 +40,12 @@ void rudo__alloc_retire_all(rudo__heap *h, rudo__kind_alloc **kalloc);
  * the alloc bits of the cells between exact_below and the head read now
  * (at most one cell stale: see docs/threads.md), so marking sees every
  * allocated cell. rudo__alloc_thaw_all, after the sweep, makes each such
- * page a swept page of this collection: alloc &= mark (dead cells below
- * the head become free and the page dirty; they are no longer on any list
- * and are reused when the page is swept after it is retired), swept_gc,
- * and exact_below = the head; and puts it back on the touched list
+ * page a swept page of this collection: alloc &= mark below the head
+ * (dead cells there become free and the page dirty; they are no longer on
+ * any list and are reused when the page is swept after it is retired;
+ * dead cells above the head stay allocated, zeroed, until the page's next
+ * sweep or thaw, since the head passing them must not make them allocated
+ * again), swept_gc, and exact_below = the head; and puts it back on the touched list
  * (heap_lock held), for the next minor collection. The freeze returns the
  * thread's stashed pages to the avail lists (the slow path, which alone
  * touches them, is never where a signal stops a thread). */

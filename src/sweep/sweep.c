@@ -10,10 +10,11 @@ static inline uint64_t mark_word(const rudo__page *p, size_t w) {
     return rudo__ld(&p->bits[w].mark);
 }
 
-void rudo__sweep_fold(rudo__page *p) {
-    for (size_t w = 0; w * 64 < p->ncells; w++) {
+void rudo__sweep_fold(rudo__page *p, size_t end) {
+    for (size_t w = 0; w * 64 < end; w++) {
         uint64_t was = rudo__ld(&p->bits[w].alloc);
-        uint64_t live = was & mark_word(p, w);
+        /* Cells from `end` on keep their bits (rudo__alloc_thaw_all). */
+        uint64_t live = was & (mark_word(p, w) | ~rudo__valid_bits(end, w));
         /* Dead cells are free now but not zeroed: the page's next sweep
          * must zero all free cells, not only the newly dead ones. */
         if (was != live)
@@ -45,7 +46,7 @@ void rudo__sweep_prepare(rudo__heap *h, bool major) {
          * the marks, and its dead old cells unsettle the page again. */
         p->settled = !major;
         if (unswept)
-            rudo__sweep_fold(p); /* cells that died earlier become free */
+            rudo__sweep_fold(p, p->ncells); /* cells that died earlier become free */
         if (major)
             for (size_t w = 0; w * 64 < p->ncells; w++)
                 rudo__st(&p->bits[w].mark, 0);

@@ -15,10 +15,11 @@
  * major collection, clear the marks. A minor collection keeps them: a set
  * mark bit is what makes an object old (docs/design.md, "Generations"). */
 void rudo__sweep_prepare(rudo__heap *h, bool major);
-/* Folds the marks into the alloc bits (alloc &= mark, fin &= alloc): the
- * cells allocated and unmarked are free from now on, unzeroed (the page
- * is flagged dirty if there were any). */
-void rudo__sweep_fold(rudo__page *p);
+/* Folds the marks into the alloc bits (alloc &= mark, fin &= alloc) of
+ * cells [0, end): the cells allocated and unmarked there are free from now
+ * on, unzeroed (the page is flagged dirty if there were any). The cells
+ * from `end` on are left as they are. */
+void rudo__sweep_fold(rudo__page *p, size_t end);
 /* After marking: the eager pass described above, over every page (major)
  * or over the pages touched since the last collection (minor: the others
  * cannot have changed). Returns live bytes. */
