@@ -1,6 +1,5 @@
 /* slotset.c — the set of slot addresses (slotset.h). */
 #include <stdint.h>
-#include <stdlib.h>
 
 #include "base/base.h"
 #include "base/slotset.h"
@@ -36,8 +35,12 @@ static void rehash(rudo__slotset *s, size_t cap, bool with_vals, const char *fn)
     void ***old = s->slots;
     void **old_vals = s->vals;
     size_t old_cap = s->cap;
-    s->slots = calloc(cap, sizeof *s->slots);
-    s->vals = with_vals || old_vals ? calloc(cap, sizeof *s->vals) : NULL;
+    /* Meta memory, not malloc: the verifier's sets grow and are freed with
+     * the world stopped, and a thread suspended by signal inside malloc
+     * holds the arena lock that calloc or free may wait for (a fuzzer's
+     * hang: end_quarantine's free, in a RUDO_DEBUG build). */
+    s->slots = rudo__meta_realloc_n(NULL, cap, sizeof *s->slots);
+    s->vals = with_vals || old_vals ? rudo__meta_realloc_n(NULL, cap, sizeof *s->vals) : NULL;
     if (!s->slots || ((with_vals || old_vals) && !s->vals))
         rudo__fatal(fn, "out of memory growing a slot table");
     s->cap = cap;
@@ -52,8 +55,8 @@ static void rehash(rudo__slotset *s, size_t cap, bool with_vals, const char *fn)
             s->live++;
         }
     }
-    free(old);
-    free(old_vals);
+    rudo__meta_free(old);
+    rudo__meta_free(old_vals);
 }
 
 bool rudo__slotset_add(rudo__slotset *s, void **slot, const char *fn) {
@@ -105,7 +108,7 @@ bool rudo__slotset_contains(const rudo__slotset *s, void **slot) {
 }
 
 void rudo__slotset_free(rudo__slotset *s) {
-    free(s->slots);
-    free(s->vals);
+    rudo__meta_free(s->slots);
+    rudo__meta_free(s->vals);
     *s = (rudo__slotset){0};
 }

@@ -104,12 +104,14 @@ void rudo_get_stats(rudo_stats *out) {
     out->major_pause_ns_max = h->gen.major_pause_max;
     out->promoted_bytes_total = h->gen.promoted;
     size_t n = h->gc_count < 1024 ? (size_t)h->gc_count : 1024;
-    uint64_t *tmp = n ? malloc(n * sizeof *tmp) : NULL;
-    if (tmp) {
+    /* On the stack and with rudo__sort: no malloc (nor glibc's qsort, which
+     * may call it), so a gc listener may read the statistics while a
+     * thread suspended by signal holds a malloc lock. */
+    uint64_t tmp[1024];
+    if (n) {
         memcpy(tmp, h->st.ttsp_ring, n * sizeof *tmp);
-        qsort(tmp, n, sizeof *tmp, cmp_u64);
+        rudo__sort(tmp, n, sizeof *tmp, cmp_u64);
         out->ttsp_ns_median = tmp[n / 2];
-        free(tmp);
     }
     rudo__lock_acquire(&h->heap_lock);
     out->heap_bytes = h->pages_committed * RUDO_PAGE_SIZE;
