@@ -71,7 +71,7 @@ static int verbose;
 
 static uint64_t seed;
 static uint64_t traceid;
-static const char *curop = "?";
+static _Thread_local const char *curop = "?"; /* per thread: for failure messages */
 static int nuni;
 static unsigned markers;
 static int secs;
