@@ -298,12 +298,6 @@ static long verify_ring_in_thread(void) {
 }
 
 /* Overwrites the part of main's stack that deeper calls may have used. */
-static void __attribute__((noinline)) scrub_stack(void) {
-    volatile char buf[64 * 1024];
-    for (size_t i = 0; i < sizeof buf; i++)
-        buf[i] = 0;
-}
-
 static void collect_n(int n) {
     for (int i = 0; i < n; i++)
         rudo_collect();
@@ -323,7 +317,7 @@ static void drain_to_baseline(const rudo_stats *base, const char *when) {
     test_mutex_lock(&kept_mu); /* a blocking region under TSan */
     memset(kept, 0, sizeof kept);
     pthread_mutex_unlock(&kept_mu);
-    scrub_stack();
+    test_scrub_stack();
     /* More than the release hysteresis (the most pages in use at any of
      * the last 4 collections stay committed, heap.h RUDO_RETAIN_WINDOW)
      * plus release_delay (2): empty pages then go back to the OS. */
@@ -371,7 +365,7 @@ int main(void) {
     for (int s = 0; s < NKEPT; s++)
         rudo_root_add(&kept[s]);
 
-    scrub_stack();
+    test_scrub_stack();
     collect_n(4);
     rudo_stats base;
     rudo_get_stats(&base);

@@ -22,7 +22,7 @@
  * to the call's end; A then parks as at a safepoint, and its pages were
  * retired, not frozen: X was old with clean cards (now a deferred park is
  * frozen as a signal stop is).
- * x86-64: scrub clears callee-saved registers with inline assembly. */
+ * test_scrub_stack (testlib) clears the dead frames below. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -56,13 +56,6 @@ static void *make_x(void) {
     }
 }
 
-static __attribute__((noinline, no_sanitize_address)) void scrub(void) {
-    volatile char buf[16384];
-    memset((char *)buf, 0, sizeof buf);
-    /* buf is an input: it escapes, so the memset stays (clang drops it
-     * otherwise, a memory clobber notwithstanding). */
-    __asm__ volatile("xor %%rbx,%%rbx; xor %%r12,%%r12; xor %%r13,%%r13; xor %%r14,%%r14; xor %%r15,%%r15" : : "r"(buf) : "rbx", "r12", "r13", "r14", "r15", "memory");
-}
 static __attribute__((noinline)) void store_w(void **x) {
     x[2 * x_slot + 1] = *rootW; /* exempt from the barrier by rudo.h's rule */
 }
@@ -83,7 +76,7 @@ static void *thread_a(void *arg) {
             (void)rudo_base(x);
     /* No allocation or safepoint since x was made: rudo.h exempts it. */
     store_w(x);
-    scrub();
+    test_scrub_stack();
     atomic_store(&a_done, 1);
     rudo_blocking_enter();
     while (atomic_load(&a_done) != 2)
@@ -144,7 +137,7 @@ static void one(int v, size_t size, size_t slot, int route) {
     while (!atomic_load(&a_done))
         rudo_safepoint();
     *rootW = NULL; /* W now reachable only through X */
-    scrub();
+    test_scrub_stack();
     rudo_collect_minor();
     churn();
     void **x = *rootX;

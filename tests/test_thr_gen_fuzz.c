@@ -80,16 +80,8 @@ static atomic_int stop_all;
 static atomic_long total_ops, total_allocs, total_frees, total_reallocs, total_fin, total_guard,
     total_wclear, total_eclear, total_lives, total_fullwalks, total_copies;
 
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x;
-}
 static uint64_t hdr_of(uint64_t id) {
-    uint64_t h = mix64(id ^ 0x5eed) & 0x7FFFFull;
+    uint64_t h = test_mix64(id ^ 0x5eed) & 0x7FFFFull;
     return id | ((h | 0x80000ull) << 44);
 }
 static bool hdr_ok(uint64_t w) {
@@ -1000,6 +992,16 @@ static void op_guard(uni *un) {
     }
 }
 
+/* A random object held by exactly one slot, slot pj of pp (the only ones
+ * op_free and op_realloc may replace), or 0. */
+static uint32_t pick_freeable(uni *un, uint32_t *pp, size_t *pj) {
+    uint32_t x = rwalk(un, 6, pp, pj);
+    rec *r = R(un, x);
+    if (!(r->flags & F_FREEABLE) || r->holder != *pp || r->hj != *pj || *pp == 0)
+        return 0;
+    return R(un, *pp)->kids[*pj] == x ? x : 0;
+}
+
 static void op_free(uni *un) {
     curop = "op_free";
     if (rn(un, 3) == 0) {
@@ -1015,12 +1017,10 @@ static void op_free(uni *un) {
     for (int t = 0; t < 10; t++) {
         uint32_t pp;
         size_t pj;
-        uint32_t x = rwalk(un, 6, &pp, &pj);
+        uint32_t x = pick_freeable(un, &pp, &pj);
+        if (!x)
+            continue;
         rec *r = R(un, x);
-        if (!(r->flags & F_FREEABLE) || r->holder != pp || r->hj != pj || pp == 0)
-            continue;
-        if (R(un, pp)->kids[pj] != x)
-            continue;
         /* Unlinked, x is held only by the side table, which is not
          * scanned: hold it where the collector looks until it is freed. A
          * thread suspended by signal may be stopped between the two, and
@@ -1050,12 +1050,10 @@ static void op_realloc(uni *un) {
     for (int t = 0; t < 10; t++) {
         uint32_t pp;
         size_t pj;
-        uint32_t x = rwalk(un, 6, &pp, &pj);
+        uint32_t x = pick_freeable(un, &pp, &pj);
+        if (!x)
+            continue;
         rec *r = R(un, x);
-        if (!(r->flags & F_FREEABLE) || r->holder != pp || r->hj != pj || pp == 0)
-            continue;
-        if (R(un, pp)->kids[pj] != x)
-            continue;
         int k = r->kind;
         if (k != KL3 && k != KCB && k != KCONS)
             continue;
@@ -1399,7 +1397,7 @@ static int fuzz_main(void) {
     if (getenv("FZ_KINDS"))
         kmask = (unsigned)strtoul(getenv("FZ_KINDS"), NULL, 0) | 1;
     verbose = getenv("FZ_VERBOSE") ? atoi(getenv("FZ_VERBOSE")) : 0;
-    markers = getenv("FZ_MARKERS") ? (unsigned)atoi(getenv("FZ_MARKERS")) : 1 + (unsigned)(mix64(seed) % 3);
+    markers = getenv("FZ_MARKERS") ? (unsigned)atoi(getenv("FZ_MARKERS")) : 1 + (unsigned)(test_mix64(seed) % 3);
     size_t nursery = getenv("FZ_NURSERY") ? strtoull(getenv("FZ_NURSERY"), NULL, 0) : 256 * 1024;
     printf("genfuzz: FZ_SEED=%llu FZ_SECS=%d FZ_THREADS=%d FZ_MARKERS=%u FZ_SIGALL=%d FZ_DISABLE=%#x FZ_NURSERY=%zu\n",
            (unsigned long long)seed, secs, nuni, markers, sigmode, disabled, nursery);
@@ -1411,10 +1409,10 @@ static int fuzz_main(void) {
     cfg.scan_static_data = false;
     cfg.markers = markers;
     cfg.nursery = nursery;
-    cfg.nursery_adapt = mix64(seed + 1) % 2;
+    cfg.nursery_adapt = test_mix64(seed + 1) % 2;
     cfg.initial_heap = 1 << 20;
     cfg.major_growth = 1.2;
-    cfg.signal_stop_ms = (unsigned)(mix64(seed + 2) % 3);
+    cfg.signal_stop_ms = (unsigned)(test_mix64(seed + 2) % 3);
     if (rudo_heap_create(&cfg) != RUDO_OK)
         return 2;
     kh[KL3] = rudo_kind_layout("fz_l3", 3, (const uint64_t[]){6});
@@ -1433,7 +1431,7 @@ static int fuzz_main(void) {
         uni *un = calloc(1, sizeof *un);
         U[u] = un;
         un->u = u;
-        un->rng = mix64(seed * 1000003u + (uint64_t)u + 17) | 1;
+        un->rng = test_mix64(seed * 1000003u + (uint64_t)u + 17) | 1;
         un->rec = calloc(PER, sizeof(rec));
         un->visit = calloc(PER, sizeof(uint32_t));
         un->stack = malloc(PER * sizeof(uint32_t));
@@ -1461,7 +1459,7 @@ static int fuzz_main(void) {
         rudo_blocking_enter();
         usleep(2000);
         rudo_blocking_leave();
-        mrng = mix64(mrng);
+        mrng = test_mix64(mrng);
         if (!(disabled & OP_COLLECT) && !getenv("FZ_NOMAINGC")) {
             if (mrng % 16 == 0)
                 rudo_collect();

@@ -15,7 +15,7 @@
  *    holds them nowhere: the verifier aborts after marking, naming the
  *    slot ("marking did not reach it"). Several items, so that a stale
  *    copy of one left in a register cannot hide them all.
- * x86-64: scrub clears callee-saved registers with inline assembly. */
+ * test_scrub_stack (testlib) clears the dead frames below. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -110,13 +110,6 @@ static void allowed(void) {
     rudo_heap_destroy();
 }
 
-static __attribute__((noinline, no_sanitize_address)) void scrub(void) {
-    volatile char buf[16384];
-    memset((char *)buf, 0, sizeof buf);
-    /* buf is an input: it escapes, so the memset stays. */
-    __asm__ volatile("xor %%rbx,%%rbx; xor %%r12,%%r12; xor %%r13,%%r13; xor %%r14,%%r14; xor %%r15,%%r15" : : "r"(buf) : "rbx", "r12", "r13", "r14", "r15", "memory");
-}
-
 static __attribute__((noinline)) void store_unbarriered(void) {
     for (int i = 0; i < NI; i++)
         O[i] = rudo_alloc(k_item, 16); /* no barrier, held nowhere else */
@@ -134,7 +127,7 @@ static void lost(void *arg) {
     while (!atomic_load(&stored))
         rudo_safepoint();
     store_unbarriered();
-    scrub();
+    test_scrub_stack();
     rudo_collect_minor(); /* W is frozen: the check waits for marking */
     fprintf(stderr, "the minor collection did not abort\n");
     exit(0);

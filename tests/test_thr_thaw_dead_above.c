@@ -16,8 +16,7 @@
  * in a RUDO_DEBUG build on a poisoned cell). Checked: X is finalized
  * exactly once over further collections; the rooted objects keep their
  * contents. Both modes (generations off and on), markers 1 and 2, and X
- * at several cells above the head. x86-64: scrub clears callee-saved
- * registers with inline assembly. */
+ * at several cells above the head. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -68,13 +67,6 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-static __attribute__((noinline, no_sanitize_address)) void scrub(void) {
-    volatile char buf[16384];
-    memset((char *)buf, 0, sizeof buf);
-    /* buf is an input: it escapes, so the memset stays. */
-    __asm__ volatile("xor %%rbx,%%rbx; xor %%r12,%%r12; xor %%r13,%%r13; xor %%r14,%%r14; xor %%r15,%%r15" : : "r"(buf) : "rbx", "r12", "r13", "r14", "r15", "memory");
-}
-
 static __attribute__((noinline)) void set_x(size_t xi) {
     atomic_store(&x_addr, objs[xi]);
 }
@@ -104,7 +96,8 @@ static __attribute__((noinline)) bool fill(void) {
 
 static void run(bool gen, unsigned markers, size_t xi) {
     /* Stacks are scanned: signal suspension needs it. The main thread's
-     * stale copies of X are scrubbed (scrub) before each collection. */
+     * stale copies of X are scrubbed (test_scrub_stack) before each
+     * collection. */
     rudo_config cfg;
     rudo_config_init(&cfg);
     cfg.scan_static_data = false;
@@ -118,7 +111,7 @@ static void run(bool gen, unsigned markers, size_t xi) {
     memset(objs, 0, sizeof objs);
     rudo_root_add_range(objs, objs + NCELLS);
     bool one_page = fill();
-    scrub();
+    test_scrub_stack();
     CHECK(one_page);
     if (!one_page) {
         fprintf(stderr, "the %zu objects are not the cells of one page\n", (size_t)NCELLS);
@@ -130,7 +123,7 @@ static void run(bool gen, unsigned markers, size_t xi) {
      * to the page's start, somewhere the collector scans, kept it.) */
     drop(1);
     drop(2);
-    scrub();
+    test_scrub_stack();
     rudo_collect(); /* finalizes them */
     rudo_collect(); /* frees them */
     set_x(xi);
@@ -146,11 +139,11 @@ static void run(bool gen, unsigned markers, size_t xi) {
     /* Finds X unreachable: its finalizer runs (a stale word the scrub
      * missed may keep it one more time). */
     for (int n = 0; n < 5 && atomic_load(&x_finals) == 0; n++) {
-        scrub();
+        test_scrub_stack();
         rudo_collect();
     }
     CHECK_EQ(atomic_load(&x_finals), 1);
-    scrub();
+    test_scrub_stack();
     rudo_collect(); /* X dead for good; W frozen (this thaw freed X) */
     atomic_store(&step, 2);
     rudo_blocking_enter();

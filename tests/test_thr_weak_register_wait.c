@@ -33,12 +33,6 @@ static __attribute__((noinline)) void store_fresh(uint64_t n) {
     __atomic_store_n(slot, (void *)o, __ATOMIC_RELAXED);
 }
 
-static __attribute__((noinline, no_sanitize_address)) void scrub(void) {
-    volatile char buf[4096];
-    memset((char *)buf, 0, sizeof buf);
-    __asm__ volatile("" : : "r"(buf) : "memory");
-}
-
 static __attribute__((noinline)) void churn(void) {
     for (int i = 0; i < 64; i++) {
         uint64_t *v = rudo_malloc_atomic(64);
@@ -68,7 +62,7 @@ static void run(unsigned markers, bool is_long, long rounds) {
     pthread_create(&t, NULL, collector, NULL);
     for (long n = 0; n < rounds; n++) {
         store_fresh((uint64_t)n);
-        scrub();
+        test_scrub_stack();
         int rc = is_long ? rudo_weak_register_long(slot) : rudo_weak_register(slot);
         CHECK_EQ(rc, RUDO_OK);
         churn(); /* a freed cell would be handed out again here */

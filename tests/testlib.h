@@ -110,6 +110,12 @@ void test_worker_start(void);
 void test_on_worker(void (*fn)(void *), void *arg);
 void test_worker_stop(void);
 
+/* Zeroes 64 KiB of stack below the caller's frame: stale words that dead
+ * frames left there (copies of pointers the test dropped) are gone
+ * before a collection scans the stack. The caller's own frame and its
+ * registers are not touched: keep the values to drop in callees. */
+void test_scrub_stack(void);
+
 /* Ends the process (status 3) after TEST_TIMEOUT seconds (default 500),
  * first printing its threads' stacks (gdb, if installed). A forked child
  * inherits the handler: its own alarm() prints its stacks the same way. */
