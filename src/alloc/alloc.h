@@ -45,8 +45,8 @@ void rudo__alloc_retire_all(rudo__heap *h, rudo__kind_alloc **kalloc);
  * any list and are reused when the page is swept after it is retired;
  * dead cells above the head stay allocated, zeroed, until the page's next
  * sweep or thaw, since the head passing them must not make them allocated
- * again), swept_gc, and exact_below = the head; and puts it back on the touched list
- * (heap_lock held), for the next minor collection. The freeze returns the
+ * again), swept_gc, and exact_below = the head; and puts it back on the
+ * touched list (heap_lock held), for the next minor collection. The freeze returns the
  * thread's stashed pages to the avail lists (the slow path, which alone
  * touches them, is never where a signal stops a thread). */
 void rudo__alloc_freeze_all(rudo__heap *h, rudo__kind_alloc **kalloc);

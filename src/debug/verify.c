@@ -220,8 +220,8 @@ static void report_card(rudo__heap *h, const rudo__page *p, char *obj, void **sl
 }
 
 /* Slot `slot` of old object obj holds v: it must not be a young object
- * unless the slot's card is dirty. With h->cards_held (a thread is frozen)
- * the slot is only noted, for rudo__debug_verify_cards_held. */
+ * unless the slot's card is dirty. With h->cards_hold (a thread is
+ * frozen) the slot is only noted, for rudo__debug_verify_cards_held. */
 static void check_card(rudo__heap *h, const rudo__page *p, char *obj, void **slot) {
     bool marked;
     void *v = *slot;

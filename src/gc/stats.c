@@ -105,8 +105,7 @@ void rudo_get_stats(rudo_stats *out) {
     out->promoted_bytes_total = h->gen.promoted;
     size_t n = h->gc_count < 1024 ? (size_t)h->gc_count : 1024;
     /* On the stack and with rudo__sort: no malloc (nor glibc's qsort, which
-     * may call it), so a gc listener may read the statistics while a
-     * thread suspended by signal holds a malloc lock. */
+     * may call it), whose locks a thread suspended by signal may hold. */
     uint64_t tmp[1024];
     if (n) {
         memcpy(tmp, h->st.ttsp_ring, n * sizeof *tmp);
