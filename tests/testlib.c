@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,7 +56,11 @@ static void dump_stacks(pid_t pid) {
      * unless the tracee names its tracer: allow any, for this report. */
     if (pid == getpid())
         prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
-    pid_t g = fork();
+    /* The raw system call, not fork(): no atfork handler runs (rudo's
+     * take its locks, a sanitizer's take its own, and a hung thread may
+     * hold any of them: the watchdog's report then hung too, in CI's ASan
+     * stage), and the child only execs. */
+    pid_t g = (pid_t)syscall(SYS_fork);
     if (g == 0) {
         dup2(2, 1);
         execl(gdb, gdb, "-batch", "-nx", "-p", arg, "-ex", "thread apply all bt", (char *)NULL);
