@@ -154,8 +154,21 @@ static inline __attribute__((always_inline)) void mark_value(rudo__marker *mk,
                                                              void *v) {
     rudo__page *p;
     size_t i;
+    /* The common word is an object's base. Then the queued value is v
+     * itself, chosen by a branch the processor predicts, not the base
+     * computed from v (page, reciprocal multiply, cell size multiply):
+     * on a dependent chain (a list) the next object's address is then
+     * ready as soon as its word is loaded, and the base computation leaves
+     * the critical path. `same` is v hidden from the compiler, so that it
+     * cannot fold the two calls into one with a data dependency (cmov). */
+    void *same = v;
+    __asm__("" : "+r"(same));
     char *obj = rudo__cell_of(mk->h, v, &p, &i);
-    if (obj)
+    if (!obj)
+        return;
+    if (RUDO_LIKELY(obj == (char *)v))
+        mark_cell(mk, (char *)same, p, i);
+    else
         mark_cell(mk, obj, p, i);
 }
 
