@@ -592,6 +592,12 @@ static void weak_step(local *L) {
         L->strong[i] = rnd(L) % 2 ? o : NULL;
         set_phase(t, PH_WEAK_REG);
         EXPECT((rnd(L) % 2 ? rudo_weak_register(s) : rudo_weak_register_long(s)) == RUDO_OK);
+        /* Held (a register or this frame) until the call has taken it: the
+         * slot is malloc'd, not scanned, and with strong[i] NULL a thread
+         * suspended by signal before the call lost o to another thread's
+         * collection, leaving a registered slot to a freed cell (-O2 kept
+         * no other copy). The call holds its target through its wait. */
+        __asm__ volatile("" : : "r"(o));
     }
     if (rnd(L) % 8 == 0) {
         set_phase(t, PH_ROOT);
@@ -604,6 +610,10 @@ static void weak_step(local *L) {
             EXPECT(rudo_root_remove(t->rootslot) == RUDO_OK);
             *t->rootslot = o;
             rudo_root_add(t->rootslot);
+            /* Held until the slot is a root again: between the remove and
+             * the add it is malloc'd memory, not scanned, and rudo_root_add
+             * waits (a safepoint) while a collection runs. */
+            __asm__ volatile("" : : "r"(o));
         } else {
             *t->rootslot = o;
         }
