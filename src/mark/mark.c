@@ -159,8 +159,11 @@ static inline __attribute__((always_inline)) void mark_value(rudo__marker *mk,
      * computed from v (page, reciprocal multiply, cell size multiply):
      * on a dependent chain (a list) the next object's address is then
      * ready as soon as its word is loaded, and the base computation leaves
-     * the critical path. `same` is v hidden from the compiler, so that it
-     * cannot fold the two calls into one with a data dependency (cmov). */
+     * the critical path. `same` is v hidden from the compiler (an empty
+     * asm), and the branch compares obj with v, not with same: otherwise
+     * the compiler substitutes obj for same in the taken branch and merges
+     * the two calls into one with the data dependency again
+     * (docs/performance.md, "Queueing the loaded word"). */
     void *same = v;
     __asm__("" : "+r"(same));
     char *obj = rudo__cell_of(mk->h, v, &p, &i);
