@@ -12,6 +12,7 @@
 #include <gc/gc_mark.h> /* GC_set_start_callback */
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -83,8 +84,11 @@ int main(void) {
     link_slot = malloc(sizeof *link_slot);
     pthread_t t;
     CHECK(pthread_create(&t, NULL, collector, NULL) == 0); /* GC_pthread_create */
-    int rounds = 5, ok_link = 0, ok_gc = 0, ok_cleared = 0;
+    int rounds = 5, ok_link = 0, ok_gc = 0, ok_cleared = 0, resumed = 0;
     long max_attempts = 0;
+    /* One request returned before the first hold, too (see below). */
+    for (double t0 = now_ms(); atomic_load(&attempts) == 0 && now_ms() - t0 < 10000;)
+        sched_yield();
     for (int r = 0; r < rounds; r++) {
         make_linked();
         scrub();
@@ -102,6 +106,16 @@ int main(void) {
         }
         ok_cleared += *link_slot == NULL;
         GC_unregister_disappearing_link(link_slot);
+        /* The other thread's requests run between the holds: wait for
+         * one to return. This thread's own GC_gcollect calls above take
+         * the lock back at once, and on a loaded machine (the CI's debug
+         * stage) the other thread could go without one for all 5 rounds
+         * (2 returned in all, once). */
+        long a = atomic_load(&attempts);
+        t0 = now_ms();
+        while (atomic_load(&attempts) == a && now_ms() - t0 < 10000)
+            sched_yield();
+        resumed += atomic_load(&attempts) != a;
     }
     atomic_store(&stop, 1);
     pthread_join(t, NULL);
@@ -113,7 +127,8 @@ int main(void) {
     CHECK(ok_gc == rounds);
     CHECK(ok_cleared == rounds);
     CHECK(max_attempts <= 1);
-    CHECK(total > rounds); /* the requests ran between the holds */
+    CHECK(resumed == rounds); /* the requests ran between the holds */
+    CHECK(total > rounds);
     CHECK(atomic_load(&starts) > 0);
     free(link_slot);
     return ct_report();
