@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,14 @@ static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Waits, at most 10 s, until the collector thread's count of returned
+ * requests is past `seen`; true if it got there. */
+static bool request_returned_since(long seen) {
+    for (double t0 = now_ms(); atomic_load(&attempts) == seen && now_ms() - t0 < 10000;)
+        sched_yield();
+    return atomic_load(&attempts) != seen;
 }
 
 static void **link_slot; /* malloc'd: not scanned */
@@ -87,8 +96,7 @@ int main(void) {
     int rounds = 5, ok_link = 0, ok_gc = 0, ok_cleared = 0, resumed = 0;
     long max_attempts = 0;
     /* One request returned before the first hold, too (see below). */
-    for (double t0 = now_ms(); atomic_load(&attempts) == 0 && now_ms() - t0 < 10000;)
-        sched_yield();
+    request_returned_since(0);
     for (int r = 0; r < rounds; r++) {
         make_linked();
         scrub();
@@ -111,11 +119,7 @@ int main(void) {
          * the lock back at once, and on a loaded machine (the CI's debug
          * stage) the other thread could go without one for all 5 rounds
          * (2 returned in all, once). */
-        long a = atomic_load(&attempts);
-        t0 = now_ms();
-        while (atomic_load(&attempts) == a && now_ms() - t0 < 10000)
-            sched_yield();
-        resumed += atomic_load(&attempts) != a;
+        resumed += request_returned_since(atomic_load(&attempts));
     }
     atomic_store(&stop, 1);
     pthread_join(t, NULL);
