@@ -73,7 +73,7 @@ struct loader {
      * per request, even one whose client has given up (then it only takes
      * and releases the lock, and ends a STALE state). */
     unsigned long posted, seen;
-    /* The helper serves while `gen` is the one it started with:
+    /* The helper serves while `gen` is the one it was created for:
      * rudo__os_loader_stop moves it on and waits until `exited` (the
      * generation of the last helper that exited) is the old one. */
     unsigned long gen, exited;
@@ -298,14 +298,20 @@ static int helper_cb(struct dl_phdr_info *info, size_t size, void *data) {
 }
 
 static void *helper(void *arg) {
-    (void)arg;
+    /* The generation it was created for, not the one it finds when it
+     * first gets mu: rudo__os_loader_stop may have moved that on already
+     * (a start and a stop in quick succession, before this thread ran).
+     * A helper that read the new generation served it, unasked and for
+     * ever: the stop gave up on it after its second, and the next stop
+     * took its exit for that of the next helper and joined one that
+     * never exits. */
+    unsigned long gen = (unsigned long)(uintptr_t)arg;
     /* The collector's suspend and restart signals are not for this
      * thread, which is never attached; nor is any other. */
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     pthread_mutex_lock(&L->mu);
-    unsigned long gen = L->gen;
     for (;;) {
         while (L->seen == L->posted && L->gen == gen)
             pthread_cond_wait(&L->cv, &L->mu);
@@ -336,7 +342,7 @@ bool rudo__os_loader_start(void) {
         pthread_attr_t a;
         pthread_attr_init(&a);
         pthread_attr_setstacksize(&a, 256 * 1024); /* sanitizers want room */
-        if (pthread_create(&L->thread, &a, helper, NULL) == 0)
+        if (pthread_create(&L->thread, &a, helper, (void *)(uintptr_t)L->gen) == 0)
             L->started = true;
         else
             L->failed = true;
