@@ -18,7 +18,14 @@
  *    so a helper thread the library might start reuses that stack and arena.
  *  - one-time lazy initialisation in libc (stdio buffers live in [heap]).
  * Allowed growth: 1 MiB of anonymous mappings and 2 more of them (the
- * kernel may split or merge neighbours; see COUNT_SLACK for ASan). */
+ * kernel may split or merge neighbours; see COUNT_SLACK for ASan).
+ *
+ * Each lifetime ends with a second thread that attaches, allocates and
+ * detaches just before the destroy: a second attached thread starts the
+ * loader helper (platform/loader.c), which the destroy must end too. Then
+ * 200 short lifetimes of that alone (create, second thread, destroy) check
+ * that the process is back to its threads after each: a helper that had
+ * not yet run when the destroy came once hung a later destroy. */
 #include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -112,6 +119,21 @@ static void *malloc_in_thread(void *a) {
     (void)a;
     free(malloc(100));
     return NULL;
+}
+
+/* A second attached thread: it starts the loader helper (above). */
+static void *attach_alloc_detach(void *a) {
+    (void)a;
+    CHECK(rudo_thread_attach() == RUDO_OK);
+    for (int i = 0; i < 100; i++)
+        (void)rudo_malloc(48);
+    rudo_thread_detach();
+    return NULL;
+}
+static void second_thread(void) {
+    pthread_t t;
+    pthread_create(&t, NULL, attach_alloc_detach, NULL);
+    pthread_join(t, NULL);
 }
 
 /* ---- one heap lifetime ---- */
@@ -210,6 +232,7 @@ static void heap_lifetime(bool measure, const struct maps_info *before) {
     free(range);
     g_root = NULL;
     CHECK(rudo_root_remove(&g_root) == RUDO_OK);
+    second_thread();
     rudo_heap_destroy();
     CHECK(finalized == 0);
     CHECK(!rudo_heap_exists());
@@ -275,5 +298,15 @@ int main(void) {
     CHECK(max_count <= before.anon_count + COUNT_SLACK);
     CHECK(max_bytes - min_bytes <= 256 * 1024);
     CHECK(thread_count() == threads_before);
+
+    /* Short lifetimes: a destroy right after a second thread attached. */
+    int extra = 0;
+    for (int i = 0; i < 200; i++) {
+        CHECK(rudo_heap_create(NULL) == RUDO_OK);
+        second_thread();
+        rudo_heap_destroy();
+        extra += thread_count() != threads_before;
+    }
+    CHECK_EQ(extra, 0);
     return test_report();
 }
