@@ -341,6 +341,19 @@ static int thread_count(void) {
     return n;
 }
 
+/* Whether the thread count comes back to `want` within 2 s: a joined
+ * thread can still be listed for a moment (the kernel wakes the joiner
+ * as the thread releases its memory, before the thread is reaped). A
+ * helper that never exits stays listed. */
+static bool threads_back_to(int want) {
+    for (int i = 0; i < 2000; i++) {
+        if (thread_count() == want)
+            return true;
+        usleep(1000);
+    }
+    return false;
+}
+
 static void test_start_stop_quick(void) {
     int before = thread_count();
     CHECK(before >= 1);
@@ -351,10 +364,9 @@ static void test_start_stop_quick(void) {
         if (i % 3 == 2)
             usleep(1000);
         rudo__os_loader_stop();
-        bad += thread_count() != before;
+        bad += !threads_back_to(before);
     }
     CHECK_EQ(bad, 0);
-    CHECK_EQ(thread_count(), before);
 }
 
 int main(void) {
