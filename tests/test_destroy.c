@@ -109,29 +109,10 @@ static bool is_mapped(uintptr_t addr) {
     return hit;
 }
 
-static long thread_count(void) {
-    read_file("/proc/self/status");
-    const char *t = strstr(text, "Threads:");
-    return t ? strtol(t + 8, NULL, 10) : -1;
-}
-
 static void *malloc_in_thread(void *a) {
     (void)a;
     free(malloc(100));
     return NULL;
-}
-
-/* Whether the thread count comes back to `want` within 2 s: a joined
- * thread can still be listed for a moment (the kernel wakes the joiner
- * as the thread releases its memory, before the thread is reaped). A
- * thread that never exits stays listed. */
-static bool threads_back_to(long want) {
-    for (int i = 0; i < 2000; i++) {
-        if (thread_count() == want)
-            return true;
-        usleep(1000);
-    }
-    return false;
 }
 
 /* A second attached thread: it starts the loader helper (above). */
@@ -279,7 +260,7 @@ int main(void) {
         struct maps_info none = {0, 0, 0};
         heap_lifetime(false, &none);
     }
-    long threads_before = thread_count();
+    long threads_before = test_thread_count();
     struct maps_info before = read_maps(0, NULL);
 
     heap_lifetime(true, &before);
@@ -300,7 +281,7 @@ int main(void) {
     CHECK(still_mapped == 0);
     CHECK(after.anon_bytes <= before.anon_bytes + MIB);
     CHECK(after.anon_count <= before.anon_count + COUNT_SLACK);
-    CHECK(threads_back_to(threads_before));
+    CHECK(test_threads_back_to(threads_before));
 
     /* 20 more lifetimes: nothing accumulates. */
     size_t min_bytes = SIZE_MAX, max_bytes = 0, min_count = SIZE_MAX, max_count = 0;
@@ -317,7 +298,7 @@ int main(void) {
     CHECK(max_bytes <= before.anon_bytes + MIB);
     CHECK(max_count <= before.anon_count + COUNT_SLACK);
     CHECK(max_bytes - min_bytes <= 256 * 1024);
-    CHECK(threads_back_to(threads_before));
+    CHECK(test_threads_back_to(threads_before));
 
     /* Short lifetimes: a destroy right after a second thread attached. */
     int extra = 0;
@@ -325,7 +306,7 @@ int main(void) {
         CHECK(rudo_heap_create(NULL) == RUDO_OK);
         second_thread();
         rudo_heap_destroy();
-        extra += !threads_back_to(threads_before);
+        extra += !test_threads_back_to(threads_before);
     }
     CHECK_EQ(extra, 0);
     return test_report();

@@ -25,7 +25,6 @@
  *     first ran, after the stop had moved it on: it then served the next
  *     generation unasked, and the next stop joined a helper that never
  *     exits (a hang of test_roots_claims in CI, 1 run in 500 here). */
-#include <dirent.h>
 #include <dlfcn.h>
 #include <link.h>
 #include <stdatomic.h>
@@ -329,31 +328,6 @@ static void d_no_heap(void *a) {
     rudo_static_segments(add_seg, &locked_walk);
 }
 
-/* Threads of this process, from /proc/self/task. */
-static int thread_count(void) {
-    DIR *d = opendir("/proc/self/task");
-    if (!d)
-        return -1;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d)) != NULL;)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
-/* Whether the thread count comes back to `want` within 2 s: a joined
- * thread can still be listed for a moment (the kernel wakes the joiner
- * as the thread releases its memory, before the thread is reaped). A
- * helper that never exits stays listed. */
-static bool threads_back_to(int want) {
-    for (int i = 0; i < 2000; i++) {
-        if (thread_count() == want)
-            return true;
-        usleep(1000);
-    }
-    return false;
-}
-
 static void *nothing(void *a) { return a; }
 
 static void test_start_stop_quick(void) {
@@ -364,7 +338,7 @@ static void test_start_stop_quick(void) {
     pthread_create(&t, NULL, nothing, NULL);
     pthread_join(t, NULL);
     usleep(20000);
-    int before = thread_count();
+    long before = test_thread_count();
     CHECK(before >= 1);
     int bad = 0;
     for (int i = 0; i < 300; i++) {
@@ -373,7 +347,7 @@ static void test_start_stop_quick(void) {
         if (i % 3 == 2)
             usleep(1000);
         rudo__os_loader_stop();
-        bad += !threads_back_to(before);
+        bad += !test_threads_back_to(before);
     }
     CHECK_EQ(bad, 0);
 }

@@ -4,6 +4,7 @@
 #include "rudo.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -473,4 +474,28 @@ void test_heap_create(const rudo_config *cfg) {
         fprintf(stderr, "rudo_heap_create: %s\n", rudo_strerror(rc));
         exit(2);
     }
+}
+
+long test_thread_count(void) {
+    static char buf[8192]; /* static: no allocation while a test measures */
+    int fd = open("/proc/self/status", O_RDONLY);
+    if (fd < 0)
+        return -1;
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)n;
+    close(fd);
+    buf[len] = '\0';
+    const char *t = strstr(buf, "\nThreads:");
+    return t ? strtol(t + 9, NULL, 10) : -1;
+}
+
+bool test_threads_back_to(long want) {
+    for (int i = 0; i < 2000; i++) {
+        if (test_thread_count() == want)
+            return true;
+        usleep(1000);
+    }
+    return false;
 }

@@ -121,6 +121,16 @@ void test_scrub_stack(void);
  * inherits the handler: its own alarm() prints its stacks the same way. */
 void test_start_watchdog(void);
 
+/* The number of threads of this process (/proc/self/status), or -1.
+ * Makes no allocation. */
+long test_thread_count(void);
+
+/* Whether test_thread_count() comes back to `want` within 2 s: a joined
+ * thread can still be counted for a moment (the kernel wakes the joiner
+ * as the thread releases its memory, before the thread is reaped). A
+ * thread that never exits stays counted. */
+bool test_threads_back_to(long want);
+
 /* A 64-bit mixing function (splitmix64's finalizer): hashes x. */
 uint64_t test_mix64(uint64_t x);
 
