@@ -22,10 +22,10 @@
  *
  * In each lifetime a second thread attaches, allocates and detaches: a
  * second attached thread starts the loader helper (platform/loader.c),
- * which the destroy must end too. Then
- * 200 short lifetimes of that alone (create, second thread, destroy) check
- * that the process is back to its threads after each: a helper that had
- * not yet run when the destroy came once hung a later destroy. */
+ * which the destroy must end too. Then 200 short lifetimes of that alone
+ * (create, second thread, destroy) check that the process is back to its
+ * threads after each: a helper that had not yet run when the destroy came
+ * once hung a later destroy. */
 #include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -202,13 +202,13 @@ static void heap_lifetime(bool measure, const struct maps_info *before) {
     (void)rudo_handle(rudo_malloc(32));
     rudo_collect();
     rudo_collect();
+    /* The second thread; it allocates, so before the finalizable garbage. */
+    second_thread();
     /* Finalizable garbage never collected: destroy must not finalize it.
      * Collection is off while it is made, so that in GC stress mode
      * (RUDO_GC_STRESS) no collection finds it dead and runs its finalizers
      * before the destroy: the heap is big enough that none would run here
      * otherwise. */
-    /* The second thread (it allocates: before the finalizable garbage). */
-    second_thread();
     finalized = 0;
     rudo_disable();
     for (int i = 0; i < 100; i++)

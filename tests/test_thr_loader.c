@@ -21,10 +21,11 @@
  *  5. The helper's start and stop in quick succession, before the new
  *     helper has run (as rudo_heap_destroy right after a second thread
  *     attached): every stop ends its helper, and the process is back to
- *     one thread each time. A helper once read its generation when it
- *     first ran, after the stop had moved it on: it then served the next
- *     generation unasked, and the next stop joined a helper that never
- *     exits (a hang of test_roots_claims in CI, 1 run in 500 here). */
+ *     its thread count each time. A helper once read its generation when
+ *     it first ran, after the stop had moved it on: it then served the
+ *     next generation unasked, and the next stop joined a helper that
+ *     never exits (a hang of test_roots_claims in CI; 3 runs in about
+ *     1,200 here). */
 #include <dlfcn.h>
 #include <link.h>
 #include <stdatomic.h>
