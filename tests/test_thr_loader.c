@@ -14,7 +14,9 @@
  *  3. rudo__os_static_segments_stopped while an unattached thread holds the
  *     lock: it walks without the lock after its timeout (and so does the
  *     next call, while the helper still waits), then with the helper once
- *     the lock is free; the segments are the same each time.
+ *     the lock is free; the segments are the same each time. A stop
+ *     meanwhile gives up on the waiting helper after its second and says
+ *     so; the helper then ends by itself when the lock is free.
  *  4. rudo_static_segments from a root callback while a thread is stopped
  *     holding the lock: the callback returns, the main program is module
  *     0, and a pointer held only in static data keeps its object.
@@ -246,10 +248,23 @@ static void test_stopped_walk(void) {
     took = test_now_ns() - t0;
     CHECK(took >= 40 * 1000000ull && took < 10ull * 1000000000ull);
     CHECK(same(&locked_walk, &stopped_walk));
+    /* A stop now gives up on the helper, which waits for the lock, after
+     * its second, and says so (rudo_heap_destroy prints a message then);
+     * the helper ends by itself once the lock is free. */
+    long threads = test_thread_count();
+    t0 = test_now_ns();
+    CHECK(!rudo__os_loader_stop());
+    took = test_now_ns() - t0;
+    CHECK(took >= 900 * 1000000ull && took < 10ull * 1000000000ull);
     atomic_store_explicit(&release_walk, 1, memory_order_release);
     pthread_join(t, NULL);
-    /* Free again: the helper gets the lock, ends the old request, and
-     * serves this one (within its 5 s). */
+    CHECK(test_threads_back_to(threads - 2)); /* the holder and the helper */
+    /* A stop with no helper, and one whose helper is idle: ended. */
+    CHECK(rudo__os_loader_stop());
+    CHECK(rudo__os_loader_start());
+    CHECK(rudo__os_loader_stop());
+    CHECK(rudo__os_loader_start());
+    /* Free again: the new helper serves this request (within its 5 s). */
     memset(&stopped_walk, 0, sizeof stopped_walk);
     CHECK_EQ(rudo__os_static_segments_stopped(add_seg, &stopped_walk, 5000),
              RUDO__OS_WALK_HELPER);

@@ -115,7 +115,10 @@ void rudo_heap_destroy(void) {
     rudo__meta_free(h->touched);
     rudo__meta_free(h->mark.woken);
     rudo__barrier_publish(NULL); /* before the card table goes */
-    rudo__os_loader_stop();
+    if (!rudo__os_loader_stop())
+        rudo__warn(fn, "the loader helper thread did not end within 1 s: it waits for the "
+                   "dynamic loader's lock, which another thread holds (in dl_iterate_phdr, "
+                   "dlopen or dlclose); it ends by itself once it gets the lock");
     rudo__heap_unmap(h);
     rudo__lock_destroy(&h->world.lock);
     rudo__lock_destroy(&h->heap_lock);

@@ -78,11 +78,13 @@ struct loader {
      * generation of the last helper that exited) is the old one. */
     unsigned long gen, exited;
     bool started, failed;
-    /* The helper is inside dl_iterate_phdr (it may hold the loader's
-     * lock, even after saying IDLE: the lock is released when its
-     * callback has returned). The fork handler waits for it to be out:
-     * a child would inherit the lock held, as glibc does not reset it. */
-    bool in_walk;
+    /* Helpers inside dl_iterate_phdr (one may hold the loader's lock,
+     * even after saying IDLE: the lock is released when its callback has
+     * returned). The fork handler waits for none to be in: a child would
+     * inherit the lock held, as glibc does not reset it. A count, not a
+     * flag: a helper that rudo__os_loader_stop gave up on may still be
+     * in there, waiting for the lock, beside the next heap's helper. */
+    unsigned in_walk;
     pthread_t thread;       /* the helper, while started */
     struct seg *segs;
     size_t nsegs, cap;
@@ -126,7 +128,7 @@ static void fork_child(void) {
     rudo__os_cond_init_monotonic(&L->cv);
     pthread_mutex_unlock(&L->mu);
     pthread_mutex_unlock(&L->client);
-    L->in_walk = false;
+    L->in_walk = 0;
     L->state = IDLE;
     L->posted = L->seen = 0;
     L->started = L->failed = false;
@@ -318,11 +320,11 @@ static void *helper(void *arg) {
         if (L->gen != gen)
             break;
         L->seen = L->posted;
-        L->in_walk = true;
+        L->in_walk++;
         pthread_mutex_unlock(&L->mu);
         dl_iterate_phdr(helper_cb, &gen);
         pthread_mutex_lock(&L->mu);
-        L->in_walk = false;
+        L->in_walk--;
         pthread_cond_broadcast(&L->cv);
     }
     L->exited = gen;
@@ -420,9 +422,9 @@ int rudo__os_static_segments_stopped(void (*fn)(void *lo, void *hi, unsigned mod
     return how;
 }
 
-void rudo__os_loader_stop(void) {
+bool rudo__os_loader_stop(void) {
     if (!L)
-        return;
+        return true;
     pthread_mutex_lock(&L->client);
     pthread_mutex_lock(&L->mu);
     if (L->started) {
@@ -452,8 +454,9 @@ void rudo__os_loader_stop(void) {
         else
             pthread_detach(t);
         pthread_mutex_unlock(&L->client);
-        return;
+        return exited;
     }
     pthread_mutex_unlock(&L->mu);
     pthread_mutex_unlock(&L->client);
+    return true;
 }

@@ -94,8 +94,10 @@ void rudo__os_static_segments_unlocked(void (*fn)(void *lo, void *hi, unsigned m
 bool rudo__os_loader_start(void);
 /* Ends the helper thread (rudo_heap_destroy: a process without a heap has
  * no use for it, and a fork is then single-threaded again), waiting at
- * most a second for it to exit. Thread-safe. */
-void rudo__os_loader_stop(void);
+ * most a second for it to exit. false if it gave up: the helper still
+ * waits for the loader's lock, which another thread holds, and exits by
+ * itself once it gets it (detached). Thread-safe. */
+bool rudo__os_loader_stop(void);
 /* For a caller that may run while threads are stopped: the helper thread
  * walks with dl_iterate_phdr and holds the lock while fn runs; if it has
  * not got the lock after timeout_ms (a stopped thread holds it, most
